@@ -1,0 +1,137 @@
+//! Synthetic corpora generated in process.
+//!
+//! **Bigram-Backcopy** (Guo et al. 2024, "Active-Dormant Attention Heads", arXiv 2410.13835): the
+//! task on which 1–3-layer transformers grow an attention sink. Tokens follow a random bigram
+//! chain (each row a Dirichlet(α) draw), except that after a *trigger* token the next token
+//! copies the token just before the trigger. A head that implements the copy is active on
+//! triggers and has nothing to do elsewhere, which it signals by attending to BOS: the sink.
+//! Every sequence starts with BOS (id `vocab`).
+
+use crate::rng::Rng;
+use serde::{Deserialize, Serialize};
+
+/// Parameters of a Bigram-Backcopy corpus.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BigramBackcopy {
+    /// Ordinary tokens `0..vocab`; BOS is `vocab`, so a model needs `vocab + 1` embeddings.
+    pub vocab: usize,
+    /// Tokens `0..triggers` are triggers.
+    pub triggers: usize,
+    /// Concentration of each row of the bigram matrix (smaller: more peaked).
+    pub alpha: f64,
+    /// Seed of the bigram matrix (the "language"); sequences take their own seeds.
+    pub seed: u64,
+}
+
+impl Default for BigramBackcopy {
+    fn default() -> Self {
+        Self { vocab: 64, triggers: 4, alpha: 0.3, seed: 0 }
+    }
+}
+
+/// A Bigram-Backcopy generator: the bigram matrix of one `seed`.
+#[derive(Debug, Clone)]
+pub struct BigramBackcopyCorpus {
+    spec: BigramBackcopy,
+    transitions: Vec<Vec<f64>>,
+}
+
+impl BigramBackcopy {
+    /// The BOS token id.
+    pub fn bos(&self) -> usize {
+        self.vocab
+    }
+
+    /// Token ids a model must embed (`vocab` plus BOS).
+    pub fn vocab_size(&self) -> usize {
+        self.vocab + 1
+    }
+
+    /// Checks the parameters; the error names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.vocab < 2 {
+            return Err("data.vocab: must be at least 2".into());
+        }
+        if self.triggers == 0 || self.triggers >= self.vocab {
+            return Err(format!("data.triggers: must be between 1 and vocab - 1 = {}", self.vocab - 1));
+        }
+        if !(self.alpha > 0.0 && self.alpha.is_finite()) {
+            return Err("data.alpha: must be a positive number".into());
+        }
+        Ok(())
+    }
+
+    /// Draws the bigram matrix.
+    pub fn build(&self) -> Result<BigramBackcopyCorpus, String> {
+        self.validate()?;
+        let mut rng = Rng::new(self.seed);
+        let transitions = (0..self.vocab).map(|_| rng.dirichlet(self.alpha, self.vocab)).collect();
+        Ok(BigramBackcopyCorpus { spec: self.clone(), transitions })
+    }
+}
+
+impl BigramBackcopyCorpus {
+    /// The parameters.
+    pub fn spec(&self) -> &BigramBackcopy {
+        &self.spec
+    }
+
+    /// Whether `token` is a trigger.
+    pub fn is_trigger(&self, token: usize) -> bool {
+        token < self.spec.triggers
+    }
+
+    /// Sequence number `index` of length `len` (BOS included), the same for the same corpus seed
+    /// and index on every machine.
+    pub fn sequence(&self, index: u64, len: usize) -> Vec<usize> {
+        let mut rng = Rng::new(self.spec.seed.wrapping_mul(0x1000_0000_01B3) ^ index.wrapping_add(1).wrapping_mul(0xA24B_AED4_963E_E407));
+        let mut seq = Vec::with_capacity(len);
+        seq.push(self.spec.bos());
+        if len > 1 {
+            seq.push(rng.below(self.spec.vocab));
+        }
+        while seq.len() < len {
+            let n = seq.len();
+            let last = seq[n - 1];
+            // After a trigger, copy the token before it (unless that is BOS).
+            let next = if self.is_trigger(last) && n >= 3 {
+                seq[n - 2]
+            } else {
+                rng.categorical(&self.transitions[last])
+            };
+            seq.push(next);
+        }
+        seq
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deterministic_with_bos_and_backcopy() {
+        let corpus = BigramBackcopy::default().build().unwrap();
+        let a = corpus.sequence(7, 128);
+        assert_eq!(a, corpus.sequence(7, 128));
+        assert_ne!(a, corpus.sequence(8, 128));
+        assert_eq!(a[0], 64);
+        assert!(a[1..].iter().all(|&t| t < 64));
+        for i in 3..a.len() {
+            if corpus.is_trigger(a[i - 1]) {
+                assert_eq!(a[i], a[i - 2], "position {i} copies the token before the trigger");
+            }
+        }
+        let triggers = a.iter().filter(|&&t| t < 4).count();
+        assert!(triggers > 0);
+    }
+
+    #[test]
+    fn bad_parameters_name_their_field() {
+        let e = BigramBackcopy { triggers: 0, ..Default::default() }.build().unwrap_err();
+        assert!(e.starts_with("data.triggers"), "{e}");
+        let e = BigramBackcopy { alpha: -1.0, ..Default::default() }.build().unwrap_err();
+        assert!(e.starts_with("data.alpha"), "{e}");
+    }
+}

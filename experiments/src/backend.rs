@@ -1,0 +1,101 @@
+//! The backend is picked at run time: `--backend flex|wgpu|tch`. Burn's modules are not generic
+//! over a backend; the [`Device`] decides.
+
+use burn::tensor::{Device, Tensor};
+use clap::ValueEnum;
+
+/// A compute backend gatelab can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Pure-Rust CPU (always built).
+    Flex,
+    /// wgpu: Vulkan/Metal/DX12 GPUs, or Mesa's lavapipe on a CPU (cargo feature `wgpu`, default).
+    Wgpu,
+    /// libtorch CPU (cargo feature `tch`; see scripts/setup-libtorch.sh).
+    Tch,
+    /// libtorch CUDA device `--device-index` (cargo feature `tch` with a CUDA libtorch).
+    TchCuda,
+}
+
+impl Backend {
+    /// Every backend this binary was built with.
+    pub fn compiled() -> Vec<Backend> {
+        let mut out = vec![Backend::Flex];
+        if cfg!(feature = "wgpu") {
+            out.push(Backend::Wgpu);
+        }
+        if cfg!(feature = "tch") {
+            out.extend([Backend::Tch, Backend::TchCuda]);
+        }
+        out
+    }
+
+    /// The device for this backend (not yet touched; see [`probe`]). burn-tch is deprecated
+    /// upstream but part of gatelab's promise, hence the `allow`.
+    #[allow(deprecated)]
+    pub fn device(self, index: usize) -> Result<Device, String> {
+        match self {
+            Backend::Flex => Ok(Device::flex()),
+            #[cfg(feature = "wgpu")]
+            Backend::Wgpu => Ok(if index == 0 {
+                Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)
+            } else {
+                Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(index))
+            }),
+            #[cfg(feature = "tch")]
+            Backend::Tch => Ok(Device::libtorch()),
+            #[cfg(feature = "tch")]
+            Backend::TchCuda => Ok(Device::libtorch_cuda(index)),
+            #[allow(unreachable_patterns)]
+            other => Err(format!(
+                "backend {}: this gatelab was built without the cargo feature `{}` (see the README: Backends)",
+                other.name(),
+                if other == Backend::Wgpu { "wgpu" } else { "tch" }
+            )),
+        }
+    }
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Flex => "flex",
+            Backend::Wgpu => "wgpu",
+            Backend::Tch => "tch",
+            Backend::TchCuda => "tch-cuda",
+        }
+    }
+}
+
+/// Runs one tiny computation on `device`, turning a backend's panic (no Vulkan adapter, no CUDA)
+/// into an error.
+pub fn probe(device: &Device) -> Result<(), String> {
+    let device = device.clone();
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(move || {
+        let x = Tensor::<1>::from_floats([1.0, 2.0, 3.0], &device);
+        x.sum().into_scalar::<f32>()
+    });
+    std::panic::set_hook(prev);
+    match result {
+        Ok(v) if (v - 6.0).abs() < 1e-6 => Ok(()),
+        Ok(v) => Err(format!("computed 1+2+3 = {v}")),
+        Err(e) => Err(e
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "the backend panicked".into())
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string()),
+    }
+}
+
+/// Resolves `--backend` and `--device-index` to a working device, or a one-line reason.
+pub fn open(backend: Backend, index: usize) -> Result<Device, String> {
+    let device = backend.device(index)?;
+    probe(&device).map_err(|e| format!("backend {}: not usable here: {e}", backend.name()))?;
+    Ok(device)
+}

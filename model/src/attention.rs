@@ -1,0 +1,223 @@
+//! Causal grouped-query self-attention with RoPE, optional QK-norm and a gate anywhere in the
+//! design space of [`GateSpec`]: one forward for every variant.
+
+use crate::config::ModelConfig;
+use crate::gate::{Combination, GateActivation, GateInput, GatePosition, GateSite, GateSpec, HeadSharing, SdpaNonlinearity};
+use crate::rope::apply_rope;
+use burn::module::{Module, Param};
+use burn::nn::{Initializer, Linear, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::tensor::activation::{sigmoid, silu, softmax};
+use burn::tensor::{Bool, Device, Tensor};
+
+/// A learned gate at one site: logits `X·W_θ` (or `θ`), an activation, and a product or sum with
+/// the tensor at the site. Which site, and every other choice, comes from its [`GateSpec`].
+#[derive(Module, Debug)]
+pub struct Gate {
+    /// Input-dependent logits: `d_model → heads × scores_per_head`, no bias.
+    pub gate_proj: Option<Linear>,
+    /// Input-independent logits `θ` of the same width, zero-initialised.
+    pub gate_theta: Option<Param<Tensor<1>>>,
+    #[module(skip)]
+    spec: GateSpec,
+    #[module(skip)]
+    site: GateSite,
+}
+
+impl Gate {
+    /// A gate for `spec` in an attention of the shape of `config`.
+    pub fn new(spec: GateSpec, config: &ModelConfig, device: &Device) -> Self {
+        let site = spec.site(config.d_model, config.n_heads, config.n_kv_heads, config.head_dim);
+        let width = spec.logit_width(site);
+        let (gate_proj, gate_theta) = match spec.input {
+            GateInput::Dependent => (Some(linear(config.d_model, width, config, device)), None),
+            GateInput::Independent => (None, Some(Param::from_tensor(Tensor::zeros([width], device)))),
+        };
+        Self { gate_proj, gate_theta, spec, site }
+    }
+
+    /// Gates `y` and returns it with the scores (after the activation and head sharing).
+    ///
+    /// # Shapes
+    /// - y: `[batch, seq, heads, head_width]` (the site's heads)
+    /// - x: `[batch, seq, d_model]`, the pre-normed layer input
+    /// - output: `[batch, seq, heads, head_width]`
+    /// - scores: `[batch or 1, seq or 1, heads or 1, head_width or 1]`
+    pub fn forward(&self, y: Tensor<4>, x: &Tensor<3>) -> (Tensor<4>, Tensor<4>) {
+        let [b, t, _, _] = y.dims();
+        let (heads, per_head) = (self.site.heads, self.spec.scores_per_head(self.site));
+        let logits: Tensor<4> = match (&self.gate_proj, &self.gate_theta) {
+            (Some(proj), _) => proj.forward(x.clone()).reshape([b, t, heads, per_head]),
+            (None, Some(theta)) => theta.val().reshape([1, 1, heads, per_head]),
+            (None, None) => unreachable!("a gate has logits"),
+        };
+        let mut scores = match self.spec.activation {
+            GateActivation::Sigmoid => sigmoid(logits),
+            GateActivation::Silu => silu(logits),
+            GateActivation::NsSigmoid => sigmoid(logits).mul_scalar(0.5).add_scalar(0.5),
+            GateActivation::Identity => logits,
+        };
+        if self.spec.sharing == HeadSharing::HeadShared {
+            scores = scores.mean_dim(2);
+        }
+        let gated = match self.spec.combination {
+            Combination::Multiplicative => y * scores.clone(),
+            Combination::Additive => y + scores.clone(),
+        };
+        (gated, scores)
+    }
+}
+
+/// What one attention layer exposes to the probes (see [`crate::probe::LayerProbe`]).
+#[derive(Debug, Clone)]
+pub struct AttentionProbe {
+    /// Attention probabilities `[batch, n_heads, seq, seq]` (query × key).
+    pub attn: Tensor<4>,
+    /// Values after projection (and a G2 gate) `[batch, n_kv_heads, seq, head_dim]`.
+    pub values: Tensor<4>,
+    /// Gate scores at the gate's site, `None` without a gate.
+    pub gate_scores: Option<Tensor<4>>,
+    /// SDPA output before the SDPA non-linearity and a G1 gate, `[batch, seq, n_heads, head_dim]`.
+    pub sdpa_out: Tensor<4>,
+    /// SDPA output after them (what enters `W_o`), `[batch, seq, n_heads, head_dim]`.
+    pub sdpa_gated: Tensor<4>,
+}
+
+/// Causal grouped-query self-attention.
+#[derive(Module, Debug)]
+pub struct Attention {
+    /// `d_model → n_heads·head_dim`.
+    pub q_proj: Linear,
+    /// `d_model → n_kv_heads·head_dim`.
+    pub k_proj: Linear,
+    /// `d_model → n_kv_heads·head_dim`.
+    pub v_proj: Linear,
+    /// `n_heads·head_dim → d_model`.
+    pub o_proj: Linear,
+    /// Per-head RMSNorm of queries (width `head_dim`, shared by the heads), with QK-norm.
+    pub q_norm: Option<RmsNorm>,
+    /// Per-head RMSNorm of keys, with QK-norm.
+    pub k_norm: Option<RmsNorm>,
+    /// The gate, when the spec has one.
+    pub gate: Option<Gate>,
+    /// The SDPA-output RMSNorm ablation (Table 3 row 5).
+    pub sdpa_norm: Option<RmsNorm>,
+    #[module(skip)]
+    spec: GateSpec,
+    n_heads: usize,
+    n_kv_heads: usize,
+    head_dim: usize,
+}
+
+/// A bias-free linear layer with the model's normal initialisation.
+pub(crate) fn linear(d_in: usize, d_out: usize, config: &ModelConfig, device: &Device) -> Linear {
+    LinearConfig::new(d_in, d_out)
+        .with_bias(false)
+        .with_initializer(Initializer::Normal { mean: 0.0, std: config.init_std })
+        .init(device)
+}
+
+/// An RMSNorm of width `d` with the model's epsilon.
+pub(crate) fn rms_norm(d: usize, config: &ModelConfig, device: &Device) -> RmsNorm {
+    RmsNormConfig::new(d).with_epsilon(config.norm_eps).init(device)
+}
+
+impl Attention {
+    /// Builds the attention of one block of `config` (assumed validated).
+    pub fn new(config: &ModelConfig, device: &Device) -> Self {
+        let (d, h, kv, hd) = (config.d_model, config.n_heads, config.n_kv_heads, config.head_dim);
+        let spec = config.gate;
+        Self {
+            q_proj: linear(d, h * hd, config, device),
+            k_proj: linear(d, kv * hd, config, device),
+            v_proj: linear(d, kv * hd, config, device),
+            o_proj: linear(h * hd, d, config, device),
+            q_norm: config.qk_norm.then(|| rms_norm(hd, config, device)),
+            k_norm: config.qk_norm.then(|| rms_norm(hd, config, device)),
+            gate: spec.is_gated().then(|| Gate::new(spec, config, device)),
+            sdpa_norm: config.sdpa_rms_norm().then(|| rms_norm(hd, config, device)),
+            spec,
+            n_heads: h,
+            n_kv_heads: kv,
+            head_dim: hd,
+        }
+    }
+
+    /// Applies the gate if it sits at `position`; records its scores.
+    fn gate_at(&self, position: GatePosition, y: Tensor<4>, x: &Tensor<3>, scores: &mut Option<Tensor<4>>) -> Tensor<4> {
+        match &self.gate {
+            Some(gate) if self.spec.position == position => {
+                let (gated, s) = gate.forward(y, x);
+                *scores = Some(s);
+                gated
+            }
+            _ => y,
+        }
+    }
+
+    /// Attention over the pre-normed input `x`. With `probe`, the intermediate tensors are kept
+    /// there; without it nothing extra is computed or retained.
+    ///
+    /// # Shapes
+    /// - x: `[batch, seq, d_model]`
+    /// - cos, sin: `[seq, head_dim]` (see [`crate::rope::rope_tables`])
+    /// - causal_mask: `[seq, seq]`, `true` above the diagonal (the future)
+    /// - output: `[batch, seq, d_model]`
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        cos: &Tensor<2>,
+        sin: &Tensor<2>,
+        causal_mask: &Tensor<2, Bool>,
+        probe: Option<&mut Option<AttentionProbe>>,
+    ) -> Tensor<3> {
+        let [b, t, _] = x.dims();
+        let (h, kv, hd) = (self.n_heads, self.n_kv_heads, self.head_dim);
+        let groups = h / kv;
+        let mut scores = None;
+
+        // Projections, each [b, t, heads, hd]; G4/G3/G2 gates act right after them.
+        let q = self.q_proj.forward(x.clone()).reshape([b, t, h, hd]);
+        let q = self.gate_at(GatePosition::G4, q, &x, &mut scores);
+        let k = self.k_proj.forward(x.clone()).reshape([b, t, kv, hd]);
+        let k = self.gate_at(GatePosition::G3, k, &x, &mut scores);
+        let v = self.v_proj.forward(x.clone()).reshape([b, t, kv, hd]);
+        let v = self.gate_at(GatePosition::G2, v, &x, &mut scores);
+        let (q, k) = match (&self.q_norm, &self.k_norm) {
+            (Some(qn), Some(kn)) => (qn.forward(q), kn.forward(k)),
+            _ => (q, k),
+        };
+
+        // [b, heads, t, hd], RoPE on queries and keys.
+        let q = apply_rope(q.swap_dims(1, 2), cos, sin);
+        let k = apply_rope(k.swap_dims(1, 2), cos, sin);
+        let v = v.swap_dims(1, 2);
+
+        // Scores without repeating K/V: query heads of one KV group are stacked along the
+        // sequence axis, [b, kv, groups·t, hd] × [b, kv, hd, t] → [b, kv, groups·t, t].
+        let scale = (hd as f64).powf(-0.5);
+        let logits = q.reshape([b, kv, groups * t, hd]).matmul(k.transpose()).mul_scalar(scale);
+        let logits = logits.reshape([b, h, t, t]).mask_fill(causal_mask.clone().unsqueeze::<4>(), f32::NEG_INFINITY);
+        let attn = softmax(logits, 3);
+        let y = attn.clone().reshape([b, kv, groups * t, t]).matmul(v.clone());
+        let sdpa_out = y.reshape([b, h, t, hd]).swap_dims(1, 2); // [b, t, h, hd]
+
+        // SDPA-output non-linearity ablations, then a G1 gate.
+        let y = match self.spec.sdpa_nonlinearity {
+            SdpaNonlinearity::None => sdpa_out.clone(),
+            SdpaNonlinearity::RmsNorm => self.sdpa_norm.as_ref().expect("sdpa_norm").forward(sdpa_out.clone()),
+            SdpaNonlinearity::Silu => silu(sdpa_out.clone()),
+        };
+        let y = self.gate_at(GatePosition::G1, y, &x, &mut scores);
+
+        let out = self.o_proj.forward(y.clone().reshape([b, t, h * hd]));
+        let out = self.gate_at(GatePosition::G5, out.reshape([b, t, 1, self.o_proj_width()]), &x, &mut scores);
+        if let Some(slot) = probe {
+            *slot = Some(AttentionProbe { attn, values: v, gate_scores: scores, sdpa_out, sdpa_gated: y });
+        }
+        out.reshape([b, t, self.o_proj_width()])
+    }
+
+    fn o_proj_width(&self) -> usize {
+        self.o_proj.weight.dims()[1]
+    }
+}

@@ -1,0 +1,407 @@
+//! The gating design space of Qiu et al. 2025 ("Gated Attention for Large Language Models",
+//! arXiv 2505.06708) as data: one [`GateSpec`] value names one point of it, and one attention
+//! forward ([`crate::attention::Attention`]) reads it. A variant is a field, not a copy of code.
+//!
+//! The general form (paper Eq. 5) is `Y' = g(Y, act(X·W_θ))` with `X` the pre-normed layer input
+//! (the input of `W_q`, `W_k`, `W_v`; v1 footnote 1), `g` a product or a sum, and `Y` the tensor
+//! at the gate's position.
+//!
+//! # Head-shared gates: the definition used here
+//! The paper describes head sharing twice, differently: §2.2 says "W_θ and gating scores are
+//! shared across heads", but Table 1 gives the head-shared SDPA gate (row 12) the same added
+//! parameters as the head-specific one (row 5: n×q×d_k, 201M), and the camera-ready §3.2.1 says
+//! "we average over the query head dimension q to obtain an n×d_k score". We follow the parameter
+//! count and §3.2.1: the head-shared gate computes the full head-specific gate and averages the
+//! *scores* (after the activation — the paper calls the activated values "gating scores") over
+//! the heads of its position, so every head sees the same `n×d_k` (or `n×1`) score.
+//!
+//! # Where G2–G4 act
+//! Value, key and query gates act right after their projections (paper Eq. 1), before QK-norm and
+//! RoPE (the paper does not say; see `../shared/notes/paper.md` §2). A consequence: a headwise
+//! multiplicative gate on Q or K followed by QK-norm is divided out again by the per-head RMSNorm,
+//! so that combination is refused.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Where the gate acts (paper Table 1, column "Pos").
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum GatePosition {
+    /// No gate: the baseline.
+    #[default]
+    None,
+    /// G1: the SDPA output of each head, before concatenation and `W_o`.
+    #[serde(alias = "sdpa")]
+    G1,
+    /// G2: the value projection output.
+    #[serde(alias = "value")]
+    G2,
+    /// G3: the key projection output.
+    #[serde(alias = "key")]
+    G3,
+    /// G4: the query projection output.
+    #[serde(alias = "query")]
+    G4,
+    /// G5: the attention block output, after `W_o`.
+    #[serde(alias = "dense")]
+    G5,
+}
+
+/// One score per element or one per head (paper Table 1, column "Gran").
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Granularity {
+    /// A score for every element of every head (`d_k` scores per head).
+    #[default]
+    Elementwise,
+    /// One score per head, broadcast over its `d_k` elements.
+    Headwise,
+}
+
+/// Each head its own scores, or one set of scores for all heads (see the module docs).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum HeadSharing {
+    /// Each head has its own gate (the paper's default).
+    #[default]
+    HeadSpecific,
+    /// Scores averaged over the heads of the position, then shared by all of them.
+    HeadShared,
+}
+
+/// How the score meets the gated tensor (paper Table 1, column "Op").
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Combination {
+    /// `Y' = Y ⊙ act(X·W_θ)`.
+    #[default]
+    Multiplicative,
+    /// `Y' = Y + act(X·W_θ)` (Table 1 row 14, Table 3 row 7).
+    Additive,
+}
+
+/// The gate's activation (paper Table 1, column "Act"; Table 4 row 7).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum GateActivation {
+    /// `σ(x)`, scores in (0, 1).
+    #[default]
+    Sigmoid,
+    /// `x·σ(x)`.
+    Silu,
+    /// Non-sparse sigmoid `0.5 + 0.5·σ(x)`, scores in (0.5, 1) (Table 4 row 7).
+    NsSigmoid,
+    /// No activation (Table 3 row 7, with the additive combination).
+    Identity,
+}
+
+/// What the gate's logits are computed from.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum GateInput {
+    /// `X·W_θ`, `X` the pre-normed layer input (no bias, as in the paper).
+    #[default]
+    Dependent,
+    /// A learned vector `θ` of the same width, zero-initialised (Table 4 row 6).
+    Independent,
+}
+
+/// The non-gate ablations on the SDPA output (paper Table 3 rows 5 and 6): they add the
+/// non-linearity without a learned score. Applied before a G1 gate when both are set.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SdpaNonlinearity {
+    /// Nothing.
+    #[default]
+    None,
+    /// RMSNorm over `d_k` on each head's SDPA output, one learned weight of width `d_k` shared by
+    /// the heads (Table 3 row 5, "SDPA GroupNorm": "almost no additional params").
+    RmsNorm,
+    /// `Y' = SiLU(Y)`, no parameters (Table 3 row 6).
+    Silu,
+}
+
+/// One point of the gating design space. The default is the ungated baseline.
+///
+/// JSON: `{"position": "g1", "granularity": "headwise"}`; omitted fields take their defaults.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct GateSpec {
+    /// Where the gate acts; `none` is the baseline.
+    pub position: GatePosition,
+    /// Elementwise or headwise scores.
+    pub granularity: Granularity,
+    /// Head-specific or head-shared scores.
+    pub sharing: HeadSharing,
+    /// Multiplicative or additive.
+    pub combination: Combination,
+    /// The activation applied to the logits.
+    pub activation: GateActivation,
+    /// Input-dependent logits or a learned input-independent vector.
+    pub input: GateInput,
+    /// A parameter-free (or nearly) non-linearity on the SDPA output.
+    pub sdpa_nonlinearity: SdpaNonlinearity,
+}
+
+/// A configuration refused because one of its fields makes no sense; `field` is its dotted path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted path of the offending field, e.g. `gate.granularity`.
+    pub field: String,
+    /// Why it was refused.
+    pub message: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The shape a gate acts on at its position: `n` heads of `e` elements each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GateSite {
+    /// Heads at the position (query heads for G1/G4, KV heads for G2/G3, 1 for G5).
+    pub heads: usize,
+    /// Elements per head (`head_dim`, or `d_model` for G5).
+    pub head_width: usize,
+}
+
+impl GateSpec {
+    /// The ungated baseline.
+    pub const BASELINE: GateSpec = GateSpec {
+        position: GatePosition::None,
+        granularity: Granularity::Elementwise,
+        sharing: HeadSharing::HeadSpecific,
+        combination: Combination::Multiplicative,
+        activation: GateActivation::Sigmoid,
+        input: GateInput::Dependent,
+        sdpa_nonlinearity: SdpaNonlinearity::None,
+    };
+
+    /// The paper's recommended gate: G1, elementwise, head-specific, multiplicative sigmoid.
+    pub const G1_ELEMENTWISE: GateSpec =
+        GateSpec { position: GatePosition::G1, ..GateSpec::BASELINE };
+
+    /// A multiplicative sigmoid gate at `position` with `granularity`, the other fields default.
+    pub fn at(position: GatePosition, granularity: Granularity) -> Self {
+        GateSpec { position, granularity, ..GateSpec::BASELINE }
+    }
+
+    /// Whether a learned gate is present.
+    pub fn is_gated(&self) -> bool {
+        self.position != GatePosition::None
+    }
+
+    /// Checks that the fields make sense together and with the attention shape. `qk_norm` is
+    /// whether Q and K are RMS-normalised per head after projection.
+    pub fn validate(&self, qk_norm: bool) -> Result<(), ConfigError> {
+        let d = GateSpec::BASELINE;
+        if !self.is_gated() {
+            let unused = [
+                ("granularity", self.granularity != d.granularity),
+                ("sharing", self.sharing != d.sharing),
+                ("combination", self.combination != d.combination),
+                ("activation", self.activation != d.activation),
+                ("input", self.input != d.input),
+            ];
+            if let Some((field, _)) = unused.iter().find(|(_, set)| *set) {
+                return Err(ConfigError::new(
+                    format!("gate.{field}"),
+                    "is set but gate.position is none (no gate): set gate.position or drop the field",
+                ));
+            }
+            return Ok(());
+        }
+        if self.position == GatePosition::G5 {
+            if self.granularity == Granularity::Headwise {
+                return Err(ConfigError::new(
+                    "gate.granularity",
+                    "headwise has no meaning at position g5: after W_o the output has no heads",
+                ));
+            }
+            if self.sharing == HeadSharing::HeadShared {
+                return Err(ConfigError::new(
+                    "gate.sharing",
+                    "head_shared has no meaning at position g5: after W_o the output has no heads",
+                ));
+            }
+        }
+        let scales_whole_head = self.combination == Combination::Multiplicative
+            && self.granularity == Granularity::Headwise;
+        if qk_norm && scales_whole_head && matches!(self.position, GatePosition::G3 | GatePosition::G4)
+        {
+            return Err(ConfigError::new(
+                "gate.granularity",
+                "a headwise multiplicative gate on Q or K (g3/g4) is divided out by qk_norm's per-head RMSNorm; \
+                 use elementwise, additive, or qk_norm=false",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The heads and head width the gate acts on, for an attention of this shape.
+    pub fn site(&self, d_model: usize, n_heads: usize, n_kv_heads: usize, head_dim: usize) -> GateSite {
+        match self.position {
+            GatePosition::None => GateSite { heads: 0, head_width: 0 },
+            GatePosition::G1 | GatePosition::G4 => GateSite { heads: n_heads, head_width: head_dim },
+            GatePosition::G2 | GatePosition::G3 => GateSite { heads: n_kv_heads, head_width: head_dim },
+            GatePosition::G5 => GateSite { heads: 1, head_width: d_model },
+        }
+    }
+
+    /// Scores per head: `head_width` elementwise, 1 headwise.
+    pub fn scores_per_head(&self, site: GateSite) -> usize {
+        match self.granularity {
+            Granularity::Elementwise => site.head_width,
+            Granularity::Headwise => 1,
+        }
+    }
+
+    /// Width of the gate's logits: `heads × scores_per_head` (head-shared gates compute the full
+    /// head-specific width, then average; see the module docs).
+    pub fn logit_width(&self, site: GateSite) -> usize {
+        site.heads * self.scores_per_head(site)
+    }
+
+    /// Learned parameters the gate adds to one layer (the paper's "+P" divided by the layers):
+    /// `d_model × width` input-dependent, `width` input-independent, plus `head_dim` for the SDPA
+    /// RMSNorm ablation.
+    pub fn params_per_layer(&self, d_model: usize, n_heads: usize, n_kv_heads: usize, head_dim: usize) -> usize {
+        let gate = if self.is_gated() {
+            let width = self.logit_width(self.site(d_model, n_heads, n_kv_heads, head_dim));
+            match self.input {
+                GateInput::Dependent => d_model * width,
+                GateInput::Independent => width,
+            }
+        } else {
+            0
+        };
+        let norm = match self.sdpa_nonlinearity {
+            SdpaNonlinearity::RmsNorm => head_dim,
+            _ => 0,
+        };
+        gate + norm
+    }
+
+    /// A short human label, e.g. `G1 elementwise σ` or `baseline`.
+    pub fn label(&self) -> String {
+        let mut parts = Vec::new();
+        if self.is_gated() {
+            parts.push(format!("{:?}", self.position));
+            parts.push(match self.granularity {
+                Granularity::Elementwise => "elementwise".into(),
+                Granularity::Headwise => "headwise".into(),
+            });
+            if self.sharing == HeadSharing::HeadShared {
+                parts.push("head-shared".into());
+            }
+            if self.combination == Combination::Additive {
+                parts.push("additive".into());
+            }
+            parts.push(
+                match self.activation {
+                    GateActivation::Sigmoid => "sigmoid",
+                    GateActivation::Silu => "SiLU",
+                    GateActivation::NsSigmoid => "NS-sigmoid",
+                    GateActivation::Identity => "identity",
+                }
+                .into(),
+            );
+            if self.input == GateInput::Independent {
+                parts.push("input-independent".into());
+            }
+        }
+        match self.sdpa_nonlinearity {
+            SdpaNonlinearity::None => {}
+            SdpaNonlinearity::RmsNorm => parts.push("SDPA RMSNorm".into()),
+            SdpaNonlinearity::Silu => parts.push("SDPA SiLU".into()),
+        }
+        if parts.is_empty() { "baseline".into() } else { parts.join(" ") }
+    }
+
+    /// Every valid point of the design space for an attention with (or without) QK-norm: the
+    /// full product of the gate axes at every position, the baseline, and the two non-gate
+    /// ablations alone. Used by the parity tests to leave no combination untested.
+    pub fn enumerate(qk_norm: bool) -> Vec<GateSpec> {
+        use GateActivation as A;
+        let mut out = vec![
+            GateSpec::BASELINE,
+            GateSpec { sdpa_nonlinearity: SdpaNonlinearity::RmsNorm, ..GateSpec::BASELINE },
+            GateSpec { sdpa_nonlinearity: SdpaNonlinearity::Silu, ..GateSpec::BASELINE },
+        ];
+        for position in [GatePosition::G1, GatePosition::G2, GatePosition::G3, GatePosition::G4, GatePosition::G5] {
+            for granularity in [Granularity::Elementwise, Granularity::Headwise] {
+                for sharing in [HeadSharing::HeadSpecific, HeadSharing::HeadShared] {
+                    for combination in [Combination::Multiplicative, Combination::Additive] {
+                        for activation in [A::Sigmoid, A::Silu, A::NsSigmoid, A::Identity] {
+                            for input in [GateInput::Dependent, GateInput::Independent] {
+                                let spec = GateSpec {
+                                    position,
+                                    granularity,
+                                    sharing,
+                                    combination,
+                                    activation,
+                                    input,
+                                    sdpa_nonlinearity: SdpaNonlinearity::None,
+                                };
+                                if spec.validate(qk_norm).is_ok() {
+                                    out.push(spec);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trip_and_aliases() {
+        let spec: GateSpec = serde_json::from_str(r#"{"position":"sdpa","granularity":"headwise"}"#).unwrap();
+        assert_eq!(spec, GateSpec::at(GatePosition::G1, Granularity::Headwise));
+        let back: GateSpec = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+        assert_eq!(back, spec);
+        let err = serde_json::from_str::<GateSpec>(r#"{"positon":"g1"}"#).unwrap_err();
+        assert!(err.to_string().contains("positon"), "{err}");
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        let g5_head = GateSpec::at(GatePosition::G5, Granularity::Headwise);
+        assert_eq!(g5_head.validate(true).unwrap_err().field, "gate.granularity");
+        let g5_shared = GateSpec { sharing: HeadSharing::HeadShared, ..GateSpec::at(GatePosition::G5, Granularity::Elementwise) };
+        assert_eq!(g5_shared.validate(true).unwrap_err().field, "gate.sharing");
+        let k_head = GateSpec::at(GatePosition::G3, Granularity::Headwise);
+        assert_eq!(k_head.validate(true).unwrap_err().field, "gate.granularity");
+        assert!(k_head.validate(false).is_ok());
+        let stray = GateSpec { activation: GateActivation::Silu, ..GateSpec::BASELINE };
+        assert_eq!(stray.validate(true).unwrap_err().field, "gate.activation");
+    }
+
+    #[test]
+    fn enumeration_covers_every_valid_point_once() {
+        let all = GateSpec::enumerate(true);
+        let unique: std::collections::HashSet<_> = all.iter().collect();
+        assert_eq!(unique.len(), all.len());
+        // 5 positions × 2 × 2 × 2 × 4 × 2 = 320, minus G5 headwise or head-shared (3/4 of 64 = 48),
+        // minus multiplicative headwise G3/G4 under qk-norm (2 × 2 × 4 × 2 = 32); plus 3 non-gates.
+        assert_eq!(all.len(), 320 - 48 - 32 + 3);
+        assert_eq!(GateSpec::enumerate(false).len(), 320 - 48 + 3);
+    }
+}

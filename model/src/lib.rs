@@ -1,0 +1,26 @@
+//! gatelab's model: a Qwen3-style decoder whose attention takes any point of the gating design
+//! space of Qiu et al. 2025 as data ([`GateSpec`]), with probes for attention maps, gate scores
+//! and hidden states. It knows nothing of training, data or files beyond its own weights.
+//!
+//! - [`gate`]: the design space (position G1–G5, granularity, sharing, combination, activation,
+//!   input dependence, SDPA non-linearity ablations).
+//! - [`config`]: [`ModelConfig`], its validation and exact parameter counts.
+//! - [`attention`], [`transformer`]: the modules; [`rope`]: rotary embeddings.
+//! - [`probe`]: what [`Transformer::forward_probed`] returns.
+//! - [`weights`]: safetensors interchange with PyTorch, names documented there.
+
+pub mod attention;
+pub mod config;
+pub mod gate;
+pub mod probe;
+pub mod rope;
+pub mod transformer;
+pub mod weights;
+
+pub use config::{ModelConfig, ParamCount};
+pub use gate::{
+    Combination, ConfigError, GateActivation, GateInput, GatePosition, GateSpec, Granularity, HeadSharing,
+    SdpaNonlinearity,
+};
+pub use probe::{LayerProbe, Probes};
+pub use transformer::{Transformer, cross_entropy};

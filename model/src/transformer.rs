@@ -1,0 +1,198 @@
+//! The decoder: [`ModelConfig`] → [`ModelConfig::init`] → [`Transformer`] `{ embed_tokens,
+//! layers: Vec<Block>, norm, lm_head }`, each `Block` a pre-norm attention and SwiGLU FFN.
+
+use crate::attention::{Attention, AttentionProbe, linear, rms_norm};
+use crate::config::ModelConfig;
+use crate::gate::ConfigError;
+use crate::probe::{LayerProbe, Probes};
+use crate::rope::rope_tables;
+use burn::module::Module;
+use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, RmsNorm};
+use burn::tensor::activation::{log_softmax, silu};
+use burn::tensor::{Bool, Device, Int, Tensor};
+
+/// SwiGLU feed-forward: `down(silu(gate(x)) ⊙ up(x))`.
+#[derive(Module, Debug)]
+pub struct FeedForward {
+    /// `d_model → d_ff`, through SiLU.
+    pub gate_proj: Linear,
+    /// `d_model → d_ff`.
+    pub up_proj: Linear,
+    /// `d_ff → d_model`.
+    pub down_proj: Linear,
+}
+
+impl FeedForward {
+    /// # Shapes
+    /// - x: `[batch, seq, d_model]` → `[batch, seq, d_model]`
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.down_proj.forward(silu(self.gate_proj.forward(x.clone())) * self.up_proj.forward(x))
+    }
+}
+
+/// One pre-norm decoder block: `h + attn(norm(h))`, then `h + ffn(norm(h))` (with sandwich norm,
+/// each sublayer's output is normalised again before the residual add).
+#[derive(Module, Debug)]
+pub struct Block {
+    /// Norm before attention; its output is the gate's input `X`.
+    pub attn_norm: RmsNorm,
+    /// The attention.
+    pub attn: Attention,
+    /// Sandwich norm on the attention output.
+    pub attn_out_norm: Option<RmsNorm>,
+    /// Norm before the FFN (absent in attention-only models).
+    pub ffn_norm: Option<RmsNorm>,
+    /// The FFN (absent when `d_ff = 0`).
+    pub ffn: Option<FeedForward>,
+    /// Sandwich norm on the FFN output.
+    pub ffn_out_norm: Option<RmsNorm>,
+}
+
+impl Block {
+    fn new(config: &ModelConfig, device: &Device) -> Self {
+        let d = config.d_model;
+        let d_ff = config.ffn_width();
+        let has_ffn = d_ff > 0;
+        let sandwich = config.sandwich_norm;
+        Self {
+            attn_norm: rms_norm(d, config, device),
+            attn: Attention::new(config, device),
+            attn_out_norm: sandwich.then(|| rms_norm(d, config, device)),
+            ffn_norm: has_ffn.then(|| rms_norm(d, config, device)),
+            ffn: has_ffn.then(|| FeedForward {
+                gate_proj: linear(d, d_ff, config, device),
+                up_proj: linear(d, d_ff, config, device),
+                down_proj: linear(d_ff, d, config, device),
+            }),
+            ffn_out_norm: (sandwich && has_ffn).then(|| rms_norm(d, config, device)),
+        }
+    }
+
+    /// # Shapes
+    /// - h: `[batch, seq, d_model]` → `[batch, seq, d_model]`
+    fn forward(
+        &self,
+        h: Tensor<3>,
+        cos: &Tensor<2>,
+        sin: &Tensor<2>,
+        mask: &Tensor<2, Bool>,
+        probe: Option<&mut Option<AttentionProbe>>,
+    ) -> Tensor<3> {
+        let a = self.attn.forward(self.attn_norm.forward(h.clone()), cos, sin, mask, probe);
+        let a = match &self.attn_out_norm {
+            Some(n) => n.forward(a),
+            None => a,
+        };
+        let h = h + a;
+        match (&self.ffn_norm, &self.ffn) {
+            (Some(norm), Some(ffn)) => {
+                let f = ffn.forward(norm.forward(h.clone()));
+                let f = match &self.ffn_out_norm {
+                    Some(n) => n.forward(f),
+                    None => f,
+                };
+                h + f
+            }
+            _ => h,
+        }
+    }
+}
+
+/// The decoder-only language model.
+#[derive(Module, Debug)]
+pub struct Transformer {
+    /// Token embedding `[vocab, d_model]`.
+    pub embed_tokens: Embedding,
+    /// The decoder blocks.
+    pub layers: Vec<Block>,
+    /// Final norm.
+    pub norm: RmsNorm,
+    /// Untied LM head `d_model → vocab` (absent when tied to the embedding).
+    pub lm_head: Option<Linear>,
+    head_dim: usize,
+    #[module(skip)]
+    rope_theta: f64,
+}
+
+impl ModelConfig {
+    /// Validates the config and builds the model on `device` (use `device.autodiff()` to train).
+    pub fn init(&self, device: &Device) -> Result<Transformer, ConfigError> {
+        self.validate()?;
+        let embed_tokens = EmbeddingConfig::new(self.vocab_size, self.d_model)
+            .with_initializer(Initializer::Normal { mean: 0.0, std: self.init_std })
+            .init(device);
+        Ok(Transformer {
+            embed_tokens,
+            layers: (0..self.n_layers).map(|_| Block::new(self, device)).collect(),
+            norm: rms_norm(self.d_model, self, device),
+            lm_head: (!self.tie_embeddings).then(|| linear(self.d_model, self.vocab_size, self, device)),
+            head_dim: self.head_dim,
+            rope_theta: self.rope_theta,
+        })
+    }
+}
+
+impl Transformer {
+    /// Logits for every position (the training forward: no probes are kept).
+    ///
+    /// # Shapes
+    /// - tokens: `[batch, seq]`
+    /// - output: `[batch, seq, vocab]`
+    pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
+        self.run(tokens, None)
+    }
+
+    /// Logits plus, per layer, attention maps, gate scores, SDPA outputs and the residual stream.
+    ///
+    /// # Shapes
+    /// - tokens: `[batch, seq]`
+    /// - output: `[batch, seq, vocab]` and one [`LayerProbe`] per layer
+    pub fn forward_probed(&self, tokens: Tensor<2, Int>) -> (Tensor<3>, Probes) {
+        let mut probes = Vec::with_capacity(self.layers.len());
+        let logits = self.run(tokens, Some(&mut probes));
+        (logits, Probes { layers: probes })
+    }
+
+    fn run(&self, tokens: Tensor<2, Int>, mut probes: Option<&mut Vec<LayerProbe>>) -> Tensor<3> {
+        let device = tokens.device();
+        let [_, t] = tokens.dims();
+        let (cos, sin) = rope_tables(self.head_dim, self.rope_theta, 0, t, &device);
+        let mask = Tensor::<2, Bool>::tril_mask([t, t], 0, &device);
+        let mut h = self.embed_tokens.forward(tokens);
+        for layer in &self.layers {
+            match probes.as_deref_mut() {
+                Some(out) => {
+                    let mut slot = None;
+                    h = layer.forward(h, &cos, &sin, &mask, Some(&mut slot));
+                    let attn = slot.expect("the attention fills its probe");
+                    out.push(LayerProbe { attention: attn, residual: h.clone() });
+                }
+                None => h = layer.forward(h, &cos, &sin, &mask, None),
+            }
+        }
+        self.logits(self.norm.forward(h))
+    }
+
+    /// # Shapes
+    /// - h: `[batch, seq, d_model]` → `[batch, seq, vocab]`
+    fn logits(&self, h: Tensor<3>) -> Tensor<3> {
+        match &self.lm_head {
+            Some(head) => head.forward(h),
+            None => {
+                let [b, t, d] = h.dims();
+                let emb = self.embed_tokens.weight.val(); // [vocab, d]
+                let vocab = emb.dims()[0];
+                h.reshape([b * t, d]).matmul(emb.transpose()).reshape([b, t, vocab])
+            }
+        }
+    }
+}
+
+/// Mean next-token cross-entropy: position `i` predicts `targets[i]`.
+///
+/// # Shapes
+/// - logits: `[batch, seq, vocab]`, targets: `[batch, seq]` → `[1]`
+pub fn cross_entropy(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<1> {
+    let logp = log_softmax(logits, 2);
+    logp.gather(2, targets.unsqueeze_dim::<3>(2)).mean().neg()
+}

@@ -1,0 +1,213 @@
+//! Behaviour of the model on flex: shapes, causality, gates forced open, parameter counts, probes
+//! and the weights round trip.
+
+use crate::common::{Lcg, batch_tensors, tempfile_dir};
+use burn::module::{Module, Param};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use gatelab_model::weights::{load_safetensors, save_safetensors};
+use gatelab_model::{
+    Combination, GateActivation, GateInput, GatePosition, GateSpec, Granularity, ModelConfig, Transformer,
+};
+
+fn tiny(gate: GateSpec) -> ModelConfig {
+    ModelConfig {
+        vocab_size: 29,
+        d_model: 24,
+        n_layers: 2,
+        n_heads: 4,
+        n_kv_heads: 2,
+        head_dim: 6,
+        d_ff: 40,
+        qk_norm: false,
+        init_std: 0.2,
+        gate,
+        ..ModelConfig::default()
+    }
+}
+
+fn tokens(rows: &[&[i64]], device: &Device) -> Tensor<2, Int> {
+    let (b, t) = (rows.len(), rows[0].len());
+    Tensor::from_data(TensorData::new(rows.concat(), [b, t]), device)
+}
+
+fn values(t: Tensor<3>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+#[test]
+fn shapes_of_logits_and_probes() {
+    let device = Device::flex();
+    for spec in [
+        GateSpec::BASELINE,
+        GateSpec::G1_ELEMENTWISE,
+        GateSpec::at(GatePosition::G2, Granularity::Headwise),
+        GateSpec::at(GatePosition::G5, Granularity::Elementwise),
+        GateSpec { input: GateInput::Independent, ..GateSpec::at(GatePosition::G1, Granularity::Headwise) },
+    ] {
+        let config = tiny(spec);
+        let model = config.init(&device).unwrap();
+        let (logits, probes) = model.forward_probed(tokens(&[&[1, 2, 3, 4, 5], &[5, 4, 3, 2, 1]], &device));
+        assert_eq!(logits.dims(), [2, 5, 29]);
+        assert_eq!(probes.layers.len(), 2);
+        let p = &probes.layers[1];
+        assert_eq!(p.attention.attn.dims(), [2, 4, 5, 5]);
+        assert_eq!(p.attention.values.dims(), [2, 2, 5, 6]);
+        assert_eq!(p.attention.sdpa_out.dims(), [2, 5, 4, 6]);
+        assert_eq!(p.attention.sdpa_gated.dims(), [2, 5, 4, 6]);
+        assert_eq!(p.residual.dims(), [2, 5, 24]);
+        let scores = p.attention.gate_scores.as_ref().map(|s| s.dims());
+        let expected = match (spec.position, spec.granularity, spec.input) {
+            (GatePosition::None, ..) => None,
+            (GatePosition::G1, Granularity::Elementwise, _) => Some([2, 5, 4, 6]),
+            (GatePosition::G1, Granularity::Headwise, GateInput::Independent) => Some([1, 1, 4, 1]),
+            (GatePosition::G2, Granularity::Headwise, _) => Some([2, 5, 2, 1]),
+            (GatePosition::G5, ..) => Some([2, 5, 1, 24]),
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(scores, expected, "{}", spec.label());
+        // Attention rows are distributions over the past only.
+        let attn = p.attention.attn.clone().into_data().try_to_vec::<f32>().unwrap();
+        for row in attn.chunks(5).take(5) {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        }
+        assert_eq!(attn[1..5].iter().sum::<f32>(), 0.0, "query 0 sees only key 0");
+    }
+}
+
+#[test]
+fn the_future_never_changes_the_past() {
+    let device = Device::flex();
+    for spec in GateSpec::enumerate(false) {
+        let mut config = tiny(spec);
+        if spec.input == GateInput::Independent {
+            config.init_std = 0.3; // θ starts at zero; the check holds either way
+        }
+        let model = config.init(&device).unwrap();
+        let a = values(model.forward(tokens(&[&[3, 1, 4, 1, 5, 9]], &device)));
+        let b = values(model.forward(tokens(&[&[3, 1, 4, 1, 5, 2]], &device)));
+        let v = config.vocab_size;
+        let past = a[..5 * v].iter().zip(&b[..5 * v]).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        let last = a[5 * v..].iter().zip(&b[5 * v..]).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(past <= 1e-6, "{}: an earlier logit moved by {past}", spec.label());
+        assert!(last > 1e-4, "{}: the changed position did not change ({last})", spec.label());
+    }
+}
+
+/// Copies `from`'s weights into `to` (same names), leaving `to`'s gate alone.
+fn copy_shared_weights(from: &Transformer, to: Transformer, dir: &std::path::Path) -> Transformer {
+    use burn::store::{ModuleSnapshot, SafetensorsStore};
+    let path = dir.join("base.safetensors");
+    let mut out = SafetensorsStore::from_file(&path).overwrite(true);
+    from.save_into(&mut out).unwrap();
+    let mut to = to;
+    let result = to.load_from(&mut SafetensorsStore::from_file(&path).allow_partial(true)).unwrap();
+    assert!(result.errors.is_empty() && result.unused.is_empty(), "{result:?}");
+    to
+}
+
+#[test]
+fn a_gate_forced_open_equals_the_baseline() {
+    let device = Device::flex();
+    let dir = tempfile_dir("forced-open");
+    let base_config = tiny(GateSpec::BASELINE);
+    let base = base_config.init(&device).unwrap();
+    let input = tokens(&[&[7, 3, 3, 8, 1, 0, 2]], &device);
+    let expected = values(base.forward(input.clone()));
+    let open_gates = [
+        // σ(30) = 1 in f32: a multiplicative gate that passes everything.
+        (Combination::Multiplicative, GateActivation::Sigmoid, 30.0),
+        // 0.5 + 0.5·σ(30) = 1.
+        (Combination::Multiplicative, GateActivation::NsSigmoid, 30.0),
+        // y + 0.
+        (Combination::Additive, GateActivation::Identity, 0.0),
+    ];
+    for position in [GatePosition::G1, GatePosition::G2, GatePosition::G3, GatePosition::G4, GatePosition::G5] {
+        for granularity in [Granularity::Elementwise, Granularity::Headwise] {
+            for (combination, activation, theta) in open_gates {
+                let spec = GateSpec { position, granularity, combination, activation, input: GateInput::Independent, ..GateSpec::BASELINE };
+                if spec.validate(false).is_err() {
+                    continue;
+                }
+                let mut gated = copy_shared_weights(&base, tiny(spec).init(&device).unwrap(), &dir);
+                for layer in &mut gated.layers {
+                    let gate = layer.attn.gate.as_mut().unwrap();
+                    let width = gate.gate_theta.as_ref().unwrap().dims()[0];
+                    gate.gate_theta = Some(Param::from_tensor(Tensor::full([width], theta, &device)));
+                }
+                let got = values(gated.forward(input.clone()));
+                let err = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                assert!(err <= 1e-6, "{}: differs from the baseline by {err}", spec.label());
+            }
+        }
+    }
+    // And a gate that is not open does change the output (the check above can fail).
+    let half = copy_shared_weights(&base, tiny(GateSpec { input: GateInput::Independent, ..GateSpec::G1_ELEMENTWISE }).init(&device).unwrap(), &dir);
+    let got = values(half.forward(input));
+    assert!(got.iter().zip(&expected).any(|(a, b)| (a - b).abs() > 1e-3));
+}
+
+#[test]
+fn parameter_count_from_config_equals_the_built_model() {
+    let device = Device::flex();
+    for spec in GateSpec::enumerate(false) {
+        for (qk_norm, tie, sandwich, d_ff, matched) in
+            [(false, true, false, 40, false), (false, false, true, 0, false), (false, true, false, 64, true)]
+        {
+            if matched && !spec.is_gated() && spec.sdpa_nonlinearity == Default::default() {
+                continue;
+            }
+            let config = ModelConfig { qk_norm, tie_embeddings: tie, sandwich_norm: sandwich, d_ff, match_baseline_params: matched, ..tiny(spec) };
+            if config.validate().is_err() {
+                continue; // e.g. a head-shared headwise g1 gate under sandwich norm
+            }
+            let model = config.init(&device).unwrap();
+            assert_eq!(config.param_count().total, model.num_params(), "{} {config:?}", spec.label());
+        }
+    }
+}
+
+#[test]
+fn probed_and_training_forwards_agree() {
+    let device = Device::flex();
+    let model = tiny(GateSpec::G1_ELEMENTWISE).init(&device).unwrap();
+    let input = tokens(&[&[1, 2, 3, 4, 5, 6, 7, 8]], &device);
+    let (probed, _) = model.forward_probed(input.clone());
+    assert_eq!(values(probed), values(model.forward(input)));
+}
+
+#[test]
+fn weights_round_trip_and_mismatches_are_named() {
+    let device = Device::flex();
+    let dir = tempfile_dir("weights");
+    let path = dir.join("model.safetensors");
+    let config = tiny(GateSpec::G1_ELEMENTWISE);
+    let model = config.init(&device).unwrap();
+    save_safetensors(&model, &path).unwrap();
+    let mut rng = Lcg(3);
+    let (input, _, _) = batch_tensors(&mut rng, 2, 6, config.vocab_size, &device);
+    let reloaded = load_safetensors(config.init(&device).unwrap(), &path).unwrap();
+    assert_eq!(values(model.forward(input.clone())), values(reloaded.forward(input)));
+
+    // A baseline file into a gated model: the gate's tensors are missing, by name.
+    let base_path = dir.join("base.safetensors");
+    save_safetensors(&tiny(GateSpec::BASELINE).init(&device).unwrap(), &base_path).unwrap();
+    let err = load_safetensors(config.init(&device).unwrap(), &base_path).unwrap_err();
+    assert!(err.contains("gate.gate_proj.weight"), "{err}");
+    // A wider model: shapes differ.
+    let wide = ModelConfig { d_ff: 48, ..config.clone() };
+    let err = load_safetensors(wide.init(&device).unwrap(), &path).unwrap_err();
+    assert!(err.contains("ffn"), "{err}");
+    assert!(load_safetensors(config.init(&device).unwrap(), &dir.join("nope.safetensors")).unwrap_err().contains("no such"));
+}
+
+#[test]
+fn same_seed_same_model() {
+    let config = tiny(GateSpec::G1_ELEMENTWISE);
+    let build = || {
+        let device = Device::flex();
+        device.seed(42);
+        let model = config.init(&device).unwrap();
+        values(model.forward(tokens(&[&[1, 2, 3]], &device)))
+    };
+    assert_eq!(build(), build());
+}

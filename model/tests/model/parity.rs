@@ -1,0 +1,182 @@
+//! Parity with PyTorch: every point of the gating design space, fed the same weights and tokens to
+//! gatelab (flex, f32) and to the independent reference `tests/reference/gatelab_ref.py` (torch
+//! 2.9, computing in f64 so the comparison measures gatelab's own f32 error), must give the same logits (≤ 1e-4 max abs) and parameter gradients of the same cross-entropy
+//! loss (≤ 1e-3, max abs error relative to the tensor's largest gradient). G1 elementwise is also
+//! checked against `transformers`' `Qwen3NextAttention`.
+//!
+//! Needs a Python with torch, safetensors and transformers: `$GATELAB_PYTHON` (scripts/env.sh sets
+//! it from scripts/setup-libtorch.sh's virtualenv). Without one the test prints why and passes,
+//! unless `GATELAB_REQUIRE_TORCH=1` (CI), where it fails.
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::tensor::{Device, Distribution, Gradients, Tensor};
+use crate::common::{Lcg, batch_tensors, read_safetensors, reference_python, tempfile_dir};
+use gatelab_model::weights::save_safetensors;
+use gatelab_model::{GatePosition, GateSpec, Granularity, ModelConfig, cross_entropy};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+const LOGIT_TOL: f32 = 1e-4;
+const GRAD_TOL: f32 = 1e-3;
+
+/// Adds N(0, 0.3) to every parameter, so norms, gates and θ are far from their initial values and
+/// a transposed or misplaced tensor cannot hide.
+struct Perturb;
+impl ModuleMapper for Perturb {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        param.map(|t| {
+            let noise = t.random_like(Distribution::Normal(0.0, 0.3));
+            (t + noise).detach().require_grad()
+        })
+    }
+}
+
+/// Replaces every parameter by its gradient, so the gradients save under the parameters' names.
+struct ToGrads<'a>(&'a Gradients);
+impl ModuleMapper for ToGrads<'_> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let grads = self.0;
+        param.map(|t| t.grad(grads).expect("every parameter takes part in the loss"))
+    }
+}
+
+/// Architecture variations cycled through the gate specs.
+fn architectures() -> Vec<(&'static str, ModelConfig)> {
+    let base = ModelConfig {
+        vocab_size: 37,
+        d_model: 32,
+        n_layers: 2,
+        n_heads: 4,
+        n_kv_heads: 2,
+        head_dim: 8,
+        d_ff: 48,
+        ..ModelConfig::default()
+    };
+    vec![
+        ("gqa-tied", base.clone()),
+        ("mha-untied-sandwich", ModelConfig { n_kv_heads: 4, tie_embeddings: false, sandwich_norm: true, ..base.clone() }),
+        ("mqa-noqknorm-attnonly", ModelConfig { n_kv_heads: 1, qk_norm: false, d_ff: 0, ..base.clone() }),
+        ("gqa-matched", ModelConfig { d_ff: 64, match_baseline_params: true, ..base }),
+    ]
+}
+
+struct Case {
+    name: String,
+    dir: PathBuf,
+    logits: Vec<f32>,
+    qwen3next: bool,
+}
+
+fn write_case(root: &Path, index: usize, name: String, config: &ModelConfig, qwen3next: bool) -> Case {
+    let device = Device::flex().autodiff();
+    let dir = root.join(format!("case{index:03}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = config.init(&device).unwrap_or_else(|e| panic!("{name}: {e}")).map(&mut Perturb);
+    let mut rng = Lcg(index as u64 + 1);
+    let (tokens, targets, batch_json) = batch_tensors(&mut rng, 2, 7, config.vocab_size, &device);
+    let logits = model.forward(tokens);
+    let values = logits.clone().into_data().try_to_vec::<f32>().unwrap();
+    let loss = cross_entropy(logits, targets);
+    let grads = loss.backward();
+    save_safetensors(&model, &dir.join("weights.safetensors")).unwrap();
+    save_safetensors(&model.clone().map(&mut ToGrads(&grads)), &dir.join("grads.safetensors")).unwrap();
+    std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(config).unwrap()).unwrap();
+    std::fs::write(dir.join("batch.json"), batch_json).unwrap();
+    if qwen3next {
+        std::fs::write(dir.join("mode"), "qwen3next").unwrap();
+    }
+    Case { name, dir, logits: values, qwen3next }
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// Problems found, and the worst logit error and relative gradient error seen.
+fn compare(case: &Case) -> (Vec<String>, f32, f32) {
+    let torch = read_safetensors(&case.dir.join("torch.safetensors"));
+    let mut problems = Vec::new();
+    let err = max_abs_diff(&case.logits, &torch["logits"]);
+    if !(err <= LOGIT_TOL) {
+        problems.push(format!("{}: logits differ by {err:.3e}", case.name));
+    }
+    if case.qwen3next {
+        return (problems, err, 0.0);
+    }
+    let ours: BTreeMap<String, Vec<f32>> = read_safetensors(&case.dir.join("grads.safetensors"));
+    let theirs: BTreeMap<String, &Vec<f32>> =
+        torch.iter().filter_map(|(k, v)| k.strip_prefix("grad.").map(|n| (n.to_string(), v))).collect();
+    let (a, b): (Vec<_>, Vec<_>) = (ours.keys().collect(), theirs.keys().collect());
+    if a != b {
+        problems.push(format!("{}: parameter names differ: gatelab {a:?}, torch {b:?}", case.name));
+        return (problems, err, f32::INFINITY);
+    }
+    let mut worst = 0.0f32;
+    for (name, g) in &ours {
+        let reference = theirs[name];
+        let scale = reference.iter().fold(0.0f32, |m, x| m.max(x.abs())).max(1e-12);
+        let rel = max_abs_diff(g, reference) / scale;
+        worst = worst.max(rel);
+        if !(rel <= GRAD_TOL) {
+            problems.push(format!("{}: gradient of {name} differs by {rel:.3e} (relative)", case.name));
+        }
+    }
+    (problems, err, worst)
+}
+
+#[test]
+fn every_design_point_matches_pytorch() {
+    let Some(python) = reference_python() else { return };
+    let root = tempfile_dir("parity");
+    let archs = architectures();
+    let mut cases = Vec::new();
+    for (i, spec) in GateSpec::enumerate(false).into_iter().enumerate() {
+        // The i-th architecture, or the next one that admits this spec (e.g. headwise Q/K gates
+        // need qk_norm off).
+        let (arch_name, config) = (0..archs.len())
+            .map(|k| &archs[(i + k) % archs.len()])
+            .map(|(name, arch)| (*name, ModelConfig { gate: spec, ..arch.clone() }))
+            .find(|(_, c)| c.validate().is_ok())
+            .unwrap_or_else(|| panic!("no architecture admits {}", spec.label()));
+        cases.push(write_case(&root, cases.len(), format!("{} [{arch_name}]", spec.label()), &config, false));
+    }
+    // Every architecture at least once with the baseline and G1 elementwise.
+    for (arch_name, arch) in &archs {
+        for spec in [GateSpec::BASELINE, GateSpec::G1_ELEMENTWISE] {
+            let config = ModelConfig { gate: spec, ..arch.clone() };
+            cases.push(write_case(&root, cases.len(), format!("{} [{arch_name}]", spec.label()), &config, false));
+        }
+    }
+    // G1 elementwise against transformers' Qwen3NextAttention (an implementation nobody here wrote).
+    for (arch_name, arch) in archs.iter().filter(|(_, a)| a.qk_norm) {
+        let config = ModelConfig { gate: GateSpec::at(GatePosition::G1, Granularity::Elementwise), ..arch.clone() };
+        cases.push(write_case(&root, cases.len(), format!("Qwen3NextAttention [{arch_name}]"), &config, true));
+    }
+
+    let status = std::process::Command::new(&python)
+        .arg(reference_script())
+        .args(cases.iter().map(|c| &c.dir))
+        .status()
+        .expect("run the PyTorch reference");
+    assert!(status.success(), "the PyTorch reference failed ({status})");
+    let (mut problems, mut worst_logit, mut worst_grad) = (Vec::new(), 0.0f32, 0.0f32);
+    for case in &cases {
+        let (p, logit, grad) = compare(case);
+        problems.extend(p);
+        worst_logit = worst_logit.max(logit);
+        worst_grad = worst_grad.max(grad);
+    }
+    println!(
+        "parity: {} cases compared with PyTorch; worst logit error {worst_logit:.2e} (max abs), worst gradient error {worst_grad:.2e} (relative); {} problems",
+        cases.len(),
+        problems.len()
+    );
+    assert!(problems.is_empty(), "{} of {} cases differ from PyTorch:\n{}", problems.len(), cases.len(), problems.join("\n"));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+fn reference_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/gatelab_ref.py")
+}
+

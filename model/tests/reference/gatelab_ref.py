@@ -1,0 +1,220 @@
+"""Independent PyTorch reference of gatelab's model, for the parity tests.
+
+Reads the JSON `ModelConfig` and the safetensors weights that gatelab writes (names and layout in
+`model/src/weights.rs`), runs the same architecture with every gate option written out here
+again, and writes logits and the parameter gradients of the same loss.
+
+    python gatelab_ref.py CASE_DIR [CASE_DIR ...]
+
+Each CASE_DIR holds `config.json`, `weights.safetensors`, `batch.json` ({"tokens": [[..]],
+"targets": [[..]]}) and, optionally, `mode` ("qwen3next": run every attention with
+`transformers`' `Qwen3NextAttention` instead of the code below; G1 elementwise only).
+It writes `torch.safetensors`: `logits` and `grad.<param name>` for every parameter.
+"""
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+# The reference computes in float64: the comparison then measures gatelab's f32 error against
+# the exact answer, not the sum of two f32 implementations' rounding.
+DTYPE = torch.float64
+torch.set_default_dtype(DTYPE)
+
+
+def rms_norm(x, weight, eps):
+    var = x.pow(2).mean(-1, keepdim=True)
+    return x * torch.rsqrt(var + eps) * weight
+
+
+def rope_cos_sin(head_dim, base, seq_len):
+    inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+    angles = torch.arange(seq_len, dtype=torch.float64)[:, None] * inv_freq[None, :]
+    emb = torch.cat([angles, angles], dim=-1)
+    return emb.cos().to(DTYPE), emb.sin().to(DTYPE)
+
+
+def rotate_half(x):
+    h = x.shape[-1] // 2
+    return torch.cat([-x[..., h:], x[..., :h]], dim=-1)
+
+
+def apply_rope(x, cos, sin):  # x: [b, heads, t, hd]
+    return x * cos + rotate_half(x) * sin
+
+
+ACTIVATIONS = {
+    "sigmoid": torch.sigmoid,
+    "silu": F.silu,
+    "ns_sigmoid": lambda z: 0.5 + 0.5 * torch.sigmoid(z),
+    "identity": lambda z: z,
+}
+
+
+class Reference:
+    def __init__(self, cfg, params):
+        self.c = cfg
+        self.p = params
+        g = cfg["gate"]
+        self.g = {
+            "position": g.get("position", "none"),
+            "granularity": g.get("granularity", "elementwise"),
+            "sharing": g.get("sharing", "head_specific"),
+            "combination": g.get("combination", "multiplicative"),
+            "activation": g.get("activation", "sigmoid"),
+            "input": g.get("input", "dependent"),
+            "sdpa_nonlinearity": g.get("sdpa_nonlinearity", "none"),
+        }
+
+    def gate(self, prefix, y, x):
+        """y: [b, t, heads, width]; x: [b, t, d] (pre-normed input)."""
+        g = self.g
+        b, t, heads, width = y.shape
+        per_head = width if g["granularity"] == "elementwise" else 1
+        if g["input"] == "dependent":
+            logits = x @ self.p[prefix + "gate.gate_proj.weight"].T
+            logits = logits.view(b, t, heads, per_head)
+        else:
+            logits = self.p[prefix + "gate.gate_theta"].view(1, 1, heads, per_head)
+        scores = ACTIVATIONS[g["activation"]](logits)
+        if g["sharing"] == "head_shared":
+            scores = scores.mean(dim=2, keepdim=True)
+        return y * scores if g["combination"] == "multiplicative" else y + scores
+
+    def attention(self, i, x, cos, sin):
+        c, g, p = self.c, self.g, self.p
+        pre = f"layers.{i}.attn."
+        b, t, _ = x.shape
+        h, kv, hd = c["n_heads"], c["n_kv_heads"], c["head_dim"]
+        q = (x @ p[pre + "q_proj.weight"].T).view(b, t, h, hd)
+        k = (x @ p[pre + "k_proj.weight"].T).view(b, t, kv, hd)
+        v = (x @ p[pre + "v_proj.weight"].T).view(b, t, kv, hd)
+        if g["position"] == "g4":
+            q = self.gate(pre, q, x)
+        if g["position"] == "g3":
+            k = self.gate(pre, k, x)
+        if g["position"] == "g2":
+            v = self.gate(pre, v, x)
+        if c["qk_norm"]:
+            q = rms_norm(q, p[pre + "q_norm.weight"], c["norm_eps"])
+            k = rms_norm(k, p[pre + "k_norm.weight"], c["norm_eps"])
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        # Grouped-query attention the plain way: repeat each KV head for its query heads.
+        k = k.repeat_interleave(h // kv, dim=1)
+        v = v.repeat_interleave(h // kv, dim=1)
+        scores = (q @ k.transpose(-1, -2)) / math.sqrt(hd)
+        future = torch.triu(torch.ones(t, t, dtype=torch.bool), diagonal=1)
+        scores = scores.masked_fill(future, float("-inf"))
+        y = (scores.softmax(-1) @ v).transpose(1, 2)  # [b, t, h, hd]
+        if g["sdpa_nonlinearity"] == "rms_norm":
+            y = rms_norm(y, p[pre + "sdpa_norm.weight"], c["norm_eps"])
+        elif g["sdpa_nonlinearity"] == "silu":
+            y = F.silu(y)
+        if g["position"] == "g1":
+            y = self.gate(pre, y, x)
+        out = y.reshape(b, t, h * hd) @ p[pre + "o_proj.weight"].T
+        if g["position"] == "g5":
+            out = self.gate(pre, out.view(b, t, 1, -1), x).view(b, t, -1)
+        return out
+
+    def forward(self, tokens, attention=None):
+        c, p = self.c, self.p
+        attention = attention or self.attention
+        eps = c["norm_eps"]
+        t = tokens.shape[1]
+        cos, sin = rope_cos_sin(c["head_dim"], c["rope_theta"], t)
+        h = p["embed_tokens.weight"][tokens]
+        for i in range(c["n_layers"]):
+            pre = f"layers.{i}."
+            a = attention(i, rms_norm(h, p[pre + "attn_norm.weight"], eps), cos, sin)
+            if c["sandwich_norm"]:
+                a = rms_norm(a, p[pre + "attn_out_norm.weight"], eps)
+            h = h + a
+            if pre + "ffn_norm.weight" in p:
+                z = rms_norm(h, p[pre + "ffn_norm.weight"], eps)
+                f = (F.silu(z @ p[pre + "ffn.gate_proj.weight"].T) * (z @ p[pre + "ffn.up_proj.weight"].T)) @ p[
+                    pre + "ffn.down_proj.weight"
+                ].T
+                if c["sandwich_norm"]:
+                    f = rms_norm(f, p[pre + "ffn_out_norm.weight"], eps)
+                h = h + f
+        h = rms_norm(h, p["norm.weight"], eps)
+        head = p["embed_tokens.weight"] if c["tie_embeddings"] else p["lm_head.weight"]
+        return h @ head.T
+
+
+def qwen3next_attention(cfg, params):
+    """Each layer's attention as `transformers`' Qwen3NextAttention (G1 elementwise sigmoid gate),
+    loaded from gatelab's weights: q_proj rows become per-head [q_h | gate_h] blocks, and the
+    zero-centred Qwen3-Next RMSNorm stores weight - 1."""
+    from transformers import Qwen3NextConfig
+    from transformers.models.qwen3_next.modeling_qwen3_next import Qwen3NextAttention
+
+    h, kv, hd, d = cfg["n_heads"], cfg["n_kv_heads"], cfg["head_dim"], cfg["d_model"]
+    assert cfg["qk_norm"], "Qwen3NextAttention always normalises Q and K"
+    hf_cfg = Qwen3NextConfig(
+        hidden_size=d,
+        num_attention_heads=h,
+        num_key_value_heads=kv,
+        head_dim=hd,
+        rms_norm_eps=cfg["norm_eps"],
+        attention_bias=False,
+        attention_dropout=0.0,
+        partial_rotary_factor=1.0,
+    )
+    hf_cfg._attn_implementation = "eager"
+    layers = []
+    for i in range(cfg["n_layers"]):
+        pre = f"layers.{i}.attn."
+        m = Qwen3NextAttention(hf_cfg, layer_idx=i).to(DTYPE)
+        q = params[pre + "q_proj.weight"].view(h, hd, d)
+        gate = params[pre + "gate.gate_proj.weight"].view(h, hd, d)
+        with torch.no_grad():
+            m.q_proj.weight.copy_(torch.cat([q, gate], dim=1).reshape(2 * h * hd, d))
+            m.k_proj.weight.copy_(params[pre + "k_proj.weight"])
+            m.v_proj.weight.copy_(params[pre + "v_proj.weight"])
+            m.o_proj.weight.copy_(params[pre + "o_proj.weight"])
+            m.q_norm.weight.copy_(params[pre + "q_norm.weight"] - 1.0)
+            m.k_norm.weight.copy_(params[pre + "k_norm.weight"] - 1.0)
+        layers.append(m)
+
+    def attention(i, x, cos, sin):
+        t = x.shape[1]
+        mask = torch.full((t, t), float("-inf"), dtype=DTYPE).triu(1)[None, None]
+        out, _ = layers[i](x, position_embeddings=(cos[None], sin[None]), attention_mask=mask)
+        return out
+
+    return attention
+
+
+def run_case(case: Path):
+    cfg = json.loads((case / "config.json").read_text())
+    batch = json.loads((case / "batch.json").read_text())
+    params = {k: v.to(DTYPE).requires_grad_(True) for k, v in load_file(str(case / "weights.safetensors")).items()}
+    tokens = torch.tensor(batch["tokens"], dtype=torch.long)
+    targets = torch.tensor(batch["targets"], dtype=torch.long)
+    model = Reference(cfg, params)
+    mode = (case / "mode").read_text().strip() if (case / "mode").exists() else ""
+    attention = qwen3next_attention(cfg, params) if mode == "qwen3next" else None
+    logits = model.forward(tokens, attention)
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+    out = {"logits": logits.detach().float().contiguous()}
+    if mode != "qwen3next":
+        loss.backward()
+        for name, p in params.items():
+            grad = p.grad if p.grad is not None else torch.zeros_like(p)
+            out["grad." + name] = grad.float().contiguous()
+    out["loss"] = loss.detach().float().reshape(1)
+    save_file(out, str(case / "torch.safetensors"))
+
+
+if __name__ == "__main__":
+    for arg in sys.argv[1:]:
+        run_case(Path(arg))
+    print(f"gatelab_ref: {len(sys.argv) - 1} cases", file=sys.stderr)
