@@ -69,6 +69,7 @@ struct Case {
 
 fn write_case(root: &Path, index: usize, name: String, config: &ModelConfig, qwen3next: bool) -> Case {
     let device = Device::flex().autodiff();
+    device.seed(1000 + index as u64); // reproducible weights and perturbations
     let dir = root.join(format!("case{index:03}"));
     std::fs::create_dir_all(&dir).unwrap();
     let model = config.init(&device).unwrap_or_else(|e| panic!("{name}: {e}")).map(&mut Perturb);
