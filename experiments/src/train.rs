@@ -41,7 +41,7 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
-            steps: 1500,
+            steps: 4000,
             batch_size: 32,
             seq_len: 128,
             lr: 3e-3,
