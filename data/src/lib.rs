@@ -1,8 +1,22 @@
-//! gatelab's data: corpora and tokenizers. For now the embedded synthetic default; local text
-//! files, BPE and hub datasets follow (issue "Corpora and tokenizers").
+//! gatelab's data: corpora and tokenizers, turned into language-modelling examples with BOS at
+//! position 0, deterministic train/valid/analysis splits, and burn-dataset's `Dataset` and
+//! `Batcher` so burn-train's dataloader consumes them.
 //!
-//! - [`synthetic`]: in-process corpora, deterministic by seed, no files.
-//! - [`rng`]: the small deterministic generator they share.
+//! - [`corpus`]: what a corpus is ([`CorpusSpec`]) and loading local text (file, directory, JSONL).
+//! - [`synthetic`]: in-process corpora, deterministic by seed, no files: Bigram-Backcopy (the
+//!   attention-sink positive control) and a Zipf-Markov language with documents.
+//! - [`tokenizer`]: bytes, trained byte-level BPE, or an existing `tokenizer.json`.
+//! - [`examples`]: windows, splits, [`LmDataset`], [`LmBatcher`].
+//! - [`error`]: [`DataError`], one line naming the file and line.
 
+pub mod corpus;
+pub mod error;
+pub mod examples;
 pub mod rng;
 pub mod synthetic;
+pub mod tokenizer;
+
+pub use corpus::CorpusSpec;
+pub use error::DataError;
+pub use examples::{DataConfig, LmBatch, LmBatcher, LmData, LmDataset, LmExample, Packing, Vocab};
+pub use tokenizer::{Tokenizer, TokenizerSpec};

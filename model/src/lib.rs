@@ -23,4 +23,4 @@ pub use gate::{
     SdpaNonlinearity,
 };
 pub use probe::{LayerProbe, Probes};
-pub use transformer::{Transformer, cross_entropy};
+pub use transformer::{Transformer, cross_entropy, masked_cross_entropy};

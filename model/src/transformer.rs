@@ -193,6 +193,21 @@ impl Transformer {
 /// # Shapes
 /// - logits: `[batch, seq, vocab]`, targets: `[batch, seq]` → `[1]`
 pub fn cross_entropy(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<1> {
-    let logp = log_softmax(logits, 2);
-    logp.gather(2, targets.unsqueeze_dim::<3>(2)).mean().neg()
+    token_log_likelihood(logits, targets).mean().neg()
+}
+
+/// Cross-entropy over the positions where `mask` is 1 (padding has 0), averaged over them.
+///
+/// # Shapes
+/// - logits: `[batch, seq, vocab]`, targets and mask: `[batch, seq]` → `[1]`
+pub fn masked_cross_entropy(logits: Tensor<3>, targets: Tensor<2, Int>, mask: Tensor<2>) -> Tensor<1> {
+    let [b, t] = targets.dims();
+    let nll = token_log_likelihood(logits, targets).reshape([b, t]).neg();
+    let count = mask.clone().sum().clamp_min(1.0);
+    (nll * mask).sum() / count
+}
+
+/// `log p(target)` at every position, `[batch, seq, 1]`.
+fn token_log_likelihood(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<3> {
+    log_softmax(logits, 2).gather(2, targets.unsqueeze_dim::<3>(2))
 }

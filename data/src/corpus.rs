@@ -1,0 +1,122 @@
+//! Where text comes from: [`CorpusSpec`] (serde, and the `--data` strings of the CLI) and the
+//! loading of local text into documents, with errors that name the file and line.
+
+use crate::error::DataError;
+use crate::synthetic::{BigramBackcopy, ZipfMarkov};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// A corpus.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CorpusSpec {
+    /// Bigram-Backcopy, generated in process (the positive control for attention sinks).
+    BigramBackcopy(BigramBackcopy),
+    /// A Zipfian Markov "language" with document boundaries, generated in process.
+    ZipfMarkov(ZipfMarkov),
+    /// Local text: a UTF-8 file (one document), a directory of `.txt` files (one document each),
+    /// or a `.jsonl` file (one document per line, from its `"text"` field).
+    Text { path: PathBuf },
+    /// A Hugging Face hub dataset (needs a network).
+    Hub {
+        /// Dataset name, e.g. `roneneldan/TinyStories`.
+        dataset: String,
+        /// Optional configuration/subset.
+        #[serde(default)]
+        subset: Option<String>,
+    },
+}
+
+impl Default for CorpusSpec {
+    fn default() -> Self {
+        CorpusSpec::BigramBackcopy(BigramBackcopy::default())
+    }
+}
+
+impl CorpusSpec {
+    /// Parses a `--data` value: `bigram-backcopy`, `zipf-markov`, `hf:NAME[:SUBSET]`, or a path.
+    pub fn parse(s: &str) -> Result<Self, DataError> {
+        match s {
+            "" => Err(DataError::new("--data: empty")),
+            "bigram-backcopy" | "bigram_backcopy" => Ok(CorpusSpec::BigramBackcopy(BigramBackcopy::default())),
+            "zipf-markov" | "zipf_markov" => Ok(CorpusSpec::ZipfMarkov(ZipfMarkov::default())),
+            _ => match s.strip_prefix("hf:") {
+                Some(rest) => {
+                    let (dataset, subset) = match rest.split_once(':') {
+                        Some((d, sub)) => (d.to_string(), Some(sub.to_string())),
+                        None => (rest.to_string(), None),
+                    };
+                    if dataset.is_empty() {
+                        return Err(DataError::new(format!("--data {s}: expected hf:NAME[:SUBSET]")));
+                    }
+                    Ok(CorpusSpec::Hub { dataset, subset })
+                }
+                None => Ok(CorpusSpec::Text { path: s.into() }),
+            },
+        }
+    }
+
+    /// A short name for logs and run folders.
+    pub fn describe(&self) -> String {
+        match self {
+            CorpusSpec::BigramBackcopy(_) => "bigram-backcopy".into(),
+            CorpusSpec::ZipfMarkov(_) => "zipf-markov".into(),
+            CorpusSpec::Text { path } => path.display().to_string(),
+            CorpusSpec::Hub { dataset, subset } => format!("hf:{dataset}{}", subset.as_ref().map(|s| format!(":{s}")).unwrap_or_default()),
+        }
+    }
+}
+
+/// Reads local text into documents. Empty documents are dropped; a corpus with none left is an
+/// error.
+pub fn load_text(path: &Path) -> Result<Vec<String>, DataError> {
+    let meta = std::fs::metadata(path).map_err(|e| DataError::io(path, e))?;
+    let docs = if meta.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| DataError::io(path, e))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "txt") && p.is_file())
+            .collect();
+        if files.is_empty() {
+            return Err(DataError::in_file(path, "no .txt files in this directory"));
+        }
+        files.sort();
+        files.iter().map(|f| read_utf8(f)).collect::<Result<Vec<_>, _>>()?
+    } else if path.extension().is_some_and(|x| x == "jsonl") {
+        read_jsonl(path)?
+    } else {
+        vec![read_utf8(path)?]
+    };
+    let docs: Vec<String> = docs.into_iter().filter(|d| !d.trim().is_empty()).collect();
+    if docs.is_empty() {
+        return Err(DataError::in_file(path, "the corpus is empty"));
+    }
+    Ok(docs)
+}
+
+fn read_utf8(path: &Path) -> Result<String, DataError> {
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        DataError::at_line(path, line, format!("not valid UTF-8 (byte {at})"))
+    })
+}
+
+fn read_jsonl(path: &Path) -> Result<Vec<String>, DataError> {
+    let text = read_utf8(path)?;
+    let mut docs = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| DataError::at_line(path, i + 1, format!("invalid JSON: {e}")))?;
+        match value.get("text") {
+            Some(serde_json::Value::String(s)) => docs.push(s.clone()),
+            Some(_) => return Err(DataError::at_line(path, i + 1, "\"text\" is not a string")),
+            None => return Err(DataError::at_line(path, i + 1, "no \"text\" field")),
+        }
+    }
+    Ok(docs)
+}

@@ -1,0 +1,235 @@
+//! The data pipeline: tokenizer round trips, splits, BOS placement, bad inputs, and burn's
+//! dataloader consuming the datasets.
+
+use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataset::Dataset;
+use burn::tensor::Device;
+use gatelab_data::synthetic::{BigramBackcopy, ZipfMarkov};
+use gatelab_data::{CorpusSpec, DataConfig, LmBatcher, LmData, LmDataset, Packing, Tokenizer, TokenizerSpec};
+use std::path::{Path, PathBuf};
+
+/// `../shared/data/tinyshakespeare.txt` beside the checkout (or `$GATELAB_SHARED/data/…`).
+fn shakespeare() -> Option<String> {
+    let shared = std::env::var("GATELAB_SHARED").map(PathBuf::from).unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    let path = shared.join("data/tinyshakespeare.txt");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text),
+        Err(e) => {
+            println!("SKIPPED: {}: {e}", path.display());
+            None
+        }
+    }
+}
+
+fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gatelab-data-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn all(ds: &LmDataset) -> Vec<Vec<u32>> {
+    (0..ds.len()).map(|i| ds.get(i).unwrap().tokens).collect()
+}
+
+#[test]
+fn byte_round_trip_on_tinyshakespeare() {
+    let Some(text) = shakespeare() else { return };
+    let tok = Tokenizer::bytes();
+    let ids = tok.encode(&text).unwrap();
+    assert_eq!(ids.len(), text.len());
+    assert_eq!(tok.decode(&ids).unwrap(), text);
+    assert_eq!(tok.vocab_size(), 259);
+}
+
+#[test]
+fn bpe_round_trip_save_and_reload_on_tinyshakespeare() {
+    let Some(text) = shakespeare() else { return };
+    let tok = Tokenizer::train_bpe(std::iter::once(text.as_str()), 1024).unwrap();
+    assert_eq!(tok.vocab_size(), 1024);
+    let ids = tok.encode(&text).unwrap();
+    assert!(ids.len() < text.len() / 2, "BPE compresses: {} ids for {} bytes", ids.len(), text.len());
+    assert_eq!(tok.decode(&ids).unwrap(), text);
+    let dir = scratch("bpe");
+    let path = dir.join("tokenizer.json");
+    tok.save(&path).unwrap();
+    let again = Tokenizer::load(&path).unwrap();
+    assert_eq!(again.encode(&text).unwrap(), ids);
+    assert_eq!((again.bos, again.eos, again.pad), (tok.bos, tok.eos, tok.pad));
+    // The byte tokenizer saves a marker that reloads too.
+    Tokenizer::bytes().save(&path).unwrap();
+    assert_eq!(Tokenizer::load(&path).unwrap().vocab_size(), 259);
+}
+
+/// A text whose every 8-byte window is unique: numbered lines.
+fn numbered_text(lines: usize) -> String {
+    (0..lines).map(|i| format!("{i:07}\n")).collect()
+}
+
+fn text_config(path: &Path, seq_len: usize, seed: u64) -> DataConfig {
+    DataConfig { corpus: CorpusSpec::Text { path: path.into() }, seq_len, seed, ..DataConfig::default() }
+}
+
+#[test]
+fn packed_splits_are_deterministic_and_disjoint() {
+    let dir = scratch("packed");
+    let path = dir.join("numbers.txt");
+    let text = numbered_text(2000);
+    std::fs::write(&path, &text).unwrap();
+    let data = text_config(&path, 32, 7).prepare().unwrap();
+    let again = text_config(&path, 32, 7).prepare().unwrap();
+    let other = text_config(&path, 32, 8).prepare().unwrap();
+    for (a, b) in [(&data.train, &again.train), (&data.valid, &again.valid), (&data.analysis, &again.analysis)] {
+        assert_eq!(all(a), all(b), "same seed, same split");
+    }
+    assert_ne!(all(&data.analysis), all(&other.analysis), "another seed, another split");
+    // Every window's position in the text: training windows never overlap analysis or valid ones.
+    let stream = text.as_bytes();
+    let span = |w: &Vec<u32>| {
+        let body: Vec<u8> = w[1..].iter().map(|&t| t as u8).collect();
+        let at = stream.windows(body.len()).position(|x| x == body.as_slice()).expect("window comes from the text");
+        at..at + body.len()
+    };
+    let spans = |ds: &LmDataset| all(ds).iter().map(span).collect::<Vec<_>>();
+    let (train, valid, analysis) = (spans(&data.train), spans(&data.valid), spans(&data.analysis));
+    assert!(!analysis.is_empty() && !valid.is_empty());
+    assert_eq!(train.len() + valid.len() + analysis.len(), text.len() / 32);
+    for t in &train {
+        for h in analysis.iter().chain(&valid) {
+            assert!(t.end <= h.start || h.end <= t.start, "train {t:?} overlaps held-out {h:?}");
+        }
+    }
+}
+
+#[test]
+fn aligned_splits_keep_documents_whole() {
+    let dir = scratch("aligned");
+    let path = dir.join("docs.jsonl");
+    // Document i is one distinct character repeated, so any window names its document.
+    let marks: Vec<char> = ('A'..='Z').chain('a'..='z').chain('0'..='7').collect();
+    let docs: Vec<String> = (0..60).map(|i| marks[i].to_string().repeat(5 + 3 * i)).collect();
+    let lines: Vec<String> = docs.iter().map(|d| serde_json::json!({ "text": d }).to_string()).collect();
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let data = DataConfig { valid_fraction: 0.1, analysis_fraction: 0.1, ..text_config(&path, 24, 1) }.prepare().unwrap();
+    assert_eq!(data.units, 60);
+    let tok = data.tokenizer.as_ref().unwrap();
+    let doc_ids = |ds: &LmDataset| {
+        all(ds).iter().map(|w| tok.decode(w).unwrap().chars().next().unwrap()).collect::<std::collections::BTreeSet<_>>()
+    };
+    let (train, valid, analysis) = (doc_ids(&data.train), doc_ids(&data.valid), doc_ids(&data.analysis));
+    assert_eq!((train.len(), valid.len(), analysis.len()), (48, 6, 6));
+    assert!(train.is_disjoint(&analysis) && train.is_disjoint(&valid) && valid.is_disjoint(&analysis));
+    // Padding only at the end of a document's last window, after its EOS.
+    for w in all(&data.train) {
+        if let Some(p) = w.iter().position(|&t| t == data.vocab.pad) {
+            assert!(w[p..].iter().all(|&t| t == data.vocab.pad));
+            assert_eq!(w[p - 1], data.vocab.eos);
+        }
+    }
+}
+
+fn bos_everywhere(data: &LmData, seq_len: usize) {
+    for ds in [&data.train, &data.valid, &data.analysis] {
+        for i in 0..ds.len().min(500) {
+            let ex = ds.get(i).unwrap().tokens;
+            assert_eq!(ex.len(), seq_len + 1);
+            assert_eq!(ex[0], data.vocab.bos, "example {i} starts with BOS");
+            assert!(ex[1..].iter().all(|&t| t != data.vocab.bos || data.vocab.bos == data.vocab.pad), "BOS only at 0");
+            assert!(ex.iter().all(|&t| (t as usize) < data.vocab.size));
+        }
+    }
+}
+
+#[test]
+fn bos_at_position_zero_of_every_example() {
+    let dir = scratch("bos");
+    let file = dir.join("one.txt");
+    std::fs::write(&file, numbered_text(500)).unwrap();
+    let folder = dir.join("folder");
+    std::fs::create_dir_all(&folder).unwrap();
+    for i in 0..12 {
+        std::fs::write(folder.join(format!("{i:02}.txt")), numbered_text(3 + i * 5)).unwrap();
+    }
+    let jsonl = dir.join("many.jsonl");
+    std::fs::write(&jsonl, (0..30).map(|i| format!("{{\"text\": \"doc {i} {}\"}}\n", "x".repeat(i * 3))).collect::<String>()).unwrap();
+    let small = [200, 20, 20];
+    for config in [
+        DataConfig { corpus: CorpusSpec::BigramBackcopy(BigramBackcopy::default()), synthetic_examples: small, ..DataConfig::default() },
+        DataConfig { corpus: CorpusSpec::ZipfMarkov(ZipfMarkov::default()), synthetic_examples: small, ..DataConfig::default() },
+        text_config(&file, 40, 0),
+        text_config(&folder, 40, 0),
+        DataConfig { packing: Packing::Packed, ..text_config(&folder, 40, 0) },
+        text_config(&jsonl, 16, 0),
+        DataConfig { packing: Packing::Packed, ..text_config(&jsonl, 16, 0) },
+    ] {
+        let data = config.prepare().unwrap();
+        bos_everywhere(&data, config.seq_len);
+    }
+}
+
+#[test]
+fn synthetic_splits_are_deterministic_and_disjoint() {
+    for corpus in [CorpusSpec::BigramBackcopy(BigramBackcopy::default()), CorpusSpec::ZipfMarkov(ZipfMarkov::default())] {
+        let config = DataConfig { corpus, synthetic_examples: [300, 50, 50], seq_len: 64, ..DataConfig::default() };
+        let (a, b) = (config.prepare().unwrap(), config.prepare().unwrap());
+        assert_eq!(all(&a.analysis), all(&b.analysis));
+        let train: std::collections::HashSet<_> = all(&a.train).into_iter().collect();
+        assert!(all(&a.analysis).iter().all(|w| !train.contains(w)));
+        let reseeded = DataConfig { seed: 1, ..config }.prepare().unwrap();
+        assert_ne!(all(&a.train), all(&reseeded.train));
+    }
+}
+
+fn error_of(config: DataConfig) -> String {
+    config.prepare().map(|_| ()).unwrap_err().to_string()
+}
+
+#[test]
+fn bad_inputs_give_one_line_errors_naming_the_file() {
+    let dir = scratch("bad");
+    let empty = dir.join("empty.txt");
+    std::fs::write(&empty, "  \n\n").unwrap();
+    let binary = dir.join("binary.txt");
+    std::fs::write(&binary, b"line one\nline two \xff\xfe\n").unwrap();
+    let jsonl = dir.join("corpus.jsonl");
+    std::fs::write(&jsonl, "{\"text\": \"fine\"}\n{\"txt\": \"typo\"}\n").unwrap();
+    let short = dir.join("short.txt");
+    std::fs::write(&short, "To be, or not to be").unwrap();
+    let no_txt = dir.join("empty_dir");
+    std::fs::create_dir_all(&no_txt).unwrap();
+    let cases = [
+        (text_config(&empty, 8, 0), format!("{}: the corpus is empty", empty.display())),
+        (text_config(&binary, 8, 0), format!("{}:2: not valid UTF-8 (byte 18)", binary.display())),
+        (text_config(&jsonl, 8, 0), format!("{}:2: no \"text\" field", jsonl.display())),
+        (text_config(&short, 64, 0), format!("{}: seq_len 64 is longer than the corpus (20 tokens)", short.display())),
+        (text_config(&dir.join("missing.txt"), 8, 0), format!("{}: no such file or directory", dir.join("missing.txt").display())),
+        (text_config(&no_txt, 8, 0), format!("{}: no .txt files in this directory", no_txt.display())),
+    ];
+    for (config, expected) in cases {
+        let err = error_of(config);
+        assert_eq!(err, expected);
+        assert!(!err.contains('\n'));
+    }
+    let hub = DataConfig { corpus: CorpusSpec::parse("hf:roneneldan/TinyStories").unwrap(), ..DataConfig::default() };
+    let err = error_of(hub);
+    assert!(err.starts_with("hf:roneneldan/TinyStories: ") && !err.contains('\n'), "{err}");
+    assert!(TokenizerSpec::parse("bpe:lots").unwrap_err().to_string().contains("not a vocabulary size"));
+    assert!(Tokenizer::load(&binary).unwrap_err().to_string().starts_with(&binary.display().to_string()));
+}
+
+#[test]
+fn burns_dataloader_consumes_the_dataset() {
+    let config = DataConfig { corpus: CorpusSpec::ZipfMarkov(ZipfMarkov::default()), synthetic_examples: [64, 8, 8], seq_len: 32, ..DataConfig::default() };
+    let data = config.prepare().unwrap();
+    let loader = DataLoaderBuilder::new(LmBatcher { pad: data.vocab.pad }).batch_size(16).shuffle(3).num_workers(1).set_device(Device::flex()).build(data.train.clone());
+    let mut batches = 0;
+    for batch in loader.iter() {
+        let batch = batch.unwrap();
+        assert_eq!(batch.inputs.dims(), [16, 32]);
+        assert_eq!(batch.targets.dims(), [16, 32]);
+        let bos: Vec<i64> = batch.inputs.slice([0..16, 0..1]).into_data().iter::<i64>().collect();
+        assert!(bos.iter().all(|&t| t == data.vocab.bos as i64));
+        batches += 1;
+    }
+    assert_eq!(batches, 4);
+}
