@@ -3,10 +3,12 @@
 
 use crate::error::DataError;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
-use tokenizers::models::TrainerWrapper;
+use tokenizers::models::{ModelWrapper, TrainerWrapper};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{AddedToken, Tokenizer as HfTokenizer};
 
@@ -66,7 +68,17 @@ pub struct Tokenizer {
 #[derive(Clone)]
 enum Kind {
     Bytes,
-    Hf(Box<HfTokenizer>),
+    Hf(Box<HfTokenizer>, Option<Arc<WordCache>>),
+}
+
+/// The fast path for byte-level BPE with GPT-2's pre-tokenizer (what [`Tokenizer::train_bpe`]
+/// makes): the text is split into the pre-tokenizer's words by [`gpt2_words`], and each distinct
+/// word is encoded once by the Hugging Face tokenizer itself and its ids cached. BPE never merges
+/// across words, so the ids are exactly `encode`'s (tested); HF's per-call `Encoding` (token
+/// strings, offsets) is what made it slow.
+struct WordCache {
+    split: regex::Regex,
+    ids: Mutex<HashMap<String, Arc<[u32]>>>,
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -74,6 +86,9 @@ impl std::fmt::Debug for Tokenizer {
         write!(f, "Tokenizer({}, vocab {})", self.describe(), self.vocab_size())
     }
 }
+
+/// Words the BPE model caches (HF's default is 10,000).
+const WORD_CACHE: usize = 1 << 20;
 
 /// What gatelab writes for the byte tokenizer (it has no `tokenizer.json`).
 const BYTES_MARKER: &str = r#"{"gatelab_tokenizer": "bytes"}"#;
@@ -120,20 +135,34 @@ impl Tokenizer {
         let tmp = path.with_extension("json.tmp");
         match &self.kind {
             Kind::Bytes => std::fs::write(&tmp, BYTES_MARKER).map_err(|e| DataError::io(&tmp, e))?,
-            Kind::Hf(t) => t.save(&tmp, false).map_err(|e| DataError::in_file(&tmp, e.to_string()))?,
+            Kind::Hf(t, _) => t.save(&tmp, false).map_err(|e| DataError::in_file(&tmp, e.to_string()))?,
         }
         std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
     }
 
     /// Finds BOS, EOS and PAD among the tokenizer's special tokens: gatelab's own, or the usual
     /// names of released models (Qwen has no BOS and uses `<|endoftext|>` for it).
-    fn from_hf(tok: HfTokenizer, what: &str) -> Result<Self, DataError> {
+    fn from_hf(mut tok: HfTokenizer, what: &str) -> Result<Self, DataError> {
+        // HF's BPE caches 10k words and stops caching when full; a corpus has more distinct
+        // words than that (tinyshakespeare ~25k forms), and uncached words are re-merged each
+        // time. A larger cache makes encoding several times faster.
+        if let ModelWrapper::BPE(bpe) = tok.get_model() {
+            let mut bpe = bpe.clone();
+            bpe.resize_cache(WORD_CACHE);
+            tok.with_model(ModelWrapper::BPE(bpe));
+        }
         let find = |names: &[&str]| names.iter().find_map(|n| tok.token_to_id(n));
         let eos = find(&[EOS, "</s>", "<|endoftext|>", "<|end_of_text|>", "<eos>", "[SEP]"]);
         let bos = find(&[BOS, "<s>", "<|begin_of_text|>", "<bos>", "[CLS]"]).or(eos);
         let pad = find(&[PAD, "<pad>", "<|pad|>", "[PAD]"]).or(eos);
         match (bos, eos, pad) {
-            (Some(bos), Some(eos), Some(pad)) => Ok(Self { kind: Kind::Hf(Box::new(tok)), bos, eos, pad }),
+            (Some(bos), Some(eos), Some(pad)) => {
+                let fast = is_gpt2_byte_level(&tok).then(|| {
+                    let split = regex::Regex::new(GPT2_PATTERN).expect("GPT-2 pattern compiles");
+                    Arc::new(WordCache { split, ids: Mutex::new(HashMap::new()) })
+                });
+                Ok(Self { kind: Kind::Hf(Box::new(tok), fast), bos, eos, pad })
+            }
             _ => Err(DataError::new(format!("{what}: no BOS/EOS special token found (looked for {BOS}, <s>, <|endoftext|>, </s> …)"))),
         }
     }
@@ -142,7 +171,7 @@ impl Tokenizer {
     pub fn vocab_size(&self) -> usize {
         match &self.kind {
             Kind::Bytes => 259,
-            Kind::Hf(t) => t.get_vocab_size(true),
+            Kind::Hf(t, _) => t.get_vocab_size(true),
         }
     }
 
@@ -150,7 +179,7 @@ impl Tokenizer {
     pub fn describe(&self) -> &'static str {
         match self.kind {
             Kind::Bytes => "bytes",
-            Kind::Hf(_) => "bpe",
+            Kind::Hf(..) => "bpe",
         }
     }
 
@@ -158,10 +187,30 @@ impl Tokenizer {
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, DataError> {
         match &self.kind {
             Kind::Bytes => Ok(text.bytes().map(u32::from).collect()),
-            Kind::Hf(t) => t
-                .encode_fast(text, false)
-                .map(|e| e.get_ids().to_vec())
-                .map_err(|e| DataError::new(format!("tokenizing: {e}"))),
+            Kind::Hf(t, None) => hf_encode(t, text),
+            Kind::Hf(t, Some(cache)) => {
+                let mut ids = Vec::with_capacity(text.len() / 3);
+                let mut known = cache.ids.lock().expect("word cache");
+                for word in gpt2_words(&cache.split, text) {
+                    match known.get(word) {
+                        Some(w) => ids.extend_from_slice(w),
+                        None => {
+                            let w: Arc<[u32]> = hf_encode(t, word)?.into();
+                            ids.extend_from_slice(&w);
+                            known.insert(word.to_string(), w);
+                        }
+                    }
+                }
+                Ok(ids)
+            }
+        }
+    }
+
+    /// The ids the Hugging Face tokenizer itself gives (the reference for the fast path).
+    pub fn encode_reference(&self, text: &str) -> Result<Vec<u32>, DataError> {
+        match &self.kind {
+            Kind::Bytes => self.encode(text),
+            Kind::Hf(t, _) => hf_encode(t, text),
         }
     }
 
@@ -172,7 +221,40 @@ impl Tokenizer {
                 let bytes: Vec<u8> = ids.iter().filter(|&&i| i < 256).map(|&i| i as u8).collect();
                 Ok(String::from_utf8_lossy(&bytes).into_owned())
             }
-            Kind::Hf(t) => t.decode(ids, true).map_err(|e| DataError::new(format!("decoding: {e}"))),
+            Kind::Hf(t, _) => t.decode(ids, true).map_err(|e| DataError::new(format!("decoding: {e}"))),
         }
     }
+}
+
+fn hf_encode(t: &HfTokenizer, text: &str) -> Result<Vec<u32>, DataError> {
+    t.encode_fast(text, false).map(|e| e.get_ids().to_vec()).map_err(|e| DataError::new(format!("tokenizing: {e}")))
+}
+
+/// GPT-2's pre-tokenizer pattern (HF `ByteLevel` with `use_regex`), less its `\s+(?!\S)`
+/// lookahead, which [`gpt2_words`] applies by hand.
+const GPT2_PATTERN: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+";
+
+/// Whether `tok` splits words exactly as [`gpt2_words`] does: no normaliser, and a pre-tokenizer
+/// that is HF's `ByteLevel` with the GPT-2 regex and no prefix space.
+fn is_gpt2_byte_level(tok: &HfTokenizer) -> bool {
+    let ours = serde_json::to_value(ByteLevel::new(false, true, true)).ok();
+    let theirs = tok.get_pre_tokenizer().and_then(|p| serde_json::to_value(p).ok());
+    tok.get_normalizer().is_none() && ours.is_some() && ours == theirs && matches!(tok.get_model(), ModelWrapper::BPE(_))
+}
+
+/// The words of `text` as GPT-2's pre-tokenizer cuts them. A whitespace run followed by a
+/// non-space gives up its last character (`\s+(?!\S)`), which then starts the next word when it
+/// is a space, or stands alone.
+pub fn gpt2_words<'t>(split: &regex::Regex, text: &'t str) -> impl Iterator<Item = &'t str> {
+    let mut pos = 0;
+    std::iter::from_fn(move || {
+        let m = split.find_at(text, pos)?;
+        let mut end = m.end();
+        let word = m.as_str();
+        if end < text.len() && word.chars().all(char::is_whitespace) && word.chars().count() > 1 {
+            end -= word.chars().next_back().map_or(0, char::len_utf8);
+        }
+        pos = end;
+        Some(&text[m.start()..end])
+    })
 }

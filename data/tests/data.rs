@@ -233,3 +233,13 @@ fn burns_dataloader_consumes_the_dataset() {
     }
     assert_eq!(batches, 4);
 }
+
+#[test]
+fn the_fast_bpe_path_gives_the_hugging_face_ids() {
+    let Some(text) = shakespeare() else { return };
+    let tok = Tokenizer::train_bpe(std::iter::once(text.as_str()), 2048).unwrap();
+    assert_eq!(tok.encode(&text).unwrap(), tok.encode_reference(&text).unwrap());
+    let mixed = "Größe  über\u{a0}naïve\t\tcafé 12345 ６７ 東京タワー \n\n  \u{3000}end — ok?!  \r\n 'tis we'll THEY'RE  ";
+    assert_eq!(tok.encode(mixed).unwrap(), tok.encode_reference(mixed).unwrap());
+    assert_eq!(tok.decode(&tok.encode(mixed).unwrap()).unwrap(), mixed);
+}

@@ -211,3 +211,20 @@ fn same_seed_same_model() {
     };
     assert_eq!(build(), build());
 }
+
+#[test]
+fn padding_targets_do_not_count() {
+    use gatelab_model::{cross_entropy, masked_cross_entropy};
+    let device = Device::flex();
+    let model = tiny(GateSpec::BASELINE).init(&device).unwrap();
+    let logits = model.forward(tokens(&[&[1, 2, 3, 4]], &device));
+    let targets = tokens(&[&[2, 3, 4, 0]], &device);
+    let all = masked_cross_entropy(logits.clone(), targets.clone(), Tensor::ones([1, 4], &device)).into_scalar::<f32>();
+    assert!((all - cross_entropy(logits.clone(), targets.clone()).into_scalar::<f32>()).abs() < 1e-6);
+    // Masking the last target equals the loss on the first three positions alone.
+    let mask = Tensor::from_data(TensorData::new(vec![1.0f32, 1.0, 1.0, 0.0], [1, 4]), &device);
+    let masked = masked_cross_entropy(logits.clone(), targets, mask).into_scalar::<f32>();
+    let first3 = cross_entropy(logits.slice([0..1, 0..3, 0..29]), tokens(&[&[2, 3, 4]], &device)).into_scalar::<f32>();
+    assert!((masked - first3).abs() < 1e-6, "{masked} vs {first3}");
+    assert!((masked - all).abs() > 1e-4);
+}

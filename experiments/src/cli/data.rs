@@ -1,0 +1,153 @@
+//! `gatelab data` and `gatelab data-bench`.
+
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataset::Dataset;
+use burn::tensor::Device;
+use gatelab_data::{CorpusSpec, DataConfig, LmBatcher, Packing, Tokenizer, TokenizerSpec};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Which corpus and how to cut it (shared by the commands that read data).
+#[derive(clap::Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Corpus: bigram-backcopy, zipf-markov, a text file, a directory of .txt files, a .jsonl
+    /// file, or hf:NAME[:SUBSET].
+    #[arg(long, default_value = "bigram-backcopy")]
+    pub data: String,
+    /// Tokenizer for text corpora: bytes, bpe:VOCAB (trained on the training split), file:PATH.
+    #[arg(long, default_value = "bytes")]
+    pub tokenizer: String,
+    /// Tokens per example read by the model.
+    #[arg(long, default_value_t = 128)]
+    pub seq_len: usize,
+    /// Seed of the split.
+    #[arg(long, default_value_t = 0)]
+    pub split_seed: u64,
+    /// auto, aligned or packed.
+    #[arg(long, default_value = "auto")]
+    pub packing: String,
+}
+
+impl DataArgs {
+    /// The data config these arguments describe.
+    pub fn config(&self) -> Result<DataConfig, String> {
+        let packing = match self.packing.as_str() {
+            "auto" => Packing::Auto,
+            "aligned" => Packing::Aligned,
+            "packed" => Packing::Packed,
+            other => return Err(format!("--packing {other}: expected auto, aligned or packed")),
+        };
+        Ok(DataConfig {
+            corpus: CorpusSpec::parse(&self.data).map_err(|e| e.to_string())?,
+            tokenizer: TokenizerSpec::parse(&self.tokenizer).map_err(|e| e.to_string())?,
+            seq_len: self.seq_len,
+            seed: self.split_seed,
+            packing,
+            ..DataConfig::default()
+        })
+    }
+}
+
+/// `gatelab data`: prepares the corpus and prints what a run would train on.
+pub fn inspect(args: &DataArgs, save_tokenizer: Option<&PathBuf>) -> Result<(), String> {
+    let config = args.config()?;
+    let started = Instant::now();
+    let data = config.prepare().map_err(|e| e.to_string())?;
+    println!("corpus      {}", config.corpus.describe());
+    match &data.tokenizer {
+        Some(t) => println!("tokenizer   {} (vocabulary {})", t.describe(), data.vocab.size),
+        None => println!("tokenizer   synthetic ids (vocabulary {})", data.vocab.size),
+    }
+    println!("ids         BOS {}  EOS {}  PAD {}", data.vocab.bos, data.vocab.eos, data.vocab.pad);
+    if data.units > 0 {
+        println!("units       {} dealt to the splits", data.units);
+    }
+    for (name, ds) in [("train", &data.train), ("valid", &data.valid), ("analysis", &data.analysis)] {
+        println!("{name:<11} {} examples of {} tokens", ds.len(), config.seq_len);
+    }
+    println!("prepared in {:.2} s", started.elapsed().as_secs_f64());
+    if let (Some(t), Ok(ex)) = (&data.tokenizer, data.analysis.get(0)) {
+        let text = t.decode(&ex.tokens).map_err(|e| e.to_string())?;
+        let preview: String = text.chars().take(120).collect();
+        println!("analysis[0] {:?}", preview);
+    }
+    if let Some(path) = save_tokenizer {
+        let tok = data.tokenizer.as_ref().ok_or("--save-tokenizer: synthetic corpora have no tokenizer")?;
+        tok.save(path).map_err(|e| e.to_string())?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `gatelab data-bench`: tokenisation and batching throughput on a text file.
+pub fn bench(text_path: &PathBuf, vocab: usize, json: bool) -> Result<(), String> {
+    let text = std::fs::read_to_string(text_path).map_err(|e| format!("{}: {e}", text_path.display()))?;
+    let mb = text.len() as f64 / 1e6;
+    let time = |f: &mut dyn FnMut() -> Result<(), String>| -> Result<f64, String> {
+        // Repeat for at least a second; report the best pass.
+        let (mut best, mut total, mut passes) = (f64::INFINITY, 0.0, 0);
+        while total < 1.0 || passes < 3 {
+            let t = Instant::now();
+            f()?;
+            let s = t.elapsed().as_secs_f64();
+            best = best.min(s);
+            total += s;
+            passes += 1;
+        }
+        Ok(best)
+    };
+    let t = Instant::now();
+    let bpe = Tokenizer::train_bpe(std::iter::once(text.as_str()), vocab).map_err(|e| e.to_string())?;
+    let train_s = t.elapsed().as_secs_f64();
+    // Cold: a freshly loaded tokenizer, every word new to its cache (one pass).
+    let saved = std::env::temp_dir().join(format!("gatelab-bench-tokenizer-{}.json", std::process::id()));
+    bpe.save(&saved).map_err(|e| e.to_string())?;
+    let fresh = Tokenizer::load(&saved).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(&saved);
+    let t = Instant::now();
+    fresh.encode(&text).map_err(|e| e.to_string())?;
+    let cold_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    bpe.encode_reference(&text).map_err(|e| e.to_string())?;
+    let hf_s = t.elapsed().as_secs_f64();
+    let mut n_ids = 0;
+    let bpe_s = time(&mut || {
+        n_ids = bpe.encode(&text).map_err(|e| e.to_string())?.len();
+        Ok(())
+    })?;
+    let bytes = Tokenizer::bytes();
+    let bytes_s = time(&mut || bytes.encode(&text).map(|_| ()).map_err(|e| e.to_string()))?;
+    // Batching: packed windows of 128 through the LmBatcher onto flex, batches of 32.
+    let config = DataConfig { corpus: CorpusSpec::Text { path: text_path.clone() }, seq_len: 128, ..DataConfig::default() };
+    let data = config.prepare().map_err(|e| e.to_string())?;
+    let batcher = LmBatcher { pad: data.vocab.pad };
+    let device = Device::flex();
+    let n = data.train.len() / 32 * 32;
+    let batch_s = time(&mut || {
+        for start in (0..n).step_by(32) {
+            let items = (start..start + 32).map(|i| data.train.get(i).map_err(|e| e.to_string())).collect::<Result<Vec<_>, _>>()?;
+            let _ = batcher.batch(items, &device);
+        }
+        Ok(())
+    })?;
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let report = serde_json::json!({
+        "text": text_path.display().to_string(), "megabytes": mb, "machine_threads": threads,
+        "bpe_vocab": vocab, "bpe_train_seconds": train_s, "bpe_ids": n_ids,
+        "bpe_encode_mb_per_s": mb / bpe_s, "bpe_encode_cold_mb_per_s": mb / cold_s,
+        "hf_encode_mb_per_s": mb / hf_s, "bytes_encode_mb_per_s": mb / bytes_s,
+        "batching_tokens_per_s": (n * 128) as f64 / batch_s, "batching_examples": n,
+    });
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap());
+    } else {
+        println!("text               {} ({mb:.2} MB)", text_path.display());
+        println!("BPE train          {train_s:.2} s for a vocabulary of {vocab}");
+        println!("BPE encode         {:.1} MB/s on one thread, repeat passes ({n_ids} ids)", mb / bpe_s);
+        println!("BPE encode, cold   {:.1} MB/s (first pass of a fresh tokenizer: every word new)", mb / cold_s);
+        println!("HF encode          {:.1} MB/s (tokenizers' own encode, the reference)", mb / hf_s);
+        println!("byte encode        {:.1} MB/s", mb / bytes_s);
+        println!("batching           {:.2} M tokens/s ({n} examples of 128 into batches of 32 on flex)", (n * 128) as f64 / batch_s / 1e6);
+    }
+    Ok(())
+}

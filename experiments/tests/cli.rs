@@ -1,0 +1,58 @@
+//! The `gatelab` binary on bad input: a one-line error naming the file (and line), a non-zero exit,
+//! no panic.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn scratch() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gatelab-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn gatelab(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gatelab")).args(args).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[test]
+fn bad_data_is_one_line_and_a_nonzero_exit() {
+    let dir = scratch();
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.display().to_string()
+    };
+    let empty = write("empty.txt", b"");
+    let binary = write("binary.txt", b"ok\n\xc3\x28 broken\n");
+    let jsonl = write("c.jsonl", b"{\"text\": \"a\"}\n\n{\"body\": \"b\"}\n");
+    let short = write("short.txt", b"tiny");
+    let missing = dir.join("missing.txt").display().to_string();
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (vec!["data", "--data", &empty], format!("gatelab: {empty}: the corpus is empty")),
+        (vec!["data", "--data", &binary], format!("gatelab: {binary}:2: not valid UTF-8 (byte 3)")),
+        (vec!["data", "--data", &jsonl], format!("gatelab: {jsonl}:3: no \"text\" field")),
+        (vec!["data", "--data", &short, "--seq-len", "64"], format!("gatelab: {short}: seq_len 64 is longer than the corpus (5 tokens)")),
+        (vec!["data", "--data", &missing], format!("gatelab: {missing}: no such file or directory")),
+        (vec!["data", "--tokenizer", "bpe:x"], "gatelab: tokenizer bpe:x: `x` is not a vocabulary size".to_string()),
+        (vec!["params", &missing], format!("gatelab: {missing}: No such file or directory (os error 2)")),
+    ];
+    for (args, expected) in cases {
+        let (code, _, stderr) = gatelab(&args);
+        assert_eq!(code, 1, "{args:?}");
+        assert_eq!(stderr.trim_end(), expected, "{args:?}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+    }
+    // A model config that makes no sense is refused naming the field.
+    let bad_model = write("model.json", br#"{"n_heads": 4, "n_kv_heads": 3}"#);
+    let (code, _, stderr) = gatelab(&["params", &bad_model]);
+    assert_eq!((code, stderr.trim_end()), (1, "gatelab: model.n_kv_heads: 3 does not divide n_heads = 4"));
+}
+
+#[test]
+fn data_summarises_a_corpus() {
+    let (code, stdout, _) = gatelab(&["data", "--data", "zipf-markov", "--seq-len", "64"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("BOS 512") && stdout.contains("analysis    1024 examples of 64 tokens"), "{stdout}");
+}
