@@ -120,3 +120,33 @@ fn read_jsonl(path: &Path) -> Result<Vec<String>, DataError> {
     }
     Ok(docs)
 }
+
+/// Loads the `train` split of a hub dataset's `"text"` column through burn-dataset's
+/// `HuggingfaceDatasetLoader` (which runs Python's `datasets` in a virtualenv it makes, and
+/// stores the rows in SQLite under `~/.cache/burn-dataset`). Offline, or without Python, it fails
+/// with one line.
+#[cfg(feature = "hub")]
+pub fn load_hub(dataset: &str, subset: Option<&str>) -> Result<Vec<String>, DataError> {
+    use burn::data::dataset::{Dataset, HuggingfaceDatasetLoader};
+    #[derive(Deserialize, Clone)]
+    struct Row {
+        text: String,
+    }
+    let name = format!("hf:{dataset}{}", subset.map(|s| format!(":{s}")).unwrap_or_default());
+    let mut loader = HuggingfaceDatasetLoader::new(dataset);
+    if let Some(s) = subset {
+        loader = loader.with_subset(s);
+    }
+    let first_line = |e: &dyn std::fmt::Display| e.to_string().lines().next().unwrap_or_default().to_string();
+    let rows = loader.dataset::<Row>("train").map_err(|e| {
+        DataError::new(format!("{name}: could not load it through the Hugging Face loader (is the network reachable?): {}", first_line(&e)))
+    })?;
+    let docs = (0..rows.len())
+        .map(|i| rows.get(i).map(|r| r.text).map_err(|e| DataError::new(format!("{name}: row {i}: {}", first_line(&e)))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let docs: Vec<String> = docs.into_iter().filter(|d| !d.trim().is_empty()).collect();
+    if docs.is_empty() {
+        return Err(DataError::new(format!("{name}: the corpus is empty")));
+    }
+    Ok(docs)
+}

@@ -203,9 +203,15 @@ impl DataConfig {
                 let docs = load_text(path)?;
                 self.prepare_text(docs, &path.display().to_string())
             }
+            #[cfg(feature = "hub")]
+            CorpusSpec::Hub { dataset, subset } => {
+                let docs = crate::corpus::load_hub(dataset, subset.as_deref())?;
+                self.prepare_text(docs, &self.corpus.describe())
+            }
+            #[cfg(not(feature = "hub"))]
             CorpusSpec::Hub { .. } => Err(DataError::new(format!(
-                "{}: hub datasets need the Hugging Face loader, which this build of gatelab does not include; \
-                 download the dataset as JSONL and pass its path to --data",
+                "{}: hub datasets need gatelab built with the cargo feature `hub` (GATELAB_FEATURES=tch,hub scripts/gatelab …); \
+                 or download the dataset as JSONL and pass its path to --data",
                 self.corpus.describe()
             ))),
         }
