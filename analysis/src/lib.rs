@@ -3,4 +3,5 @@
 //! set of sink, activation and gate statistics and the reports follow (issue "Attention-sink
 //! analysis and reports").
 
+pub mod layer;
 pub mod sink;

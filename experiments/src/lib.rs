@@ -1,6 +1,17 @@
-//! gatelab's experiments: backends chosen at run time and training runs. The `gatelab` binary
-//! (src/main.rs) is the command-line face of this crate; grids, sweeps and run folders follow
-//! (issue "The sweep harness").
+//! gatelab's experiments: grids of variants, presets, Hydra-style overrides, sweeps of runs in
+//! resumable run folders, on a backend chosen at run time. The `gatelab` binary (src/main.rs and
+//! src/cli/) is its command-line face.
+//!
+//! - [`backend`]: `--backend flex|wgpu|tch|tch-cuda`.
+//! - [`config`]: [`config::RunConfig`] and the presets of scale.
+//! - [`grid`]: grid files, overrides, expansion into runs, shards.
+//! - [`train`]: one training run.
+//! - [`rundir`]: the run folder (the contract with analysis).
+//! - [`sweep`]: runs a grid.
 
 pub mod backend;
+pub mod config;
+pub mod grid;
+pub mod rundir;
+pub mod sweep;
 pub mod train;

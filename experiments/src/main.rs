@@ -24,10 +24,13 @@ enum Command {
         /// A ModelConfig JSON file; the default config when omitted.
         config: Option<PathBuf>,
     },
-    /// Train the baseline and the G1-elementwise gate on the embedded positive control
-    /// (Bigram-Backcopy, a 1-layer attention-only model with untied embeddings, on which the
-    /// baseline grows a first-token sink) and compare held-out loss and first-token attention.
-    Train(cli::train::TrainArgs),
+    /// Train every variant of a grid (resumable: finished runs are skipped, interrupted ones resume).
+    Sweep(cli::sweep::SweepArgs),
+    /// List grids, or the variants of one (with their paper table and row); show a variant.
+    Grid {
+        #[command(subcommand)]
+        what: GridCommand,
+    },
     /// Prepare a corpus as a run would (tokenizer, splits) and print what it holds.
     Data {
         #[command(flatten)]
@@ -50,12 +53,33 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum GridCommand {
+    /// The built-in grids, or the variants of GRID.
+    List {
+        grid: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One variant's resolved config.
+    Show {
+        grid: String,
+        variant: String,
+        #[arg(long, default_value = "small")]
+        preset: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Backends => backends(),
         Command::Params { config } => params(config.as_deref()),
-        Command::Train(args) => cli::train::run(&args),
+        Command::Sweep(args) => cli::sweep::sweep(args),
+        Command::Grid { what: GridCommand::List { grid, json } } => cli::sweep::list(grid.as_deref(), json),
+        Command::Grid { what: GridCommand::Show { grid, variant, preset, json } } => cli::sweep::show(&grid, &variant, &preset, json),
         Command::Data { data, save_tokenizer } => cli::data::inspect(&data, save_tokenizer.as_ref()),
         Command::DataBench { text, vocab, json } => cli::data::bench(&text, vocab, json),
     };

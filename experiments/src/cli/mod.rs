@@ -1,4 +1,4 @@
 //! The subcommands of `gatelab`, one module each.
 
 pub mod data;
-pub mod train;
+pub mod sweep;

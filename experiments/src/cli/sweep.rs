@@ -1,0 +1,114 @@
+//! `gatelab sweep` and `gatelab grid`.
+
+use gatelab::backend::Backend;
+use gatelab::config::{PRESETS, RunConfig};
+use gatelab::grid;
+use gatelab::sweep::{self, SweepOptions};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct SweepArgs {
+    /// A built-in grid (core, paper) or a grid JSON file.
+    grid: String,
+    /// key=value overrides of the resolved config, e.g. train.lr=4e-3,8e-3 (commas multiply runs).
+    overrides: Vec<String>,
+    /// Scale: tiny (seconds), small (the CPU default), paper (the 1.7B dense shape).
+    #[arg(long, default_value = "small")]
+    preset: String,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "flex")]
+    backend: Backend,
+    /// Device index (wgpu discrete GPU, CUDA device).
+    #[arg(long, default_value_t = 0)]
+    device_index: usize,
+    /// Replace every run's corpus: bigram-backcopy, zipf-markov, a path, hf:NAME.
+    #[arg(long)]
+    data: Option<String>,
+    /// Results folder (default results/<grid name>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Run only shard i of N (1-based), for job arrays sharing one results folder.
+    #[arg(long)]
+    shard: Option<String>,
+    /// Seeds per run.
+    #[arg(long, default_value_t = 1)]
+    seeds: usize,
+    /// Print a Slurm job-array script for N shards and exit.
+    #[arg(long)]
+    sbatch: Option<usize>,
+}
+
+pub fn sweep(args: SweepArgs) -> Result<(), String> {
+    let opts = SweepOptions {
+        grid: args.grid,
+        preset: args.preset,
+        backend: args.backend,
+        device_index: args.device_index,
+        data: args.data,
+        out: args.out,
+        shard: args.shard.as_deref().map(grid::parse_shard).transpose()?,
+        seeds: args.seeds,
+        overrides: args.overrides,
+    };
+    // Every run is planned and checked before anything is written or trained.
+    let (grid, runs, out) = sweep::plan(&opts)?;
+    if let Some(n) = args.sbatch {
+        if n == 0 {
+            return Err("--sbatch: needs at least 1 shard".into());
+        }
+        print!("{}", sweep::sbatch(&opts, n, &out));
+        return Ok(());
+    }
+    eprintln!("sweep {}: {} runs at preset {} on {}", grid.name, runs.len(), opts.preset, opts.backend.name());
+    let rows = sweep::run(&opts)?;
+    let failed = rows.iter().filter(|r| r.status.word() == "failed").count();
+    if failed > 0 { Err(format!("{failed} of {} runs failed (status.json in their folders says why)", rows.len())) } else { Ok(()) }
+}
+
+pub fn list(grid_name: Option<&str>, json: bool) -> Result<(), String> {
+    match grid_name {
+        None => {
+            let grids = grid::BUILTIN.iter().map(|(n, _)| grid::load(n)).collect::<Result<Vec<_>, _>>()?;
+            if json {
+                let v: Vec<_> = grids.iter().map(|g| serde_json::json!({"name": g.name, "variants": g.variants.len(), "description": g.description})).collect();
+                println!("{}", serde_json::to_string_pretty(&v).unwrap());
+            } else {
+                for g in grids {
+                    println!("{:<8} {:>3} variants  {}", g.name, g.variants.len(), g.description);
+                }
+                println!("presets: {}", PRESETS.join(", "));
+            }
+        }
+        Some(name) => {
+            let g = grid::load(name)?;
+            if json {
+                let v: Vec<_> = g.variants.iter().map(|v| serde_json::json!({"name": v.name, "paper": v.paper, "note": v.note, "set": v.set})).collect();
+                println!("{}", serde_json::to_string_pretty(&v).unwrap());
+            } else {
+                for v in &g.variants {
+                    println!("{:<32} {:<22} {}", v.name, v.paper, v.note);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn show(grid_name: &str, variant: &str, preset: &str, json: bool) -> Result<(), String> {
+    let g = grid::load(grid_name)?;
+    let v = g.variants.iter().find(|v| v.name == variant).ok_or_else(|| {
+        format!("grid {}: no variant {variant} (variants: {})", g.name, g.variants.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", "))
+    })?;
+    let one = grid::Grid { variants: vec![v.clone()], ..g.clone() };
+    let run = grid::plan(&one, &RunConfig::preset(preset)?, None, &[], 1)?.remove(0);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&run.config).unwrap());
+    } else {
+        println!("{} ({}){}", v.name, v.paper, if v.note.is_empty() { String::new() } else { format!(": {}", v.note) });
+        println!("gate: {}", run.config.model.gate.label());
+        let p = run.config.model.param_count();
+        println!("parameters: {} (gate {}), FFN width {}", p.total, p.gate, run.config.model.ffn_width());
+        println!("{}", serde_json::to_string_pretty(&run.config).unwrap());
+    }
+    Ok(())
+}

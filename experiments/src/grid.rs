@@ -1,0 +1,185 @@
+//! Grids of variants (JSON files in `experiments/grids/`, or a user's), Hydra-style `key=value`
+//! overrides, and their expansion into planned runs.
+//!
+//! A grid file:
+//! ```json
+//! { "name": "core", "description": "…", "set": {"train.steps": 2000},
+//!   "variants": [ {"name": "g1-elementwise", "paper": "Table 1 row 5", "set": {"model.gate.position": "g1"}} ] }
+//! ```
+//! A run's config is the preset, then the grid's `set`, then the variant's `set`, then the
+//! command line's overrides, each a dotted path into [`RunConfig`]'s JSON. A command-line value
+//! with commas (`train.lr=4e-3,8e-3`) multiplies the runs, as do `--seeds N`.
+
+use crate::config::RunConfig;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// A grid file.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Grid {
+    /// Its name (the default results folder).
+    pub name: String,
+    /// What it is for.
+    #[serde(default)]
+    pub description: String,
+    /// Overrides every variant gets.
+    #[serde(default)]
+    pub set: BTreeMap<String, Value>,
+    /// The variants.
+    pub variants: Vec<Variant>,
+}
+
+/// One variant of a grid.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    /// Name (letters, digits, `-`, `_`, `.`): the run folder's prefix.
+    pub name: String,
+    /// The paper's table and row it reproduces, e.g. `Table 1 row 5`.
+    #[serde(default)]
+    pub paper: String,
+    /// How it maps onto a small dense model, where that needs saying.
+    #[serde(default)]
+    pub note: String,
+    /// Its overrides.
+    #[serde(default)]
+    pub set: BTreeMap<String, Value>,
+}
+
+/// The grids shipped with gatelab.
+pub const BUILTIN: [(&str, &str); 2] = [("core", include_str!("../grids/core.json")), ("paper", include_str!("../grids/paper.json"))];
+
+/// Loads a built-in grid by name, or a grid file by path.
+pub fn load(name_or_path: &str) -> Result<Grid, String> {
+    let (source, text) = match BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
+        Some((n, text)) => (format!("grid {n}"), text.to_string()),
+        None => {
+            let path = Path::new(name_or_path);
+            if !path.exists() {
+                let names: Vec<_> = BUILTIN.iter().map(|(n, _)| *n).collect();
+                return Err(format!("{name_or_path}: no such grid file (built-in grids: {})", names.join(", ")));
+            }
+            (path.display().to_string(), std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?)
+        }
+    };
+    let grid: Grid = serde_json::from_str(&text).map_err(|e| format!("{source}: {e}"))?;
+    let mut seen = std::collections::HashSet::new();
+    for v in &grid.variants {
+        if v.name.is_empty() || !v.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(format!("{source}: variant name {:?} must be letters, digits, '-', '_' or '.'", v.name));
+        }
+        if !seen.insert(&v.name) {
+            return Err(format!("{source}: variant {} appears twice", v.name));
+        }
+    }
+    if grid.variants.is_empty() {
+        return Err(format!("{source}: no variants"));
+    }
+    Ok(grid)
+}
+
+/// Parses `key=value` (a value that is not JSON is a string). With `split`, top-level commas
+/// separate alternatives.
+pub fn parse_override(s: &str, split: bool) -> Result<(String, Vec<Value>), String> {
+    let (key, raw) = s.split_once('=').ok_or_else(|| format!("override {s:?}: expected key=value"))?;
+    if key.is_empty() {
+        return Err(format!("override {s:?}: empty key"));
+    }
+    let pieces: Vec<&str> = if split && !raw.starts_with(['[', '{', '"']) { raw.split(',').collect() } else { vec![raw] };
+    let values = pieces.into_iter().map(|p| serde_json::from_str(p).unwrap_or_else(|_| Value::String(p.to_string()))).collect();
+    Ok((key.to_string(), values))
+}
+
+/// Sets a dotted `key` of `config` to `value`; the key must exist (so typos fail).
+pub fn apply(config: &mut Value, key: &str, value: Value) -> Result<(), String> {
+    let mut node = config;
+    let parts: Vec<&str> = key.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let obj = node.as_object_mut().ok_or_else(|| format!("override {key}: {} is not a section", parts[..i].join(".")))?;
+        if !obj.contains_key(*part) {
+            let known: Vec<&String> = obj.keys().collect();
+            let at = if i == 0 { String::new() } else { format!(" in {}", parts[..i].join(".")) };
+            return Err(format!("override {key}: no field {part}{at} (fields: {})", known.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")));
+        }
+        node = obj.get_mut(*part).expect("checked");
+    }
+    *node = value;
+    Ok(())
+}
+
+/// A run to do: one variant, one point of the override product, one seed.
+#[derive(Debug, Clone)]
+pub struct PlannedRun {
+    /// Variant name.
+    pub variant: String,
+    /// Its paper reference.
+    pub paper: String,
+    /// Command-line overrides of this run (one value each).
+    pub overrides: Vec<String>,
+    /// Its seed.
+    pub seed: u64,
+    /// The resolved config.
+    pub config: RunConfig,
+}
+
+/// Expands a grid over the preset, overrides and seeds, resolving and checking every run; the
+/// first problem is returned (naming the variant) before anything runs.
+pub fn plan(grid: &Grid, preset: &RunConfig, data: Option<&Value>, overrides: &[String], seeds: usize) -> Result<Vec<PlannedRun>, String> {
+    let parsed: Vec<(String, Vec<Value>)> = overrides.iter().map(|o| parse_override(o, true)).collect::<Result<_, _>>()?;
+    // The product of the comma lists, in order.
+    let mut combos: Vec<Vec<(String, Value)>> = vec![vec![]];
+    for (key, values) in &parsed {
+        combos = combos.into_iter().flat_map(|c| values.iter().map(move |v| [c.clone(), vec![(key.clone(), v.clone())]].concat())).collect();
+    }
+    let base = serde_json::to_value(preset).map_err(|e| e.to_string())?;
+    let mut runs = Vec::new();
+    for variant in &grid.variants {
+        for combo in &combos {
+            for s in 0..seeds.max(1) {
+                let mut value = base.clone();
+                let context = |e: String| format!("grid {}, variant {}: {e}", grid.name, variant.name);
+                for (k, v) in grid.set.iter().chain(&variant.set) {
+                    apply(&mut value, k, v.clone()).map_err(context)?;
+                }
+                if let Some(corpus) = data {
+                    apply(&mut value, "data.corpus", corpus.clone()).map_err(context)?;
+                }
+                for (k, v) in combo {
+                    apply(&mut value, k, v.clone()).map_err(context)?;
+                }
+                let seed = value["train"]["seed"].as_u64().unwrap_or(0) + s as u64;
+                value["train"]["seed"] = seed.into();
+                let config: RunConfig = serde_json::from_value(value).map_err(|e| context(e.to_string()))?;
+                let config = config.resolve().map_err(context)?;
+                let overrides = combo.iter().map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect();
+                runs.push(PlannedRun { variant: variant.name.clone(), paper: variant.paper.clone(), overrides, seed, config });
+            }
+        }
+    }
+    Ok(runs)
+}
+
+/// The runs of shard `i` of `n` (1-based): every `n`-th run from the `i`-th, so shards 1..=n
+/// cover the plan exactly once.
+pub fn shard(runs: Vec<PlannedRun>, i: usize, n: usize) -> Vec<PlannedRun> {
+    runs.into_iter().enumerate().filter(|(k, _)| k % n == i - 1).map(|(_, r)| r).collect()
+}
+
+/// Parses `--shard i/N`.
+pub fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("--shard {s}: expected i/N with 1 <= i <= N");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (usize, usize) = (i.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+    if n == 0 || i == 0 || i > n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+/// A 64-bit FNV-1a hash of `bytes`, for run folder names.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x0000_0100_0000_01B3))
+}

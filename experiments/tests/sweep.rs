@@ -1,0 +1,214 @@
+//! The sweep harness: expansion of grids and overrides, run folders, resume after SIGKILL,
+//! refusal of bad grids before anything is written, shards, divergence.
+
+use gatelab::backend::Backend;
+use gatelab::config::RunConfig;
+use gatelab::grid::{self, Grid};
+use gatelab::rundir::Status;
+use gatelab::sweep::{self, SweepOptions};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gatelab-sweep-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn options(grid: &str, out: &Path, overrides: &[&str]) -> SweepOptions {
+    SweepOptions {
+        grid: grid.into(),
+        preset: "tiny".into(),
+        backend: Backend::Flex,
+        device_index: 0,
+        data: None,
+        out: Some(out.into()),
+        shard: None,
+        seeds: 1,
+        overrides: overrides.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn gatelab(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_gatelab")).args(args).output().unwrap()
+}
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = entry.path();
+            if p.is_dir() { stack.push(p) } else { out.insert(p.clone(), std::fs::read(&p).unwrap()); }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_tiny_sweep_of_the_core_grid_completes() {
+    let out = scratch("core");
+    let rows = sweep::run(&options("core", &out, &[])).unwrap();
+    assert_eq!(rows.len(), 5);
+    for r in &rows {
+        assert_eq!(r.status, Status::Done, "{}", r.variant);
+        for file in ["config.json", "status.json", "metrics.jsonl", "eval.jsonl", "dynamics.jsonl", "model.safetensors"] {
+            assert!(r.dir.join(file).is_file(), "{}: {file}", r.dir.display());
+        }
+        assert!(!r.dir.join("checkpoint.json").exists(), "checkpoints are removed when a run is done");
+        let run = sweep::read_run_file(&r.dir).unwrap();
+        assert_eq!(run.meta.variant, r.variant);
+        assert_eq!(run.meta.backend, "flex");
+        assert!(r.valid_loss.unwrap().is_finite() && r.first_token_attention.is_some());
+    }
+    // A rerun skips every finished run and changes no file.
+    let before = snapshot(&out);
+    sweep::run(&options("core", &out, &[])).unwrap();
+    let mut after = snapshot(&out);
+    after.retain(|p, _| !p.ends_with("sweep.json"));
+    let mut before = before;
+    before.retain(|p, _| !p.ends_with("sweep.json"));
+    assert_eq!(before, after);
+}
+
+#[test]
+fn overrides_and_comma_lists_expand_and_key_the_folders() {
+    let grid = grid::load("core").unwrap();
+    let preset = RunConfig::preset("tiny").unwrap();
+    let runs = grid::plan(&grid, &preset, None, &["train.lr=1e-3,2e-3".into(), "model.d_model=48".into()], 2).unwrap();
+    assert_eq!(runs.len(), 5 * 2 * 2);
+    assert_eq!(runs[0].overrides, vec!["train.lr=0.001", "model.d_model=48"]);
+    assert_eq!((runs[0].config.train.lr, runs[0].config.train.seed), (1e-3, 0));
+    assert_eq!((runs[1].config.train.lr, runs[1].config.train.seed), (1e-3, 1));
+    assert_eq!(runs[2].config.train.lr, 2e-3);
+    assert!(runs.iter().all(|r| r.config.model.d_model == 48));
+    assert_eq!(runs[4].variant, "g1-elementwise");
+    // The folder follows the resolved config: a changed override, a new folder.
+    let out = scratch("keys");
+    let (_, a, _) = sweep::plan(&options("core", &out, &["train.lr=1e-3"])).unwrap();
+    let (_, b, _) = sweep::plan(&options("core", &out, &["train.lr=1e-3"])).unwrap();
+    let (_, c, _) = sweep::plan(&options("core", &out, &["train.lr=2e-3"])).unwrap();
+    assert_eq!(a[0].dir.path, b[0].dir.path);
+    assert_ne!(a[0].dir.path, c[0].dir.path);
+    assert!(a[0].dir.path.file_name().unwrap().to_str().unwrap().starts_with("baseline-"));
+    // Unknown keys are refused by name.
+    let err = grid::plan(&grid, &preset, None, &["train.lrr=1".into()], 1).unwrap_err();
+    assert!(err.contains("no field lrr in train"), "{err}");
+}
+
+#[test]
+fn bad_grids_are_refused_before_anything_is_written() {
+    let dir = scratch("bad");
+    let out = dir.join("results");
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let cases = [
+        (write("unknown-field.json", r#"{"name": "g", "variants": [{"name": "a", "colour": "red"}]}"#), "unknown field `colour`"),
+        (write("bad-key.json", r#"{"name": "g", "variants": [{"name": "a", "set": {"model.d_modle": 3}}]}"#), "variant a: override model.d_modle: no field d_modle in model"),
+        (write("heads.json", r#"{"name": "g", "variants": [{"name": "ok"}, {"name": "b", "set": {"model.n_heads": 4, "model.n_kv_heads": 3}}]}"#), "variant b: model.n_kv_heads: 3 does not divide n_heads = 4"),
+        (write("gate.json", r#"{"name": "g", "variants": [{"name": "c", "set": {"model.gate.position": "g5", "model.gate.granularity": "headwise"}}]}"#), "variant c: model.gate.granularity: headwise has no meaning at position g5"),
+        (write("twice.json", r#"{"name": "g", "variants": [{"name": "a"}, {"name": "a"}]}"#), "variant a appears twice"),
+        (dir.join("missing.json").display().to_string(), "no such grid file"),
+    ];
+    for (grid, expected) in &cases {
+        let output = gatelab(&["sweep", grid, "--preset", "tiny", "--out", &out.display().to_string()]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{grid}: {stderr}");
+        assert!(stderr.contains(expected), "{grid}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(!out.exists(), "{grid}: the results folder was touched");
+    }
+}
+
+#[test]
+fn shards_cover_the_grid_exactly_once() {
+    let grid = grid::load("paper").unwrap();
+    let runs = grid::plan(&grid, &RunConfig::preset("tiny").unwrap(), None, &[], 1).unwrap();
+    assert!(runs.len() >= 30);
+    let mut seen: Vec<String> = (1..=3).flat_map(|i| grid::shard(runs.clone(), i, 3)).map(|r| r.variant).collect();
+    seen.sort();
+    let mut all: Vec<String> = runs.iter().map(|r| r.variant.clone()).collect();
+    all.sort();
+    assert_eq!(seen, all);
+    assert!(grid::parse_shard("0/3").is_err() && grid::parse_shard("4/3").is_err() && grid::parse_shard("2/3") == Ok((2, 3)));
+}
+
+#[test]
+fn a_diverging_run_is_recorded_and_the_sweep_goes_on() {
+    let dir = scratch("diverge");
+    let grid: Grid = serde_json::from_value(serde_json::json!({
+        "name": "diverge",
+        "variants": [
+            {"name": "absurd-lr", "set": {"train.lr": 1e4, "train.grad_clip": 0.0}},
+            {"name": "fine"}
+        ]
+    }))
+    .unwrap();
+    let path = dir.join("grid.json");
+    std::fs::write(&path, serde_json::to_string(&grid).unwrap()).unwrap();
+    let rows = sweep::run(&options(&path.display().to_string(), &dir.join("out"), &[])).unwrap();
+    match &rows[0].status {
+        Status::Diverged { step, .. } => assert!(*step >= 1 && *step <= 40),
+        other => panic!("absurd-lr: {other:?}"),
+    }
+    assert_eq!(rows[1].status, Status::Done);
+}
+
+#[test]
+fn sigkill_then_rerun_finishes_every_run_and_keeps_finished_ones_byte_identical() {
+    let dir = scratch("kill");
+    let out = dir.join("out");
+    let out_s = out.display().to_string();
+    let args = ["sweep", "core", "--preset", "tiny", "--out", &out_s, "train.steps=300", "train.checkpoint_every=20"];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatelab")).args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // Wait until two runs are done and a third has a checkpoint, then kill -9.
+    let started = Instant::now();
+    let status_of = |p: &Path| std::fs::read_to_string(p.join("status.json")).unwrap_or_default();
+    loop {
+        let dirs: Vec<PathBuf> = std::fs::read_dir(&out).map(|r| r.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect()).unwrap_or_default();
+        let done = dirs.iter().filter(|d| status_of(d).contains("\"done\"")).count();
+        let mid = dirs.iter().any(|d| d.join("checkpoint.json").exists());
+        if done >= 2 && mid {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the sweep ended before it could be killed");
+        assert!(started.elapsed() < Duration::from_secs(300), "timed out waiting for the sweep");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let finished: Vec<PathBuf> = std::fs::read_dir(&out).unwrap().flatten().map(|e| e.path()).filter(|p| status_of(p).contains("\"done\"")).collect();
+    let before: Vec<_> = finished.iter().map(|d| snapshot(d)).collect();
+    let interrupted = std::fs::read_dir(&out).unwrap().flatten().map(|e| e.path()).find(|p| p.join("checkpoint.json").exists()).unwrap();
+
+    let rerun = gatelab(&args);
+    assert!(rerun.status.success(), "{}", String::from_utf8_lossy(&rerun.stderr));
+    assert!(String::from_utf8_lossy(&rerun.stderr).contains("resuming at step"));
+    for (d, snap) in finished.iter().zip(&before) {
+        assert_eq!(&snapshot(d), snap, "{} changed", d.display());
+    }
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
+    assert_eq!(rows.len(), 5);
+    assert!(rows.iter().all(|r| r["status"]["state"] == "done"), "{rows:?}");
+
+    // The resumed run ends where an uninterrupted one does (same batches, restored optimiser).
+    let name = interrupted.file_name().unwrap().to_str().unwrap().to_string();
+    let clean = dir.join("clean");
+    let variant = name.rsplit_once('-').unwrap().0;
+    let grid_file = dir.join("one.json");
+    std::fs::write(&grid_file, serde_json::json!({"name": "core", "variants": [grid::load("core").unwrap().variants.into_iter().find(|v| v.name == variant).unwrap()]}).to_string()).unwrap();
+    let output = gatelab(&["sweep", &grid_file.display().to_string(), "--preset", "tiny", "--out", &clean.display().to_string(), "train.steps=300", "train.checkpoint_every=20"]);
+    assert!(output.status.success());
+    let last_eval = |d: &Path| std::fs::read_to_string(d.join("eval.jsonl")).unwrap().lines().last().unwrap().to_string();
+    assert_eq!(last_eval(&interrupted), last_eval(&clean.join(&name)));
+    let lines = std::fs::read_to_string(interrupted.join("metrics.jsonl")).unwrap();
+    let steps: Vec<u64> = lines.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap()).collect();
+    assert!(steps.windows(2).all(|w| w[0] < w[1]), "metrics have no repeated or torn lines: {steps:?}");
+}
