@@ -16,6 +16,8 @@ pub enum Backend {
     Tch,
     /// libtorch CUDA device `--device-index` (cargo feature `tch` with a CUDA libtorch).
     TchCuda,
+    /// A real GPU through wgpu (discrete, then integrated) if there is one, else flex.
+    Auto,
 }
 
 impl Backend {
@@ -28,6 +30,7 @@ impl Backend {
         if cfg!(feature = "tch") {
             out.extend([Backend::Tch, Backend::TchCuda]);
         }
+        out.push(Backend::Auto);
         out
     }
 
@@ -36,7 +39,7 @@ impl Backend {
     #[allow(deprecated)]
     pub fn device(self, index: usize) -> Result<Device, String> {
         match self {
-            Backend::Flex => Ok(Device::flex()),
+            Backend::Flex | Backend::Auto => Ok(Device::flex()),
             #[cfg(feature = "wgpu")]
             Backend::Wgpu => Ok(if index == 0 {
                 Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)
@@ -63,6 +66,7 @@ impl Backend {
             Backend::Wgpu => "wgpu",
             Backend::Tch => "tch",
             Backend::TchCuda => "tch-cuda",
+            Backend::Auto => "auto",
         }
     }
 }
@@ -86,15 +90,47 @@ pub fn probe(device: &Device) -> Result<(), String> {
             .cloned()
             .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_else(|| "the backend panicked".into())
+            // Libraries embed their own traces (libtorch: escaped newlines): keep the first line.
             .lines()
             .next()
             .unwrap_or_default()
-            .to_string()),
+            .split("\\n")
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(240)
+            .collect()),
     }
 }
 
-/// Resolves `--backend` and `--device-index` to a working device, or a one-line reason.
+/// A real GPU through wgpu: discrete GPU `index`, else integrated GPU `index` (lavapipe, a CPU
+/// adapter, does not count).
+#[cfg(feature = "wgpu")]
+fn real_gpu(index: usize) -> Option<Device> {
+    use burn::tensor::DeviceKind;
+    [DeviceKind::DiscreteGpu(index), DeviceKind::IntegratedGpu(index)].into_iter().map(Device::wgpu).find(|d| probe(d).is_ok())
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn real_gpu(_index: usize) -> Option<Device> {
+    None
+}
+
+/// Resolves `--backend` and `--device-index` to a working device, or a one-line reason. `auto`
+/// reports what it chose on stderr.
 pub fn open(backend: Backend, index: usize) -> Result<Device, String> {
+    if backend == Backend::Auto {
+        return Ok(match real_gpu(index) {
+            Some(d) => {
+                eprintln!("backend auto: wgpu GPU {index}");
+                d
+            }
+            None => {
+                eprintln!("backend auto: no GPU found through wgpu; flex");
+                Device::flex()
+            }
+        });
+    }
     let device = backend.device(index)?;
     probe(&device).map_err(|e| format!("backend {}: not usable here: {e}", backend.name()))?;
     Ok(device)
