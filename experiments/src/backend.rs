@@ -85,21 +85,7 @@ pub fn probe(device: &Device) -> Result<(), String> {
     match result {
         Ok(v) if (v - 6.0).abs() < 1e-6 => Ok(()),
         Ok(v) => Err(format!("computed 1+2+3 = {v}")),
-        Err(e) => Err(e
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "the backend panicked".into())
-            // Libraries embed their own traces (libtorch: escaped newlines): keep the first line.
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .split("\\n")
-            .next()
-            .unwrap_or_default()
-            .chars()
-            .take(240)
-            .collect()),
+        Err(e) => Err(panic_message(e)),
     }
 }
 
@@ -114,6 +100,14 @@ fn real_gpu(index: usize) -> Option<Device> {
 #[cfg(not(feature = "wgpu"))]
 fn real_gpu(_index: usize) -> Option<Device> {
     None
+}
+
+/// The first sentence of a panic's message. Libraries embed their own traces (libtorch: escaped
+/// newlines), so it is cut at the first line break of either kind, and at 240 characters.
+pub fn panic_message(e: Box<dyn std::any::Any + Send>) -> String {
+    let text = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "panic".into());
+    let first = text.lines().next().unwrap_or_default();
+    first.split("\\n").next().unwrap_or_default().chars().take(240).collect()
 }
 
 /// Resolves `--backend` and `--device-index` to a working device, or a one-line reason. `auto`

@@ -100,14 +100,10 @@ fn backends() -> Result<(), String> {
     Ok(())
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
-}
 
 fn params(config: Option<&Path>) -> Result<(), String> {
     let config: ModelConfig = match config {
-        Some(path) => read_json(path)?,
+        Some(path) => gatelab::rundir::read_json(path)?,
         None => ModelConfig::default(),
     };
     config.validate().map_err(|e| format!("model.{e}"))?;

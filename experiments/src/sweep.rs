@@ -165,10 +165,6 @@ pub fn row(located: &Located) -> Result<RunRow, String> {
     })
 }
 
-fn panic_message(e: Box<dyn std::any::Any + Send>) -> String {
-    let text = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "panic".into());
-    format!("panicked: {}", text.lines().next().unwrap_or_default())
-}
 
 /// Runs the sweep; returns its rows.
 pub fn run(opts: &SweepOptions) -> Result<Vec<RunRow>, String> {
@@ -254,7 +250,7 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<RunRow>, String> {
             Ok(Ok(Outcome::Done)) => Status::Done,
             Ok(Ok(Outcome::Diverged { step, loss })) => Status::Diverged { step, loss },
             Ok(Err(reason)) => Status::Failed { reason },
-            Err(panic) => Status::Failed { reason: panic_message(panic) },
+            Err(panic) => Status::Failed { reason: format!("panicked: {}", backend::panic_message(panic)) },
         };
         match &status {
             Status::Failed { .. } => dir.set_status(&status)?,
