@@ -5,3 +5,4 @@
 
 pub mod layer;
 pub mod sink;
+pub mod stats;
