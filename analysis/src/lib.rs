@@ -1,8 +1,13 @@
-//! gatelab's analysis: statistics computed from the model's probes. It reads models and run
-//! folders, never the training code. For now the first-token attention share (F-Attn); the full
-//! set of sink, activation and gate statistics and the reports follow (issue "Attention-sink
-//! analysis and reports").
+//! gatelab's analysis: the paper's measurements computed from the model's probes. It reads run
+//! folders (or a model it is handed), never the training code.
+//!
+//! - [`stats`]: per-layer, per-head statistics accumulated over batches (F-Attn, α(k), Sink_1^ε,
+//!   massive activations, gate statistics, entropy, value drain).
+//! - [`run`]: analysing a run folder's held-out split into `analysis.json`.
+//! - [`sink`]: first-token attention of one map, and its chance level.
+//! - [`layer`]: the per-layer snapshot the harness records during training.
 
 pub mod layer;
+pub mod run;
 pub mod sink;
 pub mod stats;

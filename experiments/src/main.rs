@@ -26,6 +26,9 @@ enum Command {
     },
     /// Train every variant of a grid (resumable: finished runs are skipped, interrupted ones resume).
     Sweep(cli::sweep::SweepArgs),
+    /// Measure sinks, activations and gates of finished runs on their held-out analysis split
+    /// (writes analysis.json in each run folder).
+    Analyze(cli::analyze::AnalyzeArgs),
     /// List grids, or the variants of one (with their paper table and row); show a variant.
     Grid {
         #[command(subcommand)]
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
         Command::Backends => backends(),
         Command::Params { config } => params(config.as_deref()),
         Command::Sweep(args) => cli::sweep::sweep(args),
+        Command::Analyze(args) => cli::analyze::analyze(args),
         Command::Grid { what: GridCommand::List { grid, json } } => cli::sweep::list(grid.as_deref(), json),
         Command::Grid { what: GridCommand::Show { grid, variant, preset, json } } => cli::sweep::show(&grid, &variant, &preset, json),
         Command::Data { data, save_tokenizer } => cli::data::inspect(&data, save_tokenizer.as_ref()),

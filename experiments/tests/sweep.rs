@@ -65,6 +65,17 @@ fn a_tiny_sweep_of_the_core_grid_completes() {
         assert_eq!(run.meta.backend, "flex");
         assert!(r.valid_loss.unwrap().is_finite() && r.first_token_attention.is_some());
     }
+    // Analysis reads the run folders (not the training code) and writes analysis.json.
+    let device = burn::tensor::Device::flex();
+    for r in &rows {
+        let a = gatelab_analysis::run::analyze_run(&r.dir, &device, &Default::default()).unwrap();
+        assert_eq!(a.stats.sequences, 64, "the tiny preset's whole analysis split");
+        assert_eq!(a.stats.layers.len(), 1);
+        assert_eq!(a.stats.gate_mean().is_some(), r.variant != "baseline");
+        let f = a.stats.first_token_attention();
+        assert!(f > 0.0 && f < 1.0);
+        assert!(r.dir.join("analysis.json").is_file());
+    }
     // A rerun skips every finished run and changes no file.
     let before = snapshot(&out);
     sweep::run(&options("core", &out, &[])).unwrap();

@@ -1,4 +1,5 @@
 //! The subcommands of `gatelab`, one module each.
 
+pub mod analyze;
 pub mod data;
 pub mod sweep;

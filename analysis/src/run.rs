@@ -1,0 +1,98 @@
+//! Analysing a run folder (the contract with the harness: `config.json`'s `config.model` and
+//! `config.data`, `model.safetensors`, `status.json`) over its held-out analysis split, streamed
+//! batch by batch, into `analysis.json`.
+
+use crate::stats::{Accumulator, Stats, StatsConfig};
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataset::Dataset;
+use burn::tensor::Device;
+use gatelab_data::{DataConfig, LmBatcher};
+use gatelab_model::ModelConfig;
+use gatelab_model::weights::load_safetensors;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// How much of the analysis split to read.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct AnalyzeOptions {
+    /// Sequences per batch (memory holds one batch's attention maps of every layer).
+    pub batch_size: usize,
+    /// At most this many sequences (the whole split when larger).
+    pub max_sequences: usize,
+    /// The statistics' settings.
+    pub stats: StatsConfig,
+}
+
+impl Default for AnalyzeOptions {
+    fn default() -> Self {
+        Self { batch_size: 16, max_sequences: 512, stats: StatsConfig::default() }
+    }
+}
+
+/// `analysis.json`.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct Analysis {
+    /// The run folder.
+    pub run: PathBuf,
+    /// What was read.
+    pub options: AnalyzeOptions,
+    /// The statistics.
+    pub stats: Stats,
+}
+
+fn read_config(dir: &Path) -> Result<(ModelConfig, DataConfig), String> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let context = |key: &str, e: serde_json::Error| format!("{}: config.{key}: {e}", path.display());
+    let model = serde_json::from_value(value["config"]["model"].clone()).map_err(|e| context("model", e))?;
+    let data = serde_json::from_value(value["config"]["data"].clone()).map_err(|e| context("data", e))?;
+    Ok((model, data))
+}
+
+/// Whether `dir` is a finished run (`status.json` says done).
+pub fn is_done(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("status.json")).is_ok_and(|s| s.contains("\"done\""))
+}
+
+/// The finished runs under `path`: the folder itself if it is a run, else its run subfolders.
+pub fn runs_under(path: &Path) -> Result<Vec<PathBuf>, String> {
+    if path.join("config.json").is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let entries = std::fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut runs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.join("config.json").is_file()).collect();
+    runs.sort();
+    if runs.is_empty() {
+        return Err(format!("{}: no run folders (with a config.json) here", path.display()));
+    }
+    Ok(runs)
+}
+
+/// Analyses one finished run on `device`, writing `analysis.json` beside it.
+pub fn analyze_run(dir: &Path, device: &Device, options: &AnalyzeOptions) -> Result<Analysis, String> {
+    if !is_done(dir) {
+        return Err(format!("{}: not a finished run (status.json is not done)", dir.display()));
+    }
+    let (model_cfg, data_cfg) = read_config(dir)?;
+    let model = load_safetensors(model_cfg.init(device).map_err(|e| format!("model.{e}"))?, &dir.join("model.safetensors"))?;
+    let data = data_cfg.prepare().map_err(|e| e.to_string())?;
+    let batcher = LmBatcher { pad: data.vocab.pad };
+    let n = options.max_sequences.min(data.analysis.len());
+    if n == 0 {
+        return Err(format!("{}: the analysis split is empty", dir.display()));
+    }
+    let mut acc = Accumulator::new(options.stats.clone());
+    for start in (0..n).step_by(options.batch_size) {
+        let items = (start..(start + options.batch_size).min(n)).map(|i| data.analysis.get(i).map_err(|e| e.to_string())).collect::<Result<Vec<_>, _>>()?;
+        let batch = batcher.batch(items, device);
+        let (_, probes) = model.forward_probed(batch.inputs);
+        acc.add(&probes);
+    }
+    let analysis = Analysis { run: dir.to_path_buf(), options: options.clone(), stats: acc.finish() };
+    let path = dir.join("analysis.json");
+    let tmp = dir.join(".analysis.json.tmp");
+    let text = serde_json::to_string_pretty(&analysis).map_err(|e| e.to_string())? + "\n";
+    std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &path)).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(analysis)
+}

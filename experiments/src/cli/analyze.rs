@@ -1,0 +1,43 @@
+//! `gatelab analyze <run|sweep>`.
+
+use gatelab::backend::{self, Backend};
+use gatelab_analysis::run::{AnalyzeOptions, analyze_run, is_done, runs_under};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct AnalyzeArgs {
+    /// A run folder, or a sweep folder holding run folders.
+    path: PathBuf,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "flex")]
+    backend: Backend,
+    /// Device index.
+    #[arg(long, default_value_t = 0)]
+    device_index: usize,
+    /// Sequences per batch.
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// At most this many analysis sequences per run.
+    #[arg(long, default_value_t = 512)]
+    max_sequences: usize,
+}
+
+pub fn analyze(args: AnalyzeArgs) -> Result<(), String> {
+    let runs = runs_under(&args.path)?;
+    let device = backend::open(args.backend, args.device_index)?;
+    let options = AnalyzeOptions { batch_size: args.batch_size.max(1), max_sequences: args.max_sequences, ..AnalyzeOptions::default() };
+    println!("{:<40} {:>6} {:>9} {:>7} {:>9} {:>9}  per-layer F-Attn", "run", "seqs", "F-Attn", "Sink", "M-Act", "gate");
+    for dir in runs {
+        let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        if !is_done(&dir) {
+            eprintln!("{name}: not finished, skipped");
+            continue;
+        }
+        let a = analyze_run(&dir, &device, &options)?;
+        let s = &a.stats;
+        let per_layer: Vec<String> = s.layers.iter().map(|l| format!("{:.3}", l.first_token_attention[1])).collect();
+        let gate = s.gate_mean().map(|g| format!("{g:.3}")).unwrap_or_else(|| "-".into());
+        println!("{name:<40} {:>6} {:>9.3} {:>7.3} {:>9.2} {gate:>9}  {}", s.sequences, s.first_token_attention(), s.sink(), s.max_activation(), per_layer.join(" "));
+    }
+    Ok(())
+}
