@@ -29,6 +29,8 @@ enum Command {
     /// Measure sinks, activations and gates of finished runs on their held-out analysis split
     /// (writes analysis.json in each run folder).
     Analyze(cli::analyze::AnalyzeArgs),
+    /// Summarise a sweep (summary.csv, summary.md), analysing runs that need it.
+    Report(cli::analyze::ReportArgs),
     /// List grids, or the variants of one (with their paper table and row); show a variant.
     Grid {
         #[command(subcommand)]
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
         Command::Params { config } => params(config.as_deref()),
         Command::Sweep(args) => cli::sweep::sweep(args),
         Command::Analyze(args) => cli::analyze::analyze(args),
+        Command::Report(args) => cli::analyze::report(args),
         Command::Grid { what: GridCommand::List { grid, json } } => cli::sweep::list(grid.as_deref(), json),
         Command::Grid { what: GridCommand::Show { grid, variant, preset, json } } => cli::sweep::show(&grid, &variant, &preset, json),
         Command::Data { data, save_tokenizer } => cli::data::inspect(&data, save_tokenizer.as_ref()),

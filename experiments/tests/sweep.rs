@@ -76,6 +76,14 @@ fn a_tiny_sweep_of_the_core_grid_completes() {
         assert!(f > 0.0 && f < 1.0);
         assert!(r.dir.join("analysis.json").is_file());
     }
+    // The report reads the folders; the tiny baseline has no sink, and the report says so.
+    let summary = gatelab_analysis::report::summarize(&out).unwrap();
+    assert_eq!(summary.rows.len(), 5);
+    assert!(summary.finding.starts_with("**The baseline shows no attention sink**"), "{}", summary.finding);
+    gatelab_analysis::report::write(&summary, &out, "tiny").unwrap();
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.contains("| g1-elementwise | Table 1 row 5 |"), "{md}");
+    assert_eq!(std::fs::read_to_string(out.join("summary.csv")).unwrap().lines().count(), 6);
     // A rerun skips every finished run and changes no file.
     let before = snapshot(&out);
     sweep::run(&options("core", &out, &[])).unwrap();
@@ -83,6 +91,7 @@ fn a_tiny_sweep_of_the_core_grid_completes() {
     after.retain(|p, _| !p.ends_with("sweep.json"));
     let mut before = before;
     before.retain(|p, _| !p.ends_with("sweep.json"));
+    assert!(before.keys().any(|p| p.ends_with("summary.md")));
     assert_eq!(before, after);
 }
 

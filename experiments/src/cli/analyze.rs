@@ -1,6 +1,7 @@
 //! `gatelab analyze <run|sweep>`.
 
 use gatelab::backend::{self, Backend};
+use gatelab_analysis::report;
 use gatelab_analysis::run::{AnalyzeOptions, analyze_run, is_done, runs_under};
 use std::path::PathBuf;
 
@@ -39,5 +40,37 @@ pub fn analyze(args: AnalyzeArgs) -> Result<(), String> {
         let gate = s.gate_mean().map(|g| format!("{g:.3}")).unwrap_or_else(|| "-".into());
         println!("{name:<40} {:>6} {:>9.3} {:>7.3} {:>9.2} {gate:>9}  {}", s.sequences, s.first_token_attention(), s.sink(), s.max_activation(), per_layer.join(" "));
     }
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// A sweep folder (e.g. results/core).
+    sweep: PathBuf,
+    /// Backend for analysing runs that have no analysis.json yet.
+    #[arg(long, value_enum, default_value = "flex")]
+    backend: Backend,
+    /// Device index.
+    #[arg(long, default_value_t = 0)]
+    device_index: usize,
+}
+
+/// `gatelab report <sweep>`: analyses finished runs that lack analysis.json, then writes
+/// summary.csv and summary.md into the sweep folder and prints the markdown.
+pub fn report(args: ReportArgs) -> Result<(), String> {
+    let runs = runs_under(&args.sweep)?;
+    let missing: Vec<_> = runs.iter().filter(|d| is_done(d) && !d.join("analysis.json").exists()).collect();
+    if !missing.is_empty() {
+        let device = backend::open(args.backend, args.device_index)?;
+        for dir in missing {
+            eprintln!("analysing {}", dir.display());
+            analyze_run(dir, &device, &AnalyzeOptions::default())?;
+        }
+    }
+    let summary = report::summarize(&args.sweep)?;
+    let title = format!("gatelab report: {}", args.sweep.display());
+    report::write(&summary, &args.sweep, &title)?;
+    print!("{}", std::fs::read_to_string(args.sweep.join("summary.md")).map_err(|e| e.to_string())?);
+    eprintln!("wrote {0}/summary.csv and {0}/summary.md", args.sweep.display());
     Ok(())
 }
