@@ -46,13 +46,13 @@ pub fn analyze(args: AnalyzeArgs) -> Result<(), String> {
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
     /// A sweep folder (e.g. results/core).
-    sweep: PathBuf,
+    pub sweep: PathBuf,
     /// Backend for analysing runs that have no analysis.json yet.
     #[arg(long, value_enum, default_value = "flex")]
-    backend: Backend,
+    pub backend: Backend,
     /// Device index.
     #[arg(long, default_value_t = 0)]
-    device_index: usize,
+    pub device_index: usize,
 }
 
 /// `gatelab report <sweep>`: analyses finished runs that lack analysis.json, then writes

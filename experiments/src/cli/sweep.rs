@@ -36,6 +36,9 @@ pub struct SweepArgs {
     /// Print a Slurm job-array script for N shards and exit.
     #[arg(long)]
     sbatch: Option<usize>,
+    /// Do not analyse the runs and write the report at the end (a shard never does).
+    #[arg(long)]
+    no_report: bool,
 }
 
 pub fn sweep(args: SweepArgs) -> Result<(), String> {
@@ -61,6 +64,9 @@ pub fn sweep(args: SweepArgs) -> Result<(), String> {
     }
     eprintln!("sweep {}: {} runs at preset {} on {}", grid.name, runs.len(), opts.preset, opts.backend.name());
     let rows = sweep::run(&opts)?;
+    if !args.no_report && opts.shard.is_none() {
+        super::analyze::report(super::analyze::ReportArgs { sweep: out, backend: opts.backend, device_index: opts.device_index })?;
+    }
     let failed = rows.iter().filter(|r| r.status.word() == "failed").count();
     if failed > 0 { Err(format!("{failed} of {} runs failed (status.json in their folders says why)", rows.len())) } else { Ok(()) }
 }
