@@ -3,11 +3,13 @@
 //!
 //! - [`stats`]: per-layer, per-head statistics accumulated over batches (F-Attn, α(k), Sink_1^ε,
 //!   massive activations, gate statistics, entropy, value drain).
+//! - [`charts`]: line charts as SVG and PNG with CSV sidecars.
 //! - [`report`]: a sweep's summary (`summary.csv`, `summary.md`), honest about missing sinks.
 //! - [`run`]: analysing a run folder's held-out split into `analysis.json`.
 //! - [`sink`]: first-token attention of one map, and its chance level.
 //! - [`layer`]: the per-layer snapshot the harness records during training.
 
+pub mod charts;
 pub mod layer;
 pub mod report;
 pub mod run;

@@ -71,6 +71,10 @@ pub struct VariantRow {
     pub gate_mean: Option<Spread>,
     /// Per-layer F-Attn (queries ≥ 1), mean over seeds.
     pub first_token_attention_per_layer: Vec<f64>,
+    /// Per-layer largest activation, mean over seeds.
+    pub max_activation_per_layer: Vec<f64>,
+    /// Gate scores per histogram bin over [0, 1], summed over layers and seeds, as shares.
+    pub gate_histogram: Vec<f64>,
     /// Chance level of F-Attn (queries ≥ 1) at the analysed length.
     pub chance: Option<f64>,
 }
@@ -95,6 +99,8 @@ pub fn summarize(sweep: &Path) -> Result<Summary, String> {
     let mut rows: Vec<VariantRow> = Vec::new();
     let mut values: Vec<[Vec<f64>; 6]> = Vec::new();
     let mut per_layer: Vec<Vec<Vec<f64>>> = Vec::new();
+    let mut per_layer_act: Vec<Vec<Vec<f64>>> = Vec::new();
+    let mut histograms: Vec<Vec<u64>> = Vec::new();
     for dir in runs_under(sweep)? {
         let path = dir.join("config.json");
         let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -119,10 +125,14 @@ pub fn summarize(sweep: &Path) -> Result<Summary, String> {
                     max_activation: None,
                     gate_mean: None,
                     first_token_attention_per_layer: vec![],
+                    max_activation_per_layer: vec![],
+                    gate_histogram: vec![],
                     chance: None,
                 });
                 values.push(Default::default());
                 per_layer.push(vec![]);
+                per_layer_act.push(vec![]);
+                histograms.push(vec![]);
                 rows.len() - 1
             }
         };
@@ -150,6 +160,14 @@ pub fn summarize(sweep: &Path) -> Result<Summary, String> {
                 values[k][5].push(g);
             }
             per_layer[k].push(s.layers.iter().map(|l| l.first_token_attention[1]).collect());
+            per_layer_act[k].push(s.layers.iter().map(|l| l.max_activation).collect());
+            for g in s.layers.iter().filter_map(|l| l.gate.as_ref()) {
+                let h = &mut histograms[k];
+                h.resize(g.histogram.len(), 0);
+                for (a, b) in h.iter_mut().zip(&g.histogram) {
+                    *a += b;
+                }
+            }
             row.chance = Some(s.chance_first_token_attention[1]);
         }
     }
@@ -157,12 +175,19 @@ pub fn summarize(sweep: &Path) -> Result<Summary, String> {
         let v = &values[k];
         (row.valid_loss, row.perplexity, row.first_token_attention) = (Spread::of(&v[0]), Spread::of(&v[1]), Spread::of(&v[2]));
         (row.sink, row.max_activation, row.gate_mean) = (Spread::of(&v[3]), Spread::of(&v[4]), Spread::of(&v[5]));
-        if let Some(first) = per_layer[k].first() {
-            row.first_token_attention_per_layer = (0..first.len()).map(|l| per_layer[k].iter().map(|r| r[l]).sum::<f64>() / per_layer[k].len() as f64).collect();
-        }
+        row.first_token_attention_per_layer = mean_per_layer(&per_layer[k]);
+        row.max_activation_per_layer = mean_per_layer(&per_layer_act[k]);
+        let total: u64 = histograms[k].iter().sum();
+        row.gate_histogram = histograms[k].iter().map(|&c| c as f64 / total.max(1) as f64).collect();
     }
     let finding = finding(&rows);
     Ok(Summary { rows, finding })
+}
+
+/// Element-wise mean of per-run, per-layer values (runs of one variant have the same depth).
+fn mean_per_layer(runs: &[Vec<f64>]) -> Vec<f64> {
+    let Some(first) = runs.first() else { return vec![] };
+    (0..first.len()).map(|l| runs.iter().map(|r| r[l]).sum::<f64>() / runs.len() as f64).collect()
 }
 
 /// What the baseline shows, in words.
@@ -256,7 +281,7 @@ mod tests {
         VariantRow {
             variant: gate.into(), paper: String::new(), gate: gate.into(), params: 0, runs: 1, diverged: 0, unfinished: 0,
             valid_loss: None, perplexity: None, first_token_attention: None, sink: None, max_activation: None, gate_mean: None,
-            first_token_attention_per_layer: per_layer, chance: Some(0.035),
+            first_token_attention_per_layer: per_layer, max_activation_per_layer: vec![], gate_histogram: vec![], chance: Some(0.035),
         }
     }
 
@@ -268,4 +293,137 @@ mod tests {
         assert!(without.starts_with("**The baseline shows no attention sink**") && without.contains("(0.040, 0.069)"), "{without}");
         assert!(finding(&[row("G1 elementwise sigmoid", vec![0.5])]).contains("no ungated baseline"));
     }
+}
+
+/// A chart of the report: its file stem, title and caption.
+#[derive(Debug, Clone)]
+pub struct ChartFile {
+    /// `<stem>.svg`, `.png`, `.csv`.
+    pub stem: String,
+    /// Caption (the aggregation).
+    pub caption: String,
+}
+
+fn jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path).map(|t| t.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()).unwrap_or_default()
+}
+
+/// Draws the charts of `summary` (and the curves of the runs under `sweep`) into `sweep`.
+pub fn write_charts(sweep: &Path, summary: &Summary) -> Result<Vec<ChartFile>, String> {
+    use crate::charts::{LineChart, Series, line_chart};
+    let colour_of = |variant: &str| summary.rows.iter().position(|r| r.variant == variant).unwrap_or(0);
+    let mut out = Vec::new();
+    let mut chart = |stem: &str, c: LineChart| -> Result<(), String> {
+        line_chart(sweep, stem, &c)?;
+        out.push(ChartFile { stem: stem.into(), caption: c.aggregation.clone() });
+        Ok(())
+    };
+    let layers = |v: &[f64]| v.iter().enumerate().map(|(l, y)| ((l + 1) as f64, *y)).collect::<Vec<_>>();
+    let mut fattn: Vec<Series> = summary.rows.iter().enumerate().filter(|(_, r)| !r.first_token_attention_per_layer.is_empty())
+        .map(|(i, r)| Series { label: r.variant.clone(), colour: i, points: layers(&r.first_token_attention_per_layer), dashed: false, markers: true })
+        .collect();
+    if let Some(chance) = summary.rows.iter().find_map(|r| r.chance) {
+        let depth = summary.rows.iter().map(|r| r.first_token_attention_per_layer.len()).max().unwrap_or(1).max(1);
+        fattn.push(Series { label: "chance (uniform causal)".into(), colour: 9, points: vec![(0.7, chance), (depth as f64 + 0.3, chance)], dashed: true, markers: false });
+    }
+    chart("first_token_attention_per_layer", LineChart {
+        title: "First-token attention per layer (cf. paper Figure 2)".into(),
+        x_label: "layer".into(),
+        y_label: "attention on position 0 (probability)".into(),
+        aggregation: "Mean over heads and queries 1..T (query 0 excluded), held-out analysis split, BOS at position 0; mean over seeds.".into(),
+        series: fattn,
+        integer_x: true,
+    })?;
+    let act = summary.rows.iter().enumerate().filter(|(_, r)| !r.max_activation_per_layer.is_empty())
+        .map(|(i, r)| Series { label: r.variant.clone(), colour: i, points: layers(&r.max_activation_per_layer), dashed: false, markers: true })
+        .collect();
+    chart("max_activation_per_layer", LineChart {
+        title: "Largest activation per layer".into(),
+        x_label: "layer".into(),
+        y_label: "max |h| of the block output (units of h)".into(),
+        aggregation: "Largest |h| over all positions and dimensions of the analysed sequences; mean over seeds.".into(),
+        series: act,
+        integer_x: true,
+    })?;
+    let gates: Vec<Series> = summary.rows.iter().enumerate().filter(|(_, r)| !r.gate_histogram.is_empty())
+        .map(|(i, r)| {
+            let bins = r.gate_histogram.len() as f64;
+            Series { label: r.variant.clone(), colour: i, points: r.gate_histogram.iter().enumerate().map(|(b, s)| ((b as f64 + 0.5) / bins, *s)).collect(), dashed: false, markers: true }
+        })
+        .collect();
+    if !gates.is_empty() {
+        chart("gate_scores", LineChart {
+            title: "Gate-score distribution (cf. paper Figure 3)".into(),
+            x_label: "gate score (bin centre)".into(),
+            y_label: "share of scores in the bin".into(),
+            aggregation: "All gate scores of every layer and position of the analysed sequences, in bins of equal width over [0, 1]; summed over seeds.".into(),
+            series: gates,
+            integer_x: false,
+        })?;
+    }
+    let (mut loss, mut dynamics) = (Vec::new(), Vec::new());
+    for dir in runs_under(sweep)? {
+        let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap_or_default()).unwrap_or_default();
+        let variant = run["meta"]["variant"].as_str().unwrap_or("?").to_string();
+        let label = format!("{variant} (seed {})", run["meta"]["seed"]);
+        let points: Vec<(f64, f64)> = jsonl(&dir.join("metrics.jsonl")).iter().filter_map(|v| Some((v["step"].as_f64()?, v["loss"].as_f64()?))).collect();
+        loss.push(Series { label: label.clone(), colour: colour_of(&variant), points, dashed: false, markers: false });
+        let points = jsonl(&dir.join("dynamics.jsonl")).iter().filter_map(|v| {
+            let layers = v["layers"].as_array()?;
+            let f: Vec<f64> = layers.iter().filter_map(|l| l["first_token_attention"].as_f64()).collect();
+            Some((v["step"].as_f64()?, f.iter().sum::<f64>() / f.len().max(1) as f64))
+        }).collect();
+        dynamics.push(Series { label, colour: colour_of(&variant), points, dashed: false, markers: true });
+    }
+    chart("loss_curves", LineChart {
+        title: "Training loss".into(),
+        x_label: "optimiser step".into(),
+        y_label: "cross-entropy (nats per token)".into(),
+        aggregation: "Loss of the training batch at each logged step (every train.log_every steps), one line per run.".into(),
+        series: loss,
+        integer_x: false,
+    })?;
+    chart("first_token_attention_over_training", LineChart {
+        title: "First-token attention during training".into(),
+        x_label: "optimiser step".into(),
+        y_label: "attention on position 0 (probability)".into(),
+        aggregation: "Mean over layers, heads and queries 1..T on a fixed held-out batch (train.dynamics_batch sequences), one line per run.".into(),
+        series: dynamics,
+        integer_x: false,
+    })?;
+    Ok(out)
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Writes `report.html`: the finding, the table and every chart inline (one file, no links
+/// needed to view it).
+pub fn write_html(sweep: &Path, summary: &Summary, charts: &[ChartFile], title: &str) -> Result<(), String> {
+    let mut html = format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title><style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}}table{{border-collapse:collapse;font-size:14px}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}figure{{margin:2em 0}}figcaption{{color:#555;font-size:14px}}</style></head><body>\n<h1>{t}</h1>\n",
+        t = escape(title)
+    );
+    let finding = escape(&summary.finding).replace("**", "");
+    let _ = writeln!(html, "<p><strong>{finding}</strong></p>");
+    html.push_str("<table><tr><th>variant</th><th>paper</th><th>params</th><th>val loss</th><th>val ppl</th><th>F-Attn</th><th>Sink</th><th>max act</th><th>gate mean</th><th>diverged</th></tr>\n");
+    for r in &summary.rows {
+        let _ = writeln!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td></tr>",
+            escape(&r.variant), escape(&r.paper), r.params, Spread::show(r.valid_loss, 4), Spread::show(r.perplexity, 2), Spread::show(r.first_token_attention, 3),
+            Spread::show(r.sink, 3), Spread::show(r.max_activation, 2), Spread::show(r.gate_mean, 3), r.diverged, r.runs
+        );
+    }
+    html.push_str("</table>\n");
+    for c in charts {
+        let svg = std::fs::read_to_string(sweep.join(format!("{}.svg", c.stem))).map_err(|e| format!("{}.svg: {e}", c.stem))?;
+        let svg = svg.trim_start_matches(|ch| ch != '<').to_string();
+        let _ = writeln!(html, "<figure>{svg}<figcaption>{} Data: <a href=\"{s}.csv\">{s}.csv</a>, image: <a href=\"{s}.png\">{s}.png</a>.</figcaption></figure>", escape(&c.caption), s = c.stem);
+    }
+    html.push_str("</body></html>\n");
+    let path = sweep.join("report.html");
+    let tmp = sweep.join(".report.html.tmp");
+    std::fs::write(&tmp, html).and_then(|_| std::fs::rename(&tmp, &path)).map_err(|e| format!("{}: {e}", path.display()))
 }

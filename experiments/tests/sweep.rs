@@ -84,6 +84,21 @@ fn a_tiny_sweep_of_the_core_grid_completes() {
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(md.contains("| g1-elementwise | Table 1 row 5 |"), "{md}");
     assert_eq!(std::fs::read_to_string(out.join("summary.csv")).unwrap().lines().count(), 6);
+    let charts = gatelab_analysis::report::write_charts(&out, &summary).unwrap();
+    gatelab_analysis::report::write_html(&out, &summary, &charts, "tiny").unwrap();
+    let stems: Vec<&str> = charts.iter().map(|c| c.stem.as_str()).collect();
+    assert_eq!(stems, ["first_token_attention_per_layer", "max_activation_per_layer", "gate_scores", "loss_curves", "first_token_attention_over_training"]);
+    for stem in stems {
+        let png = std::fs::read(out.join(format!("{stem}.png"))).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{stem}.png is a PNG");
+        let svg = std::fs::read_to_string(out.join(format!("{stem}.svg"))).unwrap();
+        assert!(svg.contains("<svg") && svg.trim_end().ends_with("</svg>"), "{stem}.svg");
+        let csv = std::fs::read_to_string(out.join(format!("{stem}.csv"))).unwrap();
+        assert!(csv.lines().count() > 2, "{stem}.csv holds the plotted numbers");
+    }
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.starts_with("<!doctype html>") && html.trim_end().ends_with("</html>"));
+    assert_eq!(html.matches("<svg").count(), 5, "every chart inline");
     // A rerun skips every finished run and changes no file.
     let before = snapshot(&out);
     sweep::run(&options("core", &out, &[])).unwrap();

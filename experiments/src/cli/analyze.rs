@@ -70,7 +70,9 @@ pub fn report(args: ReportArgs) -> Result<(), String> {
     let summary = report::summarize(&args.sweep)?;
     let title = format!("gatelab report: {}", args.sweep.display());
     report::write(&summary, &args.sweep, &title)?;
+    let charts = report::write_charts(&args.sweep, &summary)?;
+    report::write_html(&args.sweep, &summary, &charts, &title)?;
     print!("{}", std::fs::read_to_string(args.sweep.join("summary.md")).map_err(|e| e.to_string())?);
-    eprintln!("wrote {0}/summary.csv and {0}/summary.md", args.sweep.display());
+    eprintln!("wrote {0}/summary.csv, summary.md, report.html and {1} charts (SVG, PNG, CSV)", args.sweep.display(), charts.len());
     Ok(())
 }

@@ -1,0 +1,156 @@
+//! The report's charts, each as SVG and PNG with a CSV sidecar of the plotted numbers and its
+//! aggregation written on the chart. One colour per variant, the same in every chart.
+//!
+//! Text is laid out with a TrueType font read at run time: `$GATELAB_FONT`, else DejaVu Sans
+//! (Debian's `fonts-dejavu-core`).
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// Tableau 10: distinct, colour-blind-aware.
+const PALETTE: [(u8, u8, u8); 10] = [
+    (78, 121, 167),
+    (242, 142, 43),
+    (225, 87, 89),
+    (118, 183, 178),
+    (89, 161, 79),
+    (237, 201, 72),
+    (176, 122, 161),
+    (255, 157, 167),
+    (156, 117, 95),
+    (186, 176, 172),
+];
+
+/// The colour of variant number `i` (in the report's variant order).
+pub fn colour(i: usize) -> RGBColor {
+    let (r, g, b) = PALETTE[i % PALETTE.len()];
+    RGBColor(r, g, b)
+}
+
+/// Registers the font once; the error says how to provide one.
+pub fn ensure_font() -> Result<(), String> {
+    static FONT: OnceLock<Result<(), String>> = OnceLock::new();
+    FONT.get_or_init(|| {
+        let path = std::env::var("GATELAB_FONT").unwrap_or_else(|_| "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf".into());
+        let bytes = std::fs::read(&path).map_err(|e| format!("charts need a TrueType font: {path}: {e} (install fonts-dejavu-core or set GATELAB_FONT)"))?;
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).map_err(|_| format!("{path}: not a TrueType font"))
+    })
+    .clone()
+}
+
+/// One line of a chart.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// Legend label.
+    pub label: String,
+    /// Colour index (the variant's).
+    pub colour: usize,
+    /// Points.
+    pub points: Vec<(f64, f64)>,
+    /// Dashed (reference lines such as the chance level).
+    pub dashed: bool,
+    /// Draw a marker at each point (few points, e.g. layers).
+    pub markers: bool,
+}
+
+/// A line chart.
+#[derive(Debug, Clone)]
+pub struct LineChart {
+    /// Title.
+    pub title: String,
+    /// X axis label, with its unit.
+    pub x_label: String,
+    /// Y axis label, with its unit.
+    pub y_label: String,
+    /// What the numbers aggregate (written under the plot).
+    pub aggregation: String,
+    /// The lines.
+    pub series: Vec<Series>,
+    /// Integer ticks on x (layers).
+    pub integer_x: bool,
+}
+
+const SIZE: (u32, u32) = (960, 600);
+
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &LineChart) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: &dyn std::fmt::Display| format!("{}: {e}", chart.title);
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let (plot, caption) = root.split_vertically(SIZE.1 - 36);
+    let points = chart.series.iter().flat_map(|s| s.points.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    for &(x, y) in points.filter(|(x, y)| x.is_finite() && y.is_finite()) {
+        (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+    }
+    if !x0.is_finite() {
+        (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+    }
+    // Headroom above the data so the legend (upper right) never covers a line.
+    let span = (y1 - y0).max(1e-3);
+    let legend_rows = chart.series.len() as f64;
+    let (y0, y1) = (if y0 >= 0.0 { 0.0f64.max(y0 - 0.05 * span) } else { y0 - 0.05 * span }, y1 + span * (0.1 + 0.055 * legend_rows));
+    let (x0, x1) = if chart.integer_x { (x0 - 0.3, x1 + 0.3) } else if x1 > x0 { (x0, x1) } else { (x0 - 1.0, x1 + 1.0) };
+    let mut ctx = ChartBuilder::on(&plot)
+        .caption(&chart.title, ("sans-serif", 24))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| err(&e))?;
+    let mut mesh = ctx.configure_mesh();
+    mesh.x_desc(&chart.x_label).y_desc(&chart.y_label).label_style(("sans-serif", 14)).axis_desc_style(("sans-serif", 16));
+    let tick = |v: &f64| if v.abs() >= 10.0 || *v == v.round() { format!("{}", v.round() as i64) } else { format!("{v:.2}") };
+    let fine = |v: &f64| if v.abs() >= 100.0 { format!("{}", v.round() as i64) } else { format!("{v:.2}") };
+    mesh.y_label_formatter(&fine);
+    if chart.integer_x {
+        mesh.x_labels((x1 - x0).round() as usize + 1).x_label_formatter(&tick);
+    } else {
+        mesh.x_label_formatter(&tick);
+    }
+    mesh.draw().map_err(|e| err(&e))?;
+    for s in &chart.series {
+        let c = colour(s.colour);
+        let style = ShapeStyle { color: c.to_rgba(), filled: false, stroke_width: 2 };
+        let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+        let drawn = if s.dashed {
+            ctx.draw_series(DashedLineSeries::new(pts.clone(), 8, 6, style)).map_err(|e| err(&e))?
+        } else {
+            ctx.draw_series(LineSeries::new(pts.clone(), style)).map_err(|e| err(&e))?
+        };
+        drawn.label(&s.label).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        if s.markers {
+            ctx.draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled()))).map_err(|e| err(&e))?;
+        }
+    }
+    ctx.configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 14))
+        .draw()
+        .map_err(|e| err(&e))?;
+    caption.draw(&Text::new(chart.aggregation.clone(), (16, 8), ("sans-serif", 13).into_font().color(&BLACK.mix(0.75)))).map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))
+}
+
+/// Writes `<stem>.svg`, `<stem>.png` and `<stem>.csv` (series, x, y) into `dir`.
+pub fn line_chart(dir: &Path, stem: &str, chart: &LineChart) -> Result<(), String> {
+    ensure_font()?;
+    let svg = dir.join(format!("{stem}.svg"));
+    let png = dir.join(format!("{stem}.png"));
+    draw(SVGBackend::new(&svg, SIZE).into_drawing_area(), chart)?;
+    draw(BitMapBackend::new(&png, SIZE).into_drawing_area(), chart)?;
+    let mut csv = format!("# {}: {}\nseries,{},{}\n", chart.title, chart.aggregation, chart.x_label, chart.y_label);
+    for s in chart.series.iter().filter(|s| !s.dashed) {
+        for (x, y) in &s.points {
+            let _ = writeln!(csv, "{},{x},{y}", s.label);
+        }
+    }
+    std::fs::write(dir.join(format!("{stem}.csv")), csv).map_err(|e| format!("{stem}.csv: {e}"))
+}
