@@ -15,3 +15,10 @@ pub mod report;
 pub mod run;
 pub mod sink;
 pub mod stats;
+
+/// Writes `text` to `path` through a temporary file and a rename, so no reader sees half a file.
+pub(crate) fn write_atomic(path: &std::path::Path, text: &str) -> Result<(), String> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path)).map_err(|e| format!("{}: {e}", path.display()))
+}

@@ -265,12 +265,8 @@ pub fn write(summary: &Summary, dir: &Path, title: &str) -> Result<(), String> {
          Sink: share of (sequence, head) pairs with α(0) > 0.3 (Gu et al. 2024), mean over layers. Max act: largest |h| of each block's output, mean over layers. \
          Validation loss: the last validation pass. ± is the sample standard deviation over seeds.\n",
     );
-    for (name, text) in [("summary.csv", csv), ("summary.md", md)] {
-        let path = dir.join(name);
-        let tmp = dir.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &path)).map_err(|e| format!("{}: {e}", path.display()))?;
-    }
-    Ok(())
+    crate::write_atomic(&dir.join("summary.csv"), &csv)?;
+    crate::write_atomic(&dir.join("summary.md"), &md)
 }
 
 #[cfg(test)]
@@ -423,7 +419,5 @@ pub fn write_html(sweep: &Path, summary: &Summary, charts: &[ChartFile], title: 
         let _ = writeln!(html, "<figure>{svg}<figcaption>{} Data: <a href=\"{s}.csv\">{s}.csv</a>, image: <a href=\"{s}.png\">{s}.png</a>.</figcaption></figure>", escape(&c.caption), s = c.stem);
     }
     html.push_str("</body></html>\n");
-    let path = sweep.join("report.html");
-    let tmp = sweep.join(".report.html.tmp");
-    std::fs::write(&tmp, html).and_then(|_| std::fs::rename(&tmp, &path)).map_err(|e| format!("{}: {e}", path.display()))
+    crate::write_atomic(&sweep.join("report.html"), &html)
 }

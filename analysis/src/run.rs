@@ -90,9 +90,7 @@ pub fn analyze_run(dir: &Path, device: &Device, options: &AnalyzeOptions) -> Res
         acc.add(&probes);
     }
     let analysis = Analysis { run: dir.to_path_buf(), options: options.clone(), stats: acc.finish() };
-    let path = dir.join("analysis.json");
-    let tmp = dir.join(".analysis.json.tmp");
     let text = serde_json::to_string_pretty(&analysis).map_err(|e| e.to_string())? + "\n";
-    std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &path)).map_err(|e| format!("{}: {e}", path.display()))?;
+    crate::write_atomic(&dir.join("analysis.json"), &text)?;
     Ok(analysis)
 }
