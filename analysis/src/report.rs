@@ -421,3 +421,31 @@ pub fn write_html(sweep: &Path, summary: &Summary, charts: &[ChartFile], title: 
     html.push_str("</body></html>\n");
     crate::write_atomic(&sweep.join("report.html"), &html)
 }
+
+/// Two sweeps side by side (two backends, seeds or presets): one row per variant found in either,
+/// with each side's loss and sink numbers and their difference (B − A).
+pub fn compare(a: &Summary, b: &Summary, name_a: &str, name_b: &str) -> String {
+    let mut md = format!("# {name_a} vs {name_b}\n\nA: {}\n\nB: {}\n\n", a.finding, b.finding);
+    md.push_str("| variant | val loss A | val loss B | Δ loss | F-Attn A | F-Attn B | Δ F-Attn | gate mean A | gate mean B |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    let mut variants: Vec<&str> = a.rows.iter().map(|r| r.variant.as_str()).collect();
+    variants.extend(b.rows.iter().map(|r| r.variant.as_str()).filter(|v| !a.rows.iter().any(|r| r.variant == *v)));
+    let diff = |x: Option<Spread>, y: Option<Spread>, d: usize| match (x, y) {
+        (Some(x), Some(y)) => format!("{:+.d$}", y.mean - x.mean, d = d),
+        _ => "-".into(),
+    };
+    for v in variants {
+        let (ra, rb) = (a.rows.iter().find(|r| r.variant == v), b.rows.iter().find(|r| r.variant == v));
+        let get = |r: Option<&VariantRow>, f: fn(&VariantRow) -> Option<Spread>| r.and_then(f);
+        let (la, lb) = (get(ra, |r| r.valid_loss), get(rb, |r| r.valid_loss));
+        let (fa, fb) = (get(ra, |r| r.first_token_attention), get(rb, |r| r.first_token_attention));
+        let (ga, gb) = (get(ra, |r| r.gate_mean), get(rb, |r| r.gate_mean));
+        let _ = writeln!(
+            md,
+            "| {v} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            Spread::show(la, 4), Spread::show(lb, 4), diff(la, lb, 4),
+            Spread::show(fa, 3), Spread::show(fb, 3), diff(fa, fb, 3),
+            Spread::show(ga, 3), Spread::show(gb, 3)
+        );
+    }
+    md
+}

@@ -31,6 +31,8 @@ enum Command {
     Analyze(cli::analyze::AnalyzeArgs),
     /// Summarise a sweep (summary.csv, summary.md), analysing runs that need it.
     Report(cli::analyze::ReportArgs),
+    /// Two sweeps side by side: two backends, two seeds, two presets.
+    Compare(cli::analyze::CompareArgs),
     /// List grids, or the variants of one (with their paper table and row); show a variant.
     Grid {
         #[command(subcommand)]
@@ -85,6 +87,7 @@ fn main() -> ExitCode {
         Command::Sweep(args) => cli::sweep::sweep(args),
         Command::Analyze(args) => cli::analyze::analyze(args),
         Command::Report(args) => cli::analyze::report(args),
+        Command::Compare(args) => cli::analyze::compare(args),
         Command::Grid { what: GridCommand::List { grid, json } } => cli::sweep::list(grid.as_deref(), json),
         Command::Grid { what: GridCommand::Show { grid, variant, preset, json } } => cli::sweep::show(&grid, &variant, &preset, json),
         Command::Data { data, save_tokenizer } => cli::data::inspect(&data, save_tokenizer.as_ref()),

@@ -96,6 +96,8 @@ fn a_tiny_sweep_of_the_core_grid_completes() {
         let csv = std::fs::read_to_string(out.join(format!("{stem}.csv"))).unwrap();
         assert!(csv.lines().count() > 2, "{stem}.csv holds the plotted numbers");
     }
+    let side = gatelab_analysis::report::compare(&summary, &summary, "A", "B");
+    assert!(side.contains("| g1-elementwise |") && side.contains("+0.0000"), "{side}");
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.starts_with("<!doctype html>") && html.trim_end().ends_with("</html>"));
     assert_eq!(html.matches("<svg").count(), 5, "every chart inline");

@@ -76,3 +76,24 @@ pub fn report(args: ReportArgs) -> Result<(), String> {
     eprintln!("wrote {0}/summary.csv, summary.md, report.html and {1} charts (SVG, PNG, CSV)", args.sweep.display(), charts.len());
     Ok(())
 }
+
+#[derive(clap::Args, Debug)]
+pub struct CompareArgs {
+    /// The first sweep folder.
+    a: PathBuf,
+    /// The second.
+    b: PathBuf,
+    /// Where to write the comparison (markdown).
+    #[arg(long, default_value = "compare.md")]
+    out: PathBuf,
+}
+
+/// `gatelab compare A B`: two sweeps side by side (each analysed with `gatelab report` first).
+pub fn compare(args: CompareArgs) -> Result<(), String> {
+    let (a, b) = (report::summarize(&args.a)?, report::summarize(&args.b)?);
+    let md = report::compare(&a, &b, &args.a.display().to_string(), &args.b.display().to_string());
+    std::fs::write(&args.out, &md).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    print!("{md}");
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
