@@ -33,6 +33,8 @@ enum Command {
     Report(cli::analyze::ReportArgs),
     /// Two sweeps side by side: two backends, two seeds, two presets.
     Compare(cli::analyze::CompareArgs),
+    /// The analysis's cost against a plain forward over the same tokens.
+    AnalyzeBench(cli::analyze::AnalyzeBenchArgs),
     /// List grids, or the variants of one (with their paper table and row); show a variant.
     Grid {
         #[command(subcommand)]
@@ -88,6 +90,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => cli::analyze::analyze(args),
         Command::Report(args) => cli::analyze::report(args),
         Command::Compare(args) => cli::analyze::compare(args),
+        Command::AnalyzeBench(args) => cli::analyze::analyze_bench(args),
         Command::Grid { what: GridCommand::List { grid, json } } => cli::sweep::list(grid.as_deref(), json),
         Command::Grid { what: GridCommand::Show { grid, variant, preset, json } } => cli::sweep::show(&grid, &variant, &preset, json),
         Command::Data { data, save_tokenizer } => cli::data::inspect(&data, save_tokenizer.as_ref()),

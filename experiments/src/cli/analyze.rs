@@ -3,6 +3,7 @@
 use gatelab::backend::{self, Backend};
 use gatelab_analysis::report;
 use gatelab_analysis::run::{AnalyzeOptions, analyze_run, is_done, runs_under};
+use gatelab_data::DataConfig;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -95,5 +96,65 @@ pub fn compare(args: CompareArgs) -> Result<(), String> {
     std::fs::write(&args.out, &md).map_err(|e| format!("{}: {e}", args.out.display()))?;
     print!("{md}");
     eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AnalyzeBenchArgs {
+    /// Preset whose model and data to time (weights are random: cost does not depend on them).
+    #[arg(long, default_value = "small")]
+    preset: String,
+    /// Tokens to push through each.
+    #[arg(long, default_value_t = 1_000_000)]
+    tokens: usize,
+    /// Sequences per batch.
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "flex")]
+    backend: Backend,
+}
+
+/// `gatelab analyze-bench`: the cost of the analysis (probed forward + statistics) against a plain
+/// forward over the same tokens, measured side by side, alternating, in one process.
+pub fn analyze_bench(args: AnalyzeBenchArgs) -> Result<(), String> {
+    use burn::data::dataloader::batcher::Batcher;
+    use burn::data::dataset::Dataset;
+    use gatelab_analysis::stats::{Accumulator, StatsConfig};
+    let config = gatelab::config::RunConfig::preset(&args.preset)?.resolve()?;
+    let device = backend::open(args.backend, 0)?;
+    let data = DataConfig { synthetic_examples: [1, 1, 4096], ..config.data.clone() }.prepare().map_err(|e| e.to_string())?;
+    let batcher = gatelab_data::LmBatcher { pad: data.vocab.pad };
+    let seq = config.data.seq_len;
+    let batches = args.tokens.div_ceil(seq * args.batch_size);
+    let inputs: Vec<_> = (0..batches.min(64))
+        .map(|b| {
+            let items = (0..args.batch_size).map(|i| data.analysis.get((b * args.batch_size + i) % data.analysis.len()).expect("example")).collect();
+            batcher.batch(items, &device).inputs
+        })
+        .collect();
+    let model = config.model.init(&device).map_err(|e| format!("model.{e}"))?;
+    let (mut forward_s, mut analysis_s) = (0.0, 0.0);
+    let mut acc = Accumulator::new(StatsConfig::default());
+    for b in 0..batches {
+        let x = inputs[b % inputs.len()].clone();
+        let t = std::time::Instant::now();
+        let logits = model.forward(x.clone());
+        let _ = logits.sum().into_scalar::<f32>(); // wait for the device
+        forward_s += t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        let (logits, probes) = model.forward_probed(x);
+        acc.add(&probes);
+        let _ = logits.sum().into_scalar::<f32>();
+        analysis_s += t.elapsed().as_secs_f64();
+    }
+    let tokens = batches * args.batch_size * seq;
+    let report = serde_json::json!({
+        "preset": args.preset, "backend": args.backend.name(), "tokens": tokens,
+        "forward_seconds": forward_s, "analysis_seconds": analysis_s,
+        "forward_tokens_per_s": tokens as f64 / forward_s, "analysis_tokens_per_s": tokens as f64 / analysis_s,
+        "analysis_over_forward": analysis_s / forward_s,
+    });
+    println!("{}", serde_json::to_string_pretty(&report).unwrap());
     Ok(())
 }
