@@ -154,3 +154,96 @@ pub fn line_chart(dir: &Path, stem: &str, chart: &LineChart) -> Result<(), Strin
     }
     std::fs::write(dir.join(format!("{stem}.csv")), csv).map_err(|e| format!("{stem}.csv: {e}"))
 }
+
+/// One sequence's attention maps: `maps[layer][head]` is a `t × t` row-major probability matrix.
+#[derive(Debug, Clone)]
+pub struct AttentionMaps {
+    /// Title.
+    pub title: String,
+    /// The maps.
+    pub maps: Vec<Vec<Vec<f32>>>,
+    /// Sequence length.
+    pub t: usize,
+}
+
+/// At most this many positions, layers and heads are drawn.
+const MAX_POSITIONS: usize = 64;
+const MAX_PANELS: usize = 8;
+
+/// Evenly spaced indices, at most `max` of `0..n` (first and last kept).
+fn pick(n: usize, max: usize) -> Vec<usize> {
+    if n <= max { (0..n).collect() } else { (0..max).map(|i| i * (n - 1) / (max - 1)).collect() }
+}
+
+/// White to dark blue, linear in the probability.
+fn heat(p: f32) -> RGBColor {
+    let p = p.clamp(0.0, 1.0) as f64;
+    let lerp = |a: u8, b: u8| (a as f64 + (b as f64 - a as f64) * p).round() as u8;
+    RGBColor(lerp(255, 8), lerp(255, 48), lerp(255, 107))
+}
+
+fn draw_maps<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, m: &AttentionMaps, layers: &[usize], heads: &[usize], n: usize, caption: &str) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: &dyn std::fmt::Display| format!("{}: {e}", m.title);
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let (w, h) = root.dim_in_pixel();
+    let (top, rest) = root.split_vertically(44);
+    top.titled(&m.title, ("sans-serif", 22)).map_err(|e| err(&e))?;
+    let (body, foot) = rest.split_vertically(h - 44 - 40);
+    let (grid, bar) = body.split_horizontally(w - 120);
+    for (cell, (li, hi)) in grid.split_evenly((layers.len(), heads.len())).iter().zip(layers.iter().flat_map(|l| heads.iter().map(move |h| (*l, *h)))) {
+        let map = &m.maps[li][hi];
+        let mut ctx = ChartBuilder::on(cell)
+            .caption(format!("layer {}, head {}", li + 1, hi + 1), ("sans-serif", 13))
+            .margin(6)
+            .x_label_area_size(22)
+            .y_label_area_size(28)
+            .build_cartesian_2d(0usize..n, n..0usize)
+            .map_err(|e| err(&e))?;
+        ctx.configure_mesh().disable_mesh().x_labels(3).y_labels(3).label_style(("sans-serif", 10)).x_desc("key").y_desc("query").axis_desc_style(("sans-serif", 10)).draw().map_err(|e| err(&e))?;
+        ctx.draw_series((0..n).flat_map(|q| (0..n).map(move |k| (q, k))).filter(|(q, k)| k <= q).map(|(q, k)| {
+            Rectangle::new([(k, q), (k + 1, q + 1)], heat(map[q * m.t + k]).filled())
+        }))
+        .map_err(|e| err(&e))?;
+    }
+    // Colour bar: probability 0 (white) to 1 (dark blue).
+    let steps = 50;
+    let mut bar_ctx = ChartBuilder::on(&bar).margin(20).margin_right(30).y_label_area_size(56).build_cartesian_2d(0..1, 0.0..1.0).map_err(|e| err(&e))?;
+    bar_ctx.configure_mesh().disable_mesh().disable_x_axis().y_labels(5).label_style(("sans-serif", 11)).y_desc("probability").axis_desc_style(("sans-serif", 11)).draw().map_err(|e| err(&e))?;
+    bar_ctx.draw_series((0..steps).map(|i| {
+        let (a, b) = (i as f64 / steps as f64, (i + 1) as f64 / steps as f64);
+        Rectangle::new([(0, a), (1, b)], heat(((a + b) / 2.0) as f32).filled())
+    }))
+    .map_err(|e| err(&e))?;
+    foot.draw(&Text::new(caption.to_string(), (12, 12), ("sans-serif", 12).into_font().color(&BLACK.mix(0.75)))).map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))
+}
+
+/// Writes `<stem>.svg`, `.png` and `.csv` (layer, head, query, key, probability) of one
+/// sequence's attention maps: the first 64 positions, at most 8 layers × 8 heads (evenly spaced).
+pub fn attention_maps(dir: &Path, stem: &str, m: &AttentionMaps) -> Result<String, String> {
+    ensure_font()?;
+    let (layers, heads) = (pick(m.maps.len(), MAX_PANELS), pick(m.maps.first().map_or(0, |h| h.len()), MAX_PANELS));
+    let n = m.t.min(MAX_POSITIONS);
+    let caption = format!(
+        "One held-out sequence, BOS at 0: positions 0..{n} of {}; {} of {} layers, {} of {} heads.",
+        m.t, layers.len(), m.maps.len(), heads.len(), m.maps.first().map_or(0, |h| h.len())
+    );
+    let size = (((heads.len() as u32) * 230 + 140).max(820), ((layers.len() as u32) * 230 + 90).max(440));
+    draw_maps(SVGBackend::new(&dir.join(format!("{stem}.svg")), size).into_drawing_area(), m, &layers, &heads, n, &caption)?;
+    draw_maps(BitMapBackend::new(&dir.join(format!("{stem}.png")), size).into_drawing_area(), m, &layers, &heads, n, &caption)?;
+    let mut csv = format!("# {}: {caption}\nlayer,head,query,key,probability\n", m.title);
+    for &l in &layers {
+        for &h in &heads {
+            for q in 0..n {
+                for k in 0..=q {
+                    let _ = writeln!(csv, "{},{},{q},{k},{}", l + 1, h + 1, m.maps[l][h][q * m.t + k]);
+                }
+            }
+        }
+    }
+    std::fs::write(dir.join(format!("{stem}.csv")), csv).map_err(|e| format!("{stem}.csv: {e}"))?;
+    Ok(caption)
+}

@@ -418,6 +418,18 @@ pub fn write_html(sweep: &Path, summary: &Summary, charts: &[ChartFile], title: 
         let svg = svg.trim_start_matches(|ch| ch != '<').to_string();
         let _ = writeln!(html, "<figure>{svg}<figcaption>{} Data: <a href=\"{s}.csv\">{s}.csv</a>, image: <a href=\"{s}.png\">{s}.png</a>.</figcaption></figure>", escape(&c.caption), s = c.stem);
     }
+    // One sequence's attention maps of each variant (its first run).
+    let mut shown = std::collections::HashSet::new();
+    for dir in runs_under(sweep)? {
+        let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap_or_default()).unwrap_or_default();
+        let variant = run["meta"]["variant"].as_str().unwrap_or("?").to_string();
+        let Ok(svg) = std::fs::read_to_string(dir.join("attention_maps.svg")) else { continue };
+        if shown.insert(variant.clone()) {
+            let svg = svg.trim_start_matches(|ch| ch != '<');
+            let rel = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let _ = writeln!(html, "<figure>{svg}<figcaption>{}: attention probabilities of one held-out sequence (query × key). Data: <a href=\"{rel}/attention_maps.csv\">{rel}/attention_maps.csv</a>.</figcaption></figure>", escape(&variant));
+        }
+    }
     html.push_str("</body></html>\n");
     crate::write_atomic(&sweep.join("report.html"), &html)
 }

@@ -89,6 +89,21 @@ pub fn analyze_run(dir: &Path, device: &Device, options: &AnalyzeOptions) -> Res
         let (_, probes) = model.forward_probed(batch.inputs);
         acc.add(&probes);
     }
+    // The attention maps of one sequence, for the heatmap.
+    let first = batcher.batch(vec![data.analysis.get(0).map_err(|e| e.to_string())?], device);
+    let (_, probes) = model.forward_probed(first.inputs);
+    let t = data_cfg.seq_len;
+    let maps = probes
+        .layers
+        .iter()
+        .map(|l| {
+            let [_, h, _, _] = l.attention.attn.dims();
+            let values: Vec<f32> = l.attention.attn.clone().reshape([h * t * t]).into_data().iter::<f32>().collect();
+            values.chunks(t * t).map(<[f32]>::to_vec).collect()
+        })
+        .collect();
+    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    crate::charts::attention_maps(dir, "attention_maps", &crate::charts::AttentionMaps { title: format!("Attention maps: {name}"), maps, t })?;
     let analysis = Analysis { run: dir.to_path_buf(), options: options.clone(), stats: acc.finish() };
     let text = serde_json::to_string_pretty(&analysis).map_err(|e| e.to_string())? + "\n";
     crate::write_atomic(&dir.join("analysis.json"), &text)?;

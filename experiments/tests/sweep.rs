@@ -75,6 +75,9 @@ fn a_tiny_sweep_of_the_core_grid_completes() {
         let f = a.stats.first_token_attention();
         assert!(f > 0.0 && f < 1.0);
         assert!(r.dir.join("analysis.json").is_file());
+        let png = std::fs::read(r.dir.join("attention_maps.png")).unwrap();
+        assert_eq!(&png[..4], b"\x89PNG");
+        assert!(std::fs::read_to_string(r.dir.join("attention_maps.csv")).unwrap().lines().count() > 32 * 33 / 2);
     }
     // The report reads the folders; the tiny baseline has no sink, and the report says so.
     let summary = gatelab_analysis::report::summarize(&out).unwrap();
@@ -100,7 +103,7 @@ fn a_tiny_sweep_of_the_core_grid_completes() {
     assert!(side.contains("| g1-elementwise |") && side.contains("+0.0000"), "{side}");
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.starts_with("<!doctype html>") && html.trim_end().ends_with("</html>"));
-    assert_eq!(html.matches("<svg").count(), 5, "every chart inline");
+    assert_eq!(html.matches("<svg").count(), 5 + 5, "every chart and every variant's attention maps inline");
     // A rerun skips every finished run and changes no file.
     let before = snapshot(&out);
     sweep::run(&options("core", &out, &[])).unwrap();
@@ -230,13 +233,14 @@ fn sigkill_then_rerun_finishes_every_run_and_keeps_finished_ones_byte_identical(
     assert!(rerun.status.success(), "{}", String::from_utf8_lossy(&rerun.stderr));
     assert_eq!(interrupted.is_some(), String::from_utf8_lossy(&rerun.stderr).contains("resuming at step"));
     // Every file of a run finished before the kill is byte-identical (the report may add its
-    // analysis.json beside them).
+    // analysis files, analysis.json and attention_maps.*, beside them).
     for (d, snap) in finished.iter().zip(&before) {
         let after = snapshot(d);
         for (path, bytes) in snap {
             assert!(after.get(path) == Some(bytes), "{} changed or vanished", path.display());
         }
-        assert!(after.keys().all(|p| snap.contains_key(p) || p.ends_with("analysis.json")), "{}: unexpected new files", d.display());
+        let analysis_output = |p: &Path| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n == "analysis.json" || n.starts_with("attention_maps."));
+        assert!(after.keys().all(|p| snap.contains_key(p) || analysis_output(p)), "{}: unexpected new files", d.display());
     }
     let rows: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
     assert_eq!(rows.len(), 5);
