@@ -357,7 +357,7 @@ pub fn write_charts(sweep: &Path, summary: &Summary) -> Result<Vec<ChartFile>, S
             integer_x: false,
         })?;
     }
-    let (mut loss, mut dynamics) = (Vec::new(), Vec::new());
+    let (mut loss, mut dynamics, mut gate_dyn, mut act_dyn) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for dir in runs_under(sweep)? {
         let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap_or_default()).unwrap_or_default();
         let variant = run["meta"]["variant"].as_str().unwrap_or("?").to_string();
@@ -369,7 +369,19 @@ pub fn write_charts(sweep: &Path, summary: &Summary) -> Result<Vec<ChartFile>, S
             let f: Vec<f64> = layers.iter().filter_map(|l| l["first_token_attention"].as_f64()).collect();
             Some((v["step"].as_f64()?, f.iter().sum::<f64>() / f.len().max(1) as f64))
         }).collect();
-        dynamics.push(Series { label, colour: colour_of(&variant), points, dashed: false, markers: true });
+        dynamics.push(Series { label: label.clone(), colour: colour_of(&variant), points, dashed: false, markers: true });
+        // Gate mean and max activation over training, averaged over layers.
+        let per_step = |key: &str| -> Vec<(f64, f64)> {
+            jsonl(&dir.join("dynamics.jsonl")).iter().filter_map(|v| {
+                let f: Vec<f64> = v["layers"].as_array()?.iter().filter_map(|l| l[key].as_f64()).collect();
+                (!f.is_empty()).then(|| Some((v["step"].as_f64()?, f.iter().sum::<f64>() / f.len() as f64)))?
+            }).collect()
+        };
+        let gates = per_step("gate_mean");
+        if !gates.is_empty() {
+            gate_dyn.push(Series { label: label.clone(), colour: colour_of(&variant), points: gates, dashed: false, markers: true });
+        }
+        act_dyn.push(Series { label, colour: colour_of(&variant), points: per_step("max_activation"), dashed: false, markers: true });
     }
     chart("loss_curves", LineChart {
         title: "Training loss".into(),
@@ -385,6 +397,24 @@ pub fn write_charts(sweep: &Path, summary: &Summary) -> Result<Vec<ChartFile>, S
         y_label: "attention on position 0 (probability)".into(),
         aggregation: "Mean over layers, heads and queries 1..T on a fixed held-out batch (train.dynamics_batch sequences), one line per run.".into(),
         series: dynamics,
+        integer_x: false,
+    })?;
+    if !gate_dyn.is_empty() {
+        chart("gate_mean_over_training", LineChart {
+            title: "Mean gate score during training".into(),
+            x_label: "optimiser step".into(),
+            y_label: "mean gate score".into(),
+            aggregation: "Mean over layers, positions and gate elements on a fixed held-out batch, one line per gated run.".into(),
+            series: gate_dyn,
+            integer_x: false,
+        })?;
+    }
+    chart("max_activation_over_training", LineChart {
+        title: "Largest activation during training".into(),
+        x_label: "optimiser step".into(),
+        y_label: "max |h| of the block output (units of h)".into(),
+        aggregation: "Largest |h| of each block's output on a fixed held-out batch, mean over layers; one line per run.".into(),
+        series: act_dyn,
         integer_x: false,
     })?;
     Ok(out)

@@ -74,15 +74,20 @@ fn a_tiny_sweep_of_the_core_grid_completes() {
         assert_eq!(a.stats.gate_mean().is_some(), r.variant != "baseline");
         let f = a.stats.first_token_attention();
         assert!(f > 0.0 && f < 1.0);
+        if r.variant == "baseline" {
+            // The positive control: the baseline grows a first-token sink at the tiny preset.
+            let best = a.stats.layers.iter().map(|l| l.first_token_attention[1]).fold(0.0, f64::max);
+            assert!(best > 0.5, "baseline F-Attn {best} at the tiny preset: no sink");
+        }
         assert!(r.dir.join("analysis.json").is_file());
         let png = std::fs::read(r.dir.join("attention_maps.png")).unwrap();
         assert_eq!(&png[..4], b"\x89PNG");
         assert!(std::fs::read_to_string(r.dir.join("attention_maps.csv")).unwrap().lines().count() > 32 * 33 / 2);
     }
-    // The report reads the folders; the tiny baseline has no sink, and the report says so.
+    // The report reads the folders and says what the baseline shows.
     let summary = gatelab_analysis::report::summarize(&out).unwrap();
     assert_eq!(summary.rows.len(), 5);
-    assert!(summary.finding.starts_with("**The baseline shows no attention sink**"), "{}", summary.finding);
+    assert!(summary.finding.starts_with("The baseline has a first-token sink"), "{}", summary.finding);
     gatelab_analysis::report::write(&summary, &out, "tiny").unwrap();
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(md.contains("| g1-elementwise | Table 1 row 5 |"), "{md}");
@@ -90,7 +95,7 @@ fn a_tiny_sweep_of_the_core_grid_completes() {
     let charts = gatelab_analysis::report::write_charts(&out, &summary).unwrap();
     gatelab_analysis::report::write_html(&out, &summary, &charts, "tiny").unwrap();
     let stems: Vec<&str> = charts.iter().map(|c| c.stem.as_str()).collect();
-    assert_eq!(stems, ["first_token_attention_per_layer", "max_activation_per_layer", "gate_scores", "loss_curves", "first_token_attention_over_training"]);
+    assert_eq!(stems, ["first_token_attention_per_layer", "max_activation_per_layer", "gate_scores", "loss_curves", "first_token_attention_over_training", "gate_mean_over_training", "max_activation_over_training"]);
     for stem in stems {
         let png = std::fs::read(out.join(format!("{stem}.png"))).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{stem}.png is a PNG");
@@ -103,7 +108,7 @@ fn a_tiny_sweep_of_the_core_grid_completes() {
     assert!(side.contains("| g1-elementwise |") && side.contains("+0.0000"), "{side}");
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.starts_with("<!doctype html>") && html.trim_end().ends_with("</html>"));
-    assert_eq!(html.matches("<svg").count(), 5 + 5, "every chart and every variant's attention maps inline");
+    assert_eq!(html.matches("<svg").count(), 7 + 5, "every chart and every variant's attention maps inline");
     // A rerun skips every finished run and changes no file.
     let before = snapshot(&out);
     sweep::run(&options("core", &out, &[])).unwrap();
@@ -195,7 +200,7 @@ fn a_diverging_run_is_recorded_and_the_sweep_goes_on() {
     std::fs::write(&path, serde_json::to_string(&grid).unwrap()).unwrap();
     let rows = sweep::run(&options(&path.display().to_string(), &dir.join("out"), &[])).unwrap();
     match &rows[0].status {
-        Status::Diverged { step, .. } => assert!(*step >= 1 && *step <= 40),
+        Status::Diverged { step, .. } => assert!(*step >= 1 && *step <= 100, "diverged late: {step}"),
         other => panic!("absurd-lr: {other:?}"),
     }
     assert_eq!(rows[1].status, Status::Done);
