@@ -23,7 +23,7 @@ pub fn snapshot(probes: &Probes) -> Vec<LayerSnapshot> {
         .layers
         .iter()
         .map(|layer| {
-            let heads = first_token_attention(&layer.attention.attn, 1);
+            let heads = first_token_attention(layer.attention.attn.as_ref().expect("forward_probed keeps the maps"), 1);
             let gate_mean = layer.attention.gate_scores.as_ref().map(|s| s.clone().mean().into_scalar::<f32>() as f64);
             let max_activation = layer.residual.clone().abs().max().into_scalar::<f32>() as f64;
             LayerSnapshot { first_token_attention: heads.iter().sum::<f64>() / heads.len() as f64, gate_mean, max_activation }

@@ -86,7 +86,9 @@ pub fn analyze_run(dir: &Path, device: &Device, options: &AnalyzeOptions) -> Res
     for start in (0..n).step_by(options.batch_size) {
         let items = (start..(start + options.batch_size).min(n)).map(|i| data.analysis.get(i).map_err(|e| e.to_string())).collect::<Result<Vec<_>, _>>()?;
         let batch = batcher.batch(items, device);
-        let (_, probes) = model.forward_probed(batch.inputs);
+        // Sequences longer than a query tile are probed lean: no layer's [seq, seq] maps are
+        // kept, attention is recomputed a tile at a time.
+        let (_, probes) = if data_cfg.seq_len > options.stats.query_tile { model.forward_probed_lean(batch.inputs) } else { model.forward_probed(batch.inputs) };
         acc.add(&probes);
     }
     // The attention maps of one sequence, for the heatmap.
@@ -97,8 +99,9 @@ pub fn analyze_run(dir: &Path, device: &Device, options: &AnalyzeOptions) -> Res
         .layers
         .iter()
         .map(|l| {
-            let [_, h, _, _] = l.attention.attn.dims();
-            let values: Vec<f32> = l.attention.attn.clone().reshape([h * t * t]).into_data().iter::<f32>().collect();
+            let attn = l.attention.attn.clone().expect("forward_probed keeps the maps");
+            let [_, h, _, _] = attn.dims();
+            let values: Vec<f32> = attn.reshape([h * t * t]).into_data().iter::<f32>().collect();
             values.chunks(t * t).map(<[f32]>::to_vec).collect()
         })
         .collect();

@@ -15,8 +15,10 @@
 //!   norm of the first token against the others'.
 
 use crate::sink::chance_first_token;
-use burn::tensor::Tensor;
+use burn::tensor::activation::softmax;
+use burn::tensor::{Bool, Tensor};
 use gatelab_model::Probes;
+use gatelab_model::attention::AttentionProbe;
 use serde::{Deserialize, Serialize};
 
 /// What to measure.
@@ -29,11 +31,13 @@ pub struct StatsConfig {
     pub alpha_positions: usize,
     /// Bins of the gate-score histogram over [0, 1] (scores outside are clamped to the ends).
     pub gate_bins: usize,
+    /// Queries per tile when attention is recomputed from queries and keys (lean probes).
+    pub query_tile: usize,
 }
 
 impl Default for StatsConfig {
     fn default() -> Self {
-        Self { epsilon: 0.3, alpha_positions: 8, gate_bins: 20 }
+        Self { epsilon: 0.3, alpha_positions: 8, gate_bins: 20, query_tile: 256 }
     }
 }
 
@@ -145,6 +149,29 @@ fn mean(values: impl Iterator<Item = f64>) -> f64 {
 }
 
 
+/// The attention of `p` as `(first query, probabilities [batch, heads, queries, keys])` tiles:
+/// the kept maps as one tile, or, for lean probes, recomputed in f32 from the queries and keys
+/// `tile` queries at a time (each tile built only when the iteration reaches it).
+fn attention_tiles(p: &AttentionProbe, tile: usize) -> Box<dyn Iterator<Item = (usize, Tensor<4>)> + '_> {
+    if let Some(maps) = &p.attn {
+        return Box::new(std::iter::once((0, maps.clone())));
+    }
+    let [b, h, t, hd] = p.queries.dims();
+    let [_, kv, _, _] = p.keys.dims();
+    // Query heads of one KV group are contiguous (the model's convention).
+    let keys = p.keys.clone().unsqueeze_dim::<5>(2).expand([b, kv, h / kv, t, hd]).reshape([b, h, t, hd]);
+    let scale = (hd as f64).powf(-0.5);
+    Box::new((0..t).step_by(tile.max(1)).map(move |i0| {
+        let i1 = (i0 + tile.max(1)).min(t);
+        let q = p.queries.clone().slice([0..b, 0..h, i0..i1, 0..hd]);
+        let k = keys.clone().slice([0..b, 0..h, 0..i1, 0..hd]);
+        let scores = q.matmul(k.transpose()).mul_scalar(scale);
+        // Query i0 + r sees keys 0..=i0 + r.
+        let future = Tensor::<2, Bool>::tril_mask([i1 - i0, i1], i0 as i64, &scores.device());
+        (i0, softmax(scores.mask_fill(future.unsqueeze::<4>(), f32::NEG_INFINITY), 3))
+    }))
+}
+
 fn host(t: Tensor<1>) -> Vec<f64> {
     t.into_data().iter::<f32>().map(f64::from).collect()
 }
@@ -207,7 +234,7 @@ impl Accumulator {
         }
         for (acc, layer) in self.layers.iter_mut().zip(&probes.layers) {
             let p = &layer.attention;
-            let [b, h, t, _] = p.attn.dims();
+            let [b, h, t, _] = p.queries.dims();
             self.seq_len = t;
             if acc.heads == 0 {
                 acc.heads = h;
@@ -216,40 +243,53 @@ impl Accumulator {
                 acc.sinks = vec![0; h];
                 acc.entropy = vec![0.0; h];
             }
-            // F-Attn per head for each first query.
-            let col0 = p.attn.clone().slice([0..b, 0..h, 0..t, 0..1]).reshape([b, h, t]);
-            for (j, &m) in FIRST_QUERIES.iter().enumerate() {
-                if m < t {
-                    let sums = host(col0.clone().slice([0..b, 0..h, m..t]).sum_dims(&[0, 2]).reshape([h]));
-                    for (acc_h, s) in acc.f_attn[j].iter_mut().zip(sums) {
-                        *acc_h += s;
-                    }
-                    acc.f_attn_n[j] += (b * (t - m)) as u64;
-                }
-            }
-            // α(k) per sequence and head: causal maps are 0 above the diagonal, so column sums
-            // are the sums over queries i ≥ k.
-            let k = acc.alpha[0].len();
-            let cols = flat(p.attn.clone().slice([0..b, 0..h, 0..t, 0..k]).sum_dim(2).reshape([b, h, k]));
-            for bi in 0..b {
-                for hi in 0..h {
-                    for ki in 0..k {
-                        let alpha = cols[(bi * h + hi) * k + ki] as f64 / (t - ki) as f64;
-                        acc.alpha[hi][ki] += alpha;
-                        if ki == 0 && alpha > cfg.epsilon {
-                            acc.sinks[hi] += 1;
+            // One pass over the attention, a tile of queries at a time (a full map is one tile).
+            let k_max = acc.alpha[0].len();
+            let mut alpha_sums = vec![0.0f64; b * h * k_max];
+            for (i0, probs) in attention_tiles(p, cfg.query_tile) {
+                let [_, _, n, keys] = probs.dims();
+                // F-Attn per head for each first query.
+                let col0 = probs.clone().slice([0..b, 0..h, 0..n, 0..1]).reshape([b, h, n]);
+                for (j, &m) in FIRST_QUERIES.iter().enumerate() {
+                    let from = m.saturating_sub(i0).min(n);
+                    if from < n {
+                        let sums = host(col0.clone().slice([0..b, 0..h, from..n]).sum_dims(&[0, 2]).reshape([h]));
+                        for (acc_h, s) in acc.f_attn[j].iter_mut().zip(sums) {
+                            *acc_h += s;
                         }
+                        acc.f_attn_n[j] += (b * (n - from)) as u64;
                     }
                 }
-            }
-            // Entropy of rows 1.. per head.
-            if t > 1 {
-                let rows = p.attn.clone().slice([0..b, 0..h, 1..t, 0..t]);
-                let ent = (rows.clone() * rows.add_scalar(1e-30).log()).sum_dim(3).neg().sum_dims(&[0, 2]).reshape([h]);
-                for (e, v) in acc.entropy.iter_mut().zip(host(ent)) {
-                    *e += v;
+                // Column sums of the first keys (causal maps are 0 above the diagonal, so these
+                // are the sums over queries i ≥ k that α(k) needs).
+                let kc = k_max.min(keys);
+                let cols = flat(probs.clone().slice([0..b, 0..h, 0..n, 0..kc]).sum_dim(2).reshape([b, h, kc]));
+                for bh in 0..b * h {
+                    for ki in 0..kc {
+                        alpha_sums[bh * k_max + ki] += cols[bh * kc + ki] as f64;
+                    }
                 }
-                acc.entropy_n += (b * (t - 1)) as u64;
+                // Entropy of rows 1.. per head.
+                let from = if i0 == 0 { 1 } else { 0 };
+                if from < n {
+                    let rows = probs.slice([0..b, 0..h, from..n, 0..keys]);
+                    let ent = (rows.clone() * rows.add_scalar(1e-30).log()).sum_dim(3).neg().sum_dims(&[0, 2]).reshape([h]);
+                    for (e, v) in acc.entropy.iter_mut().zip(host(ent)) {
+                        *e += v;
+                    }
+                    acc.entropy_n += (b * (n - from)) as u64;
+                }
+            }
+            // α(k) per sequence and head, and the sink indicator.
+            for (bh, sums) in alpha_sums.chunks(k_max).enumerate() {
+                let hi = bh % h;
+                for (ki, sum) in sums.iter().enumerate() {
+                    let alpha = sum / (t - ki) as f64;
+                    acc.alpha[hi][ki] += alpha;
+                    if ki == 0 && alpha > cfg.epsilon {
+                        acc.sinks[hi] += 1;
+                    }
+                }
             }
             // Massive activations.
             let [_, _, d] = layer.residual.dims();
@@ -302,7 +342,7 @@ impl Accumulator {
             acc.value_rest.0 += total - first;
             acc.value_rest.1 += (vb * vk * (vt - 1)) as u64;
         }
-        self.sequences += probes.layers.first().map_or(0, |l| l.attention.attn.dims()[0] as u64);
+        self.sequences += probes.layers.first().map_or(0, |l| l.attention.queries.dims()[0] as u64);
     }
 
     /// The statistics so far.

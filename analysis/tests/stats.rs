@@ -47,7 +47,10 @@ fn probes(batch: usize) -> Probes {
     let values: Vec<f32> = (0..batch * T * hd).map(|i| if i % hd != 0 { 0.0 } else if (i / hd) % T == 0 { 0.1 } else { 2.0 }).collect();
     let sdpa = t4(vec![-2.0; batch * T * 2 * hd], [batch, T, 2, hd]);
     let attention = AttentionProbe {
-        attn: maps(batch),
+        attn: Some(maps(batch)),
+        // Unused when the maps are given.
+        queries: t4(vec![0.0; batch * 2 * T * hd], [batch, 2, T, hd]),
+        keys: t4(vec![0.0; batch * T * hd], [batch, 1, T, hd]),
         values: t4(values, [batch, 1, T, hd]),
         gate_scores: Some(t4(scores, [batch, T, 2, 1])),
         sdpa_out: sdpa.clone(),
@@ -109,4 +112,40 @@ fn hand_built_probes_give_their_known_statistics() {
     close(layer.value_norm_rest, 2.0);
     close(stats.first_token_attention(), layer.first_token_attention[1]);
     close(stats.gate_mean().unwrap(), gate.mean);
+}
+
+#[test]
+fn tiled_recomputation_equals_the_full_maps() {
+    use gatelab_model::{GateSpec, ModelConfig};
+    let device = Device::flex();
+    device.seed(5);
+    let config = ModelConfig {
+        vocab_size: 20, d_model: 32, n_layers: 2, n_heads: 4, n_kv_heads: 2, head_dim: 8, d_ff: 40, init_std: 0.4,
+        gate: GateSpec::G1_ELEMENTWISE, ..ModelConfig::default()
+    };
+    let model = config.init(&device).unwrap();
+    let tokens: Vec<i64> = (0..3 * 40).map(|i| (i * 7 + i / 5) % 20).collect();
+    let tokens = Tensor::<2, burn::tensor::Int>::from_data(TensorData::new(tokens, [3, 40]), &device);
+    let mut full = Accumulator::new(StatsConfig::default());
+    full.add(&model.forward_probed(tokens.clone()).1);
+    let (_, lean) = model.forward_probed_lean(tokens);
+    assert!(lean.layers.iter().all(|l| l.attention.attn.is_none()), "lean probes keep no maps");
+    let mut tiled = Accumulator::new(StatsConfig { query_tile: 16, ..StatsConfig::default() });
+    tiled.add(&lean);
+    let (a, b) = (full.finish(), tiled.finish());
+    for (la, lb) in a.layers.iter().zip(&b.layers) {
+        for (ha, hb) in la.heads.iter().zip(&lb.heads) {
+            for j in 0..3 {
+                close(ha.first_token_attention[j], hb.first_token_attention[j]);
+            }
+            for (x, y) in ha.alpha.iter().zip(&hb.alpha) {
+                close(*x, *y);
+            }
+            close(ha.entropy, hb.entropy);
+            assert_eq!(ha.sink_share, hb.sink_share);
+        }
+        assert_eq!(la.max_activation, lb.max_activation);
+        assert_eq!(la.gate, lb.gate);
+    }
+    assert!(a.layers[1].heads[0].first_token_attention[1] > 0.0);
 }

@@ -11,6 +11,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The tests of this file train on flex; run concurrently they split the CPU's threads
+/// differently, which changes floating-point sums and so the trajectories. One at a time, each
+/// run is reproducible.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn scratch(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("gatelab-sweep-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -51,6 +60,7 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 
 #[test]
 fn a_tiny_sweep_of_the_core_grid_completes() {
+    let _serial = serial();
     let out = scratch("core");
     let rows = sweep::run(&options("core", &out, &[])).unwrap();
     assert_eq!(rows.len(), 5);
@@ -77,6 +87,7 @@ fn a_tiny_sweep_of_the_core_grid_completes() {
         if r.variant == "baseline" {
             // The positive control: the baseline grows a first-token sink at the tiny preset.
             let best = a.stats.layers.iter().map(|l| l.first_token_attention[1]).fold(0.0, f64::max);
+            println!("tiny baseline F-Attn (best layer): {best:.3}");
             assert!(best > 0.5, "baseline F-Attn {best} at the tiny preset: no sink");
         }
         assert!(r.dir.join("analysis.json").is_file());
@@ -122,6 +133,7 @@ fn a_tiny_sweep_of_the_core_grid_completes() {
 
 #[test]
 fn overrides_and_comma_lists_expand_and_key_the_folders() {
+    let _serial = serial();
     let grid = grid::load("core").unwrap();
     let preset = RunConfig::preset("tiny").unwrap();
     let runs = grid::plan(&grid, &preset, None, &["train.lr=1e-3,2e-3".into(), "model.d_model=48".into()], 2).unwrap();
@@ -147,6 +159,7 @@ fn overrides_and_comma_lists_expand_and_key_the_folders() {
 
 #[test]
 fn bad_grids_are_refused_before_anything_is_written() {
+    let _serial = serial();
     let dir = scratch("bad");
     let out = dir.join("results");
     let write = |name: &str, text: &str| {
@@ -174,6 +187,7 @@ fn bad_grids_are_refused_before_anything_is_written() {
 
 #[test]
 fn shards_cover_the_grid_exactly_once() {
+    let _serial = serial();
     let grid = grid::load("paper").unwrap();
     let runs = grid::plan(&grid, &RunConfig::preset("tiny").unwrap(), None, &[], 1).unwrap();
     assert!(runs.len() >= 30);
@@ -187,6 +201,7 @@ fn shards_cover_the_grid_exactly_once() {
 
 #[test]
 fn a_diverging_run_is_recorded_and_the_sweep_goes_on() {
+    let _serial = serial();
     let dir = scratch("diverge");
     let grid: Grid = serde_json::from_value(serde_json::json!({
         "name": "diverge",
@@ -208,6 +223,7 @@ fn a_diverging_run_is_recorded_and_the_sweep_goes_on() {
 
 #[test]
 fn sigkill_then_rerun_finishes_every_run_and_keeps_finished_ones_byte_identical() {
+    let _serial = serial();
     let dir = scratch("kill");
     let out = dir.join("out");
     let out_s = out.display().to_string();

@@ -70,8 +70,14 @@ impl Gate {
 /// What one attention layer exposes to the probes (see [`crate::probe::LayerProbe`]).
 #[derive(Debug, Clone)]
 pub struct AttentionProbe {
-    /// Attention probabilities `[batch, n_heads, seq, seq]` (query × key).
-    pub attn: Tensor<4>,
+    /// Attention probabilities `[batch, n_heads, seq, seq]` (query × key); `None` when the probe
+    /// was asked not to keep them ([`crate::Transformer::forward_probed_lean`]): they can be
+    /// recomputed from `queries` and `keys` a tile at a time.
+    pub attn: Option<Tensor<4>>,
+    /// Queries after QK-norm and RoPE, before the `1/√head_dim` scale, `[batch, n_heads, seq, head_dim]`.
+    pub queries: Tensor<4>,
+    /// Keys after QK-norm and RoPE, `[batch, n_kv_heads, seq, head_dim]`.
+    pub keys: Tensor<4>,
     /// Values after projection (and a G2 gate) `[batch, n_kv_heads, seq, head_dim]`.
     pub values: Tensor<4>,
     /// Gate scores at the gate's site, `None` without a gate.
@@ -80,6 +86,15 @@ pub struct AttentionProbe {
     pub sdpa_out: Tensor<4>,
     /// SDPA output after them (what enters `W_o`), `[batch, seq, n_heads, head_dim]`.
     pub sdpa_gated: Tensor<4>,
+}
+
+/// Where an attention layer leaves its probe, and whether to keep the full attention maps.
+#[derive(Debug, Default)]
+pub struct ProbeSlot {
+    /// Keep `[batch, heads, seq, seq]` maps (else only queries and keys).
+    pub keep_maps: bool,
+    /// Filled by the forward.
+    pub probe: Option<AttentionProbe>,
 }
 
 /// Causal grouped-query self-attention.
@@ -168,7 +183,7 @@ impl Attention {
         cos: &Tensor<2>,
         sin: &Tensor<2>,
         causal_mask: &Tensor<2, Bool>,
-        probe: Option<&mut Option<AttentionProbe>>,
+        probe: Option<&mut ProbeSlot>,
     ) -> Tensor<3> {
         let [b, t, _] = x.dims();
         let (h, kv, hd) = (self.n_heads, self.n_kv_heads, self.head_dim);
@@ -191,6 +206,7 @@ impl Attention {
         let q = apply_rope(q.swap_dims(1, 2), cos, sin);
         let k = apply_rope(k.swap_dims(1, 2), cos, sin);
         let v = v.swap_dims(1, 2);
+        let (q_probe, k_probe) = if probe.is_some() { (Some(q.clone()), Some(k.clone())) } else { (None, None) };
 
         // Scores without repeating K/V: query heads of one KV group are stacked along the
         // sequence axis, [b, kv, groups·t, hd] × [b, kv, hd, t] → [b, kv, groups·t, t].
@@ -212,7 +228,8 @@ impl Attention {
         let out = self.o_proj.forward(y.clone().reshape([b, t, h * hd]));
         let out = self.gate_at(GatePosition::G5, out.reshape([b, t, 1, self.o_proj_width()]), &x, &mut scores);
         if let Some(slot) = probe {
-            *slot = Some(AttentionProbe { attn, values: v, gate_scores: scores, sdpa_out, sdpa_gated: y });
+            let attn = slot.keep_maps.then_some(attn);
+            slot.probe = Some(AttentionProbe { attn, queries: q_probe.expect("kept"), keys: k_probe.expect("kept"), values: v, gate_scores: scores, sdpa_out, sdpa_gated: y });
         }
         out.reshape([b, t, self.o_proj_width()])
     }

@@ -1,7 +1,7 @@
 //! The decoder: [`ModelConfig`] → [`ModelConfig::init`] → [`Transformer`] `{ embed_tokens,
 //! layers: Vec<Block>, norm, lm_head }`, each `Block` a pre-norm attention and SwiGLU FFN.
 
-use crate::attention::{Attention, AttentionProbe, linear, rms_norm};
+use crate::attention::{Attention, ProbeSlot, linear, rms_norm};
 use crate::config::ModelConfig;
 use crate::gate::ConfigError;
 use crate::probe::{LayerProbe, Probes};
@@ -76,7 +76,7 @@ impl Block {
         cos: &Tensor<2>,
         sin: &Tensor<2>,
         mask: &Tensor<2, Bool>,
-        probe: Option<&mut Option<AttentionProbe>>,
+        probe: Option<&mut ProbeSlot>,
     ) -> Tensor<3> {
         let a = self.attn.forward(self.attn_norm.forward(h.clone()), cos, sin, mask, probe);
         let a = match &self.attn_out_norm {
@@ -148,24 +148,35 @@ impl Transformer {
     /// - tokens: `[batch, seq]`
     /// - output: `[batch, seq, vocab]` and one [`LayerProbe`] per layer
     pub fn forward_probed(&self, tokens: Tensor<2, Int>) -> (Tensor<3>, Probes) {
+        self.probed(tokens, true)
+    }
+
+    /// As [`Transformer::forward_probed`], but without keeping any layer's `[seq, seq]` attention
+    /// maps: each layer's queries and keys are kept instead, from which the analysis recomputes
+    /// attention a tile of queries at a time. For long sequences.
+    pub fn forward_probed_lean(&self, tokens: Tensor<2, Int>) -> (Tensor<3>, Probes) {
+        self.probed(tokens, false)
+    }
+
+    fn probed(&self, tokens: Tensor<2, Int>, keep_maps: bool) -> (Tensor<3>, Probes) {
         let mut probes = Vec::with_capacity(self.layers.len());
-        let logits = self.run(tokens, Some(&mut probes));
+        let logits = self.run(tokens, Some((&mut probes, keep_maps)));
         (logits, Probes { layers: probes })
     }
 
-    fn run(&self, tokens: Tensor<2, Int>, mut probes: Option<&mut Vec<LayerProbe>>) -> Tensor<3> {
+    fn run(&self, tokens: Tensor<2, Int>, mut probes: Option<(&mut Vec<LayerProbe>, bool)>) -> Tensor<3> {
         let device = tokens.device();
         let [_, t] = tokens.dims();
         let (cos, sin) = rope_tables(self.head_dim, self.rope_theta, 0, t, &device);
         let mask = Tensor::<2, Bool>::tril_mask([t, t], 0, &device);
         let mut h = self.embed_tokens.forward(tokens);
         for layer in &self.layers {
-            match probes.as_deref_mut() {
-                Some(out) => {
-                    let mut slot = None;
+            match probes.as_mut() {
+                Some((out, keep_maps)) => {
+                    let mut slot = ProbeSlot { keep_maps: *keep_maps, probe: None };
                     h = layer.forward(h, &cos, &sin, &mask, Some(&mut slot));
-                    let attn = slot.expect("the attention fills its probe");
-                    out.push(LayerProbe { attention: attn, residual: h.clone() });
+                    let attention = slot.probe.expect("the attention fills its probe");
+                    out.push(LayerProbe { attention, residual: h.clone() });
                 }
                 None => h = layer.forward(h, &cos, &sin, &mask, None),
             }

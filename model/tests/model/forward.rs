@@ -50,7 +50,9 @@ fn shapes_of_logits_and_probes() {
         assert_eq!(logits.dims(), [2, 5, 29]);
         assert_eq!(probes.layers.len(), 2);
         let p = &probes.layers[1];
-        assert_eq!(p.attention.attn.dims(), [2, 4, 5, 5]);
+        assert_eq!(p.attention.attn.as_ref().unwrap().dims(), [2, 4, 5, 5]);
+        assert_eq!(p.attention.queries.dims(), [2, 4, 5, 6]);
+        assert_eq!(p.attention.keys.dims(), [2, 2, 5, 6]);
         assert_eq!(p.attention.values.dims(), [2, 2, 5, 6]);
         assert_eq!(p.attention.sdpa_out.dims(), [2, 5, 4, 6]);
         assert_eq!(p.attention.sdpa_gated.dims(), [2, 5, 4, 6]);
@@ -66,7 +68,7 @@ fn shapes_of_logits_and_probes() {
         };
         assert_eq!(scores, expected, "{}", spec.label());
         // Attention rows are distributions over the past only.
-        let attn = p.attention.attn.clone().into_data().try_to_vec::<f32>().unwrap();
+        let attn = p.attention.attn.clone().unwrap().into_data().try_to_vec::<f32>().unwrap();
         for row in attn.chunks(5).take(5) {
             assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
         }
