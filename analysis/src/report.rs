@@ -3,8 +3,7 @@
 //! `summary.md`. The markdown opens with what the baseline shows: when it has no sink (F-Attn
 //! within twice the chance level in every layer) it says so, instead of crediting the gate.
 
-use crate::run::{Analysis, runs_under};
-use gatelab_model::ModelConfig;
+use crate::run::{Analysis, RunInfo, read_jsonl, read_run, runs_under};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -89,8 +88,7 @@ pub struct Summary {
 }
 
 fn last_eval(dir: &Path) -> Option<(f64, f64)> {
-    let text = std::fs::read_to_string(dir.join("eval.jsonl")).ok()?;
-    let v: serde_json::Value = text.lines().rev().find_map(|l| serde_json::from_str(l).ok())?;
+    let v = read_jsonl(&dir.join("eval.jsonl")).pop()?;
     Some((v["loss"].as_f64()?, v["perplexity"].as_f64()?))
 }
 
@@ -102,17 +100,14 @@ pub fn summarize(sweep: &Path) -> Result<Summary, String> {
     let mut per_layer_act: Vec<Vec<Vec<f64>>> = Vec::new();
     let mut histograms: Vec<Vec<u64>> = Vec::new();
     for dir in runs_under(sweep)? {
-        let path = dir.join("config.json");
-        let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?).map_err(|e| format!("{}: {e}", path.display()))?;
-        let model: ModelConfig = serde_json::from_value(run["config"]["model"].clone()).map_err(|e| format!("{}: {e}", path.display()))?;
-        let variant = run["meta"]["variant"].as_str().unwrap_or("?").to_string();
+        let RunInfo { variant, paper, model, .. } = read_run(&dir)?;
         let status = std::fs::read_to_string(dir.join("status.json")).unwrap_or_default();
         let k = match rows.iter().position(|r| r.variant == variant) {
             Some(k) => k,
             None => {
                 rows.push(VariantRow {
                     variant: variant.clone(),
-                    paper: run["meta"]["paper"].as_str().unwrap_or("").to_string(),
+                    paper,
                     gate: model.gate.label(),
                     params: model.param_count().total,
                     runs: 0,
@@ -300,9 +295,6 @@ pub struct ChartFile {
     pub caption: String,
 }
 
-fn jsonl(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path).map(|t| t.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()).unwrap_or_default()
-}
 
 /// Draws the charts of `summary` (and the curves of the runs under `sweep`) into `sweep`.
 pub fn write_charts(sweep: &Path, summary: &Summary) -> Result<Vec<ChartFile>, String> {
@@ -359,12 +351,12 @@ pub fn write_charts(sweep: &Path, summary: &Summary) -> Result<Vec<ChartFile>, S
     }
     let (mut loss, mut dynamics, mut gate_dyn, mut act_dyn) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for dir in runs_under(sweep)? {
-        let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap_or_default()).unwrap_or_default();
-        let variant = run["meta"]["variant"].as_str().unwrap_or("?").to_string();
-        let label = format!("{variant} (seed {})", run["meta"]["seed"]);
-        let points: Vec<(f64, f64)> = jsonl(&dir.join("metrics.jsonl")).iter().filter_map(|v| Some((v["step"].as_f64()?, v["loss"].as_f64()?))).collect();
+        let RunInfo { variant, seed, .. } = read_run(&dir)?;
+        let label = format!("{variant} (seed {seed})");
+        let points: Vec<(f64, f64)> = read_jsonl(&dir.join("metrics.jsonl")).iter().filter_map(|v| Some((v["step"].as_f64()?, v["loss"].as_f64()?))).collect();
+        let records = read_jsonl(&dir.join("dynamics.jsonl"));
         loss.push(Series { label: label.clone(), colour: colour_of(&variant), points, dashed: false, markers: false });
-        let points = jsonl(&dir.join("dynamics.jsonl")).iter().filter_map(|v| {
+        let points = records.iter().filter_map(|v| {
             let layers = v["layers"].as_array()?;
             let f: Vec<f64> = layers.iter().filter_map(|l| l["first_token_attention"].as_f64()).collect();
             Some((v["step"].as_f64()?, f.iter().sum::<f64>() / f.len().max(1) as f64))
@@ -372,7 +364,7 @@ pub fn write_charts(sweep: &Path, summary: &Summary) -> Result<Vec<ChartFile>, S
         dynamics.push(Series { label: label.clone(), colour: colour_of(&variant), points, dashed: false, markers: true });
         // Gate mean and max activation over training, averaged over layers.
         let per_step = |key: &str| -> Vec<(f64, f64)> {
-            jsonl(&dir.join("dynamics.jsonl")).iter().filter_map(|v| {
+            records.iter().filter_map(|v| {
                 let f: Vec<f64> = v["layers"].as_array()?.iter().filter_map(|l| l[key].as_f64()).collect();
                 (!f.is_empty()).then(|| Some((v["step"].as_f64()?, f.iter().sum::<f64>() / f.len() as f64)))?
             }).collect()
@@ -451,8 +443,7 @@ pub fn write_html(sweep: &Path, summary: &Summary, charts: &[ChartFile], title: 
     // One sequence's attention maps of each variant (its first run).
     let mut shown = std::collections::HashSet::new();
     for dir in runs_under(sweep)? {
-        let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap_or_default()).unwrap_or_default();
-        let variant = run["meta"]["variant"].as_str().unwrap_or("?").to_string();
+        let Ok(RunInfo { variant, .. }) = read_run(&dir) else { continue };
         let Ok(svg) = std::fs::read_to_string(dir.join("attention_maps.svg")) else { continue };
         if shown.insert(variant.clone()) {
             let svg = svg.trim_start_matches(|ch| ch != '<');

@@ -40,14 +40,39 @@ pub struct Analysis {
     pub stats: Stats,
 }
 
-fn read_config(dir: &Path) -> Result<(ModelConfig, DataConfig), String> {
+/// What the analysis reads of a run folder's `config.json` (the harness writes it).
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    /// `meta.variant`.
+    pub variant: String,
+    /// `meta.paper`: the paper's table and row.
+    pub paper: String,
+    /// `meta.seed`.
+    pub seed: u64,
+    /// `config.model`.
+    pub model: ModelConfig,
+    /// `config.data`.
+    pub data: DataConfig,
+}
+
+/// Reads `dir/config.json`.
+pub fn read_run(dir: &Path) -> Result<RunInfo, String> {
     let path = dir.join("config.json");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let context = |key: &str, e: serde_json::Error| format!("{}: config.{key}: {e}", path.display());
-    let model = serde_json::from_value(value["config"]["model"].clone()).map_err(|e| context("model", e))?;
-    let data = serde_json::from_value(value["config"]["data"].clone()).map_err(|e| context("data", e))?;
-    Ok((model, data))
+    Ok(RunInfo {
+        variant: value["meta"]["variant"].as_str().unwrap_or("?").to_string(),
+        paper: value["meta"]["paper"].as_str().unwrap_or_default().to_string(),
+        seed: value["meta"]["seed"].as_u64().unwrap_or(0),
+        model: serde_json::from_value(value["config"]["model"].clone()).map_err(|e| context("model", e))?,
+        data: serde_json::from_value(value["config"]["data"].clone()).map_err(|e| context("data", e))?,
+    })
+}
+
+/// The records of a JSONL log (lines that do not parse, such as a torn last line, are skipped).
+pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path).map(|t| t.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()).unwrap_or_default()
 }
 
 /// Whether `dir` is a finished run (`status.json` says done).
@@ -74,7 +99,7 @@ pub fn analyze_run(dir: &Path, device: &Device, options: &AnalyzeOptions) -> Res
     if !is_done(dir) {
         return Err(format!("{}: not a finished run (status.json is not done)", dir.display()));
     }
-    let (model_cfg, data_cfg) = read_config(dir)?;
+    let RunInfo { model: model_cfg, data: data_cfg, .. } = read_run(dir)?;
     let model = load_safetensors(model_cfg.init(device).map_err(|e| format!("model.{e}"))?, &dir.join("model.safetensors"))?;
     let data = data_cfg.prepare().map_err(|e| e.to_string())?;
     let batcher = LmBatcher { pad: data.vocab.pad };

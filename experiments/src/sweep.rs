@@ -146,8 +146,7 @@ pub struct RunRow {
 }
 
 fn last_line<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines().rev().find_map(|l| serde_json::from_str(l).ok())
+    gatelab_analysis::run::read_jsonl(path).into_iter().rev().find_map(|v| serde_json::from_value(v).ok())
 }
 
 /// The table row of a run folder, from its files.
