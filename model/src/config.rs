@@ -2,6 +2,7 @@
 //! validation that names the offending field and exact parameter accounting without allocating.
 
 use crate::gate::{Combination, ConfigError, GatePosition, GateSpec, Granularity, HeadSharing, SdpaNonlinearity};
+use crate::rope::RopeScaling;
 use serde::{Deserialize, Serialize};
 
 /// A Qwen3-style decoder-only language model: token embedding, pre-norm RMSNorm blocks of causal
@@ -35,6 +36,9 @@ pub struct ModelConfig {
     pub norm_eps: f64,
     /// RoPE base frequency.
     pub rope_theta: f64,
+    /// RoPE rescaling for lengths beyond training (absent from the JSON when none).
+    #[serde(skip_serializing_if = "RopeScaling::is_none")]
+    pub rope_scaling: RopeScaling,
     /// Standard deviation of the normal initialisation of embeddings and projections (Qwen's
     /// `initializer_range`).
     pub init_std: f64,
@@ -60,6 +64,7 @@ impl Default for ModelConfig {
             sandwich_norm: false,
             norm_eps: 1e-6,
             rope_theta: 10_000.0,
+            rope_scaling: RopeScaling::None,
             init_std: 0.02,
             gate: GateSpec::BASELINE,
             match_baseline_params: false,
@@ -126,6 +131,10 @@ impl ModelConfig {
         if !(self.init_std > 0.0 && self.init_std.is_finite()) {
             return Err(ConfigError::new("init_std", "must be a positive number"));
         }
+        self.rope_scaling.validate().map_err(|e| {
+            let (field, message) = e.split_once(": ").unwrap_or(("rope_scaling", e.as_str()));
+            ConfigError::new(field, message)
+        })?;
         self.gate.validate(self.qk_norm)?;
         let g = &self.gate;
         let one_scalar_per_token = g.position == GatePosition::G1
@@ -262,6 +271,11 @@ mod tests {
         let shared = GateSpec { sharing: HeadSharing::HeadShared, ..GateSpec::at(GatePosition::G1, Granularity::Headwise) };
         let c = ModelConfig { sandwich_norm: true, gate: shared, ..ModelConfig::default() };
         assert_eq!(c.validate().unwrap_err().field, "gate.sharing");
+        let c = ModelConfig { rope_scaling: RopeScaling::Linear { factor: 0.5 }, ..ModelConfig::default() };
+        assert_eq!(c.validate().unwrap_err().field, "rope_scaling.factor");
+        let yarn: ModelConfig = serde_json::from_str(r#"{"rope_scaling": {"method": "yarn", "factor": 4, "original_max_position": 128}}"#).unwrap();
+        assert_eq!(yarn.rope_scaling, RopeScaling::Yarn { factor: 4.0, original_max_position: 128, beta_fast: 32.0, beta_slow: 1.0 });
+        assert!(!serde_json::to_string(&ModelConfig::default()).unwrap().contains("rope_scaling"), "unscaled configs keep their JSON");
         let err = serde_json::from_str::<ModelConfig>(r#"{"d_modle": 64}"#).unwrap_err();
         assert!(err.to_string().contains("d_modle"));
     }

@@ -23,4 +23,5 @@ pub use gate::{
     SdpaNonlinearity,
 };
 pub use probe::{LayerProbe, Probes};
+pub use rope::RopeScaling;
 pub use transformer::{Transformer, cross_entropy, masked_cross_entropy};

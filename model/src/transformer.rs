@@ -5,7 +5,7 @@ use crate::attention::{Attention, ProbeSlot, linear, rms_norm};
 use crate::config::ModelConfig;
 use crate::gate::ConfigError;
 use crate::probe::{LayerProbe, Probes};
-use crate::rope::rope_tables;
+use crate::rope::{RopeScaling, rope_tables};
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, RmsNorm};
 use burn::tensor::activation::{log_softmax, silu};
@@ -112,6 +112,8 @@ pub struct Transformer {
     head_dim: usize,
     #[module(skip)]
     rope_theta: f64,
+    #[module(skip)]
+    rope_scaling: RopeScaling,
 }
 
 impl ModelConfig {
@@ -128,11 +130,20 @@ impl ModelConfig {
             lm_head: (!self.tie_embeddings).then(|| linear(self.d_model, self.vocab_size, self, device)),
             head_dim: self.head_dim,
             rope_theta: self.rope_theta,
+            rope_scaling: self.rope_scaling,
         })
     }
 }
 
 impl Transformer {
+    /// The same weights with another RoPE base and scaling: evaluation beyond the training length
+    /// without retraining.
+    pub fn with_rope(mut self, theta: f64, scaling: RopeScaling) -> Result<Self, ConfigError> {
+        scaling.validate().map_err(|e| ConfigError::new("rope_scaling", e))?;
+        (self.rope_theta, self.rope_scaling) = (theta, scaling);
+        Ok(self)
+    }
+
     /// Logits for every position (the training forward: no probes are kept).
     ///
     /// # Shapes
@@ -167,7 +178,7 @@ impl Transformer {
     fn run(&self, tokens: Tensor<2, Int>, mut probes: Option<(&mut Vec<LayerProbe>, bool)>) -> Tensor<3> {
         let device = tokens.device();
         let [_, t] = tokens.dims();
-        let (cos, sin) = rope_tables(self.head_dim, self.rope_theta, 0, t, &device);
+        let (cos, sin) = rope_tables(self.head_dim, self.rope_theta, self.rope_scaling, 0, t, &device);
         let mask = Tensor::<2, Bool>::tril_mask([t, t], 0, &device);
         let mut h = self.embed_tokens.forward(tokens);
         for layer in &self.layers {

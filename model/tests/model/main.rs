@@ -3,3 +3,4 @@
 mod common;
 mod forward;
 mod parity;
+mod rope;
