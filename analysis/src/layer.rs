@@ -1,8 +1,9 @@
 //! Per-layer snapshots of the quantities the paper tracks, from one probed forward: first-token
 //! attention, gate mean and the largest activation of the residual stream. The sweep harness
-//! records them during training ("when does the sink form?").
+//! records them during training ("when does the sink form?"). They are the same statistics as
+//! the analysis's ([`crate::stats`]), for one batch.
 
-use crate::sink::first_token_attention;
+use crate::stats::{Accumulator, StatsConfig};
 use gatelab_model::Probes;
 use serde::{Deserialize, Serialize};
 
@@ -19,14 +20,11 @@ pub struct LayerSnapshot {
 
 /// Snapshots of every layer.
 pub fn snapshot(probes: &Probes) -> Vec<LayerSnapshot> {
-    probes
+    let mut acc = Accumulator::new(StatsConfig::default());
+    acc.add(probes);
+    acc.finish()
         .layers
-        .iter()
-        .map(|layer| {
-            let heads = first_token_attention(layer.attention.attn.as_ref().expect("forward_probed keeps the maps"), 1);
-            let gate_mean = layer.attention.gate_scores.as_ref().map(|s| s.clone().mean().into_scalar::<f32>() as f64);
-            let max_activation = layer.residual.clone().abs().max().into_scalar::<f32>() as f64;
-            LayerSnapshot { first_token_attention: heads.iter().sum::<f64>() / heads.len() as f64, gate_mean, max_activation }
-        })
+        .into_iter()
+        .map(|l| LayerSnapshot { first_token_attention: l.first_token_attention[1], gate_mean: l.gate.map(|g| g.mean), max_activation: l.max_activation })
         .collect()
 }

@@ -6,14 +6,12 @@
 //! - [`charts`]: line charts as SVG and PNG with CSV sidecars.
 //! - [`report`]: a sweep's summary (`summary.csv`, `summary.md`), honest about missing sinks.
 //! - [`run`]: analysing a run folder's held-out split into `analysis.json`.
-//! - [`sink`]: first-token attention of one map, and its chance level.
 //! - [`layer`]: the per-layer snapshot the harness records during training.
 
 pub mod charts;
 pub mod layer;
 pub mod report;
 pub mod run;
-pub mod sink;
 pub mod stats;
 
 /// Writes `text` to `path` through a temporary file and a rename, so no reader sees half a file.

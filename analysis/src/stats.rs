@@ -14,7 +14,6 @@
 //! - **Entropy** of each attention row (queries ≥ 1), and **value drain**: the mean value-vector
 //!   norm of the first token against the others'.
 
-use crate::sink::chance_first_token;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Tensor};
 use gatelab_model::Probes;
@@ -148,6 +147,12 @@ fn mean(values: impl Iterator<Item = f64>) -> f64 {
     if n == 0 { f64::NAN } else { sum / n as f64 }
 }
 
+
+/// F-Attn of uniform causal attention over queries `min_query..seq` (`mean_i 1/(i+1)`): the
+/// chance level beside F-Attn.
+pub fn chance_first_token(seq: usize, min_query: usize) -> f64 {
+    mean((min_query..seq).map(|i| 1.0 / (i as f64 + 1.0)))
+}
 
 /// The attention of `p` as `(first query, probabilities [batch, heads, queries, keys])` tiles:
 /// the kept maps as one tile, or, for lean probes, recomputed in f32 from the queries and keys
@@ -392,5 +397,17 @@ impl Accumulator {
             chance_first_token_attention: FIRST_QUERIES.map(|m| if m < self.seq_len { chance_first_token(self.seq_len, m) } else { f64::NAN }),
             layers,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chance_level_of_uniform_causal_attention() {
+        // Queries 1 and 2 of 3 put 1/2 and 1/3 on key 0.
+        assert!((chance_first_token(3, 1) - (0.5 + 1.0 / 3.0) / 2.0).abs() < 1e-12);
+        assert!((chance_first_token(3, 0) - (1.0 + 0.5 + 1.0 / 3.0) / 3.0).abs() < 1e-12);
     }
 }
