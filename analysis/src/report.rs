@@ -92,20 +92,30 @@ fn last_eval(dir: &Path) -> Option<(f64, f64)> {
     Some((v["loss"].as_f64()?, v["perplexity"].as_f64()?))
 }
 
+/// What one variant's finished runs contributed, before it is summarised.
+#[derive(Default)]
+struct Collected {
+    valid_loss: Vec<f64>,
+    perplexity: Vec<f64>,
+    first_token_attention: Vec<f64>,
+    sink: Vec<f64>,
+    max_activation: Vec<f64>,
+    gate_mean: Vec<f64>,
+    first_token_attention_per_layer: Vec<Vec<f64>>,
+    max_activation_per_layer: Vec<Vec<f64>>,
+    gate_histogram: Vec<u64>,
+}
+
 /// Reads every run folder under `sweep`.
 pub fn summarize(sweep: &Path) -> Result<Summary, String> {
-    let mut rows: Vec<VariantRow> = Vec::new();
-    let mut values: Vec<[Vec<f64>; 6]> = Vec::new();
-    let mut per_layer: Vec<Vec<Vec<f64>>> = Vec::new();
-    let mut per_layer_act: Vec<Vec<Vec<f64>>> = Vec::new();
-    let mut histograms: Vec<Vec<u64>> = Vec::new();
+    let mut variants: Vec<(VariantRow, Collected)> = Vec::new();
     for dir in runs_under(sweep)? {
         let RunInfo { variant, paper, model, .. } = read_run(&dir)?;
         let status = std::fs::read_to_string(dir.join("status.json")).unwrap_or_default();
-        let k = match rows.iter().position(|r| r.variant == variant) {
+        let k = match variants.iter().position(|(r, _)| r.variant == variant) {
             Some(k) => k,
             None => {
-                rows.push(VariantRow {
+                let row = VariantRow {
                     variant: variant.clone(),
                     paper,
                     gate: model.gate.label(),
@@ -123,15 +133,12 @@ pub fn summarize(sweep: &Path) -> Result<Summary, String> {
                     max_activation_per_layer: vec![],
                     gate_histogram: vec![],
                     chance: None,
-                });
-                values.push(Default::default());
-                per_layer.push(vec![]);
-                per_layer_act.push(vec![]);
-                histograms.push(vec![]);
-                rows.len() - 1
+                };
+                variants.push((row, Collected::default()));
+                variants.len() - 1
             }
         };
-        let row = &mut rows[k];
+        let (row, got) = &mut variants[k];
         row.runs += 1;
         if status.contains("\"diverged\"") {
             row.diverged += 1;
@@ -142,39 +149,43 @@ pub fn summarize(sweep: &Path) -> Result<Summary, String> {
             continue;
         }
         if let Some((loss, ppl)) = last_eval(&dir) {
-            values[k][0].push(loss);
-            values[k][1].push(ppl);
+            got.valid_loss.push(loss);
+            got.perplexity.push(ppl);
         }
         if let Ok(text) = std::fs::read_to_string(dir.join("analysis.json")) {
             let a: Analysis = serde_json::from_str(&text).map_err(|e| format!("{}: analysis.json: {e}", dir.display()))?;
             let s = &a.stats;
-            values[k][2].push(s.first_token_attention());
-            values[k][3].push(s.sink());
-            values[k][4].push(s.max_activation());
-            if let Some(g) = s.gate_mean() {
-                values[k][5].push(g);
-            }
-            per_layer[k].push(s.layers.iter().map(|l| l.first_token_attention[1]).collect());
-            per_layer_act[k].push(s.layers.iter().map(|l| l.max_activation).collect());
+            got.first_token_attention.push(s.first_token_attention());
+            got.sink.push(s.sink());
+            got.max_activation.push(s.max_activation());
+            got.gate_mean.extend(s.gate_mean());
+            got.first_token_attention_per_layer.push(s.layers.iter().map(|l| l.first_token_attention[1]).collect());
+            got.max_activation_per_layer.push(s.layers.iter().map(|l| l.max_activation).collect());
             for g in s.layers.iter().filter_map(|l| l.gate.as_ref()) {
-                let h = &mut histograms[k];
-                h.resize(g.histogram.len(), 0);
-                for (a, b) in h.iter_mut().zip(&g.histogram) {
+                got.gate_histogram.resize(g.histogram.len(), 0);
+                for (a, b) in got.gate_histogram.iter_mut().zip(&g.histogram) {
                     *a += b;
                 }
             }
             row.chance = Some(s.chance_first_token_attention[1]);
         }
     }
-    for (k, row) in rows.iter_mut().enumerate() {
-        let v = &values[k];
-        (row.valid_loss, row.perplexity, row.first_token_attention) = (Spread::of(&v[0]), Spread::of(&v[1]), Spread::of(&v[2]));
-        (row.sink, row.max_activation, row.gate_mean) = (Spread::of(&v[3]), Spread::of(&v[4]), Spread::of(&v[5]));
-        row.first_token_attention_per_layer = mean_per_layer(&per_layer[k]);
-        row.max_activation_per_layer = mean_per_layer(&per_layer_act[k]);
-        let total: u64 = histograms[k].iter().sum();
-        row.gate_histogram = histograms[k].iter().map(|&c| c as f64 / total.max(1) as f64).collect();
-    }
+    let rows: Vec<VariantRow> = variants
+        .into_iter()
+        .map(|(mut row, got)| {
+            row.valid_loss = Spread::of(&got.valid_loss);
+            row.perplexity = Spread::of(&got.perplexity);
+            row.first_token_attention = Spread::of(&got.first_token_attention);
+            row.sink = Spread::of(&got.sink);
+            row.max_activation = Spread::of(&got.max_activation);
+            row.gate_mean = Spread::of(&got.gate_mean);
+            row.first_token_attention_per_layer = mean_per_layer(&got.first_token_attention_per_layer);
+            row.max_activation_per_layer = mean_per_layer(&got.max_activation_per_layer);
+            let total: u64 = got.gate_histogram.iter().sum();
+            row.gate_histogram = got.gate_histogram.iter().map(|&c| c as f64 / total.max(1) as f64).collect();
+            row
+        })
+        .collect();
     let finding = finding(&rows);
     Ok(Summary { rows, finding })
 }
