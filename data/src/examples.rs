@@ -152,6 +152,9 @@ pub struct LmData {
     pub analysis: LmDataset,
     /// Documents or windows dealt to the splits (text corpora), for logs.
     pub units: usize,
+    /// Whether the splits were dealt as windows of one packed stream: then windows cut at another
+    /// `seq_len` are dealt anew, and held-out windows may overlap text trained on at this one.
+    pub packed: bool,
 }
 
 /// Blocks of indices of the synthetic splits: far enough apart never to meet.
@@ -184,6 +187,7 @@ impl DataConfig {
                     valid: split(1, n_valid),
                     analysis: split(2, n_analysis),
                     units: 0,
+                    packed: false,
                 })
             }
             CorpusSpec::ZipfMarkov(spec) => {
@@ -197,6 +201,7 @@ impl DataConfig {
                     valid: split(1, n_valid),
                     analysis: split(2, n_analysis),
                     units: 0,
+                    packed: false,
                 })
             }
             CorpusSpec::Text { path } => {
@@ -252,7 +257,7 @@ impl DataConfig {
                 if tokens.get() < self.seq_len {
                     return Err(DataError::new(format!("{name}: seq_len {} is longer than the corpus ({} tokens)", self.seq_len, tokens.get())));
                 }
-                self.finish(tokenizer, train, valid, analysis, docs.len())
+                self.finish(tokenizer, [train, valid, analysis], docs.len(), false)
             }
             Packing::Packed | Packing::Auto => {
                 let tokenizer = self.build_tokenizer(docs.iter().map(String::as_str))?;
@@ -277,7 +282,7 @@ impl DataConfig {
                 };
                 let (train, valid, analysis) = (pick(&order[0]), pick(&order[1]), pick(&order[2]));
                 let units = windows.len();
-                self.finish(tokenizer, train, valid, analysis, units)
+                self.finish(tokenizer, [train, valid, analysis], units, true)
             }
         }
     }
@@ -290,7 +295,7 @@ impl DataConfig {
         }
     }
 
-    fn finish(&self, tokenizer: Tokenizer, train: Vec<Vec<u32>>, valid: Vec<Vec<u32>>, analysis: Vec<Vec<u32>>, units: usize) -> Result<LmData, DataError> {
+    fn finish(&self, tokenizer: Tokenizer, [train, valid, analysis]: [Vec<Vec<u32>>; 3], units: usize, packed: bool) -> Result<LmData, DataError> {
         let seq_len = self.seq_len;
         let split = |w: Vec<Vec<u32>>| LmDataset { source: Source::Windows(Arc::new(w)), seq_len };
         Ok(LmData {
@@ -300,6 +305,7 @@ impl DataConfig {
             valid: split(valid),
             analysis: split(analysis),
             units,
+            packed,
         })
     }
 }

@@ -7,11 +7,13 @@
 //!   attention-sink positive control) and a Zipf-Markov language with documents.
 //! - [`tokenizer`]: bytes, trained byte-level BPE, or an existing `tokenizer.json`.
 //! - [`examples`]: windows, splits, [`LmDataset`], [`LmBatcher`].
+//! - [`retrieval`]: a needle-in-a-haystack key–value probe for long contexts, generated in process.
 //! - [`error`]: [`DataError`], one line naming the file and line.
 
 pub mod corpus;
 pub mod error;
 pub mod examples;
+pub mod retrieval;
 pub mod rng;
 pub mod synthetic;
 pub mod tokenizer;

@@ -243,3 +243,46 @@ fn the_fast_bpe_path_gives_the_hugging_face_ids() {
     assert_eq!(tok.encode(mixed).unwrap(), tok.encode_reference(mixed).unwrap());
     assert_eq!(tok.decode(&tok.encode(mixed).unwrap()).unwrap(), mixed);
 }
+
+#[test]
+fn needle_probes_are_deterministic_and_their_answers_check() {
+    use gatelab_data::retrieval::NeedleConfig;
+    let config = NeedleConfig::default();
+    let (seq_len, vocab, specials) = (96, 259, [256, 257, 258]);
+    config.validate(seq_len).unwrap();
+    let filler: Vec<u32> = (0..seq_len as u32).map(|i| i % 200).collect();
+    for (k, &depth) in config.depths.iter().enumerate() {
+        for sample in 0..config.samples {
+            let n = config.plant(&filler, depth, sample, vocab, specials);
+            assert_eq!(n, config.plant(&filler, depth, sample, vocab, specials), "deterministic");
+            assert_eq!((n.tokens.len(), n.control.len(), n.tokens[0], n.control[0]), (seq_len + 1, seq_len + 1, 256, 256));
+            // The answer positions predict the value; the query's key precedes it.
+            let (kl, vl) = (config.key_len, config.value_len);
+            assert_eq!(n.tokens[n.answer.start + 1..n.answer.end + 1], n.value[..]);
+            assert_eq!(n.tokens[n.answer.start + 1 - kl..n.answer.start + 1], n.key[..]);
+            // The planted needle is key then value, at the depth asked, before the query.
+            assert_eq!(n.tokens[n.at..n.at + kl], n.key[..]);
+            assert_eq!(n.tokens[n.at + kl..n.at + kl + vl], n.value[..]);
+            assert!(n.at + kl + vl <= n.answer.start + 1 - kl);
+            if k == 0 {
+                assert_eq!(n.at, 1);
+            }
+            if depth == 1.0 {
+                assert_eq!(n.at + kl + vl, n.answer.start + 1 - kl, "depth 1 ends where the query starts");
+            }
+            // The control is the filler where the needle was, and the same query.
+            assert_eq!(n.control[n.at..n.at + kl + vl], filler[n.at - 1..n.at - 1 + kl + vl]);
+            assert_eq!(n.control[n.answer.start + 1 - kl..], n.tokens[n.answer.start + 1 - kl..]);
+            assert!(n.key.iter().chain(&n.value).all(|t| !specials.contains(t) && (*t as usize) < vocab));
+        }
+    }
+    // Different samples and seeds draw different needles.
+    let a = config.plant(&filler, 0.5, 0, vocab, specials);
+    assert_ne!(a.value, config.plant(&filler, 0.5, 1, vocab, specials).value);
+    assert_ne!(a.value, NeedleConfig { seed: 1, ..config.clone() }.plant(&filler, 0.5, 0, vocab, specials).value);
+    // Depths spread the needle over the context.
+    let at: Vec<usize> = config.depths.iter().map(|&d| config.plant(&filler, d, 0, vocab, specials).at).collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{at:?}");
+    assert!(config.validate(16).unwrap_err().contains("do not fit"));
+    assert!(NeedleConfig { depths: vec![1.5], ..config }.validate(seq_len).unwrap_err().contains("needle.depths"));
+}

@@ -1,0 +1,111 @@
+//! A needle-in-a-haystack retrieval probe, generated in process (a small, RULER-like key–value
+//! lookup that needs no download), for measuring how far into a long context a model can still
+//! find what it was told.
+//!
+//! A probe sequence is `seq_len + 1` ids with BOS at 0, like every example. Filler (held-out
+//! text of the corpus) fills it; a *needle* — `key_len` random key tokens followed by
+//! `value_len` random value tokens — is planted at a chosen *depth* (0: right after BOS, 1: just
+//! before the query), and the sequence ends with the key again followed by the value: the
+//! *query*. A model that retrieves predicts the query's value tokens from the planted needle;
+//! they are scored teacher-forced at [`Needle::answer`]. The *control* is the same sequence with
+//! the filler left where the needle was, so the value is not in the context: its accuracy is what
+//! the model gets without retrieving (chance, or what the filler's statistics give).
+//!
+//! Key and value tokens are drawn uniformly from the vocabulary less BOS, EOS and PAD, by a
+//! generator seeded from `(seed, seq_len, depth, sample)`: the same probe on every machine.
+
+use crate::rng::Rng;
+use serde::{Deserialize, Serialize};
+use std::ops::Range;
+
+/// The probe's settings.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NeedleConfig {
+    /// Tokens of the key.
+    pub key_len: usize,
+    /// Tokens of the value (the answer).
+    pub value_len: usize,
+    /// Depths at which the needle is planted, each in [0, 1].
+    pub depths: Vec<f64>,
+    /// Probes per (length, depth).
+    pub samples: usize,
+    /// Seed of the keys and values.
+    pub seed: u64,
+}
+
+impl Default for NeedleConfig {
+    fn default() -> Self {
+        Self { key_len: 4, value_len: 4, depths: vec![0.0, 0.25, 0.5, 0.75, 1.0], samples: 16, seed: 0 }
+    }
+}
+
+/// One probe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Needle {
+    /// `seq_len + 1` ids: BOS, filler with the needle planted, the query at the end.
+    pub tokens: Vec<u32>,
+    /// The same without the planted needle.
+    pub control: Vec<u32>,
+    /// Position of the planted key's first token in `tokens`.
+    pub at: usize,
+    /// The depth asked for.
+    pub depth: f64,
+    /// The key.
+    pub key: Vec<u32>,
+    /// The value: the answer.
+    pub value: Vec<u32>,
+    /// Input positions whose next-token targets are the query's value: position `i` predicts
+    /// `tokens[i + 1]`, so `tokens[answer.start + 1..answer.end + 1] == value`.
+    pub answer: Range<usize>,
+}
+
+impl NeedleConfig {
+    /// Checks the settings against a sequence length; errors name the field.
+    pub fn validate(&self, seq_len: usize) -> Result<(), String> {
+        if self.key_len == 0 || self.value_len == 0 {
+            return Err("needle.key_len, needle.value_len: must be at least 1".into());
+        }
+        if self.samples == 0 {
+            return Err("needle.samples: must be at least 1".into());
+        }
+        if self.depths.is_empty() || self.depths.iter().any(|d| !(0.0..=1.0).contains(d)) {
+            return Err(format!("needle.depths: need at least one depth, each in [0, 1], got {:?}", self.depths));
+        }
+        let n = self.key_len + self.value_len;
+        if 2 * n + 1 > seq_len {
+            return Err(format!("needle: a needle and its query ({} tokens) do not fit in a sequence of {seq_len}", 2 * n));
+        }
+        Ok(())
+    }
+
+    /// Plants probe number `sample` at `depth` into `filler` (`seq_len` ids, BOS not included;
+    /// ids in `0..vocab_size` but BOS/EOS/PAD are what keys and values are drawn from).
+    pub fn plant(&self, filler: &[u32], depth: f64, sample: usize, vocab_size: usize, specials: [u32; 3]) -> Needle {
+        let seq_len = filler.len();
+        let n = self.key_len + self.value_len;
+        assert!(2 * n < seq_len, "needle does not fit; call validate first");
+        let mut rng = Rng::new(self.seed ^ (seq_len as u64).wrapping_mul(0x2545_F491_4F6C_DD1D) ^ depth.to_bits().rotate_left(17) ^ (sample as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut draw = || loop {
+            let t = rng.below(vocab_size) as u32;
+            if !specials.contains(&t) {
+                return t;
+            }
+        };
+        let key: Vec<u32> = (0..self.key_len).map(|_| draw()).collect();
+        let value: Vec<u32> = (0..self.value_len).map(|_| draw()).collect();
+        let mut control = Vec::with_capacity(seq_len + 1);
+        control.push(specials[0]);
+        control.extend_from_slice(filler);
+        // The query: key and value as the last n tokens.
+        let query = seq_len + 1 - n;
+        control[query..query + self.key_len].copy_from_slice(&key);
+        control[query + self.key_len..].copy_from_slice(&value);
+        // The needle: at 1 (depth 0) .. query - n (depth 1), ending before the query starts.
+        let at = 1 + (depth * (query - n - 1) as f64).round() as usize;
+        let mut tokens = control.clone();
+        tokens[at..at + self.key_len].copy_from_slice(&key);
+        tokens[at + self.key_len..at + n].copy_from_slice(&value);
+        Needle { tokens, control, at, depth, key, value, answer: seq_len - self.value_len..seq_len }
+    }
+}
