@@ -8,10 +8,13 @@
 //! - [`attention`], [`transformer`]: the modules; [`rope`]: rotary embeddings.
 //! - [`probe`]: what [`Transformer::forward_probed`] returns.
 //! - [`weights`]: safetensors interchange with PyTorch, names documented there.
+//! - [`hf`]: Hugging Face Qwen3-format checkpoint directories in and out (plain, the paper's
+//!   gated layout, Qwen3-Next's).
 
 pub mod attention;
 pub mod config;
 pub mod gate;
+pub mod hf;
 pub mod probe;
 pub mod rope;
 pub mod transformer;
@@ -24,4 +27,4 @@ pub use gate::{
 };
 pub use probe::{LayerProbe, Probes};
 pub use rope::RopeScaling;
-pub use transformer::{Transformer, cross_entropy, masked_cross_entropy};
+pub use transformer::{Transformer, cross_entropy, masked_cross_entropy, token_nll};

@@ -229,6 +229,16 @@ pub fn masked_cross_entropy(logits: Tensor<3>, targets: Tensor<2, Int>, mask: Te
     (nll * mask).sum() / count
 }
 
+/// Negative log-likelihood of each target, `-log p(targets[b, i])`: per-position losses (for
+/// loss by position, e.g. beyond the training length).
+///
+/// # Shapes
+/// - logits: `[batch, seq, vocab]`, targets: `[batch, seq]` → `[batch, seq]`
+pub fn token_nll(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<2> {
+    let [b, t] = targets.dims();
+    token_log_likelihood(logits, targets).reshape([b, t]).neg()
+}
+
 /// `log p(target)` at every position, `[batch, seq, 1]`.
 fn token_log_likelihood(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<3> {
     log_softmax(logits, 2).gather(2, targets.unsqueeze_dim::<3>(2))
