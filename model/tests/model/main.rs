@@ -2,5 +2,6 @@
 
 mod common;
 mod forward;
+mod hf;
 mod parity;
 mod rope;

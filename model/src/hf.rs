@@ -1,0 +1,434 @@
+//! Weights interchange with Hugging Face Qwen3-format checkpoint directories (`config.json`,
+//! `model.safetensors` or shards listed in `model.safetensors.index.json`, `tokenizer.json`),
+//! into and out of the same [`Transformer`] every other path uses.
+//!
+//! Three layouts of the attention-output gate (G1, sigmoid, multiplicative, input-dependent) are
+//! read; the gate's weights sit in a widened `q_proj` in both gated ones
+//! (`../shared/notes/paper.md` §6):
+//!
+//! - [`GateLayout::None`]: plain Qwen3 (`model_type: qwen3`), the baseline.
+//! - [`GateLayout::KvGrouped`]: the paper's released models (`qiuzh20/gated_attention`,
+//!   `model_type: qwen3` with `headwise_attn_output_gate` or `elementwise_attn_output_gate`):
+//!   `q_proj` rows grouped per KV head — for KV head `k`, the queries of its `G = n_heads /
+//!   n_kv_heads` heads (`G·hd` rows), then their gates (`G` rows headwise, `G·hd` elementwise).
+//! - [`GateLayout::HeadInterleaved`]: Qwen3-Next (`model_type: qwen3_next`, elementwise): per
+//!   head `h`, its `hd` query rows then its `hd` gate rows. Its RMSNorms are zero-centred
+//!   (`(1 + w)·x̂`), converted on import. Only Qwen3-Next checkpoints whose layers are all full
+//!   attention with dense MLPs and full rotary embedding are expressible here; others are refused
+//!   naming what is missing.
+//!
+//! Weights are read as f32, f16 or bf16 (converted to f32: the model computes in f32). Every
+//! tensor is checked: missing, unknown and misshapen tensors are refused by name.
+
+use crate::config::ModelConfig;
+use crate::gate::{GatePosition, GateSpec, Granularity};
+use crate::transformer::Transformer;
+use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::tensor::Device;
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Where the gate's weights sit in `q_proj`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateLayout {
+    /// No gate (plain Qwen3).
+    None,
+    /// Grouped per KV head (the paper's released models).
+    KvGrouped,
+    /// Interleaved per head (Qwen3-Next).
+    HeadInterleaved,
+}
+
+/// A checkpoint's architecture, read from its `config.json`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HfModel {
+    /// The equivalent gatelab config.
+    pub config: ModelConfig,
+    /// The gate's layout in `q_proj`.
+    pub layout: GateLayout,
+    /// `model_type`.
+    pub model_type: String,
+    /// Whether RMSNorm weights are zero-centred (Qwen3-Next).
+    pub zero_centred_norms: bool,
+}
+
+fn field<'a>(cfg: &'a Value, key: &str, path: &Path) -> Result<&'a Value, String> {
+    cfg.get(key).filter(|v| !v.is_null()).ok_or_else(|| format!("{}: no {key:?}", path.display()))
+}
+
+fn usize_of(cfg: &Value, key: &str, path: &Path) -> Result<usize, String> {
+    field(cfg, key, path)?.as_u64().map(|v| v as usize).ok_or_else(|| format!("{}: {key:?} is not a count", path.display()))
+}
+
+/// Reads `dir/config.json` into the equivalent gatelab config; what cannot be expressed is refused
+/// naming the field.
+pub fn read_config(dir: &Path) -> Result<HfModel, String> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let cfg: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let model_type = cfg.get("model_type").and_then(Value::as_str).unwrap_or("").to_string();
+    let refuse = |what: String| Err(format!("{}: {what}", path.display()));
+    let flag = |k: &str| cfg.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let n_layers = usize_of(&cfg, "num_hidden_layers", &path)?;
+    let (layout, zero_centred_norms, granularity) = match model_type.as_str() {
+        "qwen3" => match (flag("headwise_attn_output_gate"), flag("elementwise_attn_output_gate")) {
+            (false, false) => (GateLayout::None, false, None),
+            (true, false) => (GateLayout::KvGrouped, false, Some(Granularity::Headwise)),
+            (false, true) => (GateLayout::KvGrouped, false, Some(Granularity::Elementwise)),
+            (true, true) => return refuse("headwise_attn_output_gate and elementwise_attn_output_gate are both set".into()),
+        },
+        "qwen3_next" => {
+            if let Some(types) = cfg.get("layer_types").and_then(Value::as_array) {
+                if let Some(i) = types.iter().position(|t| t.as_str() != Some("full_attention")) {
+                    return refuse(format!("layer {i} is {} (only full-attention layers are supported; Gated DeltaNet is not)", types[i]));
+                }
+            } else {
+                return refuse("no \"layer_types\": Qwen3-Next's default interleaves Gated DeltaNet layers, which gatelab does not implement".into());
+            }
+            let dense: Vec<u64> = cfg.get("mlp_only_layers").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default();
+            if let Some(i) = (0..n_layers as u64).find(|i| !dense.contains(i)) {
+                return refuse(format!("layer {i} has a mixture-of-experts MLP (\"mlp_only_layers\" must list every layer)"));
+            }
+            if cfg.get("partial_rotary_factor").and_then(Value::as_f64).unwrap_or(0.25) != 1.0 {
+                return refuse("\"partial_rotary_factor\" must be 1 (gatelab rotates the whole head)".into());
+            }
+            (GateLayout::HeadInterleaved, true, Some(Granularity::Elementwise))
+        }
+        other => return refuse(format!("model_type {other:?} is not supported (expected qwen3 or qwen3_next)")),
+    };
+    if flag("attention_bias") {
+        return refuse("\"attention_bias\": true is not supported (Qwen3 has no projection biases)".into());
+    }
+    if let Some(act) = cfg.get("hidden_act").and_then(Value::as_str) {
+        if act != "silu" {
+            return refuse(format!("\"hidden_act\": {act:?} is not supported (SwiGLU with silu only)"));
+        }
+    }
+    if cfg.get("rope_scaling").is_some_and(|v| !v.is_null()) {
+        return refuse("\"rope_scaling\" is set: evaluate scaling with gatelab's own (gatelab eval-length) on the unscaled model".into());
+    }
+    if cfg.get("use_qk_norm").and_then(Value::as_bool) == Some(false) {
+        return refuse("\"use_qk_norm\": false is not supported by transformers' Qwen3".into());
+    }
+    let d_model = usize_of(&cfg, "hidden_size", &path)?;
+    let n_heads = usize_of(&cfg, "num_attention_heads", &path)?;
+    let head_dim = match cfg.get("head_dim").and_then(Value::as_u64) {
+        Some(h) => h as usize,
+        None => d_model / n_heads.max(1),
+    };
+    let gate = match granularity {
+        None => GateSpec::BASELINE,
+        Some(granularity) => GateSpec { position: GatePosition::G1, granularity, ..GateSpec::default() },
+    };
+    let config = ModelConfig {
+        vocab_size: usize_of(&cfg, "vocab_size", &path)?,
+        d_model,
+        n_layers,
+        n_heads,
+        n_kv_heads: cfg.get("num_key_value_heads").and_then(Value::as_u64).map_or(n_heads, |v| v as usize),
+        head_dim,
+        d_ff: usize_of(&cfg, "intermediate_size", &path)?,
+        qk_norm: true,
+        tie_embeddings: cfg.get("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(model_type == "qwen3"),
+        sandwich_norm: false,
+        norm_eps: cfg.get("rms_norm_eps").and_then(Value::as_f64).unwrap_or(1e-6),
+        rope_theta: cfg.get("rope_theta").and_then(Value::as_f64).unwrap_or(10_000.0),
+        init_std: cfg.get("initializer_range").and_then(Value::as_f64).unwrap_or(0.02),
+        gate,
+        ..ModelConfig::default()
+    };
+    config.validate().map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(HfModel { config, layout, model_type, zero_centred_norms })
+}
+
+/// The safetensors files of a checkpoint: `model.safetensors`, or every shard named by
+/// `model.safetensors.index.json` (each must exist).
+pub fn shard_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let index = dir.join("model.safetensors.index.json");
+    if index.is_file() {
+        let text = std::fs::read_to_string(&index).map_err(|e| format!("{}: {e}", index.display()))?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", index.display()))?;
+        let map = v.get("weight_map").and_then(Value::as_object).ok_or_else(|| format!("{}: no \"weight_map\"", index.display()))?;
+        let mut files: Vec<String> = map.values().filter_map(|f| f.as_str().map(str::to_string)).collect();
+        files.sort();
+        files.dedup();
+        let files: Vec<PathBuf> = files.into_iter().map(|f| dir.join(f)).collect();
+        if let Some(missing) = files.iter().find(|f| !f.is_file()) {
+            return Err(format!("{}: missing shard {} (named by model.safetensors.index.json)", dir.display(), missing.file_name().unwrap_or_default().to_string_lossy()));
+        }
+        return Ok(files);
+    }
+    let single = dir.join("model.safetensors");
+    if single.is_file() { Ok(vec![single]) } else { Err(format!("{}: no model.safetensors or model.safetensors.index.json", dir.display())) }
+}
+
+/// The checkpoint's tensor names and shapes for `m` (Hugging Face names, `[out, in]` layout).
+pub fn expected_shapes(m: &HfModel) -> BTreeMap<String, Vec<usize>> {
+    let c = &m.config;
+    let (d, h, kv, hd) = (c.d_model, c.n_heads, c.n_kv_heads, c.head_dim);
+    let gate_rows = match (m.layout, c.gate.granularity) {
+        (GateLayout::None, _) => 0,
+        (_, Granularity::Headwise) => h,
+        (_, Granularity::Elementwise) => h * hd,
+    };
+    let mut s = BTreeMap::new();
+    s.insert("model.embed_tokens.weight".into(), vec![c.vocab_size, d]);
+    s.insert("model.norm.weight".into(), vec![d]);
+    if !c.tie_embeddings {
+        s.insert("lm_head.weight".into(), vec![c.vocab_size, d]);
+    }
+    let ff = c.ffn_width();
+    for l in 0..c.n_layers {
+        let p = format!("model.layers.{l}");
+        for (k, v) in [
+            ("input_layernorm.weight", vec![d]),
+            ("post_attention_layernorm.weight", vec![d]),
+            ("self_attn.q_proj.weight", vec![h * hd + gate_rows, d]),
+            ("self_attn.k_proj.weight", vec![kv * hd, d]),
+            ("self_attn.v_proj.weight", vec![kv * hd, d]),
+            ("self_attn.o_proj.weight", vec![d, h * hd]),
+            ("self_attn.q_norm.weight", vec![hd]),
+            ("self_attn.k_norm.weight", vec![hd]),
+            ("mlp.gate_proj.weight", vec![ff, d]),
+            ("mlp.up_proj.weight", vec![ff, d]),
+            ("mlp.down_proj.weight", vec![d, ff]),
+        ] {
+            s.insert(format!("{p}.{k}"), v);
+        }
+    }
+    s
+}
+
+/// A tensor as f32, whatever its stored float type.
+fn to_f32(view: &TensorView, name: &str) -> Result<Vec<f32>, String> {
+    let b = view.data();
+    Ok(match view.dtype() {
+        Dtype::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        Dtype::BF16 => b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        Dtype::F16 => b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        other => return Err(format!("{name}: dtype {other:?} is not a float type gatelab reads (f32, bf16, f16)")),
+    })
+}
+
+/// Row permutation between a gated `q_proj` (rows: queries and gates in `layout`) and gatelab's
+/// separate `q_proj` (`h·hd` rows, head-major) and `gate_proj` (`h·per` rows, head-major): the
+/// checkpoint row holding gatelab row `i` of `[q_proj; gate_proj]`.
+fn gated_rows(layout: GateLayout, h: usize, kv: usize, hd: usize, per: usize) -> Vec<usize> {
+    let g = h / kv;
+    let mut src = vec![0; h * hd + h * per];
+    for head in 0..h {
+        let (q_at, gate_at) = match layout {
+            // KV head k's block: [G·hd queries | G·per gates].
+            GateLayout::KvGrouped => {
+                let (k, j) = (head / g, head % g);
+                let block = k * g * (hd + per);
+                (block + j * hd, block + g * hd + j * per)
+            }
+            // Head h's block: [hd queries | per gates].
+            GateLayout::HeadInterleaved => (head * (hd + per), head * (hd + per) + hd),
+            GateLayout::None => unreachable!("no gate rows"),
+        };
+        for r in 0..hd {
+            src[head * hd + r] = q_at + r;
+        }
+        for r in 0..per {
+            src[h * hd + head * per + r] = gate_at + r;
+        }
+    }
+    src
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// gatelab's name of a checkpoint tensor (the q_proj of a gated model is split separately).
+fn gatelab_name(hf: &str) -> Option<String> {
+    if hf == "model.embed_tokens.weight" {
+        return Some("embed_tokens.weight".into());
+    }
+    if hf == "model.norm.weight" {
+        return Some("norm.weight".into());
+    }
+    if hf == "lm_head.weight" {
+        return Some(hf.into());
+    }
+    let rest = hf.strip_prefix("model.layers.")?;
+    let (l, rest) = rest.split_once('.')?;
+    let mapped = match rest {
+        "input_layernorm.weight" => "attn_norm.weight".to_string(),
+        "post_attention_layernorm.weight" => "ffn_norm.weight".to_string(),
+        r => {
+            if let Some(a) = r.strip_prefix("self_attn.") {
+                format!("attn.{a}")
+            } else if let Some(m) = r.strip_prefix("mlp.") {
+                format!("ffn.{m}")
+            } else {
+                return None;
+            }
+        }
+    };
+    Some(format!("layers.{l}.{mapped}"))
+}
+
+/// Imports a checkpoint directory into a gatelab model on `device`.
+pub fn import(dir: &Path, device: &Device) -> Result<(Transformer, HfModel), String> {
+    let m = read_config(dir)?;
+    let files = shard_files(dir)?;
+    let expected = expected_shapes(&m);
+    let c = &m.config;
+    let per = if c.gate.is_gated() { c.gate.logit_width(c.gate.site(c.d_model, c.n_heads, c.n_kv_heads, c.head_dim)) / c.n_heads } else { 0 };
+    let mut converted: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for file in &files {
+        let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| format!("{}: {e}", file.display()))?;
+        for (name, view) in st.tensors() {
+            // A tied checkpoint may still carry lm_head: it is the embedding.
+            if name == "lm_head.weight" && c.tie_embeddings {
+                continue;
+            }
+            let Some(shape) = expected.get(&name) else {
+                return Err(format!("{}: unknown tensor {name} (shape {:?})", file.display(), view.shape()));
+            };
+            if view.shape() != shape.as_slice() {
+                return Err(format!("{}: tensor {name} has shape {:?}, the config implies {shape:?}", file.display(), view.shape()));
+            }
+            seen.insert(name.clone());
+            let mut data = to_f32(&view, &name)?;
+            if m.zero_centred_norms && name.ends_with("norm.weight") {
+                data.iter_mut().for_each(|w| *w += 1.0);
+            }
+            let ours = gatelab_name(&name).expect("every expected name maps");
+            if name.ends_with("self_attn.q_proj.weight") && m.layout != GateLayout::None {
+                let d = c.d_model;
+                let rows = gated_rows(m.layout, c.n_heads, c.n_kv_heads, c.head_dim, per);
+                let pick = |range: std::ops::Range<usize>| -> Vec<f32> { range.flat_map(|i| data[rows[i] * d..(rows[i] + 1) * d].iter().copied()).collect() };
+                let hq = c.n_heads * c.head_dim;
+                converted.push((ours, vec![hq, d], f32_bytes(&pick(0..hq))));
+                let gate_name = name.replace("self_attn.q_proj.weight", "");
+                let gate_name = gatelab_name(&format!("{gate_name}self_attn.gate.gate_proj.weight")).expect("maps");
+                converted.push((gate_name, vec![c.n_heads * per, d], f32_bytes(&pick(hq..hq + c.n_heads * per))));
+            } else {
+                converted.push((ours, view.shape().to_vec(), f32_bytes(&data)));
+            }
+        }
+    }
+    if let Some(missing) = expected.keys().find(|k| !seen.contains(*k)) {
+        return Err(format!("{}: missing tensor {missing}", dir.display()));
+    }
+    let views: Vec<(String, TensorView)> = converted
+        .iter()
+        .map(|(n, s, b)| TensorView::new(Dtype::F32, s.clone(), b).map(|v| (n.clone(), v)).map_err(|e| format!("{n}: {e}")))
+        .collect::<Result<_, _>>()?;
+    let bytes = safetensors::serialize(views, None).map_err(|e| e.to_string())?;
+    drop(converted);
+    let mut model = m.config.init(device).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut store = SafetensorsStore::from_bytes(Some(bytes)).with_from_adapter(PyTorchToBurnAdapter);
+    let result = model.load_from(&mut store).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if !result.missing.is_empty() || !result.unused.is_empty() {
+        return Err(format!("{}: internal mapping left missing {:?}, unused {:?}", dir.display(), result.missing, result.unused));
+    }
+    Ok((model, m))
+}
+
+/// Whether `config` can be written as a Qwen3 checkpoint, and in which layout.
+pub fn export_layout(config: &ModelConfig) -> Result<GateLayout, String> {
+    let refuse = |why: &str| Err(format!("export: {why}"));
+    if !config.qk_norm {
+        return refuse("transformers' Qwen3 always applies QK-norm; this model has qk_norm: false");
+    }
+    if config.sandwich_norm {
+        return refuse("sandwich norm has no place in the Qwen3 format");
+    }
+    if config.ffn_width() == 0 {
+        return refuse("an attention-only model (no FFN) has no place in the Qwen3 format");
+    }
+    let g = &config.gate;
+    if *g == GateSpec::BASELINE {
+        return Ok(GateLayout::None);
+    }
+    let official = GateSpec { position: GatePosition::G1, granularity: g.granularity, ..GateSpec::default() };
+    if *g == official {
+        return Ok(GateLayout::KvGrouped);
+    }
+    refuse(&format!("the Qwen3 format holds the baseline and the G1 sigmoid output gate (headwise or elementwise), not {}", g.label()))
+}
+
+/// Writes `model` (of `config`) as a Hugging Face Qwen3 checkpoint in `dir`: `config.json`
+/// (with the paper's gate flags when gated), `model.safetensors` (gated models in the official
+/// KV-grouped layout) and, when given, `tokenizer.json` with its BOS/EOS/PAD ids.
+pub fn export(model: &Transformer, config: &ModelConfig, dir: &Path, tokenizer: Option<(&Path, [u32; 3])>) -> Result<(), String> {
+    let layout = export_layout(config)?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let c = config;
+    let mut store = SafetensorsStore::from_bytes(None).with_to_adapter(BurnToPyTorchAdapter);
+    model.save_into(&mut store).map_err(|e| format!("export: {e}"))?;
+    let bytes = store.get_bytes().map_err(|e| format!("export: {e}"))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| format!("export: {e}"))?;
+    let get = |name: &str| -> Result<Vec<f32>, String> { to_f32(&st.tensor(name).map_err(|e| format!("export: {name}: {e}"))?, name) };
+    let m = HfModel { config: c.clone(), layout, model_type: "qwen3".into(), zero_centred_norms: false };
+    let per = if c.gate.is_gated() { c.gate.logit_width(c.gate.site(c.d_model, c.n_heads, c.n_kv_heads, c.head_dim)) / c.n_heads } else { 0 };
+    let mut out: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (hf_name, shape) in expected_shapes(&m) {
+        let ours = gatelab_name(&hf_name).expect("every expected name maps");
+        let data = if hf_name.ends_with("self_attn.q_proj.weight") && layout != GateLayout::None {
+            let (q, gate) = (get(&ours)?, get(&ours.replace("attn.q_proj", "attn.gate.gate_proj"))?);
+            let d = c.d_model;
+            let stacked: Vec<&[f32]> = q.chunks(d).chain(gate.chunks(d)).collect();
+            let rows = gated_rows(layout, c.n_heads, c.n_kv_heads, c.head_dim, per);
+            let mut data = vec![0f32; rows.len() * d];
+            for (i, &src) in rows.iter().enumerate() {
+                data[src * d..(src + 1) * d].copy_from_slice(stacked[i]);
+            }
+            data
+        } else {
+            get(&ours)?
+        };
+        out.push((hf_name, shape, f32_bytes(&data)));
+    }
+    let views: Vec<(String, TensorView)> = out.iter().map(|(n, s, b)| TensorView::new(Dtype::F32, s.clone(), b).map(|v| (n.clone(), v)).map_err(|e| format!("{n}: {e}"))).collect::<Result<_, _>>()?;
+    let mut meta = std::collections::HashMap::new();
+    meta.insert("format".to_string(), "pt".to_string());
+    let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| e.to_string())?;
+    write_atomic(&dir.join("model.safetensors"), &bytes)?;
+    let mut cfg = json!({
+        "architectures": ["Qwen3ForCausalLM"],
+        "model_type": "qwen3",
+        "vocab_size": c.vocab_size,
+        "hidden_size": c.d_model,
+        "intermediate_size": c.ffn_width(),
+        "num_hidden_layers": c.n_layers,
+        "num_attention_heads": c.n_heads,
+        "num_key_value_heads": c.n_kv_heads,
+        "head_dim": c.head_dim,
+        "hidden_act": "silu",
+        "max_position_embeddings": 32768,
+        "rms_norm_eps": c.norm_eps,
+        "rope_theta": c.rope_theta,
+        "rope_scaling": null,
+        "tie_word_embeddings": c.tie_embeddings,
+        "attention_bias": false,
+        "attention_dropout": 0.0,
+        "initializer_range": c.init_std,
+        "use_cache": true,
+        "torch_dtype": "float32",
+    });
+    if layout == GateLayout::KvGrouped {
+        cfg["headwise_attn_output_gate"] = json!(c.gate.granularity == Granularity::Headwise);
+        cfg["elementwise_attn_output_gate"] = json!(c.gate.granularity == Granularity::Elementwise);
+    }
+    if let Some((path, [bos, eos, pad])) = tokenizer {
+        let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        write_atomic(&dir.join("tokenizer.json"), &text)?;
+        (cfg["bos_token_id"], cfg["eos_token_id"], cfg["pad_token_id"]) = (json!(bos), json!(eos), json!(pad));
+    }
+    write_atomic(&dir.join("config.json"), (serde_json::to_string_pretty(&cfg).expect("json") + "\n").as_bytes())
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path)).map_err(|e| format!("{}: {e}", path.display()))
+}
