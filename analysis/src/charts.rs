@@ -5,6 +5,8 @@
 //! (Debian's `fonts-dejavu-core`).
 
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::SegmentValue;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::prelude::*;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -246,4 +248,126 @@ pub fn attention_maps(dir: &Path, stem: &str, m: &AttentionMaps) -> Result<Strin
     }
     std::fs::write(dir.join(format!("{stem}.csv")), csv).map_err(|e| format!("{stem}.csv: {e}"))?;
     Ok(caption)
+}
+
+/// One panel of a heat-map grid: `values[row][col]` in [0, 1].
+#[derive(Debug, Clone)]
+pub struct HeatPanel {
+    /// Panel title.
+    pub title: String,
+    /// Row labels (drawn top to bottom).
+    pub rows: Vec<String>,
+    /// Column labels.
+    pub cols: Vec<String>,
+    /// The values (NaN: not measured, drawn grey).
+    pub values: Vec<Vec<f64>>,
+}
+
+/// A grid of heat maps sharing one 0–1 colour scale.
+#[derive(Debug, Clone)]
+pub struct HeatGrid {
+    /// Title.
+    pub title: String,
+    /// What the rows are.
+    pub row_label: String,
+    /// What the columns are.
+    pub col_label: String,
+    /// What the colour is.
+    pub value_label: String,
+    /// What the numbers aggregate (written under the plot).
+    pub aggregation: String,
+    /// Panels, `columns` to a row of the grid.
+    pub panels: Vec<HeatPanel>,
+    /// Panels per row of the grid.
+    pub columns: usize,
+}
+
+fn draw_heat_grid<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, g: &HeatGrid) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: &dyn std::fmt::Display| format!("{}: {e}", g.title);
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let (w, h) = root.dim_in_pixel();
+    let (top, rest) = root.split_vertically(44);
+    top.titled(&g.title, ("sans-serif", 22)).map_err(|e| err(&e))?;
+    let (body, foot) = rest.split_vertically(h - 44 - 40);
+    let (grid, bar) = body.split_horizontally(w - 120);
+    let columns = g.columns.max(1);
+    let rows = g.panels.len().div_ceil(columns);
+    for (cell, panel) in grid.split_evenly((rows, columns)).iter().zip(&g.panels) {
+        let (nr, nc) = (panel.rows.len(), panel.cols.len());
+        // Segmented axes put each label at the centre of its cell; row 0 is drawn at the top.
+        let mut ctx = ChartBuilder::on(cell)
+            .caption(&panel.title, ("sans-serif", 14))
+            .margin(8)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d((0..nc.max(1) - 1).into_segmented(), (0..nr.max(1) - 1).into_segmented())
+            .map_err(|e| err(&e))?;
+        let (rl, cl) = (panel.rows.clone(), panel.cols.clone());
+        let col_name = move |v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(i) => cl.get(*i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        };
+        let row_name = move |v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(i) if *i < nr => rl[nr - 1 - *i].clone(),
+            _ => String::new(),
+        };
+        ctx.configure_mesh()
+            .disable_mesh()
+            .x_labels(nc)
+            .y_labels(nr)
+            .x_label_formatter(&col_name)
+            .y_label_formatter(&row_name)
+            .x_desc(&g.col_label)
+            .y_desc(&g.row_label)
+            .label_style(("sans-serif", 11))
+            .axis_desc_style(("sans-serif", 11))
+            .draw()
+            .map_err(|e| err(&e))?;
+        let cells: Vec<(usize, usize, f64)> = (0..nr).flat_map(|r| (0..nc).map(move |c| (r, c))).map(|(r, c)| (r, c, panel.values[r][c])).collect();
+        ctx.draw_series(cells.iter().map(|&(r, c, v)| {
+            let colour = if v.is_finite() { heat(v as f32) } else { RGBColor(200, 200, 200) };
+            let y = nr - 1 - r;
+            Rectangle::new([(SegmentValue::Exact(c), SegmentValue::Exact(y)), (SegmentValue::Exact(c + 1), SegmentValue::Exact(y + 1))], colour.filled())
+        }))
+        .map_err(|e| err(&e))?;
+        // The value in each cell, dark on light, light on dark.
+        ctx.draw_series(cells.iter().filter(|(_, _, v)| v.is_finite()).map(|&(r, c, v)| {
+            let ink = if v > 0.55 { WHITE } else { BLACK };
+            Text::new(format!("{v:.2}"), (SegmentValue::CenterOf(c), SegmentValue::CenterOf(nr - 1 - r)), ("sans-serif", 11).into_font().color(&ink).pos(Pos::new(HPos::Center, VPos::Center)))
+        }))
+        .map_err(|e| err(&e))?;
+    }
+    let steps = 50;
+    let mut bar_ctx = ChartBuilder::on(&bar).margin(20).margin_right(30).y_label_area_size(56).build_cartesian_2d(0..1, 0.0..1.0).map_err(|e| err(&e))?;
+    bar_ctx.configure_mesh().disable_mesh().disable_x_axis().y_labels(5).label_style(("sans-serif", 11)).y_desc(&g.value_label).axis_desc_style(("sans-serif", 11)).draw().map_err(|e| err(&e))?;
+    bar_ctx
+        .draw_series((0..steps).map(|i| {
+            let (a, b) = (i as f64 / steps as f64, (i + 1) as f64 / steps as f64);
+            Rectangle::new([(0, a), (1, b)], heat(((a + b) / 2.0) as f32).filled())
+        }))
+        .map_err(|e| err(&e))?;
+    foot.draw(&Text::new(g.aggregation.clone(), (12, 12), ("sans-serif", 12).into_font().color(&BLACK.mix(0.75)))).map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))
+}
+
+/// Writes `<stem>.svg`, `.png` and `.csv` (panel, row, column, value) of a heat-map grid.
+pub fn heat_grid(dir: &Path, stem: &str, g: &HeatGrid) -> Result<(), String> {
+    ensure_font()?;
+    let columns = g.columns.max(1);
+    let rows = g.panels.len().div_ceil(columns).max(1) as u32;
+    let size = ((columns.min(g.panels.len().max(1)) as u32 * 300 + 140).max(820), (rows * 280 + 90).max(440));
+    draw_heat_grid(SVGBackend::new(&dir.join(format!("{stem}.svg")), size).into_drawing_area(), g)?;
+    draw_heat_grid(BitMapBackend::new(&dir.join(format!("{stem}.png")), size).into_drawing_area(), g)?;
+    let mut csv = format!("# {}: {}\npanel,{},{},{}\n", g.title, g.aggregation, g.row_label, g.col_label, g.value_label);
+    for p in &g.panels {
+        for (r, row) in p.rows.iter().enumerate() {
+            for (c, col) in p.cols.iter().enumerate() {
+                let _ = writeln!(csv, "{},{row},{col},{}", p.title, p.values[r][c]);
+            }
+        }
+    }
+    std::fs::write(dir.join(format!("{stem}.csv")), csv).map_err(|e| format!("{stem}.csv: {e}"))
 }

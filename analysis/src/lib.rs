@@ -6,10 +6,16 @@
 //! - [`charts`]: line charts as SVG and PNG with CSV sidecars.
 //! - [`report`]: a sweep's summary (`summary.csv`, `summary.md`), honest about missing sinks.
 //! - [`run`]: analysing a run folder's held-out split into `analysis.json`.
+//! - [`length`]: perplexity, first-token attention and needle retrieval beyond the training
+//!   length under each RoPE scaling method.
+//! - [`imported`]: analysing an imported Hugging Face checkpoint on a text file, into a folder the
+//!   report reads like a run.
 //! - [`layer`]: the per-layer snapshot the harness records during training.
 
 pub mod charts;
+pub mod imported;
 pub mod layer;
+pub mod length;
 pub mod report;
 pub mod run;
 pub mod stats;

@@ -420,6 +420,8 @@ pub fn write_charts(sweep: &Path, summary: &Summary) -> Result<Vec<ChartFile>, S
         series: act_dyn,
         integer_x: false,
     })?;
+    // Length generalisation, where `gatelab eval-length` has measured it.
+    out.extend(crate::length::write_report(sweep, &crate::length::read_evals(sweep))?);
     Ok(out)
 }
 

@@ -26,13 +26,23 @@ enum Command {
     },
     /// Train every variant of a grid (resumable: finished runs are skipped, interrupted ones resume).
     Sweep(cli::sweep::SweepArgs),
+    /// Continue finished runs at a longer length and RoPE base, as new runs naming their parent.
+    Extend(cli::sweep::ExtendArgs),
     /// Measure sinks, activations and gates of finished runs on their held-out analysis split
     /// (writes analysis.json in each run folder).
     Analyze(cli::analyze::AnalyzeArgs),
+    /// Write a finished run as a Hugging Face Qwen3 checkpoint directory.
+    Export(cli::analyze::ExportArgs),
     /// Summarise a sweep (summary.csv, summary.md), analysing runs that need it.
     Report(cli::analyze::ReportArgs),
     /// Two sweeps side by side: two backends, two seeds, two presets.
     Compare(cli::analyze::CompareArgs),
+    /// Perplexity, first-token attention and needle retrieval beyond the training length, per
+    /// RoPE scaling method (writes length.json beside each run; charts for a sweep).
+    EvalLength(cli::analyze::EvalLengthArgs),
+    /// Training, forward and analysis throughput per backend and variant, against the same model
+    /// in PyTorch (bench/peer.py), measured side by side.
+    Bench(cli::bench::BenchArgs),
     /// The analysis's cost against a plain forward over the same tokens.
     AnalyzeBench(cli::analyze::AnalyzeBenchArgs),
     /// List grids, or the variants of one (with their paper table and row); show a variant.
@@ -87,9 +97,13 @@ fn main() -> ExitCode {
         Command::Backends => backends(),
         Command::Params { config } => params(config.as_deref()),
         Command::Sweep(args) => cli::sweep::sweep(args),
+        Command::Extend(args) => cli::sweep::extend(args),
         Command::Analyze(args) => cli::analyze::analyze(args),
+        Command::Export(args) => cli::analyze::export(args),
         Command::Report(args) => cli::analyze::report(args),
         Command::Compare(args) => cli::analyze::compare(args),
+        Command::EvalLength(args) => cli::analyze::eval_length(args),
+        Command::Bench(args) => cli::bench::bench(args),
         Command::AnalyzeBench(args) => cli::analyze::analyze_bench(args),
         Command::Grid { what: GridCommand::List { grid, json } } => cli::sweep::list(grid.as_deref(), json),
         Command::Grid { what: GridCommand::Show { grid, variant, preset, json } } => cli::sweep::show(&grid, &variant, &preset, json),

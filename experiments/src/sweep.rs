@@ -58,6 +58,9 @@ pub struct RunMeta {
     pub git_commit: String,
     /// The hash in the folder name.
     pub hash: String,
+    /// Continued training: the run folder it started from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<PathBuf>,
 }
 
 /// `config.json`.
@@ -116,7 +119,8 @@ pub fn plan(opts: &SweepOptions) -> Result<(grid::Grid, Vec<Located>, PathBuf), 
     Ok((grid, located, out))
 }
 
-fn git_commit() -> String {
+/// `git rev-parse HEAD`, or "unknown".
+pub fn git_commit() -> String {
     std::process::Command::new("git")
         .args(["rev-parse", "HEAD"])
         .output()
@@ -168,9 +172,29 @@ pub fn row(located: &Located) -> Result<RunRow, String> {
 /// Runs the sweep; returns its rows.
 pub fn run(opts: &SweepOptions) -> Result<Vec<RunRow>, String> {
     let (grid, runs, out) = plan(opts)?;
-    let device = backend::open(opts.backend, opts.device_index)?;
-    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let commit = git_commit();
+    let meta = |located: &Located| RunMeta {
+        grid: grid.name.clone(),
+        variant: located.run.variant.clone(),
+        paper: located.run.paper.clone(),
+        preset: opts.preset.clone(),
+        overrides: located.run.overrides.clone(),
+        seed: located.run.seed,
+        backend: opts.backend.name().into(),
+        device_index: opts.device_index,
+        git_commit: commit.clone(),
+        hash: located.hash.clone(),
+        parent: None,
+    };
+    let table = format!("sweep{}.json", opts.shard.map(|(i, n)| format!("-shard{i}of{n}")).unwrap_or_default());
+    execute(&runs, &out, opts.backend, opts.device_index, meta, &table)
+}
+
+/// Trains `runs` in turn (skipping finished ones, resuming interrupted ones), writing each
+/// folder's `config.json` with `meta` on first start, then `<out>/<table>` and the final table.
+pub fn execute(runs: &[Located], out: &Path, backend: Backend, device_index: usize, meta: impl Fn(&Located) -> RunMeta, table: &str) -> Result<Vec<RunRow>, String> {
+    let device = backend::open(backend, device_index)?;
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let tty = std::io::stderr().is_terminal();
     let mut data_cache: HashMap<String, LmData> = HashMap::new();
     let started = Instant::now();
@@ -187,19 +211,7 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<RunRow>, String> {
         std::fs::create_dir_all(&dir.path).map_err(|e| format!("{}: {e}", dir.path.display()))?;
         let config_path = dir.path.join("config.json");
         if !config_path.exists() {
-            let meta = RunMeta {
-                grid: grid.name.clone(),
-                variant: run.variant.clone(),
-                paper: run.paper.clone(),
-                preset: opts.preset.clone(),
-                overrides: run.overrides.clone(),
-                seed: run.seed,
-                backend: opts.backend.name().into(),
-                device_index: opts.device_index,
-                git_commit: commit.clone(),
-                hash: located.hash.clone(),
-            };
-            write_json(&config_path, &RunFile { meta, config: run.config.clone() })?;
+            write_json(&config_path, &RunFile { meta: meta(located), config: run.config.clone() })?;
         }
         let resume_from = dir.checkpoint()?.map_or(0, |c| c.step);
         dir.set_status(&Status::Running { step: resume_from })?;
@@ -260,7 +272,7 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<RunRow>, String> {
         }
         rows.push(row(located)?);
     }
-    write_json(&out.join(format!("sweep{}.json", opts.shard.map(|(i, n)| format!("-shard{i}of{n}")).unwrap_or_default())), &rows)?;
+    write_json(&out.join(table), &rows)?;
     print_table(&rows);
     eprintln!("{} runs in {:.1} min; results in {}", rows.len(), started.elapsed().as_secs_f64() / 60.0, out.display());
     Ok(rows)

@@ -61,6 +61,11 @@ pub struct TrainConfig {
     pub spike_factor: f64,
     /// Divergence: a non-finite loss, or one above this multiple of ln(vocab) (chance level).
     pub diverge_factor: f64,
+    /// Continued training: start from this finished run folder's `model.safetensors` instead of a
+    /// fresh initialisation (the optimiser starts fresh). The model config must have the same
+    /// shapes; RoPE base and sequence length may differ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<std::path::PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -85,6 +90,7 @@ impl Default for TrainConfig {
             checkpoint_every: 500,
             spike_factor: 1.5,
             diverge_factor: 3.0,
+            init_from: None,
         }
     }
 }
@@ -233,7 +239,7 @@ impl ModuleVisitor for ScaleGrads<'_> {
 }
 
 /// The global gradient norm, and the gradients clipped to `clip` (PyTorch's `clip_grad_norm_`).
-fn clip_global(model: &Transformer, mut grads: GradientsParams, clip: f64) -> (f64, GradientsParams) {
+pub fn clip_global(model: &Transformer, mut grads: GradientsParams, clip: f64) -> (f64, GradientsParams) {
     let mut squares = GradSquares { grads: &grads, sum: None };
     model.visit(&mut squares);
     let norm = squares.sum.map(|s| s.into_scalar::<f32>() as f64).unwrap_or(0.0).sqrt();
@@ -272,7 +278,11 @@ pub fn run(model_cfg: &ModelConfig, cfg: &TrainConfig, data: &LmData, device: &D
     let mut spikes = 0;
     let mut start = 0;
     let mut mean_loss: Option<f64> = None;
-    if let Some(ckpt) = dir.checkpoint()? {
+    let checkpoint = dir.checkpoint()?;
+    if let (None, Some(parent)) = (&checkpoint, &cfg.init_from) {
+        model = gatelab_model::weights::load_safetensors(model, &parent.join("model.safetensors")).map_err(|e| format!("train.init_from: {e}"))?;
+    }
+    if let Some(ckpt) = checkpoint {
         let record = ModuleRecord::load(ckpt.model_path(dir)).map_err(|e| format!("checkpoint: {e}"))?;
         model = model.try_load_record(record).map_err(|e| format!("checkpoint: {e}"))?;
         optim = optim.load(ckpt.optim_path(dir)).map_err(|e| format!("checkpoint: {e}"))?;

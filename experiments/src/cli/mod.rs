@@ -1,5 +1,6 @@
 //! The subcommands of `gatelab`, one module each.
 
 pub mod analyze;
+pub mod bench;
 pub mod data;
 pub mod sweep;

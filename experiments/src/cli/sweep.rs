@@ -118,3 +118,53 @@ pub fn show(grid_name: &str, variant: &str, preset: &str, json: bool) -> Result<
     }
     Ok(())
 }
+
+#[derive(clap::Args, Debug)]
+pub struct ExtendArgs {
+    /// A finished run folder, or a sweep folder of runs.
+    path: PathBuf,
+    /// Further key=value overrides of the continued runs (one value each).
+    overrides: Vec<String>,
+    /// The new sequence length.
+    #[arg(long)]
+    seq_len: usize,
+    /// The new RoPE base (the paper raises 10k to 1M); the parent's when omitted.
+    #[arg(long)]
+    rope_theta: Option<f64>,
+    /// Optimiser steps of the continuation.
+    #[arg(long, default_value_t = 500)]
+    steps: usize,
+    /// Peak learning rate (the parent's when omitted).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Results folder (default: the parent sweep's folder with -ext<seq_len> appended).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "flex")]
+    backend: Backend,
+    /// Device index.
+    #[arg(long, default_value_t = 0)]
+    device_index: usize,
+}
+
+/// `gatelab extend`: continue finished runs at a longer length as new runs naming their parent.
+pub fn extend(args: ExtendArgs) -> Result<(), String> {
+    use gatelab::extend::{self, ExtendOptions};
+    let opts = ExtendOptions {
+        path: args.path,
+        seq_len: args.seq_len,
+        rope_theta: args.rope_theta,
+        steps: args.steps,
+        lr: args.lr,
+        overrides: args.overrides,
+        out: args.out,
+        backend: args.backend,
+        device_index: args.device_index,
+    };
+    let (planned, out) = extend::plan(&opts)?;
+    eprintln!("extend: {} runs continued at seq_len {} into {}", planned.len(), opts.seq_len, out.display());
+    let rows = extend::run(&opts)?;
+    let failed = rows.iter().filter(|r| r.status.word() == "failed").count();
+    if failed > 0 { Err(format!("{failed} of {} runs failed (status.json in their folders says why)", rows.len())) } else { Ok(()) }
+}

@@ -1,0 +1,156 @@
+"""The PyTorch peer of `gatelab bench`: the same architecture, sizes, optimiser and thread count,
+trained on random tokens, timed the same way (warmup steps, then timed steps, each ending when the
+loss is on the host).
+
+  python bench/peer.py CONFIG_JSON --steps N --warmup W --threads T [--compile]
+
+CONFIG_JSON is a gatelab resolved run config (`gatelab grid show core baseline --json`): the model
+(Qwen3-style: RMSNorm pre-norm, GQA with optional QK-norm, rotate-half RoPE, SwiGLU or none, tied
+or untied head; gate: none or G1 — the only variants the peer implements) and
+`train.batch_size`, `data.seq_len`, `train.lr`, AdamW's settings and gradient clipping. Prints one
+JSON line: tokens/s of training steps, and of forward-only passes.
+"""
+
+import argparse
+import json
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+class Rms(torch.nn.Module):
+    def __init__(self, d, eps):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(d))
+        self.eps = eps
+
+    def forward(self, x):
+        return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps))
+
+
+def rope_tables(hd, theta, t):
+    inv = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+    ang = torch.arange(t, dtype=torch.float64)[:, None] * inv[None, :]
+    emb = torch.cat([ang, ang], -1)
+    return emb.cos().float(), emb.sin().float()
+
+
+def rope(x, cos, sin):
+    half = x.shape[-1] // 2
+    return x * cos + torch.cat([-x[..., half:], x[..., :half]], -1) * sin
+
+
+class Block(torch.nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        d, h, kv, hd = c["d_model"], c["n_heads"], c["n_kv_heads"], c["head_dim"]
+        self.h, self.kv, self.hd = h, kv, hd
+        lin = lambda i, o: torch.nn.Linear(i, o, bias=False)
+        self.attn_norm = Rms(d, c["norm_eps"])
+        self.q, self.k, self.v, self.o = lin(d, h * hd), lin(d, kv * hd), lin(d, kv * hd), lin(h * hd, d)
+        self.qk_norm = c["qk_norm"]
+        if self.qk_norm:
+            self.q_norm, self.k_norm = Rms(hd, c["norm_eps"]), Rms(hd, c["norm_eps"])
+        gate = c["gate"].get("position", "none")
+        if gate not in ("none", "g1", "sdpa"):
+            raise SystemExit(f"peer.py implements the baseline and G1 only, not {gate}")
+        self.gate = None
+        if gate != "none":
+            per = 1 if c["gate"].get("granularity", "elementwise") == "headwise" else hd
+            self.gate, self.per = lin(d, h * per), per
+        ff = c["d_ff"]
+        self.ffn = None
+        if ff > 0:
+            self.ffn_norm = Rms(d, c["norm_eps"])
+            self.ffn = torch.nn.ModuleList([lin(d, ff), lin(d, ff), lin(ff, d)])
+
+    def forward(self, x, cos, sin):
+        b, t, _ = x.shape
+        n = self.attn_norm(x)
+        q = self.q(n).view(b, t, self.h, self.hd)
+        k = self.k(n).view(b, t, self.kv, self.hd)
+        v = self.v(n).view(b, t, self.kv, self.hd).transpose(1, 2)
+        if self.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k = rope(q.transpose(1, 2), cos, sin), rope(k.transpose(1, 2), cos, sin)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.kv != self.h).transpose(1, 2)
+        if self.gate is not None:
+            y = y * torch.sigmoid(self.gate(n)).view(b, t, self.h, self.per)
+        x = x + self.o(y.reshape(b, t, self.h * self.hd))
+        if self.ffn is not None:
+            g, u, dn = self.ffn
+            m = self.ffn_norm(x)
+            x = x + dn(F.silu(g(m)) * u(m))
+        return x
+
+
+class Model(torch.nn.Module):
+    def __init__(self, c, t):
+        super().__init__()
+        self.embed = torch.nn.Embedding(c["vocab_size"], c["d_model"])
+        self.blocks = torch.nn.ModuleList([Block(c) for _ in range(c["n_layers"])])
+        self.norm = Rms(c["d_model"], c["norm_eps"])
+        self.head = None if c["tie_embeddings"] else torch.nn.Linear(c["d_model"], c["vocab_size"], bias=False)
+        for p in self.parameters():
+            if p.dim() == 2:
+                torch.nn.init.normal_(p, 0.0, c["init_std"])
+        cos, sin = rope_tables(c["head_dim"], c["rope_theta"], t)
+        self.register_buffer("cos", cos)
+        self.register_buffer("sin", sin)
+
+    def forward(self, tokens):
+        x = self.embed(tokens)
+        for b in self.blocks:
+            x = b(x, self.cos, self.sin)
+        x = self.norm(x)
+        return x @ self.embed.weight.T if self.head is None else self.head(x)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("config")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--compile", action="store_true")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    cfg = json.load(open(a.config))
+    c, tr, t = cfg["model"], cfg["train"], cfg["data"]["seq_len"]
+    bsz = tr["batch_size"]
+    model = Model(c, t)
+    opt = torch.optim.AdamW(model.parameters(), lr=tr["lr"], betas=(tr["beta1"], tr["beta2"]), eps=tr["epsilon"], weight_decay=tr["weight_decay"])
+    fwd = torch.compile(model) if a.compile else model
+    data = [torch.randint(0, c["vocab_size"], (bsz, t + 1)) for _ in range(4)]
+
+    def step(i):
+        batch = data[i % len(data)]
+        loss = F.cross_entropy(fwd(batch[:, :-1]).flatten(0, 1), batch[:, 1:].flatten())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if tr["grad_clip"] > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tr["grad_clip"])
+        opt.step()
+        return loss.item()
+
+    for i in range(a.warmup):
+        step(i)
+    start = time.perf_counter()
+    for i in range(a.steps):
+        step(i)
+    train_s = time.perf_counter() - start
+    with torch.no_grad():
+        fwd(data[0][:, :-1]).sum().item()
+        start = time.perf_counter()
+        for i in range(a.steps):
+            fwd(data[i % len(data)][:, :-1]).sum().item()
+        forward_s = time.perf_counter() - start
+    tokens = a.steps * bsz * t
+    print(json.dumps({"impl": "pytorch-compile" if a.compile else "pytorch-eager", "torch": torch.__version__, "threads": a.threads,
+                      "train_tokens_per_s": tokens / train_s, "forward_tokens_per_s": tokens / forward_s, "steps": a.steps}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+//! `gatelab bench`: gatelab against PyTorch, and each gate against the baseline, side by side in
+//! one run (see `gatelab::bench`).
+
+use gatelab::backend::Backend;
+use gatelab::bench::{self, Measurement};
+use gatelab::config::RunConfig;
+use gatelab::grid;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// key=value overrides of the benchmarked config (e.g. model.d_model=256 model.n_layers=6).
+    overrides: Vec<String>,
+    /// Preset whose model, batch and sequence length to time.
+    #[arg(long, default_value = "small")]
+    preset: String,
+    /// Grid the variants come from.
+    #[arg(long, default_value = "core")]
+    grid: String,
+    /// Variants to time (the first is the reference of the gate-overhead ratio).
+    #[arg(long, value_delimiter = ',', default_value = "baseline,g1-elementwise")]
+    variants: Vec<String>,
+    /// gatelab backends to time (default: flex, and tch when built with it).
+    #[arg(long, value_delimiter = ',')]
+    backends: Vec<Backend>,
+    /// Timed steps per measurement.
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Rounds over every case (interleaved); each case reports its best.
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// CPU threads for every implementation.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Skip the PyTorch peer.
+    #[arg(long)]
+    no_peer: bool,
+    /// Also time the peer under torch.compile.
+    #[arg(long)]
+    compile: bool,
+    /// Where to write the JSON (default results/bench/<preset>.json).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Internal: measure one case in this process and print it as JSON.
+    #[arg(long, hide = true)]
+    one: Option<Backend>,
+    /// Internal: the case's resolved config.
+    #[arg(long, hide = true)]
+    config: Option<PathBuf>,
+}
+
+fn child_env(cmd: &mut Command, threads: usize) -> &mut Command {
+    for var in ["RAYON_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"] {
+        cmd.env(var, threads.to_string());
+    }
+    cmd
+}
+
+fn larger(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+fn parse_line(out: std::process::Output, what: &str) -> Result<Measurement, String> {
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("{what}: {}", err.lines().last().unwrap_or("failed")));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().rev().find(|l| l.starts_with('{')).ok_or_else(|| format!("{what}: no JSON on stdout"))?;
+    serde_json::from_str(line).map_err(|e| format!("{what}: {e}"))
+}
+
+/// The PyTorch peer's measurement (its JSON names differ a little from ours).
+fn peer(python: &str, config: &Path, variant: &str, args: &BenchArgs, compile: bool) -> Result<Measurement, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/peer.py");
+    let mut cmd = Command::new(python);
+    cmd.arg(&script).arg(config).args(["--steps", &args.steps.to_string(), "--warmup", &args.warmup.to_string(), "--threads", &args.threads.to_string()]);
+    if compile {
+        cmd.arg("--compile");
+    }
+    let out = child_env(&mut cmd, args.threads).output().map_err(|e| format!("{python}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("bench/peer.py: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("failed")));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(text.lines().rev().find(|l| l.starts_with('{')).ok_or("bench/peer.py: no JSON")?).map_err(|e| e.to_string())?;
+    Ok(Measurement {
+        implementation: v["impl"].as_str().unwrap_or("pytorch").into(),
+        variant: variant.into(),
+        train_tokens_per_s: v["train_tokens_per_s"].as_f64().unwrap_or(f64::NAN),
+        forward_tokens_per_s: v["forward_tokens_per_s"].as_f64().unwrap_or(f64::NAN),
+        analysis_tokens_per_s: None,
+        peak_rss_mib: None,
+        steps: args.steps,
+    })
+}
+
+pub fn bench(args: BenchArgs) -> Result<(), String> {
+    if let (Some(backend), Some(config)) = (args.one, &args.config) {
+        let run: RunConfig = gatelab::rundir::read_json(config)?;
+        let variant = config.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        let m = bench::measure(&run, &variant, backend, args.steps, args.warmup)?;
+        println!("{}", serde_json::to_string(&m).map_err(|e| e.to_string())?);
+        return Ok(());
+    }
+    if args.steps == 0 || args.rounds == 0 || args.threads == 0 {
+        return Err("--steps, --rounds and --threads must be at least 1".into());
+    }
+    let backends = if args.backends.is_empty() { Backend::compiled().into_iter().filter(|b| matches!(b, Backend::Flex | Backend::Tch)).collect() } else { args.backends.clone() };
+    let g = grid::load(&args.grid)?;
+    let preset = RunConfig::preset(&args.preset)?;
+    let planned = grid::plan(&g, &preset, None, &args.overrides, 1)?;
+    let mut cases = Vec::new();
+    for v in &args.variants {
+        let run = planned.iter().find(|r| &r.variant == v).ok_or_else(|| format!("--variants: grid {} has no variant {v}", g.name))?;
+        cases.push((v.clone(), run.config.clone()));
+    }
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("results/bench").join(format!("{}.json", args.preset)));
+    let configs = out.with_extension("configs");
+    std::fs::create_dir_all(&configs).map_err(|e| format!("{}: {e}", configs.display()))?;
+    for (v, c) in &cases {
+        gatelab::rundir::write_json(&configs.join(format!("{v}.json")), c)?;
+    }
+    let python = std::env::var("GATELAB_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has_torch = !args.no_peer && Command::new(&python).args(["-c", "import torch"]).output().is_ok_and(|o| o.status.success());
+    if !args.no_peer && !has_torch {
+        eprintln!("bench: no Python with torch at `{python}` (scripts/setup-libtorch.sh); the PyTorch peer is skipped");
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut best: Vec<Measurement> = Vec::new();
+    let mut keep = |m: Measurement| match best.iter_mut().find(|b| b.implementation == m.implementation && b.variant == m.variant) {
+        Some(b) => {
+            b.train_tokens_per_s = b.train_tokens_per_s.max(m.train_tokens_per_s);
+            b.forward_tokens_per_s = b.forward_tokens_per_s.max(m.forward_tokens_per_s);
+            b.analysis_tokens_per_s = larger(b.analysis_tokens_per_s, m.analysis_tokens_per_s);
+            b.peak_rss_mib = larger(b.peak_rss_mib, m.peak_rss_mib);
+        }
+        None => best.push(m),
+    };
+    for round in 1..=args.rounds {
+        for (v, _) in &cases {
+            let config = configs.join(format!("{v}.json"));
+            for &b in &backends {
+                let mut cmd = Command::new(&exe);
+                cmd.args(["bench", "--one", b.name(), "--config"]).arg(&config).args(["--steps", &args.steps.to_string(), "--warmup", &args.warmup.to_string()]);
+                let m = parse_line(child_env(&mut cmd, args.threads).output().map_err(|e| e.to_string())?, &format!("{v} on {}", b.name()))?;
+                eprintln!("round {round}: {v:<16} {:<16} train {:>9.0} tok/s", m.implementation, m.train_tokens_per_s);
+                keep(m);
+            }
+            if has_torch {
+                for compile in [false, true].into_iter().filter(|c| !c || args.compile) {
+                    match peer(&python, &config, v, &args, compile) {
+                        Ok(m) => {
+                            eprintln!("round {round}: {v:<16} {:<16} train {:>9.0} tok/s", m.implementation, m.train_tokens_per_s);
+                            keep(m);
+                        }
+                        Err(e) => eprintln!("round {round}: {v}: {e}"),
+                    }
+                }
+            }
+        }
+    }
+    let report = table(&best, &args);
+    print!("{report}");
+    let json = serde_json::json!({
+        "preset": args.preset, "overrides": args.overrides, "grid": g.name, "steps": args.steps, "warmup": args.warmup,
+        "rounds": args.rounds, "threads": args.threads, "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "measurements": best, "report": report,
+    });
+    gatelab::rundir::write_json(&out, &json)?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+/// The markdown report: every measurement with its ratio to PyTorch eager, and each variant's
+/// step time against the first variant's per implementation.
+fn table(best: &[Measurement], args: &BenchArgs) -> String {
+    let find = |imp: &str, v: &str| best.iter().find(|m| m.implementation == imp && m.variant == v);
+    let opt = |x: Option<f64>, p: usize| x.map_or("-".to_string(), |v| format!("{v:.p$}"));
+    let mut s = String::from("| variant | implementation | train tok/s | × PyTorch eager | forward tok/s | analysis tok/s | peak MiB |\n|---|---|---:|---:|---:|---:|---:|\n");
+    for m in best {
+        let ratio = find("pytorch-eager", &m.variant).map(|p| m.train_tokens_per_s / p.train_tokens_per_s);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.0} | {} | {:.0} | {} | {} |",
+            m.variant,
+            m.implementation,
+            m.train_tokens_per_s,
+            opt(ratio, 2),
+            m.forward_tokens_per_s,
+            opt(m.analysis_tokens_per_s, 0),
+            opt(m.peak_rss_mib, 0)
+        );
+    }
+    if let Some(reference) = args.variants.first() {
+        let mut imps: Vec<&str> = best.iter().map(|m| m.implementation.as_str()).collect();
+        imps.dedup();
+        let _ = writeln!(s, "\nTraining step time against {reference} (same tokens per step):\n\n| implementation | {} |\n|---|{}", args.variants[1..].join(" | "), "---:|".repeat(args.variants.len().saturating_sub(1)));
+        for imp in imps.iter().copied().collect::<std::collections::BTreeSet<_>>() {
+            let cells: Vec<String> = args.variants[1..]
+                .iter()
+                .map(|v| match (find(imp, reference), find(imp, v)) {
+                    (Some(a), Some(b)) => format!("{:.2}×", a.train_tokens_per_s / b.train_tokens_per_s),
+                    _ => "-".into(),
+                })
+                .collect();
+            let _ = writeln!(s, "| {imp} | {} |", cells.join(" | "));
+        }
+    }
+    s
+}

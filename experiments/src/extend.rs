@@ -1,0 +1,100 @@
+//! Continued training at a longer length (the paper's §5: the RoPE base raised from 10k to 1M,
+//! training continued at 32k): each finished run becomes the parent of a new run that starts
+//! from its weights with a new sequence length, RoPE base and step budget. The new run is a run
+//! like any other — its own folder, hash, resume, status — whose `config.json` names its parent
+//! (`meta.parent`, and `train.init_from`, which is part of the hash).
+
+use crate::backend::Backend;
+use crate::config::RunConfig;
+use crate::grid::{self, PlannedRun};
+use crate::rundir::RunDir;
+use crate::sweep::{self, Located, RunMeta, RunRow};
+use std::path::{Path, PathBuf};
+
+/// What `gatelab extend` was asked to do.
+#[derive(Debug, Clone)]
+pub struct ExtendOptions {
+    /// A finished run folder, or a sweep folder of runs.
+    pub path: PathBuf,
+    /// The new sequence length.
+    pub seq_len: usize,
+    /// The new RoPE base (the parent's when absent).
+    pub rope_theta: Option<f64>,
+    /// Optimiser steps of the continuation.
+    pub steps: usize,
+    /// Peak learning rate (the parent's when absent).
+    pub lr: Option<f64>,
+    /// Further `key=value` overrides (one value each).
+    pub overrides: Vec<String>,
+    /// Results folder (default: the parent sweep's folder with `-ext<seq_len>` appended).
+    pub out: Option<PathBuf>,
+    /// Backend.
+    pub backend: Backend,
+    /// Device index.
+    pub device_index: usize,
+}
+
+/// The default results folder: `<sweep>-ext<seq_len>` beside the parent sweep.
+fn default_out(path: &Path, seq_len: usize) -> PathBuf {
+    let sweep = if path.join("config.json").is_file() { path.parent().unwrap_or(Path::new(".")) } else { path };
+    let name = sweep.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "runs".into());
+    sweep.with_file_name(format!("{name}-ext{seq_len}"))
+}
+
+/// Plans the continuations of every finished run under `opts.path`, checked before anything is
+/// written: the runs with their metadata, and the results folder.
+pub fn plan(opts: &ExtendOptions) -> Result<(Vec<(Located, RunMeta)>, PathBuf), String> {
+    let parents: Vec<PathBuf> = gatelab_analysis::run::runs_under(&opts.path)?.into_iter().filter(|d| gatelab_analysis::run::is_done(d)).collect();
+    if parents.is_empty() {
+        return Err(format!("{}: no finished runs to continue", opts.path.display()));
+    }
+    let out = opts.out.clone().unwrap_or_else(|| default_out(&opts.path, opts.seq_len));
+    let mut changes = vec![format!("data.seq_len={}", opts.seq_len), format!("train.steps={}", opts.steps)];
+    if let Some(theta) = opts.rope_theta {
+        changes.push(format!("model.rope_theta={theta}"));
+    }
+    if let Some(lr) = opts.lr {
+        changes.push(format!("train.lr={lr}"));
+    }
+    changes.extend(opts.overrides.iter().cloned());
+    let commit = sweep::git_commit();
+    let mut planned = Vec::new();
+    for parent in parents {
+        let file = sweep::read_run_file(&parent)?;
+        let mut value = serde_json::to_value(&file.config).map_err(|e| e.to_string())?;
+        // Warmup scaled to the shorter budget, unless overridden below.
+        let warmup = file.config.train.warmup_steps.min(opts.steps / 10);
+        grid::apply(&mut value, "train.warmup_steps", warmup.into())?;
+        for change in &changes {
+            let (key, values) = grid::parse_override(change, false)?;
+            grid::apply(&mut value, &key, values.into_iter().next().expect("one value"))?;
+        }
+        let mut config: RunConfig = serde_json::from_value(value).map_err(|e| format!("{}: {e}", parent.display()))?;
+        config.train.init_from = Some(parent.clone());
+        let config = config.resolve().map_err(|e| format!("{}: {e}", parent.display()))?;
+        let hash = sweep::run_hash(&config, opts.backend);
+        let variant = file.meta.variant.clone();
+        let dir = RunDir::new(out.join(format!("{variant}-{hash}")));
+        let meta = RunMeta {
+            grid: format!("{}-ext{}", file.meta.grid, opts.seq_len),
+            overrides: file.meta.overrides.iter().chain(&changes).cloned().collect(),
+            backend: opts.backend.name().into(),
+            device_index: opts.device_index,
+            git_commit: commit.clone(),
+            hash: hash.clone(),
+            parent: Some(parent.clone()),
+            ..file.meta
+        };
+        let run = PlannedRun { variant, paper: meta.paper.clone(), overrides: changes.clone(), seed: meta.seed, config };
+        planned.push((Located { run, dir, hash }, meta));
+    }
+    Ok((planned, out))
+}
+
+/// Continues every finished run under `opts.path`; returns the new runs' rows.
+pub fn run(opts: &ExtendOptions) -> Result<Vec<RunRow>, String> {
+    let (planned, out) = plan(opts)?;
+    let (runs, metas): (Vec<Located>, Vec<RunMeta>) = planned.into_iter().unzip();
+    let meta_of = |l: &Located| metas[runs.iter().position(|r| r.dir.path == l.dir.path).expect("planned")].clone();
+    sweep::execute(&runs, &out, opts.backend, opts.device_index, meta_of, "extend.json")
+}

@@ -1,0 +1,113 @@
+//! Length generalisation on a tiny sweep: `gatelab eval-length` writes its files and charts, and
+//! `gatelab extend` continues a finished run at a longer length as a new run naming its parent.
+
+use gatelab::backend::Backend;
+use gatelab::sweep::{self, SweepOptions};
+use gatelab_analysis::length::{LengthEval, ScalingMethod};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn gatelab(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gatelab")).args(args).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn scratch() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gatelab-length-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn read_eval(dir: &Path) -> LengthEval {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("length.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn eval_length_and_extend_on_a_tiny_sweep() {
+    let dir = scratch();
+    let grid = dir.join("pair.json");
+    std::fs::write(
+        &grid,
+        r#"{"name": "pair", "variants": [{"name": "baseline", "paper": "Table 1 row 1"}, {"name": "g1-elementwise", "paper": "Table 1 row 5", "set": {"model.gate.position": "g1"}}]}"#,
+    )
+    .unwrap();
+    let out = dir.join("pair");
+    // A shorter tiny run is enough to have weights worth evaluating.
+    let opts = SweepOptions {
+        grid: grid.display().to_string(),
+        preset: "tiny".into(),
+        backend: Backend::Flex,
+        device_index: 0,
+        data: None,
+        out: Some(out.clone()),
+        shard: None,
+        seeds: 1,
+        overrides: vec!["train.steps=1500".into()],
+    };
+    let rows = sweep::run(&opts).unwrap();
+    assert!(rows.iter().all(|r| r.status.word() == "done"));
+
+    // Bad options are one line and touch nothing.
+    let path = out.display().to_string();
+    let (code, _, err) = gatelab(&["eval-length", &path, "--methods", "none,rope9"]);
+    assert_eq!((code, err.lines().count()), (1, 1), "{err}");
+    assert!(err.contains("unknown RoPE scaling method \"rope9\""), "{err}");
+    let (code, _, err) = gatelab(&["eval-length", &path, "--depths", "0,2"]);
+    assert!(code == 1 && err.contains("needle-depths"), "{err}");
+    assert!(!rows[0].dir.join("length.json").exists());
+
+    let (code, stdout, err) = gatelab(&["eval-length", &path, "--factors", "1,2,4", "--sequences", "16", "--sink-sequences", "8", "--needle-samples", "4"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("| baseline | yarn |"), "{stdout}");
+    for r in &rows {
+        let e = read_eval(&r.dir);
+        assert_eq!((e.train_length, e.points.len(), e.held_out_clean), (32, 3 * 4, true));
+        let at = |m, k| e.point(m, k).unwrap();
+        // At factor 1 every method is plain RoPE: the same numbers.
+        for m in ScalingMethod::ALL {
+            assert_eq!(at(m, 1).perplexity, at(ScalingMethod::None, 1).perplexity);
+        }
+        // Beyond it, the methods differ, and every number is a number.
+        assert_ne!(at(ScalingMethod::Yarn, 4).perplexity, at(ScalingMethod::None, 4).perplexity);
+        for p in &e.points {
+            assert!(p.perplexity.is_finite() && p.perplexity > 1.0, "{p:?}");
+            assert_eq!((p.length, p.segment_loss.len(), p.first_token_attention.len(), p.retrieval.len()), (32 * p.factor, p.factor, 1, 5));
+            assert!(p.retrieval.iter().all(|d| (0.0..=1.0).contains(&d.accuracy) && (0.0..=1.0).contains(&d.control) && d.samples == 4));
+        }
+        let csv = std::fs::read_to_string(r.dir.join("length.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 1 + 12);
+        assert_eq!(std::fs::read_to_string(r.dir.join("retrieval.csv")).unwrap().lines().count(), 1 + 12 * 5);
+    }
+    for stem in ["length_perplexity_none", "length_perplexity_yarn", "length_first_token_ntk", "length_retrieval"] {
+        let png = std::fs::read(out.join(format!("{stem}.png"))).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{stem}.png");
+        assert!(std::fs::read_to_string(out.join(format!("{stem}.csv"))).unwrap().lines().count() > 2, "{stem}.csv");
+    }
+    let summary = std::fs::read_to_string(out.join("length_summary.csv")).unwrap();
+    assert_eq!(summary.lines().count(), 1 + 2 * 4 * 3);
+    // The report picks the length charts up.
+    let s = gatelab_analysis::report::summarize(&out).unwrap();
+    let charts = gatelab_analysis::report::write_charts(&out, &s).unwrap();
+    assert!(charts.iter().any(|c| c.stem == "length_retrieval"));
+
+    // Continued training: a new run from the baseline's weights at twice the length and a new base.
+    let parent = &rows.iter().find(|r| r.variant == "baseline").unwrap().dir;
+    let ext = dir.join("ext");
+    let (code, _, err) = gatelab(&["extend", &dir.join("nothing").display().to_string(), "--seq-len", "64"]);
+    assert!(code == 1 && err.lines().count() == 1, "{err}");
+    let (code, _, err) = gatelab(&["extend", &parent.display().to_string(), "--seq-len", "64", "--rope-theta", "100000", "--steps", "40", "--out", &ext.display().to_string(), "train.log_every=10"]);
+    assert_eq!(code, 0, "{err}");
+    let child = gatelab_analysis::run::runs_under(&ext).unwrap().remove(0);
+    let file = sweep::read_run_file(&child).unwrap();
+    assert_eq!(file.meta.parent.as_deref(), Some(parent.as_path()));
+    assert_eq!(file.config.train.init_from.as_deref(), Some(parent.as_path()));
+    assert_eq!((file.config.data.seq_len, file.config.model.rope_theta, file.config.train.steps), (64, 1e5, 40));
+    assert!(gatelab_analysis::run::is_done(&child));
+    // It starts where the parent ended, not from chance (ln 65 = 4.17).
+    let first: f64 = gatelab_analysis::run::read_jsonl(&child.join("metrics.jsonl"))[0]["loss"].as_f64().unwrap();
+    assert!(first < 65f64.ln() - 0.5, "first loss {first}: the parent's weights were not loaded");
+    // Rerunning skips it.
+    let (code, _, err) = gatelab(&["extend", &parent.display().to_string(), "--seq-len", "64", "--rope-theta", "100000", "--steps", "40", "--out", &ext.display().to_string(), "train.log_every=10"]);
+    assert!(code == 0 && err.contains("already"), "{err}");
+}
