@@ -240,6 +240,45 @@ fn gated_rows(layout: GateLayout, h: usize, kv: usize, hd: usize, per: usize) ->
     src
 }
 
+/// A safetensors file of f32 tensors laid out up front (header, then each tensor's bytes at its
+/// offset), filled tensor by tensor.
+struct F32Buffer {
+    bytes: Vec<u8>,
+    at: BTreeMap<String, (usize, usize)>,
+}
+
+impl F32Buffer {
+    fn new(layout: &[(String, Vec<usize>)]) -> Self {
+        let mut header = serde_json::Map::new();
+        let (mut offset, mut at) = (0usize, BTreeMap::new());
+        for (name, shape) in layout {
+            let len = shape.iter().product::<usize>() * 4;
+            header.insert(name.clone(), json!({ "dtype": "F32", "shape": shape, "data_offsets": [offset, offset + len] }));
+            at.insert(name.clone(), (offset, len));
+            offset += len;
+        }
+        let mut text = serde_json::to_string(&header).expect("json");
+        while text.len() % 8 != 0 {
+            text.push(' ');
+        }
+        let start = 8 + text.len();
+        let mut bytes = Vec::with_capacity(start + offset);
+        bytes.extend_from_slice(&(text.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(text.as_bytes());
+        bytes.resize(start + offset, 0);
+        at.values_mut().for_each(|(o, _)| *o += start);
+        Self { bytes, at }
+    }
+
+    fn put(&mut self, name: &str, values: &[f32]) {
+        let (offset, len) = self.at[name];
+        assert_eq!(values.len() * 4, len, "{name}: planned size");
+        for (chunk, v) in self.bytes[offset..offset + len].chunks_exact_mut(4).zip(values) {
+            chunk.copy_from_slice(&v.to_le_bytes());
+        }
+    }
+}
+
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
@@ -280,7 +319,21 @@ pub fn import(dir: &Path, device: &Device) -> Result<(Transformer, HfModel), Str
     let expected = expected_shapes(&m);
     let c = &m.config;
     let per = if c.gate.is_gated() { c.gate.logit_width(c.gate.site(c.d_model, c.n_heads, c.n_kv_heads, c.head_dim)) / c.n_heads } else { 0 };
-    let mut converted: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    // gatelab's tensors, laid out once in one f32 safetensors buffer that every checkpoint tensor
+    // is converted into in place: the import holds the shard being read, this buffer and the
+    // model, never a second copy of the weights.
+    let hq = c.n_heads * c.head_dim;
+    let mut layout: Vec<(String, Vec<usize>)> = Vec::new();
+    for (name, shape) in &expected {
+        let ours = gatelab_name(name).expect("every expected name maps");
+        if name.ends_with("self_attn.q_proj.weight") && m.layout != GateLayout::None {
+            layout.push((ours.clone(), vec![hq, c.d_model]));
+            layout.push((ours.replace("attn.q_proj", "attn.gate.gate_proj"), vec![c.n_heads * per, c.d_model]));
+        } else {
+            layout.push((ours, shape.clone()));
+        }
+    }
+    let mut buffer = F32Buffer::new(&layout);
     let mut seen = std::collections::BTreeSet::new();
     for file in &files {
         let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
@@ -306,25 +359,17 @@ pub fn import(dir: &Path, device: &Device) -> Result<(Transformer, HfModel), Str
                 let d = c.d_model;
                 let rows = gated_rows(m.layout, c.n_heads, c.n_kv_heads, c.head_dim, per);
                 let pick = |range: std::ops::Range<usize>| -> Vec<f32> { range.flat_map(|i| data[rows[i] * d..(rows[i] + 1) * d].iter().copied()).collect() };
-                let hq = c.n_heads * c.head_dim;
-                converted.push((ours, vec![hq, d], f32_bytes(&pick(0..hq))));
-                let gate_name = name.replace("self_attn.q_proj.weight", "");
-                let gate_name = gatelab_name(&format!("{gate_name}self_attn.gate.gate_proj.weight")).expect("maps");
-                converted.push((gate_name, vec![c.n_heads * per, d], f32_bytes(&pick(hq..hq + c.n_heads * per))));
+                buffer.put(&ours, &pick(0..hq));
+                buffer.put(&ours.replace("attn.q_proj", "attn.gate.gate_proj"), &pick(hq..hq + c.n_heads * per));
             } else {
-                converted.push((ours, view.shape().to_vec(), f32_bytes(&data)));
+                buffer.put(&ours, &data);
             }
         }
     }
     if let Some(missing) = expected.keys().find(|k| !seen.contains(*k)) {
         return Err(format!("{}: missing tensor {missing}", dir.display()));
     }
-    let views: Vec<(String, TensorView)> = converted
-        .iter()
-        .map(|(n, s, b)| TensorView::new(Dtype::F32, s.clone(), b).map(|v| (n.clone(), v)).map_err(|e| format!("{n}: {e}")))
-        .collect::<Result<_, _>>()?;
-    let bytes = safetensors::serialize(views, None).map_err(|e| e.to_string())?;
-    drop(converted);
+    let bytes = buffer.bytes;
     let mut model = m.config.init(device).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut store = SafetensorsStore::from_bytes(Some(bytes)).with_from_adapter(PyTorchToBurnAdapter);
     let result = model.load_from(&mut store).map_err(|e| format!("{}: {e}", dir.display()))?;

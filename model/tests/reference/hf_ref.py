@@ -1,6 +1,6 @@
 """Hugging Face side of gatelab's checkpoint interchange tests (model/tests/model/hf.rs).
 
-  hf_ref.py make qwen3|qwen3_next DIR [--untied] [--shard]   a tiny random model saved by transformers
+  hf_ref.py make qwen3|qwen3_next DIR [--untied] [--shard] [--vocab N]   a tiny random model saved by transformers
   hf_ref.py logits DIR TOKENS_JSON OUT_JSON                   logits of a checkpoint directory
 
 `logits` loads plain Qwen3 and Qwen3-Next with transformers' own classes. A checkpoint with the
@@ -18,8 +18,8 @@ import sys
 import torch
 
 
-def tiny(kind, untied):
-    common = dict(vocab_size=97, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+def tiny(kind, untied, vocab):
+    common = dict(vocab_size=vocab, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
                   num_key_value_heads=2, head_dim=16, rms_norm_eps=1e-6, rope_theta=10000.0, max_position_embeddings=256,
                   tie_word_embeddings=not untied, initializer_range=0.2)
     if kind == "qwen3":
@@ -37,9 +37,9 @@ def tiny(kind, untied):
     return model
 
 
-def make(kind, out, untied, shard):
+def make(kind, out, untied, shard, vocab):
     torch.manual_seed(0)
-    model = tiny(kind, untied).float().eval()
+    model = tiny(kind, untied, vocab).float().eval()
     model.save_pretrained(out, safe_serialization=True, max_shard_size="40KB" if shard else "5GB")
 
 
@@ -113,7 +113,8 @@ def logits(d, tokens_json, out):
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "make":
-        make(sys.argv[2], sys.argv[3], "--untied" in sys.argv, "--shard" in sys.argv)
+        vocab = int(sys.argv[sys.argv.index("--vocab") + 1]) if "--vocab" in sys.argv else 97
+        make(sys.argv[2], sys.argv[3], "--untied" in sys.argv, "--shard" in sys.argv, vocab)
     elif cmd == "logits":
         logits(sys.argv[2], sys.argv[3], sys.argv[4])
     else:

@@ -1,0 +1,58 @@
+//! `gatelab analyze --hf` on a tiny checkpoint made by `transformers`, then `gatelab report`
+//! beside it, and `gatelab export` of a run; each needs Python with torch and transformers
+//! (skipped with the reason otherwise, required under GATELAB_REQUIRE_TORCH=1).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn gatelab(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gatelab")).args(args).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn python() -> Option<String> {
+    let python = std::env::var("GATELAB_PYTHON").unwrap_or_else(|_| "python3".into());
+    if Command::new(&python).args(["-c", "import torch, transformers"]).output().is_ok_and(|o| o.status.success()) {
+        return Some(python);
+    }
+    assert!(std::env::var("GATELAB_REQUIRE_TORCH").as_deref() != Ok("1"), "GATELAB_REQUIRE_TORCH=1 but no torch and transformers at {python}");
+    println!("SKIPPED: no Python with torch and transformers at `{python}` (scripts/setup-libtorch.sh)");
+    None
+}
+
+fn shakespeare() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/tinyshakespeare.txt")
+}
+
+#[test]
+fn an_imported_checkpoint_is_analysed_and_reported_beside_others() {
+    let Some(py) = python() else { return };
+    let text = shakespeare();
+    assert!(text.is_file(), "{} (the shared corpus)", text.display());
+    let dir = std::env::temp_dir().join(format!("gatelab-hf-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let ckpt = dir.join("tiny-qwen3");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/reference/hf_ref.py");
+    let ok = Command::new(&py).arg(&script).args(["make", "qwen3", ckpt.to_str().unwrap(), "--vocab", "259"]).status().unwrap();
+    assert!(ok.success());
+    // gatelab's byte tokenizer (256 bytes + BOS/EOS/PAD) fits the 259-token model.
+    std::fs::write(ckpt.join("tokenizer.json"), r#"{"gatelab_tokenizer": "bytes"}"#).unwrap();
+    let out = dir.join("released");
+    let (code, stdout, err) = gatelab(&["analyze", "--hf", ckpt.to_str().unwrap(), "--text", text.to_str().unwrap(), "--seq-len", "64", "--max-sequences", "12", "--batch-size", "4", out.join("tiny").to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("tiny-qwen3: 12 sequences of 64"), "{stdout}");
+    for f in ["config.json", "status.json", "eval.jsonl", "analysis.json", "attention_maps.png"] {
+        assert!(out.join("tiny").join(f).is_file(), "{f}");
+    }
+    let (code, _, err) = gatelab(&["report", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.contains("| tiny-qwen3 | imported:"), "{md}");
+    // Refusals are one line.
+    let (code, _, err) = gatelab(&["analyze", "--hf", dir.join("nothing").to_str().unwrap(), "--text", text.to_str().unwrap()]);
+    assert!(code == 1 && err.lines().count() == 1 && err.contains("tokenizer.json"), "{err}");
+    std::fs::write(ckpt.join("tokenizer.json"), r#"{"gatelab_tokenizer": "bytes"}"#).unwrap();
+    std::fs::remove_file(ckpt.join("model.safetensors")).unwrap();
+    let (code, _, err) = gatelab(&["analyze", "--hf", ckpt.to_str().unwrap(), "--text", text.to_str().unwrap()]);
+    assert!(code == 1 && err.contains("no model.safetensors"), "{err}");
+}
