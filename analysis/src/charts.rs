@@ -184,17 +184,39 @@ fn heat(p: f32) -> RGBColor {
     RGBColor(lerp(255, 8), lerp(255, 48), lerp(255, 107))
 }
 
+/// The frame of a heat-map figure: white background, `title` on top, a colour bar on the right
+/// (0 white to 1 dark blue, labelled `value`) and `caption` at the foot. Returns the area left
+/// for the panels.
+fn heat_frame<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, value: &str, caption: &str) -> Result<DrawingArea<DB, Shift>, String>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: &dyn std::fmt::Display| format!("{title}: {e}");
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let (w, h) = root.dim_in_pixel();
+    let (top, rest) = root.split_vertically(44);
+    top.titled(title, ("sans-serif", 22)).map_err(|e| err(&e))?;
+    let (body, foot) = rest.split_vertically(h - 44 - 40);
+    let (grid, bar) = body.split_horizontally(w - 120);
+    let steps = 50;
+    let mut bar_ctx = ChartBuilder::on(&bar).margin(20).margin_right(30).y_label_area_size(56).build_cartesian_2d(0..1, 0.0..1.0).map_err(|e| err(&e))?;
+    bar_ctx.configure_mesh().disable_mesh().disable_x_axis().y_labels(5).label_style(("sans-serif", 11)).y_desc(value).axis_desc_style(("sans-serif", 11)).draw().map_err(|e| err(&e))?;
+    bar_ctx
+        .draw_series((0..steps).map(|i| {
+            let (a, b) = (i as f64 / steps as f64, (i + 1) as f64 / steps as f64);
+            Rectangle::new([(0, a), (1, b)], heat(((a + b) / 2.0) as f32).filled())
+        }))
+        .map_err(|e| err(&e))?;
+    foot.draw(&Text::new(caption.to_string(), (12, 12), ("sans-serif", 12).into_font().color(&BLACK.mix(0.75)))).map_err(|e| err(&e))?;
+    Ok(grid)
+}
+
 fn draw_maps<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, m: &AttentionMaps, layers: &[usize], heads: &[usize], n: usize, caption: &str) -> Result<(), String>
 where
     DB::ErrorType: 'static,
 {
     let err = |e: &dyn std::fmt::Display| format!("{}: {e}", m.title);
-    root.fill(&WHITE).map_err(|e| err(&e))?;
-    let (w, h) = root.dim_in_pixel();
-    let (top, rest) = root.split_vertically(44);
-    top.titled(&m.title, ("sans-serif", 22)).map_err(|e| err(&e))?;
-    let (body, foot) = rest.split_vertically(h - 44 - 40);
-    let (grid, bar) = body.split_horizontally(w - 120);
+    let grid = heat_frame(&root, &m.title, "probability", caption)?;
     for (cell, (li, hi)) in grid.split_evenly((layers.len(), heads.len())).iter().zip(layers.iter().flat_map(|l| heads.iter().map(move |h| (*l, *h)))) {
         let map = &m.maps[li][hi];
         let mut ctx = ChartBuilder::on(cell)
@@ -210,16 +232,6 @@ where
         }))
         .map_err(|e| err(&e))?;
     }
-    // Colour bar: probability 0 (white) to 1 (dark blue).
-    let steps = 50;
-    let mut bar_ctx = ChartBuilder::on(&bar).margin(20).margin_right(30).y_label_area_size(56).build_cartesian_2d(0..1, 0.0..1.0).map_err(|e| err(&e))?;
-    bar_ctx.configure_mesh().disable_mesh().disable_x_axis().y_labels(5).label_style(("sans-serif", 11)).y_desc("probability").axis_desc_style(("sans-serif", 11)).draw().map_err(|e| err(&e))?;
-    bar_ctx.draw_series((0..steps).map(|i| {
-        let (a, b) = (i as f64 / steps as f64, (i + 1) as f64 / steps as f64);
-        Rectangle::new([(0, a), (1, b)], heat(((a + b) / 2.0) as f32).filled())
-    }))
-    .map_err(|e| err(&e))?;
-    foot.draw(&Text::new(caption.to_string(), (12, 12), ("sans-serif", 12).into_font().color(&BLACK.mix(0.75)))).map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))
 }
 
@@ -287,12 +299,7 @@ where
     DB::ErrorType: 'static,
 {
     let err = |e: &dyn std::fmt::Display| format!("{}: {e}", g.title);
-    root.fill(&WHITE).map_err(|e| err(&e))?;
-    let (w, h) = root.dim_in_pixel();
-    let (top, rest) = root.split_vertically(44);
-    top.titled(&g.title, ("sans-serif", 22)).map_err(|e| err(&e))?;
-    let (body, foot) = rest.split_vertically(h - 44 - 40);
-    let (grid, bar) = body.split_horizontally(w - 120);
+    let grid = heat_frame(&root, &g.title, &g.value_label, &g.aggregation)?;
     let columns = g.columns.max(1);
     let rows = g.panels.len().div_ceil(columns);
     for (cell, panel) in grid.split_evenly((rows, columns)).iter().zip(&g.panels) {
@@ -340,16 +347,6 @@ where
         }))
         .map_err(|e| err(&e))?;
     }
-    let steps = 50;
-    let mut bar_ctx = ChartBuilder::on(&bar).margin(20).margin_right(30).y_label_area_size(56).build_cartesian_2d(0..1, 0.0..1.0).map_err(|e| err(&e))?;
-    bar_ctx.configure_mesh().disable_mesh().disable_x_axis().y_labels(5).label_style(("sans-serif", 11)).y_desc(&g.value_label).axis_desc_style(("sans-serif", 11)).draw().map_err(|e| err(&e))?;
-    bar_ctx
-        .draw_series((0..steps).map(|i| {
-            let (a, b) = (i as f64 / steps as f64, (i + 1) as f64 / steps as f64);
-            Rectangle::new([(0, a), (1, b)], heat(((a + b) / 2.0) as f32).filled())
-        }))
-        .map_err(|e| err(&e))?;
-    foot.draw(&Text::new(g.aggregation.clone(), (12, 12), ("sans-serif", 12).into_font().color(&BLACK.mix(0.75)))).map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))
 }
 

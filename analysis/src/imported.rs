@@ -58,18 +58,7 @@ pub fn analyze_checkpoint(checkpoint: &Path, text: &Path, out: &Path, name: &str
     // One sequence's maps: the drawn first 64 positions need only the first 64 tokens (causal).
     let t = seq_len.min(64);
     let first = Tensor::<2, Int>::from_data(TensorData::new(windows[0][..t].to_vec(), [1, t]), device);
-    let (_, probes) = model.forward_probed(first);
-    let maps = probes
-        .layers
-        .iter()
-        .map(|l| {
-            let attn = l.attention.attn.clone().expect("forward_probed keeps the maps");
-            let [_, h, _, _] = attn.dims();
-            let values: Vec<f32> = attn.reshape([h * t * t]).into_data().iter::<f32>().collect();
-            values.chunks(t * t).map(<[f32]>::to_vec).collect()
-        })
-        .collect();
-    crate::charts::attention_maps(out, "attention_maps", &crate::charts::AttentionMaps { title: format!("Attention maps: {name}"), maps, t })?;
+    crate::run::draw_attention_maps(&model, first, out, name)?;
     let loss = nll / count.max(1) as f64;
     let data = DataConfig { corpus: CorpusSpec::Text { path: text.to_path_buf() }, tokenizer: TokenizerSpec::File { path: tokenizer_path }, seq_len, packing: Packing::Packed, ..DataConfig::default() };
     let config = serde_json::json!({

@@ -94,6 +94,25 @@ pub fn runs_under(path: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(runs)
 }
 
+/// Draws `attention_maps.{svg,png,csv}` in `dir`: the attention of `model` on one sequence
+/// (`tokens`: `[1, seq]`), every layer and head.
+pub fn draw_attention_maps(model: &gatelab_model::Transformer, tokens: burn::tensor::Tensor<2, burn::tensor::Int>, dir: &Path, name: &str) -> Result<(), String> {
+    let t = tokens.dims()[1];
+    let (_, probes) = model.forward_probed(tokens);
+    let maps = probes
+        .layers
+        .iter()
+        .map(|l| {
+            let attn = l.attention.attn.clone().expect("forward_probed keeps the maps");
+            let [_, h, _, _] = attn.dims();
+            let values: Vec<f32> = attn.reshape([h * t * t]).into_data().iter::<f32>().collect();
+            values.chunks(t * t).map(<[f32]>::to_vec).collect()
+        })
+        .collect();
+    crate::charts::attention_maps(dir, "attention_maps", &crate::charts::AttentionMaps { title: format!("Attention maps: {name}"), maps, t })?;
+    Ok(())
+}
+
 /// Analyses one finished run on `device`, writing `analysis.json` beside it.
 pub fn analyze_run(dir: &Path, device: &Device, options: &AnalyzeOptions) -> Result<Analysis, String> {
     if !is_done(dir) {
@@ -118,20 +137,8 @@ pub fn analyze_run(dir: &Path, device: &Device, options: &AnalyzeOptions) -> Res
     }
     // The attention maps of one sequence, for the heatmap.
     let first = batcher.batch(vec![data.analysis.get(0).map_err(|e| e.to_string())?], device);
-    let (_, probes) = model.forward_probed(first.inputs);
-    let t = data_cfg.seq_len;
-    let maps = probes
-        .layers
-        .iter()
-        .map(|l| {
-            let attn = l.attention.attn.clone().expect("forward_probed keeps the maps");
-            let [_, h, _, _] = attn.dims();
-            let values: Vec<f32> = attn.reshape([h * t * t]).into_data().iter::<f32>().collect();
-            values.chunks(t * t).map(<[f32]>::to_vec).collect()
-        })
-        .collect();
     let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    crate::charts::attention_maps(dir, "attention_maps", &crate::charts::AttentionMaps { title: format!("Attention maps: {name}"), maps, t })?;
+    draw_attention_maps(&model, first.inputs, dir, &name)?;
     let analysis = Analysis { run: dir.to_path_buf(), options: options.clone(), stats: acc.finish() };
     let text = serde_json::to_string_pretty(&analysis).map_err(|e| e.to_string())? + "\n";
     crate::write_atomic(&dir.join("analysis.json"), &text)?;

@@ -13,7 +13,7 @@ use crate::backend::{self, Backend};
 use crate::config::RunConfig;
 use crate::train::clip_global;
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use gatelab_analysis::stats::{Accumulator, StatsConfig};
 use gatelab_model::masked_cross_entropy;
@@ -67,12 +67,7 @@ pub fn measure(config: &RunConfig, variant: &str, backend: Backend, steps: usize
     let ad = device.clone().autodiff();
     ad.seed(0);
     let mut model = m.init(&ad).map_err(|e| format!("model.{e}"))?;
-    let mut optim = AdamWConfig::new()
-        .with_beta_1(t.beta1 as f32)
-        .with_beta_2(t.beta2 as f32)
-        .with_epsilon(t.epsilon as f32)
-        .with_weight_decay(t.weight_decay as f32)
-        .init();
+    let mut optim = t.adamw().init();
     let batches: Vec<_> = (0..4).map(|i| random_batch(m.vocab_size, t.batch_size, seq, i, &ad)).collect();
     let mut train_s = 0.0;
     for i in 0..warmup + steps {

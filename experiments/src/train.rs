@@ -107,6 +107,11 @@ impl TrainConfig {
         self.lr * (self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine)
     }
 
+    /// AdamW with this config's β, ε and decoupled weight decay.
+    pub fn adamw(&self) -> AdamWConfig {
+        AdamWConfig::new().with_beta_1(self.beta1 as f32).with_beta_2(self.beta2 as f32).with_epsilon(self.epsilon as f32).with_weight_decay(self.weight_decay as f32)
+    }
+
     /// Checks the fields; errors name them.
     pub fn validate(&self) -> Result<(), String> {
         let positive = [("steps", self.steps), ("batch_size", self.batch_size), ("log_every", self.log_every), ("eval_every", self.eval_every), ("eval_batches", self.eval_batches), ("dynamics_batch", self.dynamics_batch)];
@@ -269,12 +274,7 @@ pub fn run(model_cfg: &ModelConfig, cfg: &TrainConfig, data: &LmData, device: &D
     let ad = device.clone().autodiff();
     ad.seed(cfg.seed);
     let mut model = model_cfg.init(&ad).map_err(|e| format!("model.{e}"))?;
-    let mut optim = AdamWConfig::new()
-        .with_beta_1(cfg.beta1 as f32)
-        .with_beta_2(cfg.beta2 as f32)
-        .with_epsilon(cfg.epsilon as f32)
-        .with_weight_decay(cfg.weight_decay as f32)
-        .init();
+    let mut optim = cfg.adamw().init();
     let mut spikes = 0;
     let mut start = 0;
     let mut mean_loss: Option<f64> = None;
