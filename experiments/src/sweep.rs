@@ -195,6 +195,15 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<RunRow>, String> {
 pub fn execute(runs: &[Located], out: &Path, backend: Backend, device_index: usize, meta: impl Fn(&Located) -> RunMeta, table: &str) -> Result<Vec<RunRow>, String> {
     let device = backend::open(backend, device_index)?;
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    // For the sweep-level progress: the steps this invocation has to train.
+    let mut total_steps = 0;
+    for l in runs {
+        if !l.dir.status()?.is_final() {
+            total_steps += l.run.config.train.steps.saturating_sub(l.dir.checkpoint()?.map_or(0, |c| c.step));
+        }
+    }
+    let steps_trained = std::cell::Cell::new(0usize);
+    let training_started = Instant::now();
     let tty = std::io::stderr().is_terminal();
     let mut data_cache: HashMap<String, LmData> = HashMap::new();
     let started = Instant::now();
@@ -244,16 +253,21 @@ pub fn execute(runs: &[Located], out: &Path, backend: Backend, device_index: usi
         let show = |p: &Progress| {
             let done = p.step as f64 / p.steps as f64;
             let eta = run_started.elapsed().as_secs_f64() / (p.step - resume_from).max(1) as f64 * (p.steps - p.step) as f64;
-            let line = format!("  step {:>6}/{}  loss {:.4}  {:>8.0} tok/s  ETA {:>5.0} s", p.step, p.steps, p.loss, p.tokens_per_s, eta);
+            // The sweep's pace: steps trained in this invocation against the steps left in it.
+            let trained = steps_trained.get() + (p.step - resume_from);
+            let sweep_eta = training_started.elapsed().as_secs_f64() / trained.max(1) as f64 * total_steps.saturating_sub(trained) as f64;
+            let run_part = format!("step {:>6}/{}  loss {:.4}  {:>8.0} tok/s  ETA {}", p.step, p.steps, p.loss, p.tokens_per_s, duration(eta));
+            let sweep_part = format!("sweep {}/{} runs, ETA {}", k + 1, runs.len(), duration(sweep_eta));
             if tty {
-                eprint!("\r{line}");
+                eprint!("\r  {} {run_part} │ {} {sweep_part}\x1b[K", bar(done, 16), bar(trained as f64 / total_steps.max(1) as f64, 10));
                 let _ = std::io::stderr().flush();
             } else if done >= next_report {
-                eprintln!("{line}");
+                eprintln!("  {run_part} | {sweep_part}");
                 next_report += 0.25;
             }
         };
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| train::run(&run.config.model, &run.config.train, data, &device, dir, show)));
+        steps_trained.set(steps_trained.get() + run.config.train.steps.saturating_sub(resume_from));
         if tty {
             eprintln!();
         }
@@ -276,6 +290,21 @@ pub fn execute(runs: &[Located], out: &Path, backend: Backend, device_index: usi
     print_table(&rows);
     eprintln!("{} runs in {:.1} min; results in {}", rows.len(), started.elapsed().as_secs_f64() / 60.0, out.display());
     Ok(rows)
+}
+
+/// A progress bar of `width` cells, `frac` of them filled.
+fn bar(frac: f64, width: usize) -> String {
+    let filled = ((frac.clamp(0.0, 1.0) * width as f64).round() as usize).min(width);
+    format!("{}{}", "█".repeat(filled), "░".repeat(width - filled))
+}
+
+/// Seconds as `42 s`, `3.5 min` or `1.2 h`.
+fn duration(seconds: f64) -> String {
+    match seconds {
+        s if s < 90.0 => format!("{s:.0} s"),
+        s if s < 5400.0 => format!("{:.1} min", s / 60.0),
+        s => format!("{:.1} h", s / 3600.0),
+    }
 }
 
 /// The final table.

@@ -2,7 +2,7 @@
 //! beside it, and `gatelab export` of a run; each needs Python with torch and transformers
 //! (skipped with the reason otherwise, required under GATELAB_REQUIRE_TORCH=1).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 fn gatelab(args: &[&str]) -> (i32, String, String) {
@@ -20,17 +20,15 @@ fn python() -> Option<String> {
     None
 }
 
-fn shakespeare() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/tinyshakespeare.txt")
-}
-
 #[test]
 fn an_imported_checkpoint_is_analysed_and_reported_beside_others() {
     let Some(py) = python() else { return };
-    let text = shakespeare();
-    assert!(text.is_file(), "{} (the shared corpus)", text.display());
     let dir = std::env::temp_dir().join(format!("gatelab-hf-cli-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = dir.join("text.txt");
+    let line = "The gate sits after the attention and before the output projection; it is sparse. ";
+    std::fs::write(&text, (0..40).map(|i| format!("{i}: {line}")).collect::<String>()).unwrap();
     let ckpt = dir.join("tiny-qwen3");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/reference/hf_ref.py");
     let ok = Command::new(&py).arg(&script).args(["make", "qwen3", ckpt.to_str().unwrap(), "--vocab", "259"]).status().unwrap();
