@@ -235,7 +235,9 @@ fn sigkill_then_rerun_finishes_every_run_and_keeps_finished_ones_byte_identical(
     loop {
         let dirs: Vec<PathBuf> = std::fs::read_dir(&out).map(|r| r.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect()).unwrap_or_default();
         let done = dirs.iter().filter(|d| status_of(d).contains("\"done\"")).count();
-        let mid = dirs.iter().any(|d| d.join("checkpoint.json").exists());
+        // A run mid-way: checkpointed and not done (a run that has just finished keeps its
+        // checkpoint.json for an instant after status.json says done).
+        let mid = dirs.iter().any(|d| d.join("checkpoint.json").exists() && !status_of(d).contains("\"done\""));
         if done >= 2 && mid {
             break;
         }
@@ -248,7 +250,7 @@ fn sigkill_then_rerun_finishes_every_run_and_keeps_finished_ones_byte_identical(
     let finished: Vec<PathBuf> = std::fs::read_dir(&out).unwrap().flatten().map(|e| e.path()).filter(|p| status_of(p).contains("\"done\"")).collect();
     let before: Vec<_> = finished.iter().map(|d| snapshot(d)).collect();
     // Almost always the run that was checkpointed; if the kill landed just as it finished, none is.
-    let interrupted = std::fs::read_dir(&out).unwrap().flatten().map(|e| e.path()).find(|p| p.join("checkpoint.json").exists());
+    let interrupted = std::fs::read_dir(&out).unwrap().flatten().map(|e| e.path()).find(|p| p.join("checkpoint.json").exists() && !status_of(p).contains("\"done\""));
 
     let rerun = gatelab(&args);
     assert!(rerun.status.success(), "{}", String::from_utf8_lossy(&rerun.stderr));
