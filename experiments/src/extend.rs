@@ -32,6 +32,8 @@ pub struct ExtendOptions {
     pub backend: Backend,
     /// Device index.
     pub device_index: usize,
+    /// Data parallel over these device indices (empty: `device_index` alone).
+    pub devices: Vec<usize>,
 }
 
 /// The default results folder: `<sweep>-ext<seq_len>` beside the parent sweep.
@@ -80,6 +82,7 @@ pub fn plan(opts: &ExtendOptions) -> Result<(Vec<(Located, RunMeta)>, PathBuf), 
             overrides: file.meta.overrides.iter().chain(&changes).cloned().collect(),
             backend: opts.backend.name().into(),
             device_index: opts.device_index,
+            devices: opts.devices.clone(),
             git_commit: commit.clone(),
             hash: hash.clone(),
             parent: Some(parent.clone()),
@@ -96,5 +99,6 @@ pub fn run(opts: &ExtendOptions) -> Result<Vec<RunRow>, String> {
     let (planned, out) = plan(opts)?;
     let (runs, metas): (Vec<Located>, Vec<RunMeta>) = planned.into_iter().unzip();
     let meta_of = |l: &Located| metas[runs.iter().position(|r| r.dir.path == l.dir.path).expect("planned")].clone();
-    sweep::execute(&runs, &out, opts.backend, opts.device_index, meta_of, "extend.json")
+    let devices = if opts.devices.is_empty() { vec![opts.device_index] } else { opts.devices.clone() };
+    sweep::execute(&runs, &out, opts.backend, &devices, meta_of, "extend.json")
 }

@@ -23,6 +23,8 @@ pub struct SweepOptions {
     pub backend: Backend,
     /// Its device index.
     pub device_index: usize,
+    /// Data parallel over these device indices (empty: `device_index` alone).
+    pub devices: Vec<usize>,
     /// `--data`: replaces the corpus of every run.
     pub data: Option<String>,
     /// Results folder (default `results/<grid name>`).
@@ -33,6 +35,13 @@ pub struct SweepOptions {
     pub seeds: usize,
     /// `key=value[,value…]` overrides.
     pub overrides: Vec<String>,
+}
+
+impl SweepOptions {
+    /// The devices to train on: `devices`, or `device_index` alone.
+    pub fn device_indices(&self) -> Vec<usize> {
+        if self.devices.is_empty() { vec![self.device_index] } else { self.devices.clone() }
+    }
 }
 
 /// What `config.json` records beside the config.
@@ -54,6 +63,9 @@ pub struct RunMeta {
     pub backend: String,
     /// The device index.
     pub device_index: usize,
+    /// Data-parallel device indices, when more than one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<usize>,
     /// `git rev-parse HEAD` of the code, when known.
     pub git_commit: String,
     /// The hash in the folder name.
@@ -182,18 +194,22 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<RunRow>, String> {
         seed: located.run.seed,
         backend: opts.backend.name().into(),
         device_index: opts.device_index,
+        devices: opts.devices.clone(),
         git_commit: commit.clone(),
         hash: located.hash.clone(),
         parent: None,
     };
     let table = format!("sweep{}.json", opts.shard.map(|(i, n)| format!("-shard{i}of{n}")).unwrap_or_default());
-    execute(&runs, &out, opts.backend, opts.device_index, meta, &table)
+    execute(&runs, &out, opts.backend, &opts.device_indices(), meta, &table)
 }
 
 /// Trains `runs` in turn (skipping finished ones, resuming interrupted ones), writing each
 /// folder's `config.json` with `meta` on first start, then `<out>/<table>` and the final table.
-pub fn execute(runs: &[Located], out: &Path, backend: Backend, device_index: usize, meta: impl Fn(&Located) -> RunMeta, table: &str) -> Result<Vec<RunRow>, String> {
-    let device = backend::open(backend, device_index)?;
+pub fn execute(runs: &[Located], out: &Path, backend: Backend, device_indices: &[usize], meta: impl Fn(&Located) -> RunMeta, table: &str) -> Result<Vec<RunRow>, String> {
+    let devices = device_indices.iter().map(|&i| backend::open(backend, i)).collect::<Result<Vec<_>, _>>()?;
+    if devices.is_empty() {
+        return Err("no device to train on".into());
+    }
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     // For the sweep-level progress: the steps this invocation has to train.
     let mut total_steps = 0;
@@ -266,7 +282,7 @@ pub fn execute(runs: &[Located], out: &Path, backend: Backend, device_index: usi
                 next_report += 0.25;
             }
         };
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| train::run(&run.config.model, &run.config.train, data, &device, dir, show)));
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| train::run(&run.config.model, &run.config.train, data, &devices, dir, show)));
         steps_trained.set(steps_trained.get() + run.config.train.steps.saturating_sub(resume_from));
         if tty {
             eprintln!();
@@ -324,6 +340,9 @@ pub fn sbatch(opts: &SweepOptions, n: usize, out: &Path) -> String {
     }
     if opts.seeds > 1 {
         args.push(format!("--seeds {}", opts.seeds));
+    }
+    if !opts.devices.is_empty() {
+        args.push(format!("--devices {}", opts.devices.iter().map(usize::to_string).collect::<Vec<_>>().join(",")));
     }
     args.extend(opts.overrides.iter().map(|o| format!("'{o}'")));
     let repo = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| ".".into());

@@ -211,6 +211,90 @@ fn batch_of(ds: &LmDataset, indices: impl Iterator<Item = usize>, batcher: &LmBa
     Ok(batcher.batch(items, device))
 }
 
+/// One step's forward passes: the whole batch on one device, or, data parallel, one shard per
+/// device on a fork of the model. Each shard's mean loss is weighted by its share of the batch's
+/// real (non-PAD) targets, so the weighted sum is the batch's mean loss and the summed gradients
+/// are its gradient.
+pub struct Shards {
+    /// `(the replica, its weighted loss)` per device.
+    parts: Vec<(Transformer, Tensor<1>)>,
+    /// The batch's mean loss.
+    pub loss: f64,
+}
+
+impl Shards {
+    /// Splits `indices` into contiguous shards, one per device, and runs their forward passes.
+    pub fn forward(model: &Transformer, ds: &LmDataset, indices: &[usize], batcher: &LmBatcher, devices: &[Device]) -> Result<Self, String> {
+        if devices.len() == 1 {
+            let batch = batch_of(ds, indices.iter().copied(), batcher, &devices[0])?;
+            let loss = masked_cross_entropy(model.forward(batch.inputs), batch.targets, batch.mask);
+            let value = loss.clone().into_scalar::<f32>() as f64;
+            return Ok(Self { parts: vec![(model.clone(), loss)], loss: value });
+        }
+        let per = indices.len().div_ceil(devices.len());
+        let mut parts = Vec::new();
+        let mut counted = Vec::new();
+        for (k, (chunk, device)) in indices.chunks(per).zip(devices).enumerate() {
+            // The first shard runs on the model itself, before any fork: parameters initialise
+            // lazily, on first use, so this keeps their random draws in the order of the forward
+            // pass, as on one device; the forks then copy initialised values.
+            let replica = if k == 0 { model.clone() } else { model.clone().fork(device) };
+            let batch = batch_of(ds, chunk.iter().copied(), batcher, device)?;
+            let count = batch.mask.clone().sum().into_scalar::<f32>() as f64;
+            let loss = masked_cross_entropy(replica.forward(batch.inputs), batch.targets, batch.mask);
+            counted.push(count);
+            parts.push((replica, loss));
+        }
+        let total: f64 = counted.iter().sum::<f64>().max(1.0);
+        let mut value = 0.0;
+        let parts = parts
+            .into_iter()
+            .zip(counted)
+            .map(|((replica, loss), count)| {
+                let weighted = loss.mul_scalar(count / total);
+                value += weighted.clone().into_scalar::<f32>() as f64;
+                (replica, weighted)
+            })
+            .collect();
+        Ok(Self { parts, loss: value })
+    }
+
+    /// The batch's gradients on `main` (each replica's moved there and summed).
+    pub fn backward(self, main: &Device) -> GradientsParams {
+        let mut sum: Option<GradientsParams> = None;
+        for (replica, loss) in self.parts {
+            let grads = GradientsParams::from_grads(loss.backward(), &replica);
+            let mut grads = if sum.is_some() { grads.to_device(main, &replica) } else { grads };
+            sum = Some(match sum {
+                None => grads,
+                Some(mut total) => {
+                    replica.visit(&mut AddGrads { into: &mut total, from: &mut grads });
+                    total
+                }
+            });
+        }
+        sum.expect("at least one shard")
+    }
+}
+
+/// Adds `from`'s gradients into `into`, parameter by parameter.
+struct AddGrads<'a> {
+    into: &'a mut GradientsParams,
+    from: &'a mut GradientsParams,
+}
+
+impl ModuleVisitor for AddGrads<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.from.remove::<D>(param.id) {
+            let total = match self.into.remove::<D>(param.id) {
+                Some(t) => t + g,
+                None => g,
+            };
+            self.into.register(param.id, total);
+        }
+    }
+}
+
 /// Squares of every parameter's gradient, summed.
 struct GradSquares<'a> {
     grads: &'a GradientsParams,
@@ -270,8 +354,14 @@ fn evaluate(model: &Transformer, ds: &LmDataset, batches: usize, batch_size: usi
 }
 
 /// Trains `model` on `data` in `dir`, resuming from its checkpoint if it has one.
-pub fn run(model_cfg: &ModelConfig, cfg: &TrainConfig, data: &LmData, device: &Device, dir: &RunDir, mut progress: impl FnMut(&Progress)) -> Result<Outcome, String> {
-    let ad = device.clone().autodiff();
+///
+/// With several `devices`, training is data parallel: each step's batch is split over them (see
+/// [`Shards`]); the model and optimiser live on the first, and the numbers are those of one device
+/// up to floating-point summation order. Checkpoints do not depend on the device count.
+pub fn run(model_cfg: &ModelConfig, cfg: &TrainConfig, data: &LmData, devices: &[Device], dir: &RunDir, mut progress: impl FnMut(&Progress)) -> Result<Outcome, String> {
+    let device = devices.first().ok_or("train: no device")?;
+    let replicas: Vec<Device> = devices.iter().map(|d| d.clone().autodiff()).collect();
+    let ad = replicas[0].clone();
     ad.seed(cfg.seed);
     let mut model = model_cfg.init(&ad).map_err(|e| format!("model.{e}"))?;
     let mut optim = cfg.adamw().init();
@@ -301,9 +391,9 @@ pub fn run(model_cfg: &ModelConfig, cfg: &TrainConfig, data: &LmData, device: &D
     let mut since = Instant::now();
     let mut since_step = start;
     for step in start..cfg.steps {
-        let batch = batch_of(&data.train, (0..cfg.batch_size).map(|i| example_index(cfg.seed, step, i, data.train.len())), &batcher, &ad)?;
-        let loss = masked_cross_entropy(model.forward(batch.inputs), batch.targets, batch.mask);
-        let loss_value = loss.clone().into_scalar::<f32>() as f64;
+        let indices: Vec<usize> = (0..cfg.batch_size).map(|i| example_index(cfg.seed, step, i, data.train.len())).collect();
+        let shards = Shards::forward(&model, &data.train, &indices, &batcher, &replicas)?;
+        let loss_value = shards.loss;
         if !loss_value.is_finite() || loss_value > diverge_above {
             dir.append("metrics.jsonl", &StepRecord { step: step + 1, loss: loss_value, lr: cfg.lr_at(step), grad_norm: f64::NAN, tokens_per_s: 0.0, spikes })?;
             return Ok(Outcome::Diverged { step: step + 1, loss: loss_value });
@@ -315,7 +405,7 @@ pub fn run(model_cfg: &ModelConfig, cfg: &TrainConfig, data: &LmData, device: &D
         }
         mean_loss = Some(mean_loss.map_or(loss_value, |m| 0.98 * m + 0.02 * loss_value));
         let lr = cfg.lr_at(step);
-        let (grad_norm, grads) = clip_global(&model, GradientsParams::from_grads(loss.backward(), &model), cfg.grad_clip);
+        let (grad_norm, grads) = clip_global(&model, shards.backward(&ad), cfg.grad_clip);
         model = optim.step(lr, model, grads);
         let done = step + 1;
         if done % cfg.log_every == 0 || done == cfg.steps {

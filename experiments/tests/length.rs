@@ -39,6 +39,7 @@ fn eval_length_and_extend_on_a_tiny_sweep() {
         preset: "tiny".into(),
         backend: Backend::Flex,
         device_index: 0,
+        devices: vec![],
         data: None,
         out: Some(out.clone()),
         shard: None,

@@ -21,6 +21,10 @@ pub struct SweepArgs {
     /// Device index (wgpu discrete GPU, CUDA device).
     #[arg(long, default_value_t = 0)]
     device_index: usize,
+    /// Data-parallel training over these device indices (e.g. 0,1,2,3): each step's batch is
+    /// split over them and the gradients summed on the first.
+    #[arg(long, value_delimiter = ',')]
+    devices: Vec<usize>,
     /// Replace every run's corpus: bigram-backcopy, zipf-markov, a path, hf:NAME.
     #[arg(long)]
     data: Option<String>,
@@ -47,6 +51,7 @@ pub fn sweep(args: SweepArgs) -> Result<(), String> {
         preset: args.preset,
         backend: args.backend,
         device_index: args.device_index,
+        devices: args.devices,
         data: args.data,
         out: args.out,
         shard: args.shard.as_deref().map(grid::parse_shard).transpose()?,
@@ -146,6 +151,9 @@ pub struct ExtendArgs {
     /// Device index.
     #[arg(long, default_value_t = 0)]
     device_index: usize,
+    /// Data-parallel training over these device indices.
+    #[arg(long, value_delimiter = ',')]
+    devices: Vec<usize>,
 }
 
 /// `gatelab extend`: continue finished runs at a longer length as new runs naming their parent.
@@ -161,6 +169,7 @@ pub fn extend(args: ExtendArgs) -> Result<(), String> {
         out: args.out,
         backend: args.backend,
         device_index: args.device_index,
+        devices: args.devices,
     };
     let (planned, out) = extend::plan(&opts)?;
     eprintln!("extend: {} runs continued at seq_len {} into {}", planned.len(), opts.seq_len, out.display());
