@@ -6,15 +6,9 @@ use gatelab::grid;
 use gatelab::sweep::{self, SweepOptions};
 use std::path::PathBuf;
 
+/// Where training runs: the backend, its device, and the devices of data-parallel training.
 #[derive(clap::Args, Debug)]
-pub struct SweepArgs {
-    /// A built-in grid (core, paper) or a grid JSON file.
-    grid: String,
-    /// key=value overrides of the resolved config, e.g. train.lr=4e-3,8e-3 (commas multiply runs).
-    overrides: Vec<String>,
-    /// Scale: tiny (seconds), small (the CPU default), paper (the 1.7B dense shape).
-    #[arg(long, default_value = "small")]
-    preset: String,
+pub struct DeviceArgs {
     /// Backend.
     #[arg(long, value_enum, default_value = "flex")]
     backend: Backend,
@@ -25,6 +19,19 @@ pub struct SweepArgs {
     /// split over them and the gradients summed on the first.
     #[arg(long, value_delimiter = ',')]
     devices: Vec<usize>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SweepArgs {
+    /// A built-in grid (core, paper) or a grid JSON file.
+    grid: String,
+    /// key=value overrides of the resolved config, e.g. train.lr=4e-3,8e-3 (commas multiply runs).
+    overrides: Vec<String>,
+    /// Scale: tiny (seconds), small (the CPU default), paper (the 1.7B dense shape).
+    #[arg(long, default_value = "small")]
+    preset: String,
+    #[command(flatten)]
+    device: DeviceArgs,
     /// Replace every run's corpus: bigram-backcopy, zipf-markov, a path, hf:NAME.
     #[arg(long)]
     data: Option<String>,
@@ -49,9 +56,9 @@ pub fn sweep(args: SweepArgs) -> Result<(), String> {
     let opts = SweepOptions {
         grid: args.grid,
         preset: args.preset,
-        backend: args.backend,
-        device_index: args.device_index,
-        devices: args.devices,
+        backend: args.device.backend,
+        device_index: args.device.device_index,
+        devices: args.device.devices,
         data: args.data,
         out: args.out,
         shard: args.shard.as_deref().map(grid::parse_shard).transpose()?,
@@ -145,15 +152,8 @@ pub struct ExtendArgs {
     /// Results folder (default: the parent sweep's folder with -ext<seq_len> appended).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Backend.
-    #[arg(long, value_enum, default_value = "flex")]
-    backend: Backend,
-    /// Device index.
-    #[arg(long, default_value_t = 0)]
-    device_index: usize,
-    /// Data-parallel training over these device indices.
-    #[arg(long, value_delimiter = ',')]
-    devices: Vec<usize>,
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 /// `gatelab extend`: continue finished runs at a longer length as new runs naming their parent.
@@ -167,9 +167,9 @@ pub fn extend(args: ExtendArgs) -> Result<(), String> {
         lr: args.lr,
         overrides: args.overrides,
         out: args.out,
-        backend: args.backend,
-        device_index: args.device_index,
-        devices: args.devices,
+        backend: args.device.backend,
+        device_index: args.device.device_index,
+        devices: args.device.devices,
     };
     let (planned, out) = extend::plan(&opts)?;
     eprintln!("extend: {} runs continued at seq_len {} into {}", planned.len(), opts.seq_len, out.display());
