@@ -297,12 +297,14 @@ pub fn eval_length(dir: &Path, device: &Device, options: &LengthOptions, mut pro
         let n = options.needle.samples;
         let fill = fillers(&data, length, options.needle.depths.len() * n)?;
         let specials = [data.vocab.bos, data.vocab.eos, data.vocab.pad];
+        // Keys and values are spans of held-out text (the fillers').
+        let pool: Vec<u32> = fill.iter().flatten().copied().collect();
         let probes: Vec<Vec<Needle>> = options
             .needle
             .depths
             .iter()
             .enumerate()
-            .map(|(k, &d)| (0..n).map(|s| options.needle.plant(&fill[k * n + s], d, s, data.vocab.size, specials)).collect())
+            .map(|(k, &d)| (0..n).map(|s| options.needle.plant(&fill[k * n + s], d, s, data.vocab.size, specials, &pool)).collect())
             .collect();
         for &method in &options.methods {
             let scaling = method.at(factor as f64, t);
@@ -502,8 +504,11 @@ pub fn write_report(sweep: &Path, evals: &[LengthEval]) -> Result<Vec<crate::rep
         col_label: "needle depth".into(),
         value_label: "value tokens right".into(),
         aggregation: format!(
-            "{} probes per cell: a {}-token key and {}-token value planted in held-out text, queried at the end; argmax, teacher-forced; mean over seeds.",
-            first.options.needle.samples, first.options.needle.key_len, first.options.needle.value_len
+            "{} probes per cell: a {}-token key and {}-token value ({}) planted in held-out text, queried at the end; argmax, teacher-forced; mean over seeds.",
+            first.options.needle.samples,
+            first.options.needle.key_len,
+            first.options.needle.value_len,
+            if first.options.needle.from_text { "spans of held-out text" } else { "random tokens" }
         ),
         panels,
         columns: methods.len(),

@@ -11,8 +11,11 @@
 //! the filler left where the needle was, so the value is not in the context: its accuracy is what
 //! the model gets without retrieving (chance, or what the filler's statistics give).
 //!
-//! Key and value tokens are drawn uniformly from the vocabulary less BOS, EOS and PAD, by a
-//! generator seeded from `(seed, seq_len, depth, sample)`: the same probe on every machine.
+//! Key and value are, by default, two spans of held-out text (`from_text`: in-distribution tokens,
+//! which a model that copies what it has seen can retrieve; the control measures what the text's
+//! own statistics give), or else tokens drawn uniformly from the vocabulary less BOS, EOS and PAD.
+//! Either way they are drawn by a generator seeded from `(seed, seq_len, depth, sample)`: the same
+//! probe on every machine.
 
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
@@ -32,11 +35,14 @@ pub struct NeedleConfig {
     pub samples: usize,
     /// Seed of the keys and values.
     pub seed: u64,
+    /// Keys and values are spans of the text given to [`NeedleConfig::plant`] (else uniform
+    /// random tokens).
+    pub from_text: bool,
 }
 
 impl Default for NeedleConfig {
     fn default() -> Self {
-        Self { key_len: 4, value_len: 4, depths: vec![0.0, 0.25, 0.5, 0.75, 1.0], samples: 16, seed: 0 }
+        Self { key_len: 4, value_len: 4, depths: vec![0.0, 0.25, 0.5, 0.75, 1.0], samples: 16, seed: 0, from_text: true }
     }
 }
 
@@ -79,21 +85,30 @@ impl NeedleConfig {
         Ok(())
     }
 
-    /// Plants probe number `sample` at `depth` into `filler` (`seq_len` ids, BOS not included;
-    /// ids in `0..vocab_size` but BOS/EOS/PAD are what keys and values are drawn from).
-    pub fn plant(&self, filler: &[u32], depth: f64, sample: usize, vocab_size: usize, specials: [u32; 3]) -> Needle {
+    /// Plants probe number `sample` at `depth` into `filler` (`seq_len` ids, BOS not included).
+    /// Keys and values are spans of `text` (with `from_text` and `text` long enough), else ids in
+    /// `0..vocab_size` other than the `specials` (BOS, EOS, PAD).
+    pub fn plant(&self, filler: &[u32], depth: f64, sample: usize, vocab_size: usize, specials: [u32; 3], text: &[u32]) -> Needle {
         let seq_len = filler.len();
         let n = self.key_len + self.value_len;
         assert!(2 * n < seq_len, "needle does not fit; call validate first");
         let mut rng = Rng::new(self.seed ^ (seq_len as u64).wrapping_mul(0x2545_F491_4F6C_DD1D) ^ depth.to_bits().rotate_left(17) ^ (sample as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let mut draw = || loop {
-            let t = rng.below(vocab_size) as u32;
-            if !specials.contains(&t) {
-                return t;
-            }
+        let specials_ok = |t: u32| !specials.contains(&t);
+        let (key, value): (Vec<u32>, Vec<u32>) = if self.from_text && text.len() > self.key_len.max(self.value_len) {
+            let mut span = |len: usize| {
+                let at = rng.below(text.len() - len + 1);
+                text[at..at + len].to_vec()
+            };
+            (span(self.key_len), span(self.value_len))
+        } else {
+            let mut draw = || loop {
+                let t = rng.below(vocab_size) as u32;
+                if specials_ok(t) {
+                    return t;
+                }
+            };
+            ((0..self.key_len).map(|_| draw()).collect(), (0..self.value_len).map(|_| draw()).collect())
         };
-        let key: Vec<u32> = (0..self.key_len).map(|_| draw()).collect();
-        let value: Vec<u32> = (0..self.value_len).map(|_| draw()).collect();
         let mut control = Vec::with_capacity(seq_len + 1);
         control.push(specials[0]);
         control.extend_from_slice(filler);

@@ -253,8 +253,8 @@ fn needle_probes_are_deterministic_and_their_answers_check() {
     let filler: Vec<u32> = (0..seq_len as u32).map(|i| i % 200).collect();
     for (k, &depth) in config.depths.iter().enumerate() {
         for sample in 0..config.samples {
-            let n = config.plant(&filler, depth, sample, vocab, specials);
-            assert_eq!(n, config.plant(&filler, depth, sample, vocab, specials), "deterministic");
+            let n = config.plant(&filler, depth, sample, vocab, specials, &[]);
+            assert_eq!(n, config.plant(&filler, depth, sample, vocab, specials, &[]), "deterministic");
             assert_eq!((n.tokens.len(), n.control.len(), n.tokens[0], n.control[0]), (seq_len + 1, seq_len + 1, 256, 256));
             // The answer positions predict the value; the query's key precedes it.
             let (kl, vl) = (config.key_len, config.value_len);
@@ -277,12 +277,20 @@ fn needle_probes_are_deterministic_and_their_answers_check() {
         }
     }
     // Different samples and seeds draw different needles.
-    let a = config.plant(&filler, 0.5, 0, vocab, specials);
-    assert_ne!(a.value, config.plant(&filler, 0.5, 1, vocab, specials).value);
-    assert_ne!(a.value, NeedleConfig { seed: 1, ..config.clone() }.plant(&filler, 0.5, 0, vocab, specials).value);
+    let a = config.plant(&filler, 0.5, 0, vocab, specials, &[]);
+    assert_ne!(a.value, config.plant(&filler, 0.5, 1, vocab, specials, &[]).value);
+    assert_ne!(a.value, NeedleConfig { seed: 1, ..config.clone() }.plant(&filler, 0.5, 0, vocab, specials, &[]).value);
     // Depths spread the needle over the context.
-    let at: Vec<usize> = config.depths.iter().map(|&d| config.plant(&filler, d, 0, vocab, specials).at).collect();
+    let at: Vec<usize> = config.depths.iter().map(|&d| config.plant(&filler, d, 0, vocab, specials, &[]).at).collect();
     assert!(at.windows(2).all(|w| w[0] < w[1]), "{at:?}");
+    // From text: key and value are spans of the text given, deterministic too.
+    let text: Vec<u32> = (1000..1200).collect();
+    let n = config.plant(&filler, 0.25, 3, vocab, specials, &text);
+    assert_eq!(n, config.plant(&filler, 0.25, 3, vocab, specials, &text));
+    let is_span = |s: &[u32]| text.windows(s.len()).any(|w| w == s);
+    assert!(is_span(&n.key) && is_span(&n.value), "{:?} {:?}", n.key, n.value);
+    assert_eq!(n.tokens[n.answer.start + 1..n.answer.end + 1], n.value[..]);
+    assert!(NeedleConfig { from_text: false, ..config.clone() }.plant(&filler, 0.25, 3, vocab, specials, &text).key.iter().all(|t| *t < 259));
     assert!(config.validate(16).unwrap_err().contains("do not fit"));
     assert!(NeedleConfig { depths: vec![1.5], ..config }.validate(seq_len).unwrap_err().contains("needle.depths"));
 }

@@ -262,6 +262,9 @@ pub struct EvalLengthArgs {
     /// Seed of the needles.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Needles of uniformly random tokens instead of spans of held-out text.
+    #[arg(long)]
+    random_needles: bool,
     /// Sequences per batch.
     #[arg(long, default_value_t = 8)]
     batch_size: usize,
@@ -288,7 +291,7 @@ pub fn eval_length(args: EvalLengthArgs) -> Result<(), String> {
             return Err(format!("--rope-theta: must be a number above 1, got {theta}"));
         }
     }
-    let needle = NeedleConfig { depths: args.depths, samples: args.needle_samples, seed: args.seed, ..NeedleConfig::default() };
+    let needle = NeedleConfig { depths: args.depths, samples: args.needle_samples, seed: args.seed, from_text: !args.random_needles, ..NeedleConfig::default() };
     needle.validate(usize::MAX).map_err(|e| format!("--{}", e.replace("needle.", "needle-")))?;
     let options = LengthOptions {
         factors: args.factors,
