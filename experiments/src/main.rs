@@ -91,7 +91,25 @@ enum GridCommand {
     },
 }
 
+/// glibc's allocator returns large freed blocks to the OS and faults fresh pages in for the next
+/// one; a training step allocates and frees the same large buffers every step (activations,
+/// attention scores, gradients). Keeping them in the heap (blocks up to 32 MB from the heap, no
+/// trimming below 1 GB) measured 25-30% faster training on flex at the small preset
+/// (`gatelab bench`), with the same peak memory.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    // SAFETY: mallopt only adjusts allocator parameters; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_freed_memory() {}
+
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Backends => backends(),
