@@ -48,9 +48,7 @@ pub fn analyze_checkpoint(checkpoint: &Path, text: &Path, out: &Path, name: &str
         let ids: Vec<i32> = chunk.iter().flat_map(|w| w.iter().copied()).collect();
         let all = Tensor::<2, Int>::from_data(TensorData::new(ids, [chunk.len(), seq_len + 1]), device);
         let (inputs, targets) = (all.clone().slice([0..chunk.len(), 0..seq_len]), all.slice([0..chunk.len(), 1..seq_len + 1]));
-        let (logits, probes) = if seq_len > options.stats.query_tile { model.forward_probed_lean(inputs) } else { model.forward_probed(inputs) };
-        acc.add(&probes);
-        drop(probes);
+        let logits = acc.observe(&model, inputs);
         nll += token_nll(logits, targets).sum().into_scalar::<f32>() as f64;
         count += chunk.len() * seq_len;
         progress((k * batch + chunk.len()).min(windows.len()), windows.len());

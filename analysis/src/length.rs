@@ -17,14 +17,13 @@
 //! give held-out sequences at every length. A single packed file is cut into windows anew at each
 //! length, so its held-out windows may overlap text trained on; `held_out_clean` says so.
 
-use crate::run::{RunInfo, is_done, read_run};
-use crate::stats::{Accumulator, StatsConfig};
+use crate::run::{RunInfo, is_done, load_model, read_run};
+use crate::stats::{Accumulator, StatsConfig, mean};
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use gatelab_data::retrieval::{Needle, NeedleConfig};
 use gatelab_data::{DataConfig, LmBatcher, LmData, TokenizerSpec};
-use gatelab_model::weights::load_safetensors;
 use gatelab_model::{RopeScaling, Transformer, token_nll};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -172,6 +171,13 @@ pub struct LengthEval {
     pub points: Vec<LengthPoint>,
 }
 
+impl LengthPoint {
+    /// First-token attention, mean over layers.
+    pub fn mean_first_token_attention(&self) -> f64 {
+        mean(self.first_token_attention.iter().copied())
+    }
+}
+
 impl LengthEval {
     /// The point of `method` at `factor`.
     pub fn point(&self, method: ScalingMethod, factor: usize) -> Option<&LengthPoint> {
@@ -280,7 +286,7 @@ pub fn eval_length(dir: &Path, device: &Device, options: &LengthOptions, mut pro
     let RunInfo { variant, seed, model: model_cfg, data: data_cfg, .. } = read_run(dir)?;
     let t = data_cfg.seq_len;
     let theta = options.rope_theta.unwrap_or(model_cfg.rope_theta);
-    let model = load_safetensors(model_cfg.init(device).map_err(|e| format!("model.{e}"))?, &dir.join("model.safetensors"))?;
+    let model = load_model(dir, &model_cfg, device)?;
     let mut points: Vec<LengthPoint> = Vec::new();
     let mut clean = true;
     for &factor in &options.factors {
@@ -318,8 +324,7 @@ pub fn eval_length(dir: &Path, device: &Device, options: &LengthOptions, mut pro
             let (loss, tokens, segment_loss) = perplexity(&m, &valid, t);
             let mut acc = Accumulator::new(options.stats.clone());
             for b in &sink {
-                let (_, probed) = if length > options.stats.query_tile { m.forward_probed_lean(b.inputs.clone()) } else { m.forward_probed(b.inputs.clone()) };
-                acc.add(&probed);
+                acc.observe(&m, b.inputs.clone());
             }
             let stats = acc.finish();
             let retrieval: Vec<DepthResult> = probes
@@ -331,7 +336,7 @@ pub fn eval_length(dir: &Path, device: &Device, options: &LengthOptions, mut pro
                     DepthResult { depth: ps[0].depth, accuracy: right as f64 / tokens, exact: exact as f64 / ps.len() as f64, control: control as f64 / tokens, samples: ps.len() }
                 })
                 .collect();
-            let mean = |f: &dyn Fn(&DepthResult) -> f64| retrieval.iter().map(f).sum::<f64>() / retrieval.len() as f64;
+            let over_depths = |f: fn(&DepthResult) -> f64| mean(retrieval.iter().map(f));
             let point = LengthPoint {
                 method,
                 factor,
@@ -343,8 +348,8 @@ pub fn eval_length(dir: &Path, device: &Device, options: &LengthOptions, mut pro
                 segment_loss,
                 first_token_attention: stats.layers.iter().map(|l| l.first_token_attention[1]).collect(),
                 chance: stats.chance_first_token_attention[1],
-                retrieval_accuracy: mean(&|d| d.accuracy),
-                control_accuracy: mean(&|d| d.control),
+                retrieval_accuracy: over_depths(|d| d.accuracy),
+                control_accuracy: over_depths(|d| d.control),
                 retrieval,
             };
             progress(&format!(
@@ -352,7 +357,7 @@ pub fn eval_length(dir: &Path, device: &Device, options: &LengthOptions, mut pro
                 factor,
                 method.name(),
                 point.perplexity,
-                mean_of(&point.first_token_attention),
+                point.mean_first_token_attention(),
                 point.retrieval_accuracy,
                 point.control_accuracy,
                 started.elapsed().as_secs_f64()
@@ -363,11 +368,6 @@ pub fn eval_length(dir: &Path, device: &Device, options: &LengthOptions, mut pro
     let eval = LengthEval { run: dir.to_path_buf(), variant, seed, train_length: t, rope_theta: theta, held_out_clean: clean, options: options.clone(), points };
     write_run_files(dir, &eval)?;
     Ok(eval)
-}
-
-/// Mean of a non-empty slice (NaN when empty).
-pub fn mean_of(v: &[f64]) -> f64 {
-    if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
 }
 
 fn write_run_files(dir: &Path, eval: &LengthEval) -> Result<(), String> {
@@ -383,7 +383,7 @@ fn write_run_files(dir: &Path, eval: &LengthEval) -> Result<(), String> {
             p.loss,
             p.perplexity,
             p.segment_loss.last().copied().unwrap_or(f64::NAN),
-            mean_of(&p.first_token_attention),
+            p.mean_first_token_attention(),
             p.chance,
             p.retrieval_accuracy,
             p.control_accuracy
@@ -423,8 +423,7 @@ fn by_variant(evals: &[LengthEval]) -> Vec<(String, Vec<&LengthEval>)> {
 
 /// Mean over a variant's runs of `f` at (method, factor), where measured.
 fn over_seeds(runs: &[&LengthEval], method: ScalingMethod, factor: usize, f: impl Fn(&LengthPoint) -> f64) -> f64 {
-    let v: Vec<f64> = runs.iter().filter_map(|e| e.point(method, factor)).map(f).collect();
-    mean_of(&v)
+    mean(runs.iter().filter_map(|e| e.point(method, factor)).map(f))
 }
 
 /// The sweep's length charts and `length_summary.md` / `length_summary.csv`: perplexity and
@@ -467,7 +466,7 @@ pub fn write_report(sweep: &Path, evals: &[LengthEval]) -> Result<Vec<crate::rep
         };
         line_chart(sweep, &stem, &chart)?;
         out.push(crate::report::ChartFile { stem, caption: chart.aggregation });
-        let mut fattn = series(&|p| mean_of(&p.first_token_attention));
+        let mut fattn = series(&|p| p.mean_first_token_attention());
         let chance: Vec<(f64, f64)> = factors.iter().filter_map(|&k| evals.iter().find_map(|e| e.point(m, k)).map(|p| ((k * t) as f64, p.chance))).collect();
         fattn.push(Series { label: "chance (uniform causal)".into(), colour: 9, points: chance, dashed: true, markers: false });
         let stem = format!("length_first_token_{}", m.name());
@@ -532,7 +531,7 @@ pub fn write_report(sweep: &Path, evals: &[LengthEval]) -> Result<Vec<crate::rep
                     k * t,
                     over_seeds(runs, m, k, |p| p.perplexity),
                     over_seeds(runs, m, k, |p| p.segment_loss.last().copied().unwrap_or(f64::NAN)),
-                    over_seeds(runs, m, k, |p| mean_of(&p.first_token_attention)),
+                    over_seeds(runs, m, k, |p| p.mean_first_token_attention()),
                     over_seeds(runs, m, k, |p| p.retrieval_accuracy),
                     over_seeds(runs, m, k, |p| p.control_accuracy),
                     runs.len()
@@ -545,7 +544,7 @@ pub fn write_report(sweep: &Path, evals: &[LengthEval]) -> Result<Vec<crate::rep
         for &m in &methods {
             let cells: Vec<String> = factors
                 .iter()
-                .map(|&k| format!("{:.3} · {:.2} ({:.2})", over_seeds(runs, m, k, |p| mean_of(&p.first_token_attention)), over_seeds(runs, m, k, |p| p.retrieval_accuracy), over_seeds(runs, m, k, |p| p.control_accuracy)))
+                .map(|&k| format!("{:.3} · {:.2} ({:.2})", over_seeds(runs, m, k, |p| p.mean_first_token_attention()), over_seeds(runs, m, k, |p| p.retrieval_accuracy), over_seeds(runs, m, k, |p| p.control_accuracy)))
                 .collect();
             let _ = writeln!(md, "| {v} | {} | {} |", m.name(), cells.join(" | "));
         }

@@ -94,6 +94,11 @@ pub fn runs_under(path: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(runs)
 }
 
+/// The trained model of the run folder `dir` (its `model.safetensors`, of `config`) on `device`.
+pub fn load_model(dir: &Path, config: &ModelConfig, device: &Device) -> Result<gatelab_model::Transformer, String> {
+    load_safetensors(config.init(device).map_err(|e| format!("model.{e}"))?, &dir.join("model.safetensors"))
+}
+
 /// Draws `attention_maps.{svg,png,csv}` in `dir`: the attention of `model` on one sequence
 /// (`tokens`: `[1, seq]`), every layer and head.
 pub fn draw_attention_maps(model: &gatelab_model::Transformer, tokens: burn::tensor::Tensor<2, burn::tensor::Int>, dir: &Path, name: &str) -> Result<(), String> {
@@ -119,7 +124,7 @@ pub fn analyze_run(dir: &Path, device: &Device, options: &AnalyzeOptions) -> Res
         return Err(format!("{}: not a finished run (status.json is not done)", dir.display()));
     }
     let RunInfo { model: model_cfg, data: data_cfg, .. } = read_run(dir)?;
-    let model = load_safetensors(model_cfg.init(device).map_err(|e| format!("model.{e}"))?, &dir.join("model.safetensors"))?;
+    let model = load_model(dir, &model_cfg, device)?;
     let data = data_cfg.prepare().map_err(|e| e.to_string())?;
     let batcher = LmBatcher { pad: data.vocab.pad };
     let n = options.max_sequences.min(data.analysis.len());
@@ -130,10 +135,7 @@ pub fn analyze_run(dir: &Path, device: &Device, options: &AnalyzeOptions) -> Res
     for start in (0..n).step_by(options.batch_size) {
         let items = (start..(start + options.batch_size).min(n)).map(|i| data.analysis.get(i).map_err(|e| e.to_string())).collect::<Result<Vec<_>, _>>()?;
         let batch = batcher.batch(items, device);
-        // Sequences longer than a query tile are probed lean: no layer's [seq, seq] maps are
-        // kept, attention is recomputed a tile at a time.
-        let (_, probes) = if data_cfg.seq_len > options.stats.query_tile { model.forward_probed_lean(batch.inputs) } else { model.forward_probed(batch.inputs) };
-        acc.add(&probes);
+        acc.observe(&model, batch.inputs);
     }
     // The attention maps of one sequence, for the heatmap.
     let first = batcher.batch(vec![data.analysis.get(0).map_err(|e| e.to_string())?], device);

@@ -15,8 +15,8 @@
 //!   norm of the first token against the others'.
 
 use burn::tensor::activation::softmax;
-use burn::tensor::{Bool, Tensor};
-use gatelab_model::Probes;
+use burn::tensor::{Bool, Int, Tensor};
+use gatelab_model::{Probes, Transformer};
 use gatelab_model::attention::AttentionProbe;
 use serde::{Deserialize, Serialize};
 
@@ -142,7 +142,8 @@ impl Stats {
     }
 }
 
-fn mean(values: impl Iterator<Item = f64>) -> f64 {
+/// The mean of `values` (NaN when there are none).
+pub fn mean(values: impl Iterator<Item = f64>) -> f64 {
     let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
     if n == 0 { f64::NAN } else { sum / n as f64 }
 }
@@ -229,6 +230,16 @@ impl Accumulator {
     /// An empty accumulator.
     pub fn new(config: StatsConfig) -> Self {
         Self { config, layers: Vec::new(), sequences: 0, seq_len: 0 }
+    }
+
+    /// Runs `model` on `tokens` (`[batch, seq]`) with probes and adds them; returns the logits.
+    /// Sequences longer than a query tile are probed lean: no layer's `[seq, seq]` maps are kept,
+    /// attention is recomputed a tile at a time.
+    pub fn observe(&mut self, model: &Transformer, tokens: Tensor<2, Int>) -> Tensor<3> {
+        let seq = tokens.dims()[1];
+        let (logits, probes) = if seq > self.config.query_tile { model.forward_probed_lean(tokens) } else { model.forward_probed(tokens) };
+        self.add(&probes);
+        logits
     }
 
     /// Adds one batch of probes.

@@ -96,8 +96,7 @@ pub fn measure(config: &RunConfig, variant: &str, backend: Backend, steps: usize
     });
     let analysis_s = timed(&|x| {
         let mut acc = Accumulator::new(StatsConfig::default());
-        let (logits, probes) = if seq > StatsConfig::default().query_tile { model.forward_probed_lean(x) } else { model.forward_probed(x) };
-        acc.add(&probes);
+        let logits = acc.observe(&model, x);
         let _ = logits.sum().into_scalar::<f32>();
     });
     let tokens = (steps * t.batch_size * seq) as f64;

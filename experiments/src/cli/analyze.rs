@@ -106,7 +106,7 @@ pub fn export(args: ExportArgs) -> Result<(), String> {
     let info = gatelab_analysis::run::read_run(&args.run)?;
     gatelab_model::hf::export_layout(&info.model)?;
     let device = burn::tensor::Device::flex();
-    let model = gatelab_model::weights::load_safetensors(info.model.init(&device).map_err(|e| format!("model.{e}"))?, &args.run.join("model.safetensors"))?;
+    let model = gatelab_analysis::run::load_model(&args.run, &info.model, &device)?;
     let tokenizer = args.run.join("tokenizer.json");
     let ids = if tokenizer.is_file() {
         let t = gatelab_data::Tokenizer::load(&tokenizer).map_err(|e| e.to_string())?;
