@@ -240,6 +240,11 @@ fn gated_rows(layout: GateLayout, h: usize, kv: usize, hd: usize, per: usize) ->
     src
 }
 
+/// Rows of a G1 gate's projection per head: 1 headwise, `head_dim` elementwise, 0 ungated.
+fn gate_rows_per_head(c: &ModelConfig) -> usize {
+    if c.gate.is_gated() { c.gate.logit_width(c.gate.site(c.d_model, c.n_heads, c.n_kv_heads, c.head_dim)) / c.n_heads } else { 0 }
+}
+
 /// A safetensors file of f32 tensors laid out up front (header, then each tensor's bytes at its
 /// offset), filled tensor by tensor.
 struct F32Buffer {
@@ -248,8 +253,11 @@ struct F32Buffer {
 }
 
 impl F32Buffer {
-    fn new(layout: &[(String, Vec<usize>)]) -> Self {
+    fn new(layout: &[(String, Vec<usize>)], metadata: Option<Value>) -> Self {
         let mut header = serde_json::Map::new();
+        if let Some(m) = metadata {
+            header.insert("__metadata__".into(), m);
+        }
         let (mut offset, mut at) = (0usize, BTreeMap::new());
         for (name, shape) in layout {
             let len = shape.iter().product::<usize>() * 4;
@@ -277,10 +285,6 @@ impl F32Buffer {
             chunk.copy_from_slice(&v.to_le_bytes());
         }
     }
-}
-
-fn f32_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 /// gatelab's name of a checkpoint tensor (the q_proj of a gated model is split separately).
@@ -318,7 +322,7 @@ pub fn import(dir: &Path, device: &Device) -> Result<(Transformer, HfModel), Str
     let files = shard_files(dir)?;
     let expected = expected_shapes(&m);
     let c = &m.config;
-    let per = if c.gate.is_gated() { c.gate.logit_width(c.gate.site(c.d_model, c.n_heads, c.n_kv_heads, c.head_dim)) / c.n_heads } else { 0 };
+    let per = gate_rows_per_head(c);
     // gatelab's tensors, laid out once in one f32 safetensors buffer that every checkpoint tensor
     // is converted into in place: the import holds the shard being read, this buffer and the
     // model, never a second copy of the weights.
@@ -333,7 +337,7 @@ pub fn import(dir: &Path, device: &Device) -> Result<(Transformer, HfModel), Str
             layout.push((ours, shape.clone()));
         }
     }
-    let mut buffer = F32Buffer::new(&layout);
+    let mut buffer = F32Buffer::new(&layout, None);
     let mut seen = std::collections::BTreeSet::new();
     for file in &files {
         let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
@@ -406,7 +410,7 @@ pub fn export_layout(config: &ModelConfig) -> Result<GateLayout, String> {
 /// (with the paper's gate flags when gated), `model.safetensors` (gated models in the official
 /// KV-grouped layout) and, when given, `tokenizer.json` with its BOS/EOS/PAD ids.
 pub fn export(model: &Transformer, config: &ModelConfig, dir: &Path, tokenizer: Option<(&Path, [u32; 3])>) -> Result<(), String> {
-    let layout = export_layout(config)?;
+    let layout_kind = export_layout(config)?;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let c = config;
     let mut store = SafetensorsStore::from_bytes(None).with_to_adapter(BurnToPyTorchAdapter);
@@ -414,30 +418,28 @@ pub fn export(model: &Transformer, config: &ModelConfig, dir: &Path, tokenizer: 
     let bytes = store.get_bytes().map_err(|e| format!("export: {e}"))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| format!("export: {e}"))?;
     let get = |name: &str| -> Result<Vec<f32>, String> { to_f32(&st.tensor(name).map_err(|e| format!("export: {name}: {e}"))?, name) };
-    let m = HfModel { config: c.clone(), layout, model_type: "qwen3".into(), zero_centred_norms: false };
-    let per = if c.gate.is_gated() { c.gate.logit_width(c.gate.site(c.d_model, c.n_heads, c.n_kv_heads, c.head_dim)) / c.n_heads } else { 0 };
-    let mut out: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    for (hf_name, shape) in expected_shapes(&m) {
-        let ours = gatelab_name(&hf_name).expect("every expected name maps");
-        let data = if hf_name.ends_with("self_attn.q_proj.weight") && layout != GateLayout::None {
+    let m = HfModel { config: c.clone(), layout: layout_kind, model_type: "qwen3".into(), zero_centred_norms: false };
+    let per = gate_rows_per_head(c);
+    let shapes = expected_shapes(&m);
+    let layout: Vec<(String, Vec<usize>)> = shapes.iter().map(|(n, s)| (n.clone(), s.clone())).collect();
+    let mut buffer = F32Buffer::new(&layout, Some(json!({ "format": "pt" })));
+    for hf_name in shapes.keys() {
+        let ours = gatelab_name(hf_name).expect("every expected name maps");
+        if hf_name.ends_with("self_attn.q_proj.weight") && layout_kind != GateLayout::None {
             let (q, gate) = (get(&ours)?, get(&ours.replace("attn.q_proj", "attn.gate.gate_proj"))?);
             let d = c.d_model;
             let stacked: Vec<&[f32]> = q.chunks(d).chain(gate.chunks(d)).collect();
-            let rows = gated_rows(layout, c.n_heads, c.n_kv_heads, c.head_dim, per);
+            let rows = gated_rows(layout_kind, c.n_heads, c.n_kv_heads, c.head_dim, per);
             let mut data = vec![0f32; rows.len() * d];
             for (i, &src) in rows.iter().enumerate() {
                 data[src * d..(src + 1) * d].copy_from_slice(stacked[i]);
             }
-            data
+            buffer.put(hf_name, &data);
         } else {
-            get(&ours)?
-        };
-        out.push((hf_name, shape, f32_bytes(&data)));
+            buffer.put(hf_name, &get(&ours)?);
+        }
     }
-    let views: Vec<(String, TensorView)> = out.iter().map(|(n, s, b)| TensorView::new(Dtype::F32, s.clone(), b).map(|v| (n.clone(), v)).map_err(|e| format!("{n}: {e}"))).collect::<Result<_, _>>()?;
-    let mut meta = std::collections::HashMap::new();
-    meta.insert("format".to_string(), "pt".to_string());
-    let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| e.to_string())?;
+    let bytes = buffer.bytes;
     write_atomic(&dir.join("model.safetensors"), &bytes)?;
     let mut cfg = json!({
         "architectures": ["Qwen3ForCausalLM"],
@@ -461,7 +463,7 @@ pub fn export(model: &Transformer, config: &ModelConfig, dir: &Path, tokenizer: 
         "use_cache": true,
         "torch_dtype": "float32",
     });
-    if layout == GateLayout::KvGrouped {
+    if layout_kind == GateLayout::KvGrouped {
         cfg["headwise_attn_output_gate"] = json!(c.gate.granularity == Granularity::Headwise);
         cfg["elementwise_attn_output_gate"] = json!(c.gate.granularity == Granularity::Elementwise);
     }
