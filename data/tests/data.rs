@@ -8,9 +8,15 @@ use gatelab_data::synthetic::{BigramBackcopy, ZipfMarkov};
 use gatelab_data::{CorpusSpec, DataConfig, LmBatcher, LmData, LmDataset, Packing, Tokenizer, TokenizerSpec};
 use std::path::{Path, PathBuf};
 
+/// This crate's folder, read when the test runs (`cargo test` sets `CARGO_MANIFEST_DIR`), not
+/// when it was compiled: a shared build cache may hold test binaries compiled in another clone.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// `../shared/data/tinyshakespeare.txt` beside the checkout (or `$GATELAB_SHARED/data/…`).
 fn shakespeare() -> Option<String> {
-    let shared = std::env::var("GATELAB_SHARED").map(PathBuf::from).unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    let shared = std::env::var("GATELAB_SHARED").map(PathBuf::from).unwrap_or_else(|_| manifest_dir().join("../../shared"));
     let path = shared.join("data/tinyshakespeare.txt");
     match std::fs::read_to_string(&path) {
         Ok(text) => Some(text),

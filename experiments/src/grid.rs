@@ -106,6 +106,16 @@ pub fn apply(config: &mut Value, key: &str, value: Value) -> Result<(), String> 
         }
         node = obj.get_mut(*part).expect("checked");
     }
+    // A number or a switch stays one (or becomes null where that means "off"), so that a typo is
+    // refused naming its key (serde's own message would not say which field).
+    let kind = |v: &Value| match v {
+        Value::Number(_) => Some("a number"),
+        Value::Bool(_) => Some("true or false"),
+        _ => None,
+    };
+    if let Some(want) = kind(node).filter(|&k| !value.is_null() && kind(&value) != Some(k)) {
+        return Err(format!("override {key}: expected {want}, not {value}"));
+    }
     *node = value;
     Ok(())
 }

@@ -2,8 +2,14 @@
 //! beside it, and `gatelab export` of a run; each needs Python with torch and transformers
 //! (skipped with the reason otherwise, required under GATELAB_REQUIRE_TORCH=1).
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::Command;
+
+/// This crate's folder, read when the test runs (`cargo test` sets `CARGO_MANIFEST_DIR`), not
+/// when it was compiled: a shared build cache may hold test binaries compiled in another clone.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
 
 fn gatelab(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_gatelab")).args(args).output().unwrap();
@@ -30,7 +36,7 @@ fn an_imported_checkpoint_is_analysed_and_reported_beside_others() {
     let line = "The gate sits after the attention and before the output projection; it is sparse. ";
     std::fs::write(&text, (0..40).map(|i| format!("{i}: {line}")).collect::<String>()).unwrap();
     let ckpt = dir.join("tiny-qwen3");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/reference/hf_ref.py");
+    let script = manifest_dir().join("../model/tests/reference/hf_ref.py");
     let ok = Command::new(&py).arg(&script).args(["make", "qwen3", ckpt.to_str().unwrap(), "--vocab", "259"]).status().unwrap();
     assert!(ok.success());
     // gatelab's byte tokenizer (256 bytes + BOS/EOS/PAD) fits the 259-token model.

@@ -78,11 +78,27 @@ fn parse_line(out: std::process::Output, what: &str) -> Result<Measurement, Stri
     serde_json::from_str(line).map_err(|e| format!("{what}: {e}"))
 }
 
+/// `bench/peer.py`: `$GATELAB_PEER`, else `bench/peer.py` in the working directory or the nearest
+/// parent that has one, else in the checkout this binary was compiled from (a build cache shared
+/// between clones can hold a binary whose checkout is gone, so that comes last).
+fn peer_script() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("GATELAB_PEER") {
+        let p = PathBuf::from(p);
+        return if p.is_file() { Ok(p) } else { Err(format!("GATELAB_PEER={}: no such file", p.display())) };
+    }
+    let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
+    let compiled = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    cwd.ancestors()
+        .chain(std::iter::once(compiled.as_path()))
+        .map(|dir| dir.join("bench/peer.py"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| "bench: bench/peer.py not found: run from the gatelab checkout, set GATELAB_PEER, or pass --no-peer".to_string())
+}
+
 /// The PyTorch peer's measurement (its JSON names differ a little from ours).
-fn peer(python: &str, config: &Path, variant: &str, args: &BenchArgs, compile: bool) -> Result<Measurement, String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/peer.py");
+fn peer(python: &str, script: &Path, config: &Path, variant: &str, args: &BenchArgs, compile: bool) -> Result<Measurement, String> {
     let mut cmd = Command::new(python);
-    cmd.arg(&script).arg(config).args(["--steps", &args.steps.to_string(), "--warmup", &args.warmup.to_string(), "--threads", &args.threads.to_string()]);
+    cmd.arg(script).arg(config).args(["--steps", &args.steps.to_string(), "--warmup", &args.warmup.to_string(), "--threads", &args.threads.to_string()]);
     if compile {
         cmd.arg("--compile");
     }
@@ -123,16 +139,17 @@ pub fn bench(args: BenchArgs) -> Result<(), String> {
         let run = planned.iter().find(|r| &r.variant == v).ok_or_else(|| format!("--variants: grid {} has no variant {v}", g.name))?;
         cases.push((v.clone(), run.config.clone()));
     }
+    let python = std::env::var("GATELAB_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has_torch = !args.no_peer && Command::new(&python).args(["-c", "import torch"]).output().is_ok_and(|o| o.status.success());
+    if !args.no_peer && !has_torch {
+        eprintln!("bench: no Python with torch at `{python}` (scripts/setup-libtorch.sh); the PyTorch peer is skipped");
+    }
+    let script = if has_torch { Some(peer_script()?) } else { None };
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("results/bench").join(format!("{}.json", args.preset)));
     let configs = out.with_extension("configs");
     std::fs::create_dir_all(&configs).map_err(|e| format!("{}: {e}", configs.display()))?;
     for (v, c) in &cases {
         gatelab::rundir::write_json(&configs.join(format!("{v}.json")), c)?;
-    }
-    let python = std::env::var("GATELAB_PYTHON").unwrap_or_else(|_| "python3".into());
-    let has_torch = !args.no_peer && Command::new(&python).args(["-c", "import torch"]).output().is_ok_and(|o| o.status.success());
-    if !args.no_peer && !has_torch {
-        eprintln!("bench: no Python with torch at `{python}` (scripts/setup-libtorch.sh); the PyTorch peer is skipped");
     }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut best: Vec<Measurement> = Vec::new();
@@ -155,9 +172,9 @@ pub fn bench(args: BenchArgs) -> Result<(), String> {
                 eprintln!("round {round}: {v:<16} {:<16} train {:>9.0} tok/s", m.implementation, m.train_tokens_per_s);
                 keep(m);
             }
-            if has_torch {
+            if let Some(script) = &script {
                 for compile in [false, true].into_iter().filter(|c| !c || args.compile) {
-                    match peer(&python, &config, v, &args, compile) {
+                    match peer(&python, script, &config, v, &args, compile) {
                         Ok(m) => {
                             eprintln!("round {round}: {v:<16} {:<16} train {:>9.0} tok/s", m.implementation, m.train_tokens_per_s);
                             keep(m);

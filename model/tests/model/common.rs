@@ -64,3 +64,9 @@ pub fn tempfile_dir(tag: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// This crate's folder, read when the test runs (`cargo test` sets `CARGO_MANIFEST_DIR`), not
+/// when it was compiled: a shared build cache may hold test binaries compiled in another clone.
+pub fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}

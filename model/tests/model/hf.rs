@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/hf_ref.py")
+    crate::common::manifest_dir().join("tests/reference/hf_ref.py")
 }
 
 fn python(py: &str, args: &[&str]) {

@@ -178,6 +178,6 @@ fn every_design_point_matches_pytorch() {
 }
 
 fn reference_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/gatelab_ref.py")
+    crate::common::manifest_dir().join("tests/reference/gatelab_ref.py")
 }
 

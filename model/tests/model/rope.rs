@@ -4,7 +4,6 @@
 use crate::common::{reference_python, tempfile_dir};
 use gatelab_model::RopeScaling;
 use gatelab_model::rope::inv_freq;
-use std::path::Path;
 
 fn yarn(factor: f64, original_max_position: usize) -> RopeScaling {
     RopeScaling::Yarn { factor, original_max_position, beta_fast: 32.0, beta_slow: 1.0 }
@@ -46,7 +45,7 @@ fn frequencies_and_temperature_match_transformers() {
     let dir = tempfile_dir("rope");
     let path = dir.join("cases.json");
     std::fs::write(&path, serde_json::to_string(&json).unwrap()).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/rope_ref.py");
+    let script = crate::common::manifest_dir().join("tests/reference/rope_ref.py");
     let output = std::process::Command::new(&python).arg(&script).arg(&path).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let reference: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();

@@ -1,0 +1,101 @@
+//! `gatelab bench` end to end at a tiny size: every case is measured in its own process, the
+//! PyTorch peer runs beside it from the same resolved config (required under
+//! GATELAB_REQUIRE_TORCH=1), and the JSON and the tables hold what was measured. Nothing here
+//! asserts on how fast anything is.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn gatelab(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gatelab")).args(args).current_dir(cwd).envs(env.iter().copied()).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn torch() -> bool {
+    let python = std::env::var("GATELAB_PYTHON").unwrap_or_else(|_| "python3".into());
+    if Command::new(&python).args(["-c", "import torch"]).output().is_ok_and(|o| o.status.success()) {
+        return true;
+    }
+    assert!(std::env::var("GATELAB_REQUIRE_TORCH").as_deref() != Ok("1"), "GATELAB_REQUIRE_TORCH=1 but no torch at {python}");
+    println!("SKIPPED (peer part): no Python with torch at `{python}`");
+    false
+}
+
+const TINY: [&str; 6] = ["model.d_model=32", "model.n_heads=2", "model.n_kv_heads=2", "model.head_dim=16", "data.seq_len=32", "train.batch_size=4"];
+
+#[test]
+fn bench_measures_each_case_and_its_peer_side_by_side() {
+    let dir = std::env::temp_dir().join(format!("gatelab-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("tiny.json");
+    let with_peer = torch();
+    let mut args = vec!["bench", "--backends", "flex", "--rounds", "2", "--steps", "2", "--warmup", "1", "--out", out.to_str().unwrap()];
+    if !with_peer {
+        args.push("--no-peer");
+    }
+    args.extend(TINY);
+    // From the repository root, as scripts/gatelab runs it: that is where bench/peer.py is found.
+    let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets it")).join("..");
+    let (code, stdout, stderr) = gatelab(&args, &root, &[]);
+    assert_eq!(code, 0, "{stderr}");
+
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let ms = json["measurements"].as_array().unwrap();
+    let mut expected = vec![("baseline", "gatelab-flex"), ("g1-elementwise", "gatelab-flex")];
+    if with_peer {
+        expected.extend([("baseline", "pytorch-eager"), ("g1-elementwise", "pytorch-eager")]);
+    }
+    for (variant, imp) in &expected {
+        let m = ms.iter().find(|m| m["variant"] == *variant && m["implementation"] == *imp).unwrap_or_else(|| panic!("no {variant} on {imp}: {json}"));
+        for key in ["train_tokens_per_s", "forward_tokens_per_s"] {
+            assert!(m[key].as_f64().is_some_and(|v| v.is_finite() && v > 0.0), "{variant} {imp} {key}: {m}");
+        }
+        if imp.starts_with("gatelab") {
+            assert!(m["analysis_tokens_per_s"].as_f64().is_some_and(|v| v > 0.0) && m["peak_rss_mib"].as_f64().is_some_and(|v| v > 0.0), "{m}");
+        }
+    }
+    assert_eq!(ms.len(), expected.len(), "{json}");
+    assert_eq!((json["rounds"].as_u64(), json["steps"].as_u64()), (Some(2), Some(2)));
+    // Both rounds ran every case (each reports its best of them).
+    for (variant, imp) in &expected {
+        assert_eq!(stderr.matches(&format!("{variant:<16} {imp:<16} train")).count(), 2, "{variant} {imp}:\n{stderr}");
+    }
+    // The tables: ratios to PyTorch where the peer ran, and the gate's step time against the baseline.
+    let overhead = stdout.lines().find(|l| l.starts_with("| gatelab-flex |")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(overhead.ends_with("× |"), "{overhead}");
+    let row = stdout.lines().find(|l| l.starts_with("| baseline | gatelab-flex |")).unwrap();
+    assert_eq!(row.split('|').nth(4).unwrap().trim() != "-", with_peer, "{row}");
+    assert_eq!(json["report"].as_str().unwrap(), stdout);
+    // The resolved configs the cases (and the peer) read.
+    assert!(dir.join("tiny.configs/baseline.json").is_file() && dir.join("tiny.configs/g1-elementwise.json").is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bench_refuses_bad_options_in_one_line_before_writing() {
+    let dir = std::env::temp_dir().join(format!("gatelab-bench-bad-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("x.json");
+    let out_s = out.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &[(&str, &str)], &str)> = vec![
+        (vec!["--steps", "0"], &[], "gatelab: --steps, --rounds and --threads must be at least 1"),
+        (vec!["--variants", "baseline,nope"], &[], "gatelab: --variants: grid core has no variant nope"),
+        (vec!["model.d_model=abc"], &[], "gatelab: grid core, variant baseline: override model.d_model: expected a number, not \"abc\""),
+    ];
+    let mut cases = cases;
+    if torch() {
+        cases.push((vec![], &[("GATELAB_PEER", "/nonexistent/peer.py")], "gatelab: GATELAB_PEER=/nonexistent/peer.py: no such file"));
+    }
+    for (extra, env, expected) in cases {
+        let mut args = vec!["bench", "--backends", "flex", "--out", out_s];
+        args.extend(extra.iter().copied());
+        let (code, _, stderr) = gatelab(&args, &dir, env);
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("gatelab: ") && stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!out.exists() && !dir.join("x.configs").exists(), "{args:?} wrote before refusing");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
