@@ -62,8 +62,22 @@ fn bench_measures_each_case_and_its_peer_side_by_side() {
         assert_eq!(stderr.matches(&format!("{variant:<16} {imp:<16} train")).count(), 2, "{variant} {imp}:\n{stderr}");
     }
     // The tables: ratios to PyTorch where the peer ran, and the gate's step time against the baseline.
-    let overhead = stdout.lines().find(|l| l.starts_with("| gatelab-flex |")).unwrap_or_else(|| panic!("{stdout}"));
-    assert!(overhead.ends_with("× |"), "{overhead}");
+    // The gate's overhead is the median of the rounds' paired ratios, each from that round's two
+    // measurements.
+    let rounds = json["rounds_measured"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2 * expected.len());
+    let tok = |round: u64, variant: &str| {
+        let r = rounds.iter().find(|r| r["round"] == round && r["measurement"]["implementation"] == "gatelab-flex" && r["measurement"]["variant"] == variant).unwrap();
+        r["measurement"]["train_tokens_per_s"].as_f64().unwrap()
+    };
+    let paired: Vec<f64> = (1..=2).map(|r| tok(r, "baseline") / tok(r, "g1-elementwise")).collect();
+    let o = json["overhead"].as_array().unwrap().iter().find(|o| o["implementation"] == "gatelab-flex").unwrap();
+    assert_eq!((o["variant"].as_str(), o["rounds"].as_u64()), (Some("g1-elementwise"), Some(2)));
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-9 * a.abs().max(1.0);
+    assert!(close(o["median"].as_f64().unwrap(), 0.5 * (paired[0] + paired[1])), "{o} {paired:?}");
+    assert!(close(o["min"].as_f64().unwrap(), paired[0].min(paired[1])) && close(o["max"].as_f64().unwrap(), paired[0].max(paired[1])), "{o}");
+    let cell = stdout.lines().find(|l| l.starts_with("| gatelab-flex |")).unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(cell, format!("| gatelab-flex | {:.2}× ({:.2}–{:.2}) |", o["median"].as_f64().unwrap(), o["min"].as_f64().unwrap(), o["max"].as_f64().unwrap()));
     let row = stdout.lines().find(|l| l.starts_with("| baseline | gatelab-flex |")).unwrap();
     assert_eq!(row.split('|').nth(4).unwrap().trim() != "-", with_peer, "{row}");
     assert_eq!(json["report"].as_str().unwrap(), stdout);

@@ -153,6 +153,7 @@ pub fn bench(args: BenchArgs) -> Result<(), String> {
     }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut best: Vec<Measurement> = Vec::new();
+    let mut every: Vec<(usize, Measurement)> = Vec::new();
     let mut keep = |m: Measurement| match best.iter_mut().find(|b| b.implementation == m.implementation && b.variant == m.variant) {
         Some(b) => {
             b.train_tokens_per_s = b.train_tokens_per_s.max(m.train_tokens_per_s);
@@ -170,6 +171,7 @@ pub fn bench(args: BenchArgs) -> Result<(), String> {
                 cmd.args(["bench", "--one", b.name(), "--config"]).arg(&config).args(["--steps", &args.steps.to_string(), "--warmup", &args.warmup.to_string()]);
                 let m = parse_line(child_env(&mut cmd, args.threads).output().map_err(|e| e.to_string())?, &format!("{v} on {}", b.name()))?;
                 eprintln!("round {round}: {v:<16} {:<16} train {:>9.0} tok/s", m.implementation, m.train_tokens_per_s);
+                every.push((round, m.clone()));
                 keep(m);
             }
             if let Some(script) = &script {
@@ -177,6 +179,7 @@ pub fn bench(args: BenchArgs) -> Result<(), String> {
                     match peer(&python, script, &config, v, &args, compile) {
                         Ok(m) => {
                             eprintln!("round {round}: {v:<16} {:<16} train {:>9.0} tok/s", m.implementation, m.train_tokens_per_s);
+                            every.push((round, m.clone()));
                             keep(m);
                         }
                         Err(e) => eprintln!("round {round}: {v}: {e}"),
@@ -185,21 +188,57 @@ pub fn bench(args: BenchArgs) -> Result<(), String> {
             }
         }
     }
-    let report = table(&best, &args);
+    let overhead = overheads(&every, &args.variants);
+    let report = table(&best, &overhead, &args);
     print!("{report}");
     let json = serde_json::json!({
         "preset": args.preset, "overrides": args.overrides, "grid": g.name, "steps": args.steps, "warmup": args.warmup,
         "rounds": args.rounds, "threads": args.threads, "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        "measurements": best, "report": report,
+        "measurements": best, "overhead": overhead, "rounds_measured": every.iter().map(|(r, m)| serde_json::json!({"round": r, "measurement": m})).collect::<Vec<_>>(),
+        "report": report,
     });
     gatelab::rundir::write_json(&out, &json)?;
     eprintln!("wrote {}", out.display());
     Ok(())
 }
 
-/// The markdown report: every measurement with its ratio to PyTorch eager, and each variant's
-/// step time against the first variant's per implementation.
-fn table(best: &[Measurement], args: &BenchArgs) -> String {
+/// One variant's training step time against the reference variant's on one implementation, from
+/// the rounds in which both were measured: each round's ratio is taken between two processes that
+/// ran minutes apart at most, so a slow hour of the machine cancels out; the median of those is
+/// the figure, and the spread says how far to trust it.
+#[derive(serde::Serialize, Debug, Clone)]
+struct Overhead {
+    implementation: String,
+    variant: String,
+    median: f64,
+    min: f64,
+    max: f64,
+    rounds: usize,
+}
+
+fn overheads(every: &[(usize, Measurement)], variants: &[String]) -> Vec<Overhead> {
+    let Some(reference) = variants.first() else { return vec![] };
+    let imps: std::collections::BTreeSet<&str> = every.iter().map(|(_, m)| m.implementation.as_str()).collect();
+    let mut out = Vec::new();
+    for imp in imps {
+        for v in &variants[1..] {
+            let at = |round: usize, variant: &str| every.iter().find(|(r, m)| *r == round && m.implementation == imp && m.variant == variant).map(|(_, m)| m.train_tokens_per_s);
+            let mut ratios: Vec<f64> = every.iter().filter_map(|(r, m)| (m.implementation == imp && &m.variant == v).then_some(*r)).filter_map(|r| Some(at(r, reference)? / at(r, v)?)).collect();
+            if ratios.is_empty() {
+                continue;
+            }
+            ratios.sort_by(f64::total_cmp);
+            let n = ratios.len();
+            let median = if n % 2 == 1 { ratios[n / 2] } else { 0.5 * (ratios[n / 2 - 1] + ratios[n / 2]) };
+            out.push(Overhead { implementation: imp.into(), variant: v.clone(), median, min: ratios[0], max: ratios[n - 1], rounds: n });
+        }
+    }
+    out
+}
+
+/// The markdown report: every measurement (its best round) with its ratio to PyTorch eager, and
+/// each variant's step time against the first variant's per implementation (median over rounds).
+fn table(best: &[Measurement], overhead: &[Overhead], args: &BenchArgs) -> String {
     let find = |imp: &str, v: &str| best.iter().find(|m| m.implementation == imp && m.variant == v);
     let opt = |x: Option<f64>, p: usize| x.map_or("-".to_string(), |v| format!("{v:.p$}"));
     let mut s = String::from("| variant | implementation | train tok/s | × PyTorch eager | forward tok/s | analysis tok/s | peak MiB |\n|---|---|---:|---:|---:|---:|---:|\n");
@@ -218,15 +257,16 @@ fn table(best: &[Measurement], args: &BenchArgs) -> String {
         );
     }
     if let Some(reference) = args.variants.first() {
-        let mut imps: Vec<&str> = best.iter().map(|m| m.implementation.as_str()).collect();
-        imps.dedup();
-        let _ = writeln!(s, "\nTraining step time against {reference} (same tokens per step):\n\n| implementation | {} |\n|---|{}", args.variants[1..].join(" | "), "---:|".repeat(args.variants.len().saturating_sub(1)));
-        for imp in imps.iter().copied().collect::<std::collections::BTreeSet<_>>() {
+        let spread = if args.rounds > 1 { format!("median of {} rounds' paired ratios, lowest–highest in brackets", args.rounds) } else { "one round".into() };
+        let _ = writeln!(s, "\nTraining step time against {reference} (same tokens per step; {spread}):\n\n| implementation | {} |\n|---|{}", args.variants[1..].join(" | "), "---:|".repeat(args.variants.len().saturating_sub(1)));
+        let imps: std::collections::BTreeSet<&str> = best.iter().map(|m| m.implementation.as_str()).collect();
+        for imp in imps {
             let cells: Vec<String> = args.variants[1..]
                 .iter()
-                .map(|v| match (find(imp, reference), find(imp, v)) {
-                    (Some(a), Some(b)) => format!("{:.2}×", a.train_tokens_per_s / b.train_tokens_per_s),
-                    _ => "-".into(),
+                .map(|v| match overhead.iter().find(|o| o.implementation == imp && &o.variant == v) {
+                    Some(o) if o.rounds > 1 => format!("{:.2}× ({:.2}–{:.2})", o.median, o.min, o.max),
+                    Some(o) => format!("{:.2}×", o.median),
+                    None => "-".into(),
                 })
                 .collect();
             let _ = writeln!(s, "| {imp} | {} |", cells.join(" | "));
