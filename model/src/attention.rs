@@ -4,9 +4,10 @@
 use crate::config::ModelConfig;
 use crate::gate::{Combination, GateActivation, GateInput, GatePosition, GateSite, GateSpec, HeadSharing, SdpaNonlinearity};
 use crate::rope::apply_rope;
+use crate::sdpa::sdpa;
 use burn::module::{Module, Param};
 use burn::nn::{Initializer, Linear, LinearConfig, RmsNorm, RmsNormConfig};
-use burn::tensor::activation::{sigmoid, silu, softmax};
+use burn::tensor::activation::{sigmoid, silu};
 use burn::tensor::{Bool, Device, Tensor};
 
 /// A learned gate at one site: logits `X·W_θ` (or `θ`), an activation, and a product or sum with
@@ -208,13 +209,12 @@ impl Attention {
         let v = v.swap_dims(1, 2);
         let (q_probe, k_probe) = if probe.is_some() { (Some(q.clone()), Some(k.clone())) } else { (None, None) };
 
-        // Scores without repeating K/V: query heads of one KV group are stacked along the
-        // sequence axis, [b, kv, groups·t, hd] × [b, kv, hd, t] → [b, kv, groups·t, t].
-        let scale = (hd as f64).powf(-0.5);
-        let logits = q.reshape([b, kv, groups * t, hd]).matmul(k.transpose()).mul_scalar(scale);
-        let logits = logits.reshape([b, h, t, t]).mask_fill(causal_mask.clone().unsqueeze::<4>(), f32::NEG_INFINITY);
-        let attn = softmax(logits, 3);
-        let y = attn.clone().reshape([b, kv, groups * t, t]).matmul(v.clone());
+        // Attention without repeating K/V: query heads of one KV group are stacked along the
+        // sequence axis, [b, kv, groups·t, hd] against [b, kv, t, hd], each with the causal mask.
+        // One operation with its own backward pass (`crate::sdpa`).
+        let masked = if groups == 1 { causal_mask.clone() } else { causal_mask.clone().repeat_dim(0, groups) };
+        let (y, attn) = sdpa(q.reshape([b, kv, groups * t, hd]), k, v.clone(), masked, (hd as f64).powf(-0.5));
+        let attn = attn.reshape([b, h, t, t]);
         let sdpa_out = y.reshape([b, h, t, hd]).swap_dims(1, 2); // [b, t, h, hd]
 
         // SDPA-output non-linearity ablations, then a G1 gate.

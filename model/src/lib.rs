@@ -5,7 +5,8 @@
 //! - [`gate`]: the design space (position G1–G5, granularity, sharing, combination, activation,
 //!   input dependence, SDPA non-linearity ablations).
 //! - [`config`]: [`ModelConfig`], its validation and exact parameter counts.
-//! - [`attention`], [`transformer`]: the modules; [`rope`]: rotary embeddings.
+//! - [`attention`], [`transformer`]: the modules; [`rope`]: rotary embeddings; [`sdpa`]: the
+//!   attention core as one operation with a handwritten backward pass.
 //! - [`probe`]: what [`Transformer::forward_probed`] returns.
 //! - [`weights`]: safetensors interchange with PyTorch, names documented there.
 //! - [`hf`]: Hugging Face Qwen3-format checkpoint directories in and out (plain, the paper's
@@ -17,6 +18,7 @@ pub mod gate;
 pub mod hf;
 pub mod probe;
 pub mod rope;
+pub mod sdpa;
 pub mod transformer;
 pub mod weights;
 
