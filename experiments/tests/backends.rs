@@ -13,6 +13,19 @@ fn required() -> Vec<String> {
     std::env::var("GATELAB_REQUIRE_BACKENDS").unwrap_or_default().split(',').filter(|s| !s.is_empty()).map(String::from).collect()
 }
 
+/// The backend's autodiff device; `None` (printed as skipped) where it does not work here, which
+/// fails the test for a backend in `GATELAB_REQUIRE_BACKENDS`.
+fn open_autodiff(backend: Backend, required: &[String]) -> Option<burn::tensor::Device> {
+    match open(backend, 0) {
+        Ok(d) => Some(d.autodiff()),
+        Err(e) => {
+            assert!(!required.iter().any(|r| r == backend.name()), "required backend failed: {e}");
+            println!("SKIPPED {}: {e}", backend.name());
+            None
+        }
+    }
+}
+
 #[test]
 fn one_step_lowers_the_loss_on_every_backend() {
     let required = required();
@@ -22,14 +35,7 @@ fn one_step_lowers_the_loss_on_every_backend() {
     }
     let mut ran = 0;
     for backend in Backend::compiled().into_iter().filter(|b| !matches!(b, Backend::TchCuda | Backend::Auto)) {
-        let device = match open(backend, 0) {
-            Ok(d) => d.autodiff(),
-            Err(e) => {
-                assert!(!required.iter().any(|r| r == backend.name()), "required backend failed: {e}");
-                println!("SKIPPED {}: {e}", backend.name());
-                continue;
-            }
-        };
+        let Some(device) = open_autodiff(backend, &required) else { continue };
         for gate in [GateSpec::BASELINE, GateSpec::G1_ELEMENTWISE] {
             let config = ModelConfig { vocab_size: 17, d_model: 32, n_layers: 2, n_heads: 2, n_kv_heads: 1, head_dim: 16, d_ff: 48, gate, ..ModelConfig::default() };
             let model = config.init(&device).unwrap();
@@ -76,14 +82,7 @@ fn attention_gradients_agree_across_backends() {
     let reference = grads_on(reference_model.clone(), &flex);
     let mut compared = 0;
     for backend in Backend::compiled().into_iter().filter(|b| !matches!(b, Backend::Flex | Backend::TchCuda | Backend::Auto)) {
-        let device = match open(backend, 0) {
-            Ok(d) => d.autodiff(),
-            Err(e) => {
-                assert!(!required.iter().any(|r| r == backend.name()), "required backend failed: {e}");
-                println!("SKIPPED {}: {e}", backend.name());
-                continue;
-            }
-        };
+        let Some(device) = open_autodiff(backend, &required) else { continue };
         for ((name, want), (_, got)) in reference.iter().zip(grads_on(reference_model.clone().fork(&device), &device)) {
             let scale = want.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-12);
             let worst = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale;

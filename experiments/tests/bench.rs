@@ -21,13 +21,18 @@ fn torch() -> bool {
     false
 }
 
+fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gatelab-bench-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 const TINY: [&str; 6] = ["model.d_model=32", "model.n_heads=2", "model.n_kv_heads=2", "model.head_dim=16", "data.seq_len=32", "train.batch_size=4"];
 
 #[test]
 fn bench_measures_each_case_and_its_peer_side_by_side() {
-    let dir = std::env::temp_dir().join(format!("gatelab-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("run");
     let out = dir.join("tiny.json");
     let with_peer = torch();
     let mut args = vec!["bench", "--backends", "flex", "--rounds", "2", "--steps", "2", "--warmup", "1", "--out", out.to_str().unwrap()];
@@ -88,9 +93,7 @@ fn bench_measures_each_case_and_its_peer_side_by_side() {
 
 #[test]
 fn bench_refuses_bad_options_in_one_line_before_writing() {
-    let dir = std::env::temp_dir().join(format!("gatelab-bench-bad-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("bad");
     let out = dir.join("x.json");
     let out_s = out.to_str().unwrap();
     let cases: Vec<(Vec<&str>, &[(&str, &str)], &str)> = vec![
