@@ -93,7 +93,6 @@ impl NeedleConfig {
         let n = self.key_len + self.value_len;
         assert!(2 * n < seq_len, "needle does not fit; call validate first");
         let mut rng = Rng::new(self.seed ^ (seq_len as u64).wrapping_mul(0x2545_F491_4F6C_DD1D) ^ depth.to_bits().rotate_left(17) ^ (sample as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let specials_ok = |t: u32| !specials.contains(&t);
         let (key, value): (Vec<u32>, Vec<u32>) = if self.from_text && text.len() > self.key_len.max(self.value_len) {
             let mut span = |len: usize| {
                 let at = rng.below(text.len() - len + 1);
@@ -103,7 +102,7 @@ impl NeedleConfig {
         } else {
             let mut draw = || loop {
                 let t = rng.below(vocab_size) as u32;
-                if specials_ok(t) {
+                if !specials.contains(&t) {
                     return t;
                 }
             };

@@ -99,6 +99,5 @@ pub fn run(opts: &ExtendOptions) -> Result<Vec<RunRow>, String> {
     let (planned, out) = plan(opts)?;
     let (runs, metas): (Vec<Located>, Vec<RunMeta>) = planned.into_iter().unzip();
     let meta_of = |l: &Located| metas[runs.iter().position(|r| r.dir.path == l.dir.path).expect("planned")].clone();
-    let devices = if opts.devices.is_empty() { vec![opts.device_index] } else { opts.devices.clone() };
-    sweep::execute(&runs, &out, opts.backend, &devices, meta_of, "extend.json")
+    sweep::execute(&runs, &out, opts.backend, &sweep::device_indices(opts.device_index, &opts.devices), meta_of, "extend.json")
 }

@@ -37,11 +37,9 @@ pub struct SweepOptions {
     pub overrides: Vec<String>,
 }
 
-impl SweepOptions {
-    /// The devices to train on: `devices`, or `device_index` alone.
-    pub fn device_indices(&self) -> Vec<usize> {
-        if self.devices.is_empty() { vec![self.device_index] } else { self.devices.clone() }
-    }
+/// The devices to train on: `devices` (data parallel), or `device_index` alone when empty.
+pub fn device_indices(device_index: usize, devices: &[usize]) -> Vec<usize> {
+    if devices.is_empty() { vec![device_index] } else { devices.to_vec() }
 }
 
 /// What `config.json` records beside the config.
@@ -200,7 +198,7 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<RunRow>, String> {
         parent: None,
     };
     let table = format!("sweep{}.json", opts.shard.map(|(i, n)| format!("-shard{i}of{n}")).unwrap_or_default());
-    execute(&runs, &out, opts.backend, &opts.device_indices(), meta, &table)
+    execute(&runs, &out, opts.backend, &device_indices(opts.device_index, &opts.devices), meta, &table)
 }
 
 /// Trains `runs` in turn (skipping finished ones, resuming interrupted ones), writing each

@@ -72,7 +72,7 @@ fn attention_gradients_agree_across_backends() {
         let attn = &model.layers[0].attn;
         [("q_proj", &attn.q_proj.weight), ("k_proj", &attn.k_proj.weight), ("v_proj", &attn.v_proj.weight), ("o_proj", &attn.o_proj.weight)]
             .into_iter()
-            .map(|(name, p)| (name.to_string(), grads.get::<2>(p.id).unwrap_or_else(|| panic!("no gradient for {name}")).into_data().convert::<f32>().to_vec().unwrap()))
+            .map(|(name, p)| (name.to_string(), grads.get::<2>(p.id).unwrap_or_else(|| panic!("no gradient for {name}")).into_data().iter::<f32>().collect()))
             .collect()
     };
     let flex = open(Backend::Flex, 0).unwrap().autodiff();

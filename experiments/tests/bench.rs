@@ -3,46 +3,25 @@
 //! GATELAB_REQUIRE_TORCH=1), and the JSON and the tables hold what was measured. Nothing here
 //! asserts on how fast anything is.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn gatelab(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_gatelab")).args(args).current_dir(cwd).envs(env.iter().copied()).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
-
-fn torch() -> bool {
-    let python = std::env::var("GATELAB_PYTHON").unwrap_or_else(|_| "python3".into());
-    if Command::new(&python).args(["-c", "import torch"]).output().is_ok_and(|o| o.status.success()) {
-        return true;
-    }
-    assert!(std::env::var("GATELAB_REQUIRE_TORCH").as_deref() != Ok("1"), "GATELAB_REQUIRE_TORCH=1 but no torch at {python}");
-    println!("SKIPPED (peer part): no Python with torch at `{python}`");
-    false
-}
-
-fn scratch(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gatelab-bench-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use common::{gatelab_in, manifest_dir, python_with, scratch};
 
 const TINY: [&str; 6] = ["model.d_model=32", "model.n_heads=2", "model.n_kv_heads=2", "model.head_dim=16", "data.seq_len=32", "train.batch_size=4"];
 
 #[test]
 fn bench_measures_each_case_and_its_peer_side_by_side() {
-    let dir = scratch("run");
+    let dir = scratch("bench-run");
     let out = dir.join("tiny.json");
-    let with_peer = torch();
+    let with_peer = python_with("torch").is_some();
     let mut args = vec!["bench", "--backends", "flex", "--rounds", "2", "--steps", "2", "--warmup", "1", "--out", out.to_str().unwrap()];
     if !with_peer {
         args.push("--no-peer");
     }
     args.extend(TINY);
     // From the repository root, as scripts/gatelab runs it: that is where bench/peer.py is found.
-    let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets it")).join("..");
-    let (code, stdout, stderr) = gatelab(&args, &root, &[]);
+    let root = manifest_dir().join("..");
+    let (code, stdout, stderr) = gatelab_in(&args, &root, &[]);
     assert_eq!(code, 0, "{stderr}");
 
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
@@ -93,7 +72,7 @@ fn bench_measures_each_case_and_its_peer_side_by_side() {
 
 #[test]
 fn bench_refuses_bad_options_in_one_line_before_writing() {
-    let dir = scratch("bad");
+    let dir = scratch("bench-bad");
     let out = dir.join("x.json");
     let out_s = out.to_str().unwrap();
     let cases: Vec<(Vec<&str>, &[(&str, &str)], &str)> = vec![
@@ -102,13 +81,13 @@ fn bench_refuses_bad_options_in_one_line_before_writing() {
         (vec!["model.d_model=abc"], &[], "gatelab: grid core, variant baseline: override model.d_model: expected a number, not \"abc\""),
     ];
     let mut cases = cases;
-    if torch() {
+    if python_with("torch").is_some() {
         cases.push((vec![], &[("GATELAB_PEER", "/nonexistent/peer.py")], "gatelab: GATELAB_PEER=/nonexistent/peer.py: no such file"));
     }
     for (extra, env, expected) in cases {
         let mut args = vec!["bench", "--backends", "flex", "--out", out_s];
         args.extend(extra.iter().copied());
-        let (code, _, stderr) = gatelab(&args, &dir, env);
+        let (code, _, stderr) = gatelab_in(&args, &dir, env);
         assert_eq!(code, 1, "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
         assert!(stderr.starts_with("gatelab: ") && stderr.contains(expected), "{args:?}: {stderr}");

@@ -1,24 +1,13 @@
 //! The `gatelab` binary on bad input: a one-line error naming the file (and line), a non-zero exit,
 //! no panic.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
-fn scratch() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gatelab-cli-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn gatelab(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_gatelab")).args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
+use common::{gatelab, scratch};
 
 #[test]
 fn bad_data_is_one_line_and_a_nonzero_exit() {
-    let dir = scratch();
+    let dir = scratch("cli");
     let write = |name: &str, bytes: &[u8]| {
         let p = dir.join(name);
         std::fs::write(&p, bytes).unwrap();

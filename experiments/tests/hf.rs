@@ -2,33 +2,14 @@
 //! beside it, and `gatelab export` of a run; each needs Python with torch and transformers
 //! (skipped with the reason otherwise, required under GATELAB_REQUIRE_TORCH=1).
 
-use std::path::PathBuf;
+mod common;
+
+use common::{gatelab, manifest_dir, python_with};
 use std::process::Command;
-
-/// This crate's folder, read when the test runs (`cargo test` sets `CARGO_MANIFEST_DIR`), not
-/// when it was compiled: a shared build cache may hold test binaries compiled in another clone.
-fn manifest_dir() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-}
-
-fn gatelab(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_gatelab")).args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
-
-fn python() -> Option<String> {
-    let python = std::env::var("GATELAB_PYTHON").unwrap_or_else(|_| "python3".into());
-    if Command::new(&python).args(["-c", "import torch, transformers"]).output().is_ok_and(|o| o.status.success()) {
-        return Some(python);
-    }
-    assert!(std::env::var("GATELAB_REQUIRE_TORCH").as_deref() != Ok("1"), "GATELAB_REQUIRE_TORCH=1 but no torch and transformers at {python}");
-    println!("SKIPPED: no Python with torch and transformers at `{python}` (scripts/setup-libtorch.sh)");
-    None
-}
 
 #[test]
 fn an_imported_checkpoint_is_analysed_and_reported_beside_others() {
-    let Some(py) = python() else { return };
+    let Some(py) = python_with("torch, transformers") else { return };
     let dir = std::env::temp_dir().join(format!("gatelab-hf-cli-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

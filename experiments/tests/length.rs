@@ -4,20 +4,11 @@
 use gatelab::backend::Backend;
 use gatelab::sweep::{self, SweepOptions};
 use gatelab_analysis::length::{LengthEval, ScalingMethod};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-fn gatelab(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_gatelab")).args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
+mod common;
 
-fn scratch() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gatelab-length-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use common::{gatelab, scratch};
 
 fn read_eval(dir: &Path) -> LengthEval {
     serde_json::from_str(&std::fs::read_to_string(dir.join("length.json")).unwrap()).unwrap()
@@ -25,7 +16,7 @@ fn read_eval(dir: &Path) -> LengthEval {
 
 #[test]
 fn eval_length_and_extend_on_a_tiny_sweep() {
-    let dir = scratch();
+    let dir = scratch("length");
     let grid = dir.join("pair.json");
     std::fs::write(
         &grid,

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 /// The tests of this file train on flex; run concurrently they split the CPU's threads
 /// differently, which changes floating-point sums and so the trajectories. One at a time, each
 /// run is reproducible.
@@ -21,10 +23,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn scratch(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gatelab-sweep-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::scratch(&format!("sweep-{tag}"))
 }
 
 fn options(grid: &str, out: &Path, overrides: &[&str]) -> SweepOptions {
