@@ -261,19 +261,14 @@ impl Shards {
 
     /// The batch's gradients on `main` (each replica's moved there and summed).
     pub fn backward(self, main: &Device) -> GradientsParams {
-        let mut sum: Option<GradientsParams> = None;
-        for (replica, loss) in self.parts {
-            let grads = GradientsParams::from_grads(loss.backward(), &replica);
-            let mut grads = if sum.is_some() { grads.to_device(main, &replica) } else { grads };
-            sum = Some(match sum {
-                None => grads,
-                Some(mut total) => {
-                    replica.visit(&mut AddGrads { into: &mut total, from: &mut grads });
-                    total
-                }
-            });
+        let mut parts = self.parts.into_iter();
+        let (first, loss) = parts.next().expect("at least one shard");
+        let mut total = GradientsParams::from_grads(loss.backward(), &first);
+        for (replica, loss) in parts {
+            let mut grads = GradientsParams::from_grads(loss.backward(), &replica).to_device(main, &replica);
+            replica.visit(&mut AddGrads { into: &mut total, from: &mut grads });
         }
-        sum.expect("at least one shard")
+        total
     }
 }
 

@@ -152,16 +152,10 @@ pub fn bench(args: BenchArgs) -> Result<(), String> {
         gatelab::rundir::write_json(&configs.join(format!("{v}.json")), c)?;
     }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut best: Vec<Measurement> = Vec::new();
     let mut every: Vec<(usize, Measurement)> = Vec::new();
-    let mut keep = |m: Measurement| match best.iter_mut().find(|b| b.implementation == m.implementation && b.variant == m.variant) {
-        Some(b) => {
-            b.train_tokens_per_s = b.train_tokens_per_s.max(m.train_tokens_per_s);
-            b.forward_tokens_per_s = b.forward_tokens_per_s.max(m.forward_tokens_per_s);
-            b.analysis_tokens_per_s = larger(b.analysis_tokens_per_s, m.analysis_tokens_per_s);
-            b.peak_rss_mib = larger(b.peak_rss_mib, m.peak_rss_mib);
-        }
-        None => best.push(m),
+    let mut record = |round: usize, v: &str, m: Measurement| {
+        eprintln!("round {round}: {v:<16} {:<16} train {:>9.0} tok/s", m.implementation, m.train_tokens_per_s);
+        every.push((round, m));
     };
     for round in 1..=args.rounds {
         for (v, _) in &cases {
@@ -169,25 +163,19 @@ pub fn bench(args: BenchArgs) -> Result<(), String> {
             for &b in &backends {
                 let mut cmd = Command::new(&exe);
                 cmd.args(["bench", "--one", b.name(), "--config"]).arg(&config).args(["--steps", &args.steps.to_string(), "--warmup", &args.warmup.to_string()]);
-                let m = parse_line(child_env(&mut cmd, args.threads).output().map_err(|e| e.to_string())?, &format!("{v} on {}", b.name()))?;
-                eprintln!("round {round}: {v:<16} {:<16} train {:>9.0} tok/s", m.implementation, m.train_tokens_per_s);
-                every.push((round, m.clone()));
-                keep(m);
+                record(round, v, parse_line(child_env(&mut cmd, args.threads).output().map_err(|e| e.to_string())?, &format!("{v} on {}", b.name()))?);
             }
             if let Some(script) = &script {
                 for compile in [false, true].into_iter().filter(|c| !c || args.compile) {
                     match peer(&python, script, &config, v, &args, compile) {
-                        Ok(m) => {
-                            eprintln!("round {round}: {v:<16} {:<16} train {:>9.0} tok/s", m.implementation, m.train_tokens_per_s);
-                            every.push((round, m.clone()));
-                            keep(m);
-                        }
+                        Ok(m) => record(round, v, m),
                         Err(e) => eprintln!("round {round}: {v}: {e}"),
                     }
                 }
             }
         }
     }
+    let best = best_of(&every);
     let overhead = overheads(&every, &args.variants);
     let report = table(&best, &overhead, &args);
     print!("{report}");
@@ -200,6 +188,24 @@ pub fn bench(args: BenchArgs) -> Result<(), String> {
     gatelab::rundir::write_json(&out, &json)?;
     eprintln!("wrote {}", out.display());
     Ok(())
+}
+
+/// Each (implementation, variant)'s best round — the least disturbed by the machine — in the
+/// order first measured (peak memory: the largest).
+fn best_of(every: &[(usize, Measurement)]) -> Vec<Measurement> {
+    let mut best: Vec<Measurement> = Vec::new();
+    for (_, m) in every {
+        match best.iter_mut().find(|b| b.implementation == m.implementation && b.variant == m.variant) {
+            Some(b) => {
+                b.train_tokens_per_s = b.train_tokens_per_s.max(m.train_tokens_per_s);
+                b.forward_tokens_per_s = b.forward_tokens_per_s.max(m.forward_tokens_per_s);
+                b.analysis_tokens_per_s = larger(b.analysis_tokens_per_s, m.analysis_tokens_per_s);
+                b.peak_rss_mib = larger(b.peak_rss_mib, m.peak_rss_mib);
+            }
+            None => best.push(m.clone()),
+        }
+    }
+    best
 }
 
 /// One variant's training step time against the reference variant's on one implementation, from
