@@ -4,15 +4,13 @@
 
 mod common;
 
-use common::{gatelab, manifest_dir, python_with};
+use common::{gatelab, manifest_dir, python_with, scratch};
 use std::process::Command;
 
 #[test]
 fn an_imported_checkpoint_is_analysed_and_reported_beside_others() {
     let Some(py) = python_with("torch, transformers") else { return };
-    let dir = std::env::temp_dir().join(format!("gatelab-hf-cli-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("hf-cli");
     let text = dir.join("text.txt");
     let line = "The gate sits after the attention and before the output projection; it is sparse. ";
     std::fs::write(&text, (0..40).map(|i| format!("{i}: {line}")).collect::<String>()).unwrap();
