@@ -2,13 +2,15 @@
 trained on random tokens, timed the same way (warmup steps, then timed steps, each ending when the
 loss is on the host).
 
-  python bench/peer.py CONFIG_JSON --steps N --warmup W --threads T [--compile]
+  python bench/peer.py CONFIG_JSON [CONFIG_JSON ...] --steps N --warmup W [--passes P] --threads T [--compile]
 
 CONFIG_JSON is a gatelab resolved run config (`gatelab grid show core baseline --json`): the model
 (Qwen3-style: RMSNorm pre-norm, GQA with optional QK-norm, rotate-half RoPE, SwiGLU or none, tied
 or untied head; gate: none or G1 — the only variants the peer implements) and
 `train.batch_size`, `data.seq_len`, `train.lr`, AdamW's settings and gradient clipping. Prints one
-JSON line: tokens/s of training steps, and of forward-only passes.
+JSON line per config: tokens/s of training steps, each step's seconds, and tokens/s of forward-only
+passes. Several configs are trained in one process, step by step in turn (as `gatelab bench
+--interleave` does), so their step times can be compared pair by pair.
 """
 
 import argparse
@@ -109,47 +111,66 @@ class Model(torch.nn.Module):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("config")
+    ap.add_argument("config", nargs="+", help="several: trained in one process, step by step in turn")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--passes", type=int, default=None, help="timed forward passes (default: --steps)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--compile", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
-    cfg = json.load(open(a.config))
-    c, tr, t = cfg["model"], cfg["train"], cfg["data"]["seq_len"]
-    bsz = tr["batch_size"]
-    model = Model(c, t)
-    opt = torch.optim.AdamW(model.parameters(), lr=tr["lr"], betas=(tr["beta1"], tr["beta2"]), eps=tr["epsilon"], weight_decay=tr["weight_decay"])
-    fwd = torch.compile(model) if a.compile else model
-    data = [torch.randint(0, c["vocab_size"], (bsz, t + 1)) for _ in range(4)]
+    cases = [Case(json.load(open(path)), a.compile) for path in a.config]
+    # Step i of every case before step i + 1 of any, the order rotated by one each step.
+    n = len(cases)
+    for i in range(a.warmup + a.steps):
+        for j in range(n):
+            case = cases[(j + i) % n]
+            seconds = case.step(i)
+            if i >= a.warmup:
+                case.step_seconds.append(seconds)
+    for path, case in zip(a.config, cases):
+        passes = a.passes or a.steps
+        forward_s = case.forward_seconds(passes)
+        tokens = case.bsz * case.t
+        print(json.dumps({"impl": "pytorch-compile" if a.compile else "pytorch-eager", "torch": torch.__version__, "threads": a.threads,
+                          "config": path, "train_tokens_per_s": tokens * a.steps / sum(case.step_seconds), "forward_tokens_per_s": tokens * passes / forward_s,
+                          "steps": a.steps, "step_seconds": case.step_seconds}))
 
-    def step(i):
-        batch = data[i % len(data)]
-        loss = F.cross_entropy(fwd(batch[:, :-1]).flatten(0, 1), batch[:, 1:].flatten())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if tr["grad_clip"] > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tr["grad_clip"])
-        opt.step()
-        return loss.item()
 
-    for i in range(a.warmup):
-        step(i)
-    start = time.perf_counter()
-    for i in range(a.steps):
-        step(i)
-    train_s = time.perf_counter() - start
-    with torch.no_grad():
-        fwd(data[0][:, :-1]).sum().item()
+class Case:
+    """One config's model, optimiser and random batches."""
+
+    def __init__(self, cfg, compile):
+        torch.manual_seed(0)
+        c, self.tr, self.t = cfg["model"], cfg["train"], cfg["data"]["seq_len"]
+        self.bsz = self.tr["batch_size"]
+        tr = self.tr
+        self.model = Model(c, self.t)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=tr["lr"], betas=(tr["beta1"], tr["beta2"]), eps=tr["epsilon"], weight_decay=tr["weight_decay"])
+        self.fwd = torch.compile(self.model) if compile else self.model
+        self.data = [torch.randint(0, c["vocab_size"], (self.bsz, self.t + 1)) for _ in range(4)]
+        self.step_seconds = []
+
+    def step(self, i):
+        """One training step on batch i (mod 4), ending when the loss is on the host; its seconds."""
         start = time.perf_counter()
-        for i in range(a.steps):
-            fwd(data[i % len(data)][:, :-1]).sum().item()
-        forward_s = time.perf_counter() - start
-    tokens = a.steps * bsz * t
-    print(json.dumps({"impl": "pytorch-compile" if a.compile else "pytorch-eager", "torch": torch.__version__, "threads": a.threads,
-                      "train_tokens_per_s": tokens / train_s, "forward_tokens_per_s": tokens / forward_s, "steps": a.steps}))
+        batch = self.data[i % len(self.data)]
+        loss = F.cross_entropy(self.fwd(batch[:, :-1]).flatten(0, 1), batch[:, 1:].flatten())
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.tr["grad_clip"] > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tr["grad_clip"])
+        self.opt.step()
+        loss.item()
+        return time.perf_counter() - start
+
+    def forward_seconds(self, steps):
+        with torch.no_grad():
+            self.fwd(self.data[0][:, :-1]).sum().item()
+            start = time.perf_counter()
+            for i in range(steps):
+                self.fwd(self.data[i % len(self.data)][:, :-1]).sum().item()
+            return time.perf_counter() - start
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@
 //! Each measurement runs in its own process (`gatelab bench --one`), so its peak resident memory
 //! is its own and no backend's thread pool or allocator warms another's; cases are interleaved
 //! over rounds and each reports its best round (the least disturbed by the machine's noise).
+//! With `--interleave`, one process per implementation trains every variant, step by step in
+//! turn, so each gate step is timed right beside a baseline step ([`measure`]).
 //! A training step is the harness's step: forward, masked cross-entropy, backward, global
 //! gradient clipping, AdamW, and the loss read back to the host.
 
@@ -13,10 +15,10 @@ use crate::backend::{self, Backend};
 use crate::config::RunConfig;
 use crate::train::clip_global;
 use burn::module::Module;
-use burn::optim::GradientsParams;
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use gatelab_analysis::stats::{Accumulator, StatsConfig};
-use gatelab_model::masked_cross_entropy;
+use gatelab_model::{Transformer, masked_cross_entropy};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
@@ -37,6 +39,9 @@ pub struct Measurement {
     pub peak_rss_mib: Option<f64>,
     /// Timed steps.
     pub steps: usize,
+    /// Each timed training step's wall time, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub step_seconds: Vec<f64>,
 }
 
 fn random_batch(vocab: usize, batch: usize, seq: usize, salt: u64, device: &Device) -> (Tensor<2, Int>, Tensor<2, Int>, Tensor<2>) {
@@ -58,55 +63,93 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// Measures `config` on `backend` in this process: `warmup` untimed steps, then `steps` timed
-/// training steps, forward passes and analysis passes.
-pub fn measure(config: &RunConfig, variant: &str, backend: Backend, steps: usize, warmup: usize) -> Result<Measurement, String> {
-    let device = backend::open(backend, 0)?;
-    let (m, t) = (&config.model, &config.train);
-    let seq = config.data.seq_len;
-    let ad = device.clone().autodiff();
-    ad.seed(0);
-    let mut model = m.init(&ad).map_err(|e| format!("model.{e}"))?;
-    let mut optim = t.adamw().init();
-    let batches: Vec<_> = (0..4).map(|i| random_batch(m.vocab_size, t.batch_size, seq, i, &ad)).collect();
-    let mut train_s = 0.0;
-    for i in 0..warmup + steps {
-        let (x, y, mask) = batches[i % batches.len()].clone();
+/// One variant's model in training, stepped by the bench.
+struct Trainee {
+    model: Option<Transformer>,
+    optim: ModuleOptimizer,
+    batches: Vec<(Tensor<2, Int>, Tensor<2, Int>, Tensor<2>)>,
+    lr: f64,
+    grad_clip: f64,
+}
+
+impl Trainee {
+    fn new(config: &RunConfig, ad: &Device) -> Result<Self, String> {
+        let (m, t) = (&config.model, &config.train);
+        ad.seed(0);
+        let model = m.init(ad).map_err(|e| format!("model.{e}"))?;
+        let batches = (0..4).map(|i| random_batch(m.vocab_size, t.batch_size, config.data.seq_len, i, ad)).collect();
+        Ok(Self { model: Some(model), optim: t.adamw().init(), batches, lr: t.lr, grad_clip: t.grad_clip })
+    }
+
+    /// One training step on batch `i` (mod 4); its wall time in seconds.
+    fn step(&mut self, i: usize) -> f64 {
+        let (x, y, mask) = self.batches[i % self.batches.len()].clone();
+        let model = self.model.take().expect("a trainee holds its model between steps");
         let started = Instant::now();
         let loss = masked_cross_entropy(model.forward(x), y, mask);
-        let (_, grads) = clip_global(&model, GradientsParams::from_grads(loss.backward(), &model), t.grad_clip);
-        model = optim.step(t.lr, model, grads);
+        let (_, grads) = clip_global(&model, GradientsParams::from_grads(loss.backward(), &model), self.grad_clip);
+        self.model = Some(self.optim.step(self.lr, model, grads));
         let _ = loss.into_scalar::<f32>();
-        if i >= warmup {
-            train_s += started.elapsed().as_secs_f64();
+        started.elapsed().as_secs_f64()
+    }
+}
+
+/// Measures each of `cases` (variant name, resolved config) on `backend` in this process:
+/// `warmup` untimed training steps, then `steps` timed ones, then `passes` timed forward and
+/// analysis passes.
+///
+/// With several cases the training steps are interleaved: step `i` of every case runs before
+/// step `i + 1` of any, in an order rotated by one each step (A B, B A, A B, …), so each case's
+/// step `i` is timed within seconds of the others' and the machine's drift cancels out of their
+/// ratio ([`Measurement::step_seconds`]). Peak memory is then the process's, shared by all cases,
+/// and is not reported.
+pub fn measure(cases: &[(String, RunConfig)], backend: Backend, steps: usize, warmup: usize, passes: usize) -> Result<Vec<Measurement>, String> {
+    let device = backend::open(backend, 0)?;
+    let ad = device.clone().autodiff();
+    let mut trainees = cases.iter().map(|(_, c)| Trainee::new(c, &ad)).collect::<Result<Vec<_>, _>>()?;
+    let n = trainees.len();
+    let mut step_seconds = vec![Vec::with_capacity(steps); n];
+    for i in 0..warmup + steps {
+        for j in (0..n).map(|j| (j + i) % n) {
+            let s = trainees[j].step(i);
+            if i >= warmup {
+                step_seconds[j].push(s);
+            }
         }
     }
-    let model = model.valid();
-    let inputs: Vec<Tensor<2, Int>> = (0..4).map(|i| random_batch(m.vocab_size, t.batch_size, seq, i, &device).0).collect();
-    let timed = |f: &dyn Fn(Tensor<2, Int>)| {
-        f(inputs[0].clone());
-        let started = Instant::now();
-        for i in 0..steps {
-            f(inputs[i % inputs.len()].clone());
-        }
-        started.elapsed().as_secs_f64()
-    };
-    let forward_s = timed(&|x| {
-        let _ = model.forward(x).sum().into_scalar::<f32>();
-    });
-    let analysis_s = timed(&|x| {
-        let mut acc = Accumulator::new(StatsConfig::default());
-        let logits = acc.observe(&model, x);
-        let _ = logits.sum().into_scalar::<f32>();
-    });
-    let tokens = (steps * t.batch_size * seq) as f64;
-    Ok(Measurement {
-        implementation: format!("gatelab-{}", backend.name()),
-        variant: variant.into(),
-        train_tokens_per_s: tokens / train_s,
-        forward_tokens_per_s: tokens / forward_s,
-        analysis_tokens_per_s: Some(tokens / analysis_s),
-        peak_rss_mib: peak_rss_mib(),
-        steps,
-    })
+    let mut out = Vec::with_capacity(n);
+    for ((variant, config), (trainee, step_seconds)) in cases.iter().zip(trainees.into_iter().zip(step_seconds)) {
+        let (m, t) = (&config.model, &config.train);
+        let seq = config.data.seq_len;
+        let model = trainee.model.expect("held").valid();
+        let inputs: Vec<Tensor<2, Int>> = (0..4).map(|i| random_batch(m.vocab_size, t.batch_size, seq, i, &device).0).collect();
+        let timed = |f: &dyn Fn(Tensor<2, Int>)| {
+            f(inputs[0].clone());
+            let started = Instant::now();
+            for i in 0..passes {
+                f(inputs[i % inputs.len()].clone());
+            }
+            started.elapsed().as_secs_f64()
+        };
+        let forward_s = timed(&|x| {
+            let _ = model.forward(x).sum().into_scalar::<f32>();
+        });
+        let analysis_s = timed(&|x| {
+            let mut acc = Accumulator::new(StatsConfig::default());
+            let logits = acc.observe(&model, x);
+            let _ = logits.sum().into_scalar::<f32>();
+        });
+        let tokens = (t.batch_size * seq) as f64;
+        out.push(Measurement {
+            implementation: format!("gatelab-{}", backend.name()),
+            variant: variant.clone(),
+            train_tokens_per_s: tokens * steps as f64 / step_seconds.iter().sum::<f64>(),
+            forward_tokens_per_s: tokens * passes as f64 / forward_s,
+            analysis_tokens_per_s: Some(tokens * passes as f64 / analysis_s),
+            peak_rss_mib: if n == 1 { peak_rss_mib() } else { None },
+            steps,
+            step_seconds,
+        });
+    }
+    Ok(out)
 }

@@ -71,12 +71,65 @@ fn bench_measures_each_case_and_its_peer_side_by_side() {
 }
 
 #[test]
+fn bench_interleaves_the_variants_step_by_step_and_pairs_their_steps() {
+    let dir = scratch("bench-interleave");
+    let out = dir.join("tiny.json");
+    let with_peer = python_with("torch").is_some();
+    let mut args = vec!["bench", "--backends", "flex", "--interleave", "--rounds", "2", "--steps", "3", "--warmup", "1", "--passes", "2", "--out", out.to_str().unwrap()];
+    if !with_peer {
+        args.push("--no-peer");
+    }
+    args.extend(TINY);
+    let root = manifest_dir().join("..");
+    let (code, stdout, stderr) = gatelab_in(&args, &root, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(json["interleave"], true);
+    let rounds = json["rounds_measured"].as_array().unwrap();
+    let mut imps = vec!["gatelab-flex"];
+    if with_peer {
+        imps.push("pytorch-eager");
+    }
+    assert_eq!(rounds.len(), 2 * 2 * imps.len(), "{json}");
+    for imp in imps {
+        // Every measurement carries its three steps' times, and they add up to its tokens/s.
+        let steps = |round: u64, variant: &str| -> Vec<f64> {
+            let m = &rounds.iter().find(|r| r["round"] == round && r["measurement"]["implementation"] == imp && r["measurement"]["variant"] == variant).unwrap_or_else(|| panic!("{imp} {variant} round {round}: {json}"))["measurement"];
+            let s: Vec<f64> = m["step_seconds"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+            assert_eq!(s.len(), 3, "{m}");
+            let tokens = (3 * 4 * 32) as f64;
+            assert!((m["train_tokens_per_s"].as_f64().unwrap() - tokens / s.iter().sum::<f64>()).abs() < 1e-6 * m["train_tokens_per_s"].as_f64().unwrap(), "{m}");
+            if imp.starts_with("gatelab") {
+                // Two models shared the process: its peak memory is no one variant's.
+                assert!(m["peak_rss_mib"].is_null(), "{m}");
+            }
+            s
+        };
+        // The overhead is the median of the six per-step ratios, gate over baseline, same step.
+        let mut ratios: Vec<f64> = (1..=2).flat_map(|r| steps(r, "g1-elementwise").into_iter().zip(steps(r, "baseline")).map(|(g, b)| g / b).collect::<Vec<_>>()).collect();
+        ratios.sort_by(f64::total_cmp);
+        let o = json["overhead"].as_array().unwrap().iter().find(|o| o["implementation"] == imp).unwrap();
+        assert_eq!((o["pairs"].as_u64(), o["rounds"].as_u64()), (Some(6), Some(2)), "{o}");
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9 * a.abs().max(1.0);
+        assert!(close(o["median"].as_f64().unwrap(), 0.5 * (ratios[2] + ratios[3])), "{o} {ratios:?}");
+        // Six pairs are too few to leave any out: the interval is their range.
+        let ci: Vec<f64> = o["ci95"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        assert!(close(ci[0], ratios[0]) && close(ci[1], ratios[5]), "{o} {ratios:?}");
+        let cell = stdout.lines().find(|l| l.starts_with(&format!("| {imp} |"))).unwrap_or_else(|| panic!("{stdout}"));
+        assert_eq!(cell, format!("| {imp} | {:.2}× ({:.2}–{:.2}) |", o["median"].as_f64().unwrap(), ci[0], ci[1]));
+    }
+    assert!(stdout.contains("median of 6 interleaved step pairs (2 rounds of 3 steps)"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn bench_refuses_bad_options_in_one_line_before_writing() {
     let dir = scratch("bench-bad");
     let out = dir.join("x.json");
     let out_s = out.to_str().unwrap();
     let cases: Vec<(Vec<&str>, &[(&str, &str)], &str)> = vec![
-        (vec!["--steps", "0"], &[], "gatelab: --steps, --rounds and --threads must be at least 1"),
+        (vec!["--steps", "0"], &[], "gatelab: --steps, --passes, --rounds and --threads must be at least 1"),
+        (vec!["--passes", "0"], &[], "gatelab: --steps, --passes, --rounds and --threads must be at least 1"),
         (vec!["--variants", "baseline,nope"], &[], "gatelab: --variants: grid core has no variant nope"),
         (vec!["model.d_model=abc"], &[], "gatelab: grid core, variant baseline: override model.d_model: expected a number, not \"abc\""),
     ];

@@ -31,9 +31,16 @@ pub struct BenchArgs {
     /// Untimed steps first.
     #[arg(long, default_value_t = 3)]
     warmup: usize,
+    /// Timed forward-only and analysis passes per measurement (default: as many as --steps).
+    #[arg(long)]
+    passes: Option<usize>,
     /// Rounds over every case (interleaved); each case reports its best.
     #[arg(long, default_value_t = 2)]
     rounds: usize,
+    /// Train every variant in one process per implementation, alternating step by step; the
+    /// gate's overhead is then the median of those paired steps (with its 95% interval).
+    #[arg(long)]
+    interleave: bool,
     /// CPU threads for every implementation.
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -49,9 +56,9 @@ pub struct BenchArgs {
     /// Internal: measure one case in this process and print it as JSON.
     #[arg(long, hide = true)]
     one: Option<Backend>,
-    /// Internal: the case's resolved config.
+    /// Internal: the case's resolved config (several: interleaved, the first the reference).
     #[arg(long, hide = true)]
-    config: Option<PathBuf>,
+    config: Vec<PathBuf>,
 }
 
 fn child_env(cmd: &mut Command, threads: usize) -> &mut Command {
@@ -68,14 +75,18 @@ fn larger(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     }
 }
 
-fn parse_line(out: std::process::Output, what: &str) -> Result<Measurement, String> {
+/// A child's measurements, one JSON line each, `expected` of them.
+fn parse_lines(out: std::process::Output, what: &str, expected: usize) -> Result<Vec<Measurement>, String> {
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         return Err(format!("{what}: {}", err.lines().last().unwrap_or("failed")));
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().rev().find(|l| l.starts_with('{')).ok_or_else(|| format!("{what}: no JSON on stdout"))?;
-    serde_json::from_str(line).map_err(|e| format!("{what}: {e}"))
+    let ms = text.lines().filter(|l| l.starts_with('{')).map(serde_json::from_str).collect::<Result<Vec<Measurement>, _>>().map_err(|e| format!("{what}: {e}"))?;
+    if ms.len() != expected {
+        return Err(format!("{what}: {} measurements on stdout, not {expected}", ms.len()));
+    }
+    Ok(ms)
 }
 
 /// `bench/peer.py`: `$GATELAB_PEER`, else `bench/peer.py` in the working directory or the nearest
@@ -95,10 +106,14 @@ fn peer_script() -> Result<PathBuf, String> {
         .ok_or_else(|| "bench: bench/peer.py not found: run from the gatelab checkout, set GATELAB_PEER, or pass --no-peer".to_string())
 }
 
-/// The PyTorch peer's measurement (its JSON names differ a little from ours).
-fn peer(python: &str, script: &Path, config: &Path, variant: &str, args: &BenchArgs, compile: bool) -> Result<Measurement, String> {
+/// The PyTorch peer's measurements of `variants` (their resolved `configs`), interleaved when
+/// there are several (its JSON names differ a little from ours).
+fn peer(python: &str, script: &Path, configs: &[PathBuf], variants: &[String], args: &BenchArgs, compile: bool) -> Result<Vec<Measurement>, String> {
     let mut cmd = Command::new(python);
-    cmd.arg(script).arg(config).args(["--steps", &args.steps.to_string(), "--warmup", &args.warmup.to_string(), "--threads", &args.threads.to_string()]);
+    cmd.arg(script).args(configs).args(["--steps", &args.steps.to_string(), "--warmup", &args.warmup.to_string(), "--threads", &args.threads.to_string()]);
+    if let Some(p) = args.passes {
+        cmd.args(["--passes", &p.to_string()]);
+    }
     if compile {
         cmd.arg("--compile");
     }
@@ -107,28 +122,43 @@ fn peer(python: &str, script: &Path, config: &Path, variant: &str, args: &BenchA
         return Err(format!("bench/peer.py: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("failed")));
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let v: serde_json::Value = serde_json::from_str(text.lines().rev().find(|l| l.starts_with('{')).ok_or("bench/peer.py: no JSON")?).map_err(|e| e.to_string())?;
-    Ok(Measurement {
-        implementation: v["impl"].as_str().unwrap_or("pytorch").into(),
-        variant: variant.into(),
-        train_tokens_per_s: v["train_tokens_per_s"].as_f64().unwrap_or(f64::NAN),
-        forward_tokens_per_s: v["forward_tokens_per_s"].as_f64().unwrap_or(f64::NAN),
-        analysis_tokens_per_s: None,
-        peak_rss_mib: None,
-        steps: args.steps,
-    })
+    let lines: Vec<serde_json::Value> = text.lines().filter(|l| l.starts_with('{')).map(serde_json::from_str).collect::<Result<_, _>>().map_err(|e| format!("bench/peer.py: {e}"))?;
+    if lines.len() != variants.len() {
+        return Err(format!("bench/peer.py: {} measurements on stdout, not {}", lines.len(), variants.len()));
+    }
+    Ok(lines
+        .iter()
+        .zip(variants)
+        .map(|(v, variant)| Measurement {
+            implementation: v["impl"].as_str().unwrap_or("pytorch").into(),
+            variant: variant.clone(),
+            train_tokens_per_s: v["train_tokens_per_s"].as_f64().unwrap_or(f64::NAN),
+            forward_tokens_per_s: v["forward_tokens_per_s"].as_f64().unwrap_or(f64::NAN),
+            analysis_tokens_per_s: None,
+            peak_rss_mib: None,
+            steps: args.steps,
+            step_seconds: v["step_seconds"].as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).collect()).unwrap_or_default(),
+        })
+        .collect())
 }
 
 pub fn bench(args: BenchArgs) -> Result<(), String> {
-    if let (Some(backend), Some(config)) = (args.one, &args.config) {
-        let run: RunConfig = gatelab::rundir::read_json(config)?;
-        let variant = config.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-        let m = bench::measure(&run, &variant, backend, args.steps, args.warmup)?;
-        println!("{}", serde_json::to_string(&m).map_err(|e| e.to_string())?);
+    if let Some(backend) = args.one {
+        let mut cases = Vec::new();
+        for config in &args.config {
+            let run: RunConfig = gatelab::rundir::read_json(config)?;
+            cases.push((config.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default(), run));
+        }
+        if cases.is_empty() {
+            return Err("bench --one: no --config".into());
+        }
+        for m in bench::measure(&cases, backend, args.steps, args.warmup, args.passes.unwrap_or(args.steps))? {
+            println!("{}", serde_json::to_string(&m).map_err(|e| e.to_string())?);
+        }
         return Ok(());
     }
-    if args.steps == 0 || args.rounds == 0 || args.threads == 0 {
-        return Err("--steps, --rounds and --threads must be at least 1".into());
+    if args.steps == 0 || args.rounds == 0 || args.threads == 0 || args.passes == Some(0) {
+        return Err("--steps, --passes, --rounds and --threads must be at least 1".into());
     }
     let backends = if args.backends.is_empty() { Backend::compiled().into_iter().filter(|b| matches!(b, Backend::Flex | Backend::Tch)).collect() } else { args.backends.clone() };
     let g = grid::load(&args.grid)?;
@@ -153,35 +183,48 @@ pub fn bench(args: BenchArgs) -> Result<(), String> {
     }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut every: Vec<(usize, Measurement)> = Vec::new();
-    let mut record = |round: usize, v: &str, m: Measurement| {
-        eprintln!("round {round}: {v:<16} {:<16} train {:>9.0} tok/s", m.implementation, m.train_tokens_per_s);
+    let mut record = |round: usize, m: Measurement| {
+        eprintln!("round {round}: {:<16} {:<16} train {:>9.0} tok/s", m.variant, m.implementation, m.train_tokens_per_s);
         every.push((round, m));
     };
+    // Per round, each process measures one variant, or (interleaved) all of them.
+    let groups: Vec<Vec<String>> = if args.interleave { vec![args.variants.clone()] } else { args.variants.iter().map(|v| vec![v.clone()]).collect() };
     for round in 1..=args.rounds {
-        for (v, _) in &cases {
-            let config = configs.join(format!("{v}.json"));
+        for group in &groups {
+            let config_paths: Vec<PathBuf> = group.iter().map(|v| configs.join(format!("{v}.json"))).collect();
+            let what = group.join(",");
             for &b in &backends {
                 let mut cmd = Command::new(&exe);
-                cmd.args(["bench", "--one", b.name(), "--config"]).arg(&config).args(["--steps", &args.steps.to_string(), "--warmup", &args.warmup.to_string()]);
-                record(round, v, parse_line(child_env(&mut cmd, args.threads).output().map_err(|e| e.to_string())?, &format!("{v} on {}", b.name()))?);
+                cmd.args(["bench", "--one", b.name()]);
+                for c in &config_paths {
+                    cmd.arg("--config").arg(c);
+                }
+                cmd.args(["--steps", &args.steps.to_string(), "--warmup", &args.warmup.to_string()]);
+                if let Some(p) = args.passes {
+                    cmd.args(["--passes", &p.to_string()]);
+                }
+                let out = child_env(&mut cmd, args.threads).output().map_err(|e| e.to_string())?;
+                for m in parse_lines(out, &format!("{what} on {}", b.name()), group.len())? {
+                    record(round, m);
+                }
             }
             if let Some(script) = &script {
                 for compile in [false, true].into_iter().filter(|c| !c || args.compile) {
-                    match peer(&python, script, &config, v, &args, compile) {
-                        Ok(m) => record(round, v, m),
-                        Err(e) => eprintln!("round {round}: {v}: {e}"),
+                    match peer(&python, script, &config_paths, group, &args, compile) {
+                        Ok(ms) => ms.into_iter().for_each(|m| record(round, m)),
+                        Err(e) => eprintln!("round {round}: {what}: {e}"),
                     }
                 }
             }
         }
     }
     let best = best_of(&every);
-    let overhead = overheads(&every, &args.variants);
+    let overhead = overheads(&every, &args.variants, args.interleave);
     let report = table(&best, &overhead, &args);
     print!("{report}");
     let json = serde_json::json!({
         "preset": args.preset, "overrides": args.overrides, "grid": g.name, "steps": args.steps, "warmup": args.warmup,
-        "rounds": args.rounds, "threads": args.threads, "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "rounds": args.rounds, "interleave": args.interleave, "threads": args.threads, "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "measurements": best, "overhead": overhead, "rounds_measured": every.iter().map(|(r, m)| serde_json::json!({"round": r, "measurement": m})).collect::<Vec<_>>(),
         "report": report,
     });
@@ -208,10 +251,14 @@ fn best_of(every: &[(usize, Measurement)]) -> Vec<Measurement> {
     best
 }
 
-/// One variant's training step time against the reference variant's on one implementation, from
-/// the rounds in which both were measured: each round's ratio is taken between two processes that
-/// ran minutes apart at most, so a slow hour of the machine cancels out; the median of those is
-/// the figure, and the spread says how far to trust it.
+/// One variant's training step time against the reference variant's on one implementation.
+///
+/// Without `--interleave`, from the rounds in which both were measured: each round's ratio is
+/// taken between two processes that ran minutes apart at most, so a slow hour of the machine
+/// cancels out; the median of those is the figure, and the spread says how far to trust it.
+/// With it, from every timed step: the two variants' step `i` ran back to back in one process,
+/// so each ratio is taken seconds apart; the median of all of them (over every round) is the
+/// figure, with a distribution-free 95% confidence interval of that median.
 #[derive(serde::Serialize, Debug, Clone)]
 struct Overhead {
     implementation: String,
@@ -219,24 +266,58 @@ struct Overhead {
     median: f64,
     min: f64,
     max: f64,
+    /// Rounds in which both variants were measured.
     rounds: usize,
+    /// Paired ratios the median is taken over: one per round, or one per interleaved step.
+    pairs: usize,
+    /// 95% confidence interval of the median (interleaved only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ci95: Option<[f64; 2]>,
 }
 
-fn overheads(every: &[(usize, Measurement)], variants: &[String]) -> Vec<Overhead> {
+/// The median of `sorted` (ascending, non-empty).
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 { sorted[n / 2] } else { 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]) }
+}
+
+/// A distribution-free 95% confidence interval of the median of `sorted` (ascending): the order
+/// statistics `k` in from either end, `k = ⌊(n − 1.96·√n) / 2⌋` (the normal approximation of the
+/// binomial count below the median); the whole range below six samples.
+fn median_ci95(sorted: &[f64]) -> [f64; 2] {
+    let n = sorted.len();
+    let k = ((n as f64 - 1.96 * (n as f64).sqrt()) / 2.0).floor().max(0.0) as usize;
+    [sorted[k.min(n - 1)], sorted[(n - 1).saturating_sub(k)]]
+}
+
+fn overheads(every: &[(usize, Measurement)], variants: &[String], interleaved: bool) -> Vec<Overhead> {
     let Some(reference) = variants.first() else { return vec![] };
     let imps: std::collections::BTreeSet<&str> = every.iter().map(|(_, m)| m.implementation.as_str()).collect();
     let mut out = Vec::new();
     for imp in imps {
+        let at = |round: usize, variant: &str| every.iter().find(|(r, m)| *r == round && m.implementation == imp && m.variant == variant).map(|(_, m)| m);
         for v in &variants[1..] {
-            let at = |round: usize, variant: &str| every.iter().find(|(r, m)| *r == round && m.implementation == imp && m.variant == variant).map(|(_, m)| m.train_tokens_per_s);
-            let mut ratios: Vec<f64> = every.iter().filter_map(|(r, m)| (m.implementation == imp && &m.variant == v).then_some(*r)).filter_map(|r| Some(at(r, reference)? / at(r, v)?)).collect();
+            let both: Vec<(&Measurement, &Measurement)> = every.iter().filter_map(|(r, m)| (m.implementation == imp && &m.variant == v).then_some(*r)).filter_map(|r| Some((at(r, reference)?, at(r, v)?))).collect();
+            let mut ratios: Vec<f64> = if interleaved {
+                both.iter().flat_map(|(a, b)| b.step_seconds.iter().zip(&a.step_seconds).map(|(tb, ta)| tb / ta)).collect()
+            } else {
+                both.iter().map(|(a, b)| a.train_tokens_per_s / b.train_tokens_per_s).collect()
+            };
             if ratios.is_empty() {
                 continue;
             }
             ratios.sort_by(f64::total_cmp);
             let n = ratios.len();
-            let median = if n % 2 == 1 { ratios[n / 2] } else { 0.5 * (ratios[n / 2 - 1] + ratios[n / 2]) };
-            out.push(Overhead { implementation: imp.into(), variant: v.clone(), median, min: ratios[0], max: ratios[n - 1], rounds: n });
+            out.push(Overhead {
+                implementation: imp.into(),
+                variant: v.clone(),
+                median: median(&ratios),
+                min: ratios[0],
+                max: ratios[n - 1],
+                rounds: both.len(),
+                pairs: n,
+                ci95: interleaved.then(|| median_ci95(&ratios)),
+            });
         }
     }
     out
@@ -263,13 +344,20 @@ fn table(best: &[Measurement], overhead: &[Overhead], args: &BenchArgs) -> Strin
         );
     }
     if let Some(reference) = args.variants.first() {
-        let spread = if args.rounds > 1 { format!("median of {} rounds' paired ratios, lowest–highest in brackets", args.rounds) } else { "one round".into() };
+        let spread = if args.interleave {
+            format!("median of {} interleaved step pairs ({} rounds of {} steps), its 95% confidence interval in brackets", args.rounds * args.steps, args.rounds, args.steps)
+        } else if args.rounds > 1 {
+            format!("median of {} rounds' paired ratios, lowest–highest in brackets", args.rounds)
+        } else {
+            "one round".into()
+        };
         let _ = writeln!(s, "\nTraining step time against {reference} (same tokens per step; {spread}):\n\n| implementation | {} |\n|---|{}", args.variants[1..].join(" | "), "---:|".repeat(args.variants.len().saturating_sub(1)));
         let imps: std::collections::BTreeSet<&str> = best.iter().map(|m| m.implementation.as_str()).collect();
         for imp in imps {
             let cells: Vec<String> = args.variants[1..]
                 .iter()
                 .map(|v| match overhead.iter().find(|o| o.implementation == imp && &o.variant == v) {
+                    Some(Overhead { median, ci95: Some([lo, hi]), .. }) => format!("{median:.2}× ({lo:.2}–{hi:.2})"),
                     Some(o) if o.rounds > 1 => format!("{:.2}× ({:.2}–{:.2})", o.median, o.min, o.max),
                     Some(o) => format!("{:.2}×", o.median),
                     None => "-".into(),
@@ -279,4 +367,23 @@ fn table(best: &[Measurement], overhead: &[Overhead], args: &BenchArgs) -> Strin
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{median, median_ci95};
+
+    #[test]
+    fn the_median_interval_leaves_out_the_order_statistics_the_binomial_allows() {
+        let x: Vec<f64> = (1..=100).map(f64::from).collect();
+        // n = 100: k = ⌊(100 − 19.6) / 2⌋ = 40, so the 41st and 60th values.
+        assert_eq!(median_ci95(&x), [41.0, 60.0]);
+        assert_eq!(median(&x), 50.5);
+        // n = 10: k = ⌊(10 − 6.20) / 2⌋ = 1.
+        assert_eq!(median_ci95(&x[..10]), [2.0, 9.0]);
+        // Below six samples the interval is the range.
+        assert_eq!(median_ci95(&x[..5]), [1.0, 5.0]);
+        assert_eq!(median_ci95(&x[..1]), [1.0, 1.0]);
+        assert_eq!(median(&x[..5]), 3.0);
+    }
 }
