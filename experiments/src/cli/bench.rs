@@ -245,7 +245,8 @@ fn best_of(every: &[(usize, Measurement)]) -> Vec<Measurement> {
                 b.analysis_tokens_per_s = larger(b.analysis_tokens_per_s, m.analysis_tokens_per_s);
                 b.peak_rss_mib = larger(b.peak_rss_mib, m.peak_rss_mib);
             }
-            None => best.push(m.clone()),
+            // Its steps' times stay with their round (`rounds_measured`).
+            None => best.push(Measurement { step_seconds: Vec::new(), ..m.clone() }),
         }
     }
     best
