@@ -9,22 +9,29 @@ use common::{gatelab_in, manifest_dir, python_with, scratch};
 
 const TINY: [&str; 6] = ["model.d_model=32", "model.n_heads=2", "model.n_kv_heads=2", "model.head_dim=16", "data.seq_len=32", "train.batch_size=4"];
 
-#[test]
-fn bench_measures_each_case_and_its_peer_side_by_side() {
-    let dir = scratch("bench-run");
+/// Runs `gatelab bench --backends flex OPTIONS --out DIR/tiny.json` at the tiny size, with the
+/// PyTorch peer where a Python with torch is found, from the repository root as scripts/gatelab
+/// runs it (that is where bench/peer.py is found); it must succeed. Whether the peer ran, the
+/// JSON written, stdout and stderr.
+fn tiny_bench(dir: &std::path::Path, options: &[&str]) -> (bool, serde_json::Value, String, String) {
     let out = dir.join("tiny.json");
     let with_peer = python_with("torch").is_some();
-    let mut args = vec!["bench", "--backends", "flex", "--rounds", "2", "--steps", "2", "--warmup", "1", "--out", out.to_str().unwrap()];
+    let mut args = vec!["bench", "--backends", "flex", "--out", out.to_str().unwrap()];
+    args.extend(options);
     if !with_peer {
         args.push("--no-peer");
     }
     args.extend(TINY);
-    // From the repository root, as scripts/gatelab runs it: that is where bench/peer.py is found.
-    let root = manifest_dir().join("..");
-    let (code, stdout, stderr) = gatelab_in(&args, &root, &[]);
+    let (code, stdout, stderr) = gatelab_in(&args, &manifest_dir().join(".."), &[]);
     assert_eq!(code, 0, "{stderr}");
+    let json = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    (with_peer, json, stdout, stderr)
+}
 
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+#[test]
+fn bench_measures_each_case_and_its_peer_side_by_side() {
+    let dir = scratch("bench-run");
+    let (with_peer, json, stdout, stderr) = tiny_bench(&dir, &["--rounds", "2", "--steps", "2", "--warmup", "1"]);
     let ms = json["measurements"].as_array().unwrap();
     let mut expected = vec![("baseline", "gatelab-flex"), ("g1-elementwise", "gatelab-flex")];
     if with_peer {
@@ -73,17 +80,7 @@ fn bench_measures_each_case_and_its_peer_side_by_side() {
 #[test]
 fn bench_interleaves_the_variants_step_by_step_and_pairs_their_steps() {
     let dir = scratch("bench-interleave");
-    let out = dir.join("tiny.json");
-    let with_peer = python_with("torch").is_some();
-    let mut args = vec!["bench", "--backends", "flex", "--interleave", "--rounds", "2", "--steps", "3", "--warmup", "1", "--passes", "2", "--out", out.to_str().unwrap()];
-    if !with_peer {
-        args.push("--no-peer");
-    }
-    args.extend(TINY);
-    let root = manifest_dir().join("..");
-    let (code, stdout, stderr) = gatelab_in(&args, &root, &[]);
-    assert_eq!(code, 0, "{stderr}");
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let (with_peer, json, stdout, _) = tiny_bench(&dir, &["--interleave", "--rounds", "2", "--steps", "3", "--warmup", "1", "--passes", "2"]);
     assert_eq!(json["interleave"], true);
     let rounds = json["rounds_measured"].as_array().unwrap();
     let mut imps = vec!["gatelab-flex"];

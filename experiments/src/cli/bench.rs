@@ -53,7 +53,7 @@ pub struct BenchArgs {
     /// Where to write the JSON (default results/bench/<preset>.json).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Internal: measure one case in this process and print it as JSON.
+    /// Internal: measure the `--config` cases on this backend in this process, a JSON line each.
     #[arg(long, hide = true)]
     one: Option<Backend>,
     /// Internal: the case's resolved config (several: interleaved, the first the reference).
@@ -75,18 +75,19 @@ fn larger(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     }
 }
 
-/// A child's measurements, one JSON line each, `expected` of them.
-fn parse_lines(out: std::process::Output, what: &str, expected: usize) -> Result<Vec<Measurement>, String> {
+/// A measuring child's JSON lines on stdout, `expected` of them; its last line of stderr if it
+/// failed.
+fn child_lines<T: serde::de::DeserializeOwned>(out: std::process::Output, what: &str, expected: usize) -> Result<Vec<T>, String> {
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         return Err(format!("{what}: {}", err.lines().last().unwrap_or("failed")));
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let ms = text.lines().filter(|l| l.starts_with('{')).map(serde_json::from_str).collect::<Result<Vec<Measurement>, _>>().map_err(|e| format!("{what}: {e}"))?;
-    if ms.len() != expected {
-        return Err(format!("{what}: {} measurements on stdout, not {expected}", ms.len()));
+    let lines = text.lines().filter(|l| l.starts_with('{')).map(serde_json::from_str).collect::<Result<Vec<T>, _>>().map_err(|e| format!("{what}: {e}"))?;
+    if lines.len() != expected {
+        return Err(format!("{what}: {} measurements on stdout, not {expected}", lines.len()));
     }
-    Ok(ms)
+    Ok(lines)
 }
 
 /// `bench/peer.py`: `$GATELAB_PEER`, else `bench/peer.py` in the working directory or the nearest
@@ -118,14 +119,7 @@ fn peer(python: &str, script: &Path, configs: &[PathBuf], variants: &[String], a
         cmd.arg("--compile");
     }
     let out = child_env(&mut cmd, args.threads).output().map_err(|e| format!("{python}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("bench/peer.py: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("failed")));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<serde_json::Value> = text.lines().filter(|l| l.starts_with('{')).map(serde_json::from_str).collect::<Result<_, _>>().map_err(|e| format!("bench/peer.py: {e}"))?;
-    if lines.len() != variants.len() {
-        return Err(format!("bench/peer.py: {} measurements on stdout, not {}", lines.len(), variants.len()));
-    }
+    let lines: Vec<serde_json::Value> = child_lines(out, "bench/peer.py", variants.len())?;
     Ok(lines
         .iter()
         .zip(variants)
@@ -204,7 +198,7 @@ pub fn bench(args: BenchArgs) -> Result<(), String> {
                     cmd.args(["--passes", &p.to_string()]);
                 }
                 let out = child_env(&mut cmd, args.threads).output().map_err(|e| e.to_string())?;
-                for m in parse_lines(out, &format!("{what} on {}", b.name()), group.len())? {
+                for m in child_lines::<Measurement>(out, &format!("{what} on {}", b.name()), group.len())? {
                     record(round, m);
                 }
             }
