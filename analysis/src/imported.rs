@@ -8,29 +8,31 @@
 //! `<|endoftext|>`), and streamed a batch at a time; windows longer than a query tile are probed
 //! lean, so memory holds one batch's activations, not every layer's attention maps.
 
-use crate::run::{Analysis, AnalyzeOptions};
+use crate::error::{AnalysisError, Result};
+use crate::run::{ANALYSIS, Analysis, AnalyzeOptions};
 use crate::stats::Accumulator;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use gatelab_data::corpus::load_text;
 use gatelab_data::{CorpusSpec, DataConfig, Packing, Tokenizer, TokenizerSpec};
 use gatelab_model::token_nll;
+use gatelab_rundir::{EvalRecord, RunConfig, RunDir, RunFile, RunMeta, Status, TrainConfig, write_json};
 use std::path::Path;
 
 /// Imports `checkpoint`, analyses it on `text` and writes the folder `out`. `progress` hears
 /// (sequences done, sequences in all).
-pub fn analyze_checkpoint(checkpoint: &Path, text: &Path, out: &Path, name: &str, seq_len: usize, device: &Device, options: &AnalyzeOptions, mut progress: impl FnMut(usize, usize)) -> Result<Analysis, String> {
+pub fn analyze_checkpoint(checkpoint: &Path, text: &Path, out: &Path, name: &str, seq_len: usize, device: &Device, options: &AnalyzeOptions, mut progress: impl FnMut(usize, usize)) -> Result<Analysis> {
     let tokenizer_path = checkpoint.join("tokenizer.json");
     if !tokenizer_path.is_file() {
-        return Err(format!("{}: no tokenizer.json beside the checkpoint", checkpoint.display()));
+        return Err(AnalysisError::run(checkpoint, "no tokenizer.json beside the checkpoint"));
     }
-    let tokenizer = Tokenizer::load(&tokenizer_path).map_err(|e| e.to_string())?;
+    let tokenizer = Tokenizer::load(&tokenizer_path)?;
     let (model, hf) = gatelab_model::hf::import(checkpoint, device)?;
     if tokenizer.vocab_size() > hf.config.vocab_size {
-        return Err(format!("{}: the tokenizer has {} ids, the model's vocabulary {}", checkpoint.display(), tokenizer.vocab_size(), hf.config.vocab_size));
+        return Err(AnalysisError::run(checkpoint, format!("the tokenizer has {} ids, the model's vocabulary {}", tokenizer.vocab_size(), hf.config.vocab_size)));
     }
     let mut stream = Vec::new();
-    for doc in load_text(text).map_err(|e| e.to_string())? {
-        stream.extend(tokenizer.encode(&doc).map_err(|e| e.to_string())?);
+    for doc in load_text(text)? {
+        stream.extend(tokenizer.encode(&doc)?);
         stream.push(tokenizer.eos);
     }
     let windows: Vec<Vec<i32>> = stream
@@ -39,9 +41,9 @@ pub fn analyze_checkpoint(checkpoint: &Path, text: &Path, out: &Path, name: &str
         .map(|w| std::iter::once(tokenizer.bos).chain(w.iter().copied()).map(|t| t as i32).collect())
         .collect();
     if windows.is_empty() {
-        return Err(format!("{}: {} tokens, fewer than one window of {seq_len}", text.display(), stream.len()));
+        return Err(AnalysisError::run(text, format!("{} tokens, fewer than one window of {seq_len}", stream.len())));
     }
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    std::fs::create_dir_all(out).map_err(|e| gatelab_rundir::RunDirError::io(out, e))?;
     let (mut acc, mut nll, mut count) = (Accumulator::new(options.stats.clone()), 0.0, 0usize);
     let batch = options.batch_size.max(1);
     for (k, chunk) in windows.chunks(batch).enumerate() {
@@ -59,15 +61,13 @@ pub fn analyze_checkpoint(checkpoint: &Path, text: &Path, out: &Path, name: &str
     crate::run::draw_attention_maps(&model, first, out, name)?;
     let loss = nll / count.max(1) as f64;
     let data = DataConfig { corpus: CorpusSpec::Text { path: text.to_path_buf() }, tokenizer: TokenizerSpec::File { path: tokenizer_path }, seq_len, packing: Packing::Packed, ..DataConfig::default() };
-    let config = serde_json::json!({
-        "meta": { "variant": name, "paper": format!("imported: {}", checkpoint.display()), "seed": 0, "source": checkpoint, "model_type": hf.model_type },
-        "config": { "model": hf.config, "data": data },
-    });
+    let run = RunDir::new(out);
+    let meta = RunMeta { variant: name.into(), paper: format!("imported: {}", checkpoint.display()), source: Some(checkpoint.to_path_buf()), model_type: Some(hf.model_type), ..RunMeta::default() };
+    run.write_file(&RunFile { meta, config: RunConfig { model: hf.config, data, train: TrainConfig::default() } })?;
+    let _ = std::fs::remove_file(run.file(gatelab_rundir::folder::EVAL));
+    run.log_eval(&EvalRecord { step: 0, loss, perplexity: loss.exp(), tokens: count })?;
     let analysis = Analysis { run: out.to_path_buf(), options: options.clone(), stats: acc.finish() };
-    let write = |file: &str, text: String| crate::write_atomic(&out.join(file), &text);
-    write("config.json", serde_json::to_string_pretty(&config).map_err(|e| e.to_string())? + "\n")?;
-    write("eval.jsonl", serde_json::json!({ "step": 0, "loss": loss, "perplexity": loss.exp(), "tokens": count }).to_string() + "\n")?;
-    write("analysis.json", serde_json::to_string_pretty(&analysis).map_err(|e| e.to_string())? + "\n")?;
-    write("status.json", "{\"state\": \"done\"}\n".into())?;
+    write_json(&run.file(ANALYSIS), &analysis)?;
+    run.set_status(&Status::Done)?;
     Ok(analysis)
 }

@@ -17,8 +17,10 @@
 //! give held-out sequences at every length. A single packed file is cut into windows anew at each
 //! length, so its held-out windows may overlap text trained on; `held_out_clean` says so.
 
-use crate::run::{RunInfo, is_done, load_model, read_run};
+use crate::error::{AnalysisError, Result};
+use crate::run::{load_model, require_done};
 use crate::stats::{Accumulator, StatsConfig, mean};
+use gatelab_rundir::{RunDir, runs_under, write_atomic, write_json};
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -28,6 +30,9 @@ use gatelab_model::{RopeScaling, Transformer, token_nll};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+
+/// `length.json`.
+pub const LENGTH: &str = "length.json";
 
 /// A RoPE scaling method, applied at each evaluation length with factor `length / T`.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -58,8 +63,8 @@ impl ScalingMethod {
     }
 
     /// Parses a name.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        Self::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| format!("unknown RoPE scaling method {s:?}: expected none, linear, ntk or yarn"))
+    pub fn parse(s: &str) -> Result<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| AnalysisError::option("--methods", format!("unknown RoPE scaling method {s:?}: expected none, linear, ntk or yarn")))
     }
 
     /// The scaling at `factor` for a model trained at `train_len`. At factor 1 every method is
@@ -187,33 +192,39 @@ impl LengthEval {
 
 /// The data config of the run at another length (a trained BPE is read from the run's
 /// `tokenizer.json` rather than retrained).
-fn data_at(dir: &Path, data: &DataConfig, seq_len: usize) -> DataConfig {
+fn data_at(run: &RunDir, data: &DataConfig, seq_len: usize) -> DataConfig {
+    let saved = run.file(gatelab_rundir::folder::TOKENIZER);
     let tokenizer = match &data.tokenizer {
-        TokenizerSpec::Bpe { .. } if dir.join("tokenizer.json").is_file() => TokenizerSpec::File { path: dir.join("tokenizer.json") },
+        TokenizerSpec::Bpe { .. } if saved.is_file() => TokenizerSpec::File { path: saved },
         t => t.clone(),
     };
     DataConfig { seq_len, tokenizer, ..data.clone() }
 }
 
-fn batches(ds: &impl Dataset<gatelab_data::LmExample>, n: usize, batch_size: usize, batcher: &LmBatcher, device: &Device) -> Result<Vec<gatelab_data::LmBatch>, String> {
+/// Example `i` of a split (a split's own error, from burn-dataset, becomes a data error).
+fn example(ds: &impl Dataset<gatelab_data::LmExample>, i: usize) -> Result<gatelab_data::LmExample> {
+    Ok(ds.get(i).map_err(|e| gatelab_data::DataError::new(e.to_string()))?)
+}
+
+fn batches(ds: &impl Dataset<gatelab_data::LmExample>, n: usize, batch_size: usize, batcher: &LmBatcher, device: &Device) -> Result<Vec<gatelab_data::LmBatch>> {
     let n = n.min(ds.len());
     (0..n)
         .step_by(batch_size)
         .map(|s| {
-            let items = (s..(s + batch_size).min(n)).map(|i| ds.get(i).map_err(|e| e.to_string())).collect::<Result<Vec<_>, _>>()?;
+            let items = (s..(s + batch_size).min(n)).map(|i| example(ds, i)).collect::<Result<Vec<_>>>()?;
             Ok(batcher.batch(items, device))
         })
         .collect()
 }
 
 /// `seq_len` filler tokens per probe: held-out text without BOS and PAD, concatenated.
-fn fillers(data: &LmData, seq_len: usize, count: usize) -> Result<Vec<Vec<u32>>, String> {
+fn fillers(data: &LmData, seq_len: usize, count: usize) -> Result<Vec<Vec<u32>>> {
     let mut stream = Vec::new();
     let mut out: Vec<Vec<u32>> = Vec::new();
     let sources = [&data.valid, &data.analysis];
     'outer: for ds in sources {
         for i in 0..ds.len() {
-            let ex = ds.get(i).map_err(|e| e.to_string())?;
+            let ex = example(ds, i)?;
             stream.extend(ex.tokens[1..].iter().copied().filter(|&t| t != data.vocab.pad && t != data.vocab.bos));
             while stream.len() >= seq_len {
                 out.push(stream.drain(..seq_len).collect());
@@ -224,7 +235,7 @@ fn fillers(data: &LmData, seq_len: usize, count: usize) -> Result<Vec<Vec<u32>>,
         }
     }
     if out.is_empty() {
-        return Err(format!("the held-out splits hold fewer than {seq_len} tokens for the needle probe"));
+        return Err(AnalysisError::option("needle", format!("the held-out splits hold fewer than {seq_len} tokens for the needle probe")));
     }
     // Too little held-out text: fillers are reused (their needles still differ).
     let distinct = out.len();
@@ -276,29 +287,28 @@ fn retrieve(model: &Transformer, probes: &[Needle], control: bool, batch_size: u
 
 /// Evaluates a finished run at every length and method, writing `length.json`, `length.csv` and
 /// `retrieval.csv` beside it. `progress` hears one line per (length, method).
-pub fn eval_length(dir: &Path, device: &Device, options: &LengthOptions, mut progress: impl FnMut(&str)) -> Result<LengthEval, String> {
-    if !is_done(dir) {
-        return Err(format!("{}: not a finished run (status.json is not done)", dir.display()));
-    }
+pub fn eval_length(run: &RunDir, device: &Device, options: &LengthOptions, mut progress: impl FnMut(&str)) -> Result<LengthEval> {
+    require_done(run)?;
     if options.factors.is_empty() || options.factors.contains(&0) || options.methods.is_empty() {
-        return Err("eval-length: needs at least one factor (each ≥ 1) and one method".into());
+        return Err(AnalysisError::option("eval-length", "needs at least one factor (each ≥ 1) and one method"));
     }
-    let RunInfo { variant, seed, model: model_cfg, data: data_cfg, .. } = read_run(dir)?;
+    let file = run.read_file()?;
+    let (variant, seed, model_cfg, data_cfg) = (file.meta.variant, file.meta.seed, file.config.model, file.config.data);
     let t = data_cfg.seq_len;
     let theta = options.rope_theta.unwrap_or(model_cfg.rope_theta);
-    let model = load_model(dir, &model_cfg, device)?;
+    let model = load_model(run, &model_cfg, device)?;
     let mut points: Vec<LengthPoint> = Vec::new();
     let mut clean = true;
     for &factor in &options.factors {
         let length = factor * t;
         options.needle.validate(length)?;
-        let data = data_at(dir, &data_cfg, length).prepare().map_err(|e| e.to_string())?;
+        let data = data_at(run, &data_cfg, length).prepare()?;
         clean &= !(data.packed && factor != 1);
         let batcher = LmBatcher { pad: data.vocab.pad };
         let valid = batches(&data.valid, options.sequences, options.batch_size, &batcher, device)?;
         let sink = batches(&data.analysis, options.sink_sequences, options.batch_size, &batcher, device)?;
         if valid.is_empty() || sink.is_empty() {
-            return Err(format!("{}: no held-out sequences of length {length}", dir.display()));
+            return Err(AnalysisError::run(&run.path, format!("no held-out sequences of length {length}")));
         }
         let n = options.needle.samples;
         let fill = fillers(&data, length, options.needle.depths.len() * n)?;
@@ -320,7 +330,7 @@ pub fn eval_length(dir: &Path, device: &Device, options: &LengthOptions, mut pro
                 continue;
             }
             let started = std::time::Instant::now();
-            let m = model.clone().with_rope(theta, scaling).map_err(|e| e.to_string())?;
+            let m = model.clone().with_rope(theta, scaling)?;
             let (loss, tokens, segment_loss) = perplexity(&m, &valid, t);
             let mut acc = Accumulator::new(options.stats.clone());
             for b in &sink {
@@ -365,13 +375,13 @@ pub fn eval_length(dir: &Path, device: &Device, options: &LengthOptions, mut pro
             points.push(point);
         }
     }
-    let eval = LengthEval { run: dir.to_path_buf(), variant, seed, train_length: t, rope_theta: theta, held_out_clean: clean, options: options.clone(), points };
-    write_run_files(dir, &eval)?;
+    let eval = LengthEval { run: run.path.clone(), variant, seed, train_length: t, rope_theta: theta, held_out_clean: clean, options: options.clone(), points };
+    write_run_files(run, &eval)?;
     Ok(eval)
 }
 
-fn write_run_files(dir: &Path, eval: &LengthEval) -> Result<(), String> {
-    crate::write_atomic(&dir.join("length.json"), &(serde_json::to_string_pretty(eval).map_err(|e| e.to_string())? + "\n"))?;
+fn write_run_files(run: &RunDir, eval: &LengthEval) -> Result<()> {
+    write_json(&run.file(LENGTH), eval)?;
     let mut csv = String::from("method,factor,length,loss,perplexity,last_segment_loss,first_token_attention,chance,retrieval_accuracy,control_accuracy\n");
     for p in &eval.points {
         let _ = writeln!(
@@ -389,167 +399,24 @@ fn write_run_files(dir: &Path, eval: &LengthEval) -> Result<(), String> {
             p.control_accuracy
         );
     }
-    crate::write_atomic(&dir.join("length.csv"), &csv)?;
+    write_atomic(&run.file("length.csv"), csv.as_bytes())?;
     let mut csv = String::from("method,length,depth,accuracy,exact,control,samples\n");
     for p in &eval.points {
         for d in &p.retrieval {
             let _ = writeln!(csv, "{},{},{},{},{},{},{}", p.method.name(), p.length, d.depth, d.accuracy, d.exact, d.control, d.samples);
         }
     }
-    crate::write_atomic(&dir.join("retrieval.csv"), &csv)
+    Ok(write_atomic(&run.file("retrieval.csv"), csv.as_bytes())?)
 }
 
 /// The `length.json` of every run under `sweep` that has one.
-pub fn read_evals(sweep: &Path) -> Vec<LengthEval> {
-    crate::run::runs_under(sweep)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|d| std::fs::read_to_string(d.join("length.json")).ok())
-        .filter_map(|t| serde_json::from_str(&t).ok())
-        .collect()
-}
-
-/// Per variant (in the order of first appearance, as the report's colours), its evaluations.
-fn by_variant(evals: &[LengthEval]) -> Vec<(String, Vec<&LengthEval>)> {
-    let mut out: Vec<(String, Vec<&LengthEval>)> = Vec::new();
-    for e in evals {
-        match out.iter_mut().find(|(v, _)| *v == e.variant) {
-            Some((_, list)) => list.push(e),
-            None => out.push((e.variant.clone(), vec![e])),
+pub fn read_evals(sweep: &Path) -> Result<Vec<LengthEval>> {
+    let mut evals = Vec::new();
+    for run in runs_under(sweep)? {
+        let path = run.file(LENGTH);
+        if path.is_file() {
+            evals.push(gatelab_rundir::read_json(&path)?);
         }
     }
-    out
-}
-
-/// Mean over a variant's runs of `f` at (method, factor), where measured.
-fn over_seeds(runs: &[&LengthEval], method: ScalingMethod, factor: usize, f: impl Fn(&LengthPoint) -> f64) -> f64 {
-    mean(runs.iter().filter_map(|e| e.point(method, factor)).map(f))
-}
-
-/// The sweep's length charts and `length_summary.md` / `length_summary.csv`: perplexity and
-/// first-token attention against length per variant (one chart per method), and retrieval
-/// accuracy as length × depth heat maps (variant × method). Means over seeds.
-pub fn write_report(sweep: &Path, evals: &[LengthEval]) -> Result<Vec<crate::report::ChartFile>, String> {
-    use crate::charts::{HeatGrid, HeatPanel, LineChart, Series, heat_grid, line_chart};
-    let Some(first) = evals.first() else { return Ok(vec![]) };
-    let groups = by_variant(evals);
-    let mut methods: Vec<ScalingMethod> = ScalingMethod::ALL.into_iter().filter(|m| evals.iter().any(|e| e.points.iter().any(|p| p.method == *m))).collect();
-    methods.dedup();
-    let mut factors: Vec<usize> = evals.iter().flat_map(|e| e.points.iter().map(|p| p.factor)).collect();
-    factors.sort_unstable();
-    factors.dedup();
-    let t = first.train_length;
-    let mut out = Vec::new();
-    let clean = if evals.iter().all(|e| e.held_out_clean) { "" } else { " Held-out windows beyond T may overlap training text (one packed file)." };
-    for &m in &methods {
-        let series = |f: &dyn Fn(&LengthPoint) -> f64| -> Vec<Series> {
-            groups
-                .iter()
-                .enumerate()
-                .map(|(i, (v, runs))| Series {
-                    label: v.clone(),
-                    colour: i,
-                    points: factors.iter().map(|&k| ((k * t) as f64, over_seeds(runs, m, k, f))).filter(|(_, y)| y.is_finite()).collect(),
-                    dashed: false,
-                    markers: true,
-                })
-                .collect()
-        };
-        let stem = format!("length_perplexity_{}", m.name());
-        let chart = LineChart {
-            title: format!("Perplexity beyond the training length (RoPE scaling: {})", m.name()),
-            x_label: format!("evaluation length (tokens; trained at {t})"),
-            y_label: "held-out perplexity".into(),
-            aggregation: format!("{} held-out sequences per length, every target position; factor = length / {t}; mean over seeds.{clean}", first.options.sequences),
-            series: series(&|p| p.perplexity),
-            integer_x: false,
-        };
-        line_chart(sweep, &stem, &chart)?;
-        out.push(crate::report::ChartFile { stem, caption: chart.aggregation });
-        let mut fattn = series(&|p| p.mean_first_token_attention());
-        let chance: Vec<(f64, f64)> = factors.iter().filter_map(|&k| evals.iter().find_map(|e| e.point(m, k)).map(|p| ((k * t) as f64, p.chance))).collect();
-        fattn.push(Series { label: "chance (uniform causal)".into(), colour: 9, points: chance, dashed: true, markers: false });
-        let stem = format!("length_first_token_{}", m.name());
-        let chart = LineChart {
-            title: format!("First-token attention against context length (RoPE scaling: {})", m.name()),
-            x_label: format!("evaluation length (tokens; trained at {t})"),
-            y_label: "attention on position 0 (probability)".into(),
-            aggregation: format!("Mean over layers, heads and queries ≥ 1 of {} held-out sequences per length; mean over seeds.", first.options.sink_sequences),
-            series: fattn,
-            integer_x: false,
-        };
-        line_chart(sweep, &stem, &chart)?;
-        out.push(crate::report::ChartFile { stem, caption: chart.aggregation });
-    }
-    let depths = first.options.needle.depths.clone();
-    let panels = groups
-        .iter()
-        .flat_map(|(v, runs)| {
-            let (factors, depths) = (&factors, &depths);
-            methods.iter().map(move |&m| HeatPanel {
-                title: format!("{v} · {}", m.name()),
-                rows: factors.iter().map(|k| format!("{}", k * t)).collect(),
-                cols: depths.iter().map(|d| format!("{d}")).collect(),
-                values: factors
-                    .iter()
-                    .map(|&k| depths.iter().map(|&d| over_seeds(runs, m, k, |p| p.retrieval.iter().find(|r| r.depth == d).map_or(f64::NAN, |r| r.accuracy))).collect())
-                    .collect(),
-            })
-        })
-        .collect();
-    let grid = HeatGrid {
-        title: "Needle retrieval accuracy by length and depth".into(),
-        row_label: "length (tokens)".into(),
-        col_label: "needle depth".into(),
-        value_label: "value tokens right".into(),
-        aggregation: format!(
-            "{} probes per cell: a {}-token key and {}-token value ({}) planted in held-out text, queried at the end; argmax, teacher-forced; mean over seeds.",
-            first.options.needle.samples,
-            first.options.needle.key_len,
-            first.options.needle.value_len,
-            if first.options.needle.from_text { "spans of held-out text" } else { "random tokens" }
-        ),
-        panels,
-        columns: methods.len(),
-    };
-    heat_grid(sweep, "length_retrieval", &grid)?;
-    out.push(crate::report::ChartFile { stem: "length_retrieval".into(), caption: grid.aggregation });
-    // The tables.
-    let mut md = format!("# Length generalisation: {}\n\nTrained at T = {t}; RoPE base {} at evaluation.{clean}\n\n", sweep.display(), first.rope_theta);
-    let head: Vec<String> = factors.iter().map(|k| format!("{}T", k)).collect();
-    let _ = writeln!(md, "Held-out perplexity:\n\n| variant | method | {} |\n|---|---|{}", head.join(" | "), "---:|".repeat(factors.len()));
-    let mut csv = String::from("variant,method,factor,length,perplexity,last_segment_loss,first_token_attention,retrieval_accuracy,control_accuracy,runs\n");
-    for (v, runs) in &groups {
-        for &m in &methods {
-            let cells: Vec<String> = factors.iter().map(|&k| format!("{:.3}", over_seeds(runs, m, k, |p| p.perplexity))).collect();
-            let _ = writeln!(md, "| {v} | {} | {} |", m.name(), cells.join(" | "));
-            for &k in &factors {
-                let _ = writeln!(
-                    csv,
-                    "{v},{},{k},{},{},{},{},{},{},{}",
-                    m.name(),
-                    k * t,
-                    over_seeds(runs, m, k, |p| p.perplexity),
-                    over_seeds(runs, m, k, |p| p.segment_loss.last().copied().unwrap_or(f64::NAN)),
-                    over_seeds(runs, m, k, |p| p.mean_first_token_attention()),
-                    over_seeds(runs, m, k, |p| p.retrieval_accuracy),
-                    over_seeds(runs, m, k, |p| p.control_accuracy),
-                    runs.len()
-                );
-            }
-        }
-    }
-    let _ = writeln!(md, "\nFirst-token attention (mean over layers) and needle retrieval (control without the needle) per length:\n\n| variant | method | {} |\n|---|---|{}", head.join(" | "), "---:|".repeat(factors.len()));
-    for (v, runs) in &groups {
-        for &m in &methods {
-            let cells: Vec<String> = factors
-                .iter()
-                .map(|&k| format!("{:.3} · {:.2} ({:.2})", over_seeds(runs, m, k, |p| p.mean_first_token_attention()), over_seeds(runs, m, k, |p| p.retrieval_accuracy), over_seeds(runs, m, k, |p| p.control_accuracy)))
-                .collect();
-            let _ = writeln!(md, "| {v} | {} | {} |", m.name(), cells.join(" | "));
-        }
-    }
-    crate::write_atomic(&sweep.join("length_summary.md"), &md)?;
-    crate::write_atomic(&sweep.join("length_summary.csv"), &csv)?;
-    Ok(out)
+    Ok(evals)
 }

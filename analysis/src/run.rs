@@ -1,16 +1,20 @@
-//! Analysing a run folder (the contract with the harness: `config.json`'s `config.model` and
-//! `config.data`, `model.safetensors`, `status.json`) over its held-out analysis split, streamed
+//! Analysing a run folder (the contract with the harness, typed in `gatelab_rundir`: its
+//! `config.json`, `model.safetensors`, `status.json`) over its held-out analysis split, streamed
 //! batch by batch, into `analysis.json`.
 
+use crate::error::{AnalysisError, Result};
 use crate::stats::{Accumulator, Stats, StatsConfig};
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
-use burn::tensor::Device;
-use gatelab_data::{DataConfig, LmBatcher};
-use gatelab_model::ModelConfig;
-use gatelab_model::weights::load_safetensors;
+use burn::tensor::{Device, Int, Tensor};
+use gatelab_data::LmBatcher;
+use gatelab_model::{ModelConfig, Transformer};
+use gatelab_rundir::{RunDir, read_json, write_json};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+/// `analysis.json`.
+pub const ANALYSIS: &str = "analysis.json";
 
 /// How much of the analysis split to read.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -40,68 +44,39 @@ pub struct Analysis {
     pub stats: Stats,
 }
 
-/// What the analysis reads of a run folder's `config.json` (the harness writes it).
-#[derive(Debug, Clone)]
-pub struct RunInfo {
-    /// `meta.variant`.
-    pub variant: String,
-    /// `meta.paper`: the paper's table and row.
-    pub paper: String,
-    /// `meta.seed`.
-    pub seed: u64,
-    /// `config.model`.
-    pub model: ModelConfig,
-    /// `config.data`.
-    pub data: DataConfig,
-}
-
-/// Reads `dir/config.json`.
-pub fn read_run(dir: &Path) -> Result<RunInfo, String> {
-    let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let context = |key: &str, e: serde_json::Error| format!("{}: config.{key}: {e}", path.display());
-    Ok(RunInfo {
-        variant: value["meta"]["variant"].as_str().unwrap_or("?").to_string(),
-        paper: value["meta"]["paper"].as_str().unwrap_or_default().to_string(),
-        seed: value["meta"]["seed"].as_u64().unwrap_or(0),
-        model: serde_json::from_value(value["config"]["model"].clone()).map_err(|e| context("model", e))?,
-        data: serde_json::from_value(value["config"]["data"].clone()).map_err(|e| context("data", e))?,
-    })
-}
-
-/// The records of a JSONL log (lines that do not parse, such as a torn last line, are skipped).
-pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path).map(|t| t.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()).unwrap_or_default()
-}
-
-/// Whether `dir` is a finished run (`status.json` says done).
-pub fn is_done(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join("status.json")).is_ok_and(|s| s.contains("\"done\""))
-}
-
-/// The finished runs under `path`: the folder itself if it is a run, else its run subfolders.
-pub fn runs_under(path: &Path) -> Result<Vec<PathBuf>, String> {
-    if path.join("config.json").is_file() {
-        return Ok(vec![path.to_path_buf()]);
+/// A run's `analysis.json`, if it has one.
+pub fn read_analysis(run: &RunDir) -> Result<Option<Analysis>> {
+    let path = run.file(ANALYSIS);
+    if !path.is_file() {
+        return Ok(None);
     }
-    let entries = std::fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut runs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.join("config.json").is_file()).collect();
-    runs.sort();
-    if runs.is_empty() {
-        return Err(format!("{}: no run folders (with a config.json) here", path.display()));
-    }
-    Ok(runs)
+    Ok(Some(read_json(&path)?))
 }
 
-/// The trained model of the run folder `dir` (its `model.safetensors`, of `config`) on `device`.
-pub fn load_model(dir: &Path, config: &ModelConfig, device: &Device) -> Result<gatelab_model::Transformer, String> {
-    load_safetensors(config.init(device).map_err(|e| format!("model.{e}"))?, &dir.join("model.safetensors"))
+/// The trained model of a finished run folder (its `model.safetensors`, of `config`) on `device`.
+pub fn load_model(run: &RunDir, config: &ModelConfig, device: &Device) -> Result<Transformer> {
+    Ok(gatelab_model::weights::load_safetensors(config.init(device)?, &run.file(gatelab_rundir::folder::WEIGHTS))?)
+}
+
+/// Refuses a run that has not finished, saying where it stands and what would finish it.
+pub fn require_done(run: &RunDir) -> Result<()> {
+    let status = run.status()?;
+    if status.is_done() {
+        return Ok(());
+    }
+    let advice = match status {
+        gatelab_rundir::Status::Running { .. } | gatelab_rundir::Status::Interrupted { .. } | gatelab_rundir::Status::Pending => {
+            "rerun its sweep to finish it (it resumes from its checkpoint)"
+        }
+        gatelab_rundir::Status::Diverged { .. } => "a diverged run has no final weights; lower train.lr or see docs/sweeps.md",
+        _ => "see its status.json; fix the cause and rerun its sweep",
+    };
+    Err(AnalysisError::run(&run.path, format!("not a finished run: {} ({advice})", status.describe())))
 }
 
 /// Draws `attention_maps.{svg,png,csv}` in `dir`: the attention of `model` on one sequence
 /// (`tokens`: `[1, seq]`), every layer and head.
-pub fn draw_attention_maps(model: &gatelab_model::Transformer, tokens: burn::tensor::Tensor<2, burn::tensor::Int>, dir: &Path, name: &str) -> Result<(), String> {
+pub fn draw_attention_maps(model: &Transformer, tokens: Tensor<2, Int>, dir: &std::path::Path, name: &str) -> Result<()> {
     let t = tokens.dims()[1];
     let (_, probes) = model.forward_probed(tokens);
     let maps = probes
@@ -119,30 +94,26 @@ pub fn draw_attention_maps(model: &gatelab_model::Transformer, tokens: burn::ten
 }
 
 /// Analyses one finished run on `device`, writing `analysis.json` beside it.
-pub fn analyze_run(dir: &Path, device: &Device, options: &AnalyzeOptions) -> Result<Analysis, String> {
-    if !is_done(dir) {
-        return Err(format!("{}: not a finished run (status.json is not done)", dir.display()));
-    }
-    let RunInfo { model: model_cfg, data: data_cfg, .. } = read_run(dir)?;
-    let model = load_model(dir, &model_cfg, device)?;
-    let data = data_cfg.prepare().map_err(|e| e.to_string())?;
+pub fn analyze_run(run: &RunDir, device: &Device, options: &AnalyzeOptions) -> Result<Analysis> {
+    require_done(run)?;
+    let config = run.read_file()?.config;
+    let model = load_model(run, &config.model, device)?;
+    let data = config.data.prepare()?;
     let batcher = LmBatcher { pad: data.vocab.pad };
     let n = options.max_sequences.min(data.analysis.len());
     if n == 0 {
-        return Err(format!("{}: the analysis split is empty", dir.display()));
+        return Err(AnalysisError::run(&run.path, "the analysis split is empty"));
     }
+    let example = |i: usize| data.analysis.get(i).map_err(|e| gatelab_data::DataError::new(e.to_string()));
     let mut acc = Accumulator::new(options.stats.clone());
-    for start in (0..n).step_by(options.batch_size) {
-        let items = (start..(start + options.batch_size).min(n)).map(|i| data.analysis.get(i).map_err(|e| e.to_string())).collect::<Result<Vec<_>, _>>()?;
-        let batch = batcher.batch(items, device);
-        acc.observe(&model, batch.inputs);
+    for start in (0..n).step_by(options.batch_size.max(1)) {
+        let items = (start..(start + options.batch_size).min(n)).map(example).collect::<Result<Vec<_>, _>>()?;
+        acc.observe(&model, batcher.batch(items, device).inputs);
     }
     // The attention maps of one sequence, for the heatmap.
-    let first = batcher.batch(vec![data.analysis.get(0).map_err(|e| e.to_string())?], device);
-    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    draw_attention_maps(&model, first.inputs, dir, &name)?;
-    let analysis = Analysis { run: dir.to_path_buf(), options: options.clone(), stats: acc.finish() };
-    let text = serde_json::to_string_pretty(&analysis).map_err(|e| e.to_string())? + "\n";
-    crate::write_atomic(&dir.join("analysis.json"), &text)?;
+    let first = batcher.batch(vec![example(0)?], device);
+    draw_attention_maps(&model, first.inputs, &run.path, &run.name())?;
+    let analysis = Analysis { run: run.path.clone(), options: options.clone(), stats: acc.finish() };
+    write_json(&run.file(ANALYSIS), &analysis)?;
     Ok(analysis)
 }

@@ -14,6 +14,9 @@ pub enum CorpusSpec {
     BigramBackcopy(BigramBackcopy),
     /// A Zipfian Markov "language" with document boundaries, generated in process.
     ZipfMarkov(ZipfMarkov),
+    /// tinyshakespeare (Karpathy's char-rnn corpus, 1.1 MB of public-domain Shakespeare), shipped
+    /// inside gatelab (`data/corpora/`): natural text that needs no download. One document.
+    Tinyshakespeare,
     /// Local text: a UTF-8 file (one document), a directory of `.txt` files (one document each),
     /// or a `.jsonl` file (one document per line, from its `"text"` field).
     Text { path: PathBuf },
@@ -34,12 +37,14 @@ impl Default for CorpusSpec {
 }
 
 impl CorpusSpec {
-    /// Parses a `--data` value: `bigram-backcopy`, `zipf-markov`, `hf:NAME[:SUBSET]`, or a path.
+    /// Parses a `--data` value: `bigram-backcopy`, `zipf-markov`, `tinyshakespeare`,
+    /// `hf:NAME[:SUBSET]`, or a path.
     pub fn parse(s: &str) -> Result<Self, DataError> {
         match s {
             "" => Err(DataError::new("--data: empty")),
             "bigram-backcopy" | "bigram_backcopy" => Ok(CorpusSpec::BigramBackcopy(BigramBackcopy::default())),
             "zipf-markov" | "zipf_markov" => Ok(CorpusSpec::ZipfMarkov(ZipfMarkov::default())),
+            "tinyshakespeare" => Ok(CorpusSpec::Tinyshakespeare),
             _ => match s.strip_prefix("hf:") {
                 Some(rest) => {
                     let (dataset, subset) = match rest.split_once(':') {
@@ -56,16 +61,32 @@ impl CorpusSpec {
         }
     }
 
+    /// The documents of a text corpus (a local path, the built-in tinyshakespeare, a hub
+    /// dataset); the synthetic corpora are token streams, not text, and are refused.
+    pub fn documents(&self) -> Result<Vec<String>, DataError> {
+        match self {
+            CorpusSpec::Tinyshakespeare => Ok(vec![TINYSHAKESPEARE.to_string()]),
+            CorpusSpec::Text { path } => load_text(path),
+            #[cfg(feature = "hub")]
+            CorpusSpec::Hub { dataset, subset } => load_hub(dataset, subset.as_deref()),
+            other => Err(DataError::new(format!("{}: not a text corpus (a path, tinyshakespeare or hf:NAME)", other.describe()))),
+        }
+    }
+
     /// A short name for logs and run folders.
     pub fn describe(&self) -> String {
         match self {
             CorpusSpec::BigramBackcopy(_) => "bigram-backcopy".into(),
             CorpusSpec::ZipfMarkov(_) => "zipf-markov".into(),
+            CorpusSpec::Tinyshakespeare => "tinyshakespeare".into(),
             CorpusSpec::Text { path } => path.display().to_string(),
             CorpusSpec::Hub { dataset, subset } => format!("hf:{dataset}{}", subset.as_ref().map(|s| format!(":{s}")).unwrap_or_default()),
         }
     }
 }
+
+/// The text of tinyshakespeare, embedded in the binary.
+pub const TINYSHAKESPEARE: &str = include_str!("../corpora/tinyshakespeare.txt");
 
 /// Reads local text into documents. Empty documents are dropped; a corpus with none left is an
 /// error.

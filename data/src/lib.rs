@@ -12,7 +12,7 @@
 
 pub mod corpus;
 pub mod error;
-pub mod examples;
+pub mod dataset;
 pub mod retrieval;
 pub mod rng;
 pub mod synthetic;
@@ -20,5 +20,5 @@ pub mod tokenizer;
 
 pub use corpus::CorpusSpec;
 pub use error::DataError;
-pub use examples::{DataConfig, LmBatch, LmBatcher, LmData, LmDataset, LmExample, Packing, Vocab};
+pub use dataset::{DataConfig, LmBatch, LmBatcher, LmData, LmDataset, LmExample, Packing, Vocab};
 pub use tokenizer::{Tokenizer, TokenizerSpec};

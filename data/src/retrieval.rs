@@ -17,6 +17,7 @@
 //! Either way they are drawn by a generator seeded from `(seed, seq_len, depth, sample)`: the same
 //! probe on every machine.
 
+use crate::error::DataError;
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -68,19 +69,19 @@ pub struct Needle {
 
 impl NeedleConfig {
     /// Checks the settings against a sequence length; errors name the field.
-    pub fn validate(&self, seq_len: usize) -> Result<(), String> {
+    pub fn validate(&self, seq_len: usize) -> Result<(), DataError> {
         if self.key_len == 0 || self.value_len == 0 {
-            return Err("needle.key_len, needle.value_len: must be at least 1".into());
+            return Err(DataError::field("needle.key_len, needle.value_len", "must be at least 1"));
         }
         if self.samples == 0 {
-            return Err("needle.samples: must be at least 1".into());
+            return Err(DataError::field("needle.samples", "must be at least 1"));
         }
         if self.depths.is_empty() || self.depths.iter().any(|d| !(0.0..=1.0).contains(d)) {
-            return Err(format!("needle.depths: need at least one depth, each in [0, 1], got {:?}", self.depths));
+            return Err(DataError::field("needle.depths", format!("need at least one depth, each in [0, 1], got {:?}", self.depths)));
         }
         let n = self.key_len + self.value_len;
         if 2 * n + 1 > seq_len {
-            return Err(format!("needle: a needle and its query ({} tokens) do not fit in a sequence of {seq_len}", 2 * n));
+            return Err(DataError::field("needle", format!("a needle and its query ({} tokens) do not fit in a sequence of {seq_len}", 2 * n)));
         }
         Ok(())
     }

@@ -11,6 +11,7 @@
 //! Zipf law over its own random permutation of the vocabulary, so unigram and bigram statistics
 //! are heavy-tailed like text. Documents have geometric lengths and end with EOS.
 
+use crate::error::DataError;
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -53,21 +54,21 @@ impl BigramBackcopy {
     }
 
     /// Checks the parameters; the error names the field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), DataError> {
         if self.vocab < 2 {
-            return Err("data.vocab: must be at least 2".into());
+            return Err(DataError::field("data.corpus.vocab", "must be at least 2"));
         }
         if self.triggers == 0 || self.triggers >= self.vocab {
-            return Err(format!("data.triggers: must be between 1 and vocab - 1 = {}", self.vocab - 1));
+            return Err(DataError::field("data.corpus.triggers", format!("must be between 1 and vocab - 1 = {}", self.vocab - 1)));
         }
         if !(self.alpha > 0.0 && self.alpha.is_finite()) {
-            return Err("data.alpha: must be a positive number".into());
+            return Err(DataError::field("data.corpus.alpha", "must be a positive number"));
         }
         Ok(())
     }
 
     /// Draws the bigram matrix.
-    pub fn build(&self) -> Result<BigramBackcopyCorpus, String> {
+    pub fn build(&self) -> Result<BigramBackcopyCorpus, DataError> {
         self.validate()?;
         let mut rng = Rng::new(self.seed);
         let transitions = (0..self.vocab).map(|_| rng.dirichlet(self.alpha, self.vocab)).collect();
@@ -148,21 +149,21 @@ impl ZipfMarkov {
     }
 
     /// Checks the parameters; the error names the field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), DataError> {
         if self.vocab < 2 || self.vocab > 1 << 20 {
-            return Err("data.vocab: must be between 2 and 1048576".into());
+            return Err(DataError::field("data.corpus.vocab", "must be between 2 and 1048576"));
         }
         if !(self.exponent > 0.0 && self.exponent.is_finite()) {
-            return Err("data.exponent: must be a positive number".into());
+            return Err(DataError::field("data.corpus.exponent", "must be a positive number"));
         }
         if self.mean_doc_len == 0 {
-            return Err("data.mean_doc_len: must be at least 1".into());
+            return Err(DataError::field("data.corpus.mean_doc_len", "must be at least 1"));
         }
         Ok(())
     }
 
     /// Draws the chain.
-    pub fn build(&self) -> Result<ZipfMarkovCorpus, String> {
+    pub fn build(&self) -> Result<ZipfMarkovCorpus, DataError> {
         self.validate()?;
         let v = self.vocab;
         let weights: Vec<f64> = (0..v).map(|r| (r as f64 + 1.0).powf(-self.exponent)).collect();
@@ -261,8 +262,8 @@ mod tests {
     #[test]
     fn bad_parameters_name_their_field() {
         let e = BigramBackcopy { triggers: 0, ..Default::default() }.build().unwrap_err();
-        assert!(e.starts_with("data.triggers"), "{e}");
+        assert_eq!(e.field.as_deref(), Some("data.corpus.triggers"), "{e}");
         let e = BigramBackcopy { alpha: -1.0, ..Default::default() }.build().unwrap_err();
-        assert!(e.starts_with("data.alpha"), "{e}");
+        assert_eq!(e.field.as_deref(), Some("data.corpus.alpha"), "{e}");
     }
 }

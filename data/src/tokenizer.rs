@@ -44,6 +44,15 @@ impl TokenizerSpec {
             None => Err(DataError::new(format!("tokenizer `{s}`: expected bytes, bpe:VOCAB or file:PATH"))),
         }
     }
+
+    /// The spec as `--tokenizer` takes it: `bytes`, `bpe:4096`, `file:PATH`.
+    pub fn describe(&self) -> String {
+        match self {
+            TokenizerSpec::Bytes => "bytes".into(),
+            TokenizerSpec::Bpe { vocab_size } => format!("bpe:{vocab_size}"),
+            TokenizerSpec::File { path } => format!("file:{}", path.display()),
+        }
+    }
 }
 
 /// Special tokens gatelab adds to the BPE it trains.
@@ -129,15 +138,13 @@ impl Tokenizer {
         Self::from_hf(tok, &path.display().to_string())
     }
 
-    /// Saves beside a run so it reloads with [`Tokenizer::load`] (atomically: temporary file, then
-    /// rename).
-    pub fn save(&self, path: &Path) -> Result<(), DataError> {
-        let tmp = path.with_extension("json.tmp");
+    /// The tokenizer as the text of a `tokenizer.json` that [`Tokenizer::load`] reads back (the
+    /// caller writes it, beside a run).
+    pub fn to_json(&self) -> Result<String, DataError> {
         match &self.kind {
-            Kind::Bytes => std::fs::write(&tmp, BYTES_MARKER).map_err(|e| DataError::io(&tmp, e))?,
-            Kind::Hf(t, _) => t.save(&tmp, false).map_err(|e| DataError::in_file(&tmp, e.to_string()))?,
+            Kind::Bytes => Ok(BYTES_MARKER.to_string()),
+            Kind::Hf(t, _) => t.to_string(false).map_err(|e| DataError::new(format!("tokenizer.json: {e}"))),
         }
-        std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
     }
 
     /// Finds BOS, EOS and PAD among the tokenizer's special tokens: gatelab's own, or the usual

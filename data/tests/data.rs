@@ -8,23 +8,9 @@ use gatelab_data::synthetic::{BigramBackcopy, ZipfMarkov};
 use gatelab_data::{CorpusSpec, DataConfig, LmBatcher, LmData, LmDataset, Packing, Tokenizer, TokenizerSpec};
 use std::path::{Path, PathBuf};
 
-/// This crate's folder, read when the test runs (`cargo test` sets `CARGO_MANIFEST_DIR`), not
-/// when it was compiled: a shared build cache may hold test binaries compiled in another clone.
-fn manifest_dir() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-}
-
-/// `../shared/data/tinyshakespeare.txt` beside the checkout (or `$GATELAB_SHARED/data/…`).
-fn shakespeare() -> Option<String> {
-    let shared = std::env::var("GATELAB_SHARED").map(PathBuf::from).unwrap_or_else(|_| manifest_dir().join("../../shared"));
-    let path = shared.join("data/tinyshakespeare.txt");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Some(text),
-        Err(e) => {
-            println!("SKIPPED: {}: {e}", path.display());
-            None
-        }
-    }
+/// tinyshakespeare, as shipped in `data/corpora/` and compiled into the crate.
+fn shakespeare() -> String {
+    gatelab_data::corpus::TINYSHAKESPEARE.to_string()
 }
 
 fn scratch(tag: &str) -> PathBuf {
@@ -40,7 +26,7 @@ fn all(ds: &LmDataset) -> Vec<Vec<u32>> {
 
 #[test]
 fn byte_round_trip_on_tinyshakespeare() {
-    let Some(text) = shakespeare() else { return };
+    let text = shakespeare();
     let tok = Tokenizer::bytes();
     let ids = tok.encode(&text).unwrap();
     assert_eq!(ids.len(), text.len());
@@ -50,7 +36,7 @@ fn byte_round_trip_on_tinyshakespeare() {
 
 #[test]
 fn bpe_round_trip_save_and_reload_on_tinyshakespeare() {
-    let Some(text) = shakespeare() else { return };
+    let text = shakespeare();
     let tok = Tokenizer::train_bpe(std::iter::once(text.as_str()), 1024).unwrap();
     assert_eq!(tok.vocab_size(), 1024);
     let ids = tok.encode(&text).unwrap();
@@ -58,12 +44,12 @@ fn bpe_round_trip_save_and_reload_on_tinyshakespeare() {
     assert_eq!(tok.decode(&ids).unwrap(), text);
     let dir = scratch("bpe");
     let path = dir.join("tokenizer.json");
-    tok.save(&path).unwrap();
+    std::fs::write(&path, tok.to_json().unwrap()).unwrap();
     let again = Tokenizer::load(&path).unwrap();
     assert_eq!(again.encode(&text).unwrap(), ids);
     assert_eq!((again.bos, again.eos, again.pad), (tok.bos, tok.eos, tok.pad));
     // The byte tokenizer saves a marker that reloads too.
-    Tokenizer::bytes().save(&path).unwrap();
+    std::fs::write(&path, Tokenizer::bytes().to_json().unwrap()).unwrap();
     assert_eq!(Tokenizer::load(&path).unwrap().vocab_size(), 259);
 }
 
@@ -242,7 +228,7 @@ fn burns_dataloader_consumes_the_dataset() {
 
 #[test]
 fn the_fast_bpe_path_gives_the_hugging_face_ids() {
-    let Some(text) = shakespeare() else { return };
+    let text = shakespeare();
     let tok = Tokenizer::train_bpe(std::iter::once(text.as_str()), 2048).unwrap();
     assert_eq!(tok.encode(&text).unwrap(), tok.encode_reference(&text).unwrap());
     let mixed = "Größe  über\u{a0}naïve\t\tcafé 12345 ６７ 東京タワー \n\n  \u{3000}end — ok?!  \r\n 'tis we'll THEY'RE  ";
@@ -297,6 +283,18 @@ fn needle_probes_are_deterministic_and_their_answers_check() {
     assert!(is_span(&n.key) && is_span(&n.value), "{:?} {:?}", n.key, n.value);
     assert_eq!(n.tokens[n.answer.start + 1..n.answer.end + 1], n.value[..]);
     assert!(NeedleConfig { from_text: false, ..config.clone() }.plant(&filler, 0.25, 3, vocab, specials, &text).key.iter().all(|t| *t < 259));
-    assert!(config.validate(16).unwrap_err().contains("do not fit"));
-    assert!(NeedleConfig { depths: vec![1.5], ..config }.validate(seq_len).unwrap_err().contains("needle.depths"));
+    assert!(config.validate(16).unwrap_err().to_string().contains("do not fit"));
+    assert!(NeedleConfig { depths: vec![1.5], ..config }.validate(seq_len).unwrap_err().to_string().contains("needle.depths"));
+}
+
+#[test]
+fn tinyshakespeare_is_built_in_and_packed() {
+    let corpus = CorpusSpec::parse("tinyshakespeare").unwrap();
+    assert_eq!(corpus.describe(), "tinyshakespeare");
+    let data = DataConfig { corpus, seq_len: 128, ..DataConfig::default() }.prepare().unwrap();
+    assert!(data.packed, "one document is packed");
+    // 1,115,394 bytes cut into windows of 128 (one EOS may end the stream).
+    let windows = data.train.len() + data.valid.len() + data.analysis.len();
+    assert!(windows * 128 <= 1_115_395 && windows * 128 > 1_115_394 - 2 * 128, "{windows} windows");
+    assert!(CorpusSpec::parse("bigram-backcopy").unwrap().documents().is_err(), "synthetic corpora are not text");
 }

@@ -1,6 +1,7 @@
 //! The backend is picked at run time: `--backend flex|wgpu|tch`. Burn's modules are not generic
 //! over a backend; the [`Device`] decides.
 
+use crate::error::{ExperimentError, Result};
 use burn::tensor::{Device, Tensor};
 use clap::ValueEnum;
 
@@ -37,7 +38,7 @@ impl Backend {
     /// The device for this backend (not yet touched; see [`probe`]). burn-tch is deprecated
     /// upstream but part of gatelab's promise, hence the `allow`.
     #[allow(deprecated)]
-    pub fn device(self, index: usize) -> Result<Device, String> {
+    pub fn device(self, index: usize) -> Result<Device> {
         match self {
             Backend::Flex | Backend::Auto => Ok(Device::flex()),
             #[cfg(feature = "wgpu")]
@@ -51,11 +52,13 @@ impl Backend {
             #[cfg(feature = "tch")]
             Backend::TchCuda => Ok(Device::libtorch_cuda(index)),
             #[allow(unreachable_patterns)]
-            other => Err(format!(
-                "backend {}: this gatelab was built without the cargo feature `{}` (see the README: Backends)",
-                other.name(),
-                if other == Backend::Wgpu { "wgpu" } else { "tch" }
-            )),
+            other => Err(ExperimentError::Backend {
+                backend: other.name().into(),
+                message: format!(
+                    "this gatelab was built without the cargo feature `{}` (GATELAB_FEATURES={0} scripts/gatelab …; docs/backends.md)",
+                    if other == Backend::Wgpu { "wgpu" } else { "tch" }
+                ),
+            }),
         }
     }
 
@@ -73,7 +76,7 @@ impl Backend {
 
 /// Runs one tiny computation on `device`, turning a backend's panic (no Vulkan adapter, no CUDA)
 /// into an error.
-pub fn probe(device: &Device) -> Result<(), String> {
+pub fn probe(device: &Device) -> Result<()> {
     let device = device.clone();
     let prev = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
@@ -84,8 +87,8 @@ pub fn probe(device: &Device) -> Result<(), String> {
     std::panic::set_hook(prev);
     match result {
         Ok(v) if (v - 6.0).abs() < 1e-6 => Ok(()),
-        Ok(v) => Err(format!("computed 1+2+3 = {v}")),
-        Err(e) => Err(panic_message(e)),
+        Ok(v) => Err(ExperimentError::Training(format!("computed 1+2+3 = {v}"))),
+        Err(e) => Err(ExperimentError::Training(panic_message(e))),
     }
 }
 
@@ -112,7 +115,7 @@ pub fn panic_message(e: Box<dyn std::any::Any + Send>) -> String {
 
 /// Resolves `--backend` and `--device-index` to a working device, or a one-line reason. `auto`
 /// reports what it chose on stderr.
-pub fn open(backend: Backend, index: usize) -> Result<Device, String> {
+pub fn open(backend: Backend, index: usize) -> Result<Device> {
     if backend == Backend::Auto {
         return Ok(match real_gpu(index) {
             Some(d) => {
@@ -126,6 +129,6 @@ pub fn open(backend: Backend, index: usize) -> Result<Device, String> {
         });
     }
     let device = backend.device(index)?;
-    probe(&device).map_err(|e| format!("backend {}: not usable here: {e}", backend.name()))?;
+    probe(&device).map_err(|e| ExperimentError::Backend { backend: backend.name().into(), message: format!("not usable here: {e}") })?;
     Ok(device)
 }

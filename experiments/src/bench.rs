@@ -13,7 +13,8 @@
 
 use crate::backend::{self, Backend};
 use crate::config::RunConfig;
-use crate::train::clip_global;
+use crate::error::Result;
+use crate::train::{adamw, clip_global};
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -73,12 +74,12 @@ struct Trainee {
 }
 
 impl Trainee {
-    fn new(config: &RunConfig, ad: &Device) -> Result<Self, String> {
+    fn new(config: &RunConfig, ad: &Device) -> Result<Self> {
         let (m, t) = (&config.model, &config.train);
         ad.seed(0);
-        let model = m.init(ad).map_err(|e| format!("model.{e}"))?;
+        let model = m.init(ad)?;
         let batches = (0..4).map(|i| random_batch(m.vocab_size, t.batch_size, config.data.seq_len, i, ad)).collect();
-        Ok(Self { model: Some(model), optim: t.adamw().init(), batches, lr: t.lr, grad_clip: t.grad_clip })
+        Ok(Self { model: Some(model), optim: adamw(t).init(), batches, lr: t.lr, grad_clip: t.grad_clip })
     }
 
     /// One training step on batch `i` (mod 4); its wall time in seconds.
@@ -103,10 +104,10 @@ impl Trainee {
 /// step `i` is timed within seconds of the others' and the machine's drift cancels out of their
 /// ratio ([`Measurement::step_seconds`]). Peak memory is then the process's, shared by all cases,
 /// and is not reported.
-pub fn measure(cases: &[(String, RunConfig)], backend: Backend, steps: usize, warmup: usize, passes: usize) -> Result<Vec<Measurement>, String> {
+pub fn measure(cases: &[(String, RunConfig)], backend: Backend, steps: usize, warmup: usize, passes: usize) -> Result<Vec<Measurement>> {
     let device = backend::open(backend, 0)?;
     let ad = device.clone().autodiff();
-    let mut trainees = cases.iter().map(|(_, c)| Trainee::new(c, &ad)).collect::<Result<Vec<_>, _>>()?;
+    let mut trainees = cases.iter().map(|(_, c)| Trainee::new(c, &ad)).collect::<Result<Vec<_>>>()?;
     let n = trainees.len();
     let mut step_seconds = vec![Vec::with_capacity(steps); n];
     for i in 0..warmup + steps {

@@ -6,9 +6,10 @@
 
 use crate::backend::Backend;
 use crate::config::RunConfig;
+use crate::error::{ExperimentError, Result};
 use crate::grid::{self, PlannedRun};
-use crate::rundir::RunDir;
-use crate::sweep::{self, Located, RunMeta, RunRow};
+use crate::sweep::{self, Located, RunRow};
+use gatelab_rundir::{RunDir, RunMeta, runs_under};
 use std::path::{Path, PathBuf};
 
 /// What `gatelab extend` was asked to do.
@@ -43,12 +44,21 @@ fn default_out(path: &Path, seq_len: usize) -> PathBuf {
     sweep.with_file_name(format!("{name}-ext{seq_len}"))
 }
 
+/// Planned continuations: each new run with its metadata, and the results folder.
+#[derive(Debug, Clone)]
+pub struct ExtendPlan {
+    /// The new runs.
+    pub runs: Vec<(Located, RunMeta)>,
+    /// Where they go.
+    pub out: PathBuf,
+}
+
 /// Plans the continuations of every finished run under `opts.path`, checked before anything is
-/// written: the runs with their metadata, and the results folder.
-pub fn plan(opts: &ExtendOptions) -> Result<(Vec<(Located, RunMeta)>, PathBuf), String> {
-    let parents: Vec<PathBuf> = gatelab_analysis::run::runs_under(&opts.path)?.into_iter().filter(|d| gatelab_analysis::run::is_done(d)).collect();
+/// written.
+pub fn plan(opts: &ExtendOptions) -> Result<ExtendPlan> {
+    let parents: Vec<PathBuf> = runs_under(&opts.path)?.into_iter().filter(RunDir::is_done).map(|r| r.path).collect();
     if parents.is_empty() {
-        return Err(format!("{}: no finished runs to continue", opts.path.display()));
+        return Err(ExperimentError::file(&opts.path, "no finished runs to continue"));
     }
     let out = opts.out.clone().unwrap_or_else(|| default_out(&opts.path, opts.seq_len));
     let mut changes = vec![format!("data.seq_len={}", opts.seq_len), format!("train.steps={}", opts.steps)];
@@ -63,7 +73,7 @@ pub fn plan(opts: &ExtendOptions) -> Result<(Vec<(Located, RunMeta)>, PathBuf), 
     let mut planned = Vec::new();
     for parent in parents {
         let file = sweep::read_run_file(&parent)?;
-        let mut value = serde_json::to_value(&file.config).map_err(|e| e.to_string())?;
+        let mut value = serde_json::to_value(&file.config).expect("configs serialise");
         // Warmup scaled to the shorter budget, unless overridden below.
         let warmup = file.config.train.warmup_steps.min(opts.steps / 10);
         grid::apply(&mut value, "train.warmup_steps", warmup.into())?;
@@ -71,9 +81,9 @@ pub fn plan(opts: &ExtendOptions) -> Result<(Vec<(Located, RunMeta)>, PathBuf), 
             let (key, values) = grid::parse_override(change, false)?;
             grid::apply(&mut value, &key, values.into_iter().next().expect("one value"))?;
         }
-        let mut config: RunConfig = serde_json::from_value(value).map_err(|e| format!("{}: {e}", parent.display()))?;
+        let mut config: RunConfig = serde_json::from_value(value).map_err(|e| ExperimentError::file(&parent, e))?;
         config.train.init_from = Some(parent.clone());
-        let config = config.resolve().map_err(|e| format!("{}: {e}", parent.display()))?;
+        let config = config.resolve().map_err(|e| ExperimentError::file(&parent, e))?;
         let hash = sweep::run_hash(&config, opts.backend);
         let variant = file.meta.variant.clone();
         let dir = RunDir::new(out.join(format!("{variant}-{hash}")));
@@ -86,18 +96,23 @@ pub fn plan(opts: &ExtendOptions) -> Result<(Vec<(Located, RunMeta)>, PathBuf), 
             git_commit: commit.clone(),
             hash: hash.clone(),
             parent: Some(parent.clone()),
+            gatelab_version: env!("CARGO_PKG_VERSION").into(),
             ..file.meta
         };
         let run = PlannedRun { variant, paper: meta.paper.clone(), overrides: changes.clone(), seed: meta.seed, config };
         planned.push((Located { run, dir, hash }, meta));
     }
-    Ok((planned, out))
+    Ok(ExtendPlan { runs: planned, out })
 }
 
 /// Continues every finished run under `opts.path`; returns the new runs' rows.
-pub fn run(opts: &ExtendOptions) -> Result<Vec<RunRow>, String> {
-    let (planned, out) = plan(opts)?;
-    let (runs, metas): (Vec<Located>, Vec<RunMeta>) = planned.into_iter().unzip();
+pub fn run(opts: &ExtendOptions) -> Result<Vec<RunRow>> {
+    run_plan(plan(opts)?, opts)
+}
+
+/// Runs planned continuations; returns the new runs' rows.
+pub fn run_plan(plan: ExtendPlan, opts: &ExtendOptions) -> Result<Vec<RunRow>> {
+    let (runs, metas): (Vec<Located>, Vec<RunMeta>) = plan.runs.into_iter().unzip();
     let meta_of = |l: &Located| metas[runs.iter().position(|r| r.dir.path == l.dir.path).expect("planned")].clone();
-    sweep::execute(&runs, &out, opts.backend, &sweep::device_indices(opts.device_index, &opts.devices), meta_of, "extend.json")
+    sweep::execute(&runs, &plan.out, opts.backend, &sweep::device_indices(opts.device_index, &opts.devices), meta_of, "extend.json")
 }

@@ -11,6 +11,7 @@
 //! with commas (`train.lr=4e-3,8e-3`) multiplies the runs, as do `--seeds N`.
 
 use crate::config::RunConfig;
+use crate::error::{ExperimentError, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -53,40 +54,41 @@ pub struct Variant {
 pub const BUILTIN: [(&str, &str); 2] = [("core", include_str!("../grids/core.json")), ("paper", include_str!("../grids/paper.json"))];
 
 /// Loads a built-in grid by name, or a grid file by path.
-pub fn load(name_or_path: &str) -> Result<Grid, String> {
+pub fn load(name_or_path: &str) -> Result<Grid> {
     let (source, text) = match BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
         Some((n, text)) => (format!("grid {n}"), text.to_string()),
         None => {
             let path = Path::new(name_or_path);
             if !path.exists() {
                 let names: Vec<_> = BUILTIN.iter().map(|(n, _)| *n).collect();
-                return Err(format!("{name_or_path}: no such grid file (built-in grids: {})", names.join(", ")));
+                return Err(ExperimentError::Grid { source_name: name_or_path.into(), message: format!("no such grid file (built-in grids: {})", names.join(", ")) });
             }
-            (path.display().to_string(), std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?)
+            (path.display().to_string(), std::fs::read_to_string(path).map_err(|e| ExperimentError::file(path, e))?)
         }
     };
-    let grid: Grid = serde_json::from_str(&text).map_err(|e| format!("{source}: {e}"))?;
+    let refuse = |message: String| ExperimentError::Grid { source_name: source.clone(), message };
+    let grid: Grid = serde_json::from_str(&text).map_err(|e| refuse(format!("not a grid file: {e}")))?;
     let mut seen = std::collections::HashSet::new();
     for v in &grid.variants {
         if v.name.is_empty() || !v.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            return Err(format!("{source}: variant name {:?} must be letters, digits, '-', '_' or '.'", v.name));
+            return Err(refuse(format!("variant name {:?} must be letters, digits, '-', '_' or '.'", v.name)));
         }
         if !seen.insert(&v.name) {
-            return Err(format!("{source}: variant {} appears twice", v.name));
+            return Err(refuse(format!("variant {} appears twice", v.name)));
         }
     }
     if grid.variants.is_empty() {
-        return Err(format!("{source}: no variants"));
+        return Err(refuse("no variants".into()));
     }
     Ok(grid)
 }
 
 /// Parses `key=value` (a value that is not JSON is a string). With `split`, top-level commas
 /// separate alternatives.
-pub fn parse_override(s: &str, split: bool) -> Result<(String, Vec<Value>), String> {
-    let (key, raw) = s.split_once('=').ok_or_else(|| format!("override {s:?}: expected key=value"))?;
+pub fn parse_override(s: &str, split: bool) -> Result<(String, Vec<Value>)> {
+    let (key, raw) = s.split_once('=').ok_or_else(|| ExperimentError::override_key(s, "expected key=value"))?;
     if key.is_empty() {
-        return Err(format!("override {s:?}: empty key"));
+        return Err(ExperimentError::override_key(s, "empty key"));
     }
     let pieces: Vec<&str> = if split && !raw.starts_with(['[', '{', '"']) { raw.split(',').collect() } else { vec![raw] };
     let values = pieces.into_iter().map(|p| serde_json::from_str(p).unwrap_or_else(|_| Value::String(p.to_string()))).collect();
@@ -94,15 +96,15 @@ pub fn parse_override(s: &str, split: bool) -> Result<(String, Vec<Value>), Stri
 }
 
 /// Sets a dotted `key` of `config` to `value`; the key must exist (so typos fail).
-pub fn apply(config: &mut Value, key: &str, value: Value) -> Result<(), String> {
+pub fn apply(config: &mut Value, key: &str, value: Value) -> Result<()> {
     let mut node = config;
     let parts: Vec<&str> = key.split('.').collect();
     for (i, part) in parts.iter().enumerate() {
-        let obj = node.as_object_mut().ok_or_else(|| format!("override {key}: {} is not a section", parts[..i].join(".")))?;
+        let obj = node.as_object_mut().ok_or_else(|| ExperimentError::override_key(key, format!("{} is not a section", parts[..i].join("."))))?;
         if !obj.contains_key(*part) {
             let known: Vec<&String> = obj.keys().collect();
             let at = if i == 0 { String::new() } else { format!(" in {}", parts[..i].join(".")) };
-            return Err(format!("override {key}: no field {part}{at} (fields: {})", known.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")));
+            return Err(ExperimentError::override_key(key, format!("no field {part}{at} (fields: {})", known.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", "))));
         }
         node = obj.get_mut(*part).expect("checked");
     }
@@ -114,7 +116,7 @@ pub fn apply(config: &mut Value, key: &str, value: Value) -> Result<(), String> 
         _ => None,
     };
     if let Some(want) = kind(node).filter(|&k| !value.is_null() && kind(&value) != Some(k)) {
-        return Err(format!("override {key}: expected {want}, not {value}"));
+        return Err(ExperimentError::override_key(key, format!("expected {want}, not {value}")));
     }
     *node = value;
     Ok(())
@@ -137,20 +139,20 @@ pub struct PlannedRun {
 
 /// Expands a grid over the preset, overrides and seeds, resolving and checking every run; the
 /// first problem is returned (naming the variant) before anything runs.
-pub fn plan(grid: &Grid, preset: &RunConfig, data: Option<&Value>, overrides: &[String], seeds: usize) -> Result<Vec<PlannedRun>, String> {
-    let parsed: Vec<(String, Vec<Value>)> = overrides.iter().map(|o| parse_override(o, true)).collect::<Result<_, _>>()?;
+pub fn plan(grid: &Grid, preset: &RunConfig, data: Option<&Value>, overrides: &[String], seeds: usize) -> Result<Vec<PlannedRun>> {
+    let parsed: Vec<(String, Vec<Value>)> = overrides.iter().map(|o| parse_override(o, true)).collect::<Result<_>>()?;
     // The product of the comma lists, in order.
     let mut combos: Vec<Vec<(String, Value)>> = vec![vec![]];
     for (key, values) in &parsed {
         combos = combos.into_iter().flat_map(|c| values.iter().map(move |v| [c.clone(), vec![(key.clone(), v.clone())]].concat())).collect();
     }
-    let base = serde_json::to_value(preset).map_err(|e| e.to_string())?;
+    let base = serde_json::to_value(preset).expect("configs serialise");
     let mut runs = Vec::new();
     for variant in &grid.variants {
         for combo in &combos {
             for s in 0..seeds.max(1) {
                 let mut value = base.clone();
-                let context = |e: String| format!("grid {}, variant {}: {e}", grid.name, variant.name);
+                let context = |e: ExperimentError| ExperimentError::in_variant(&grid.name, &variant.name, e);
                 for (k, v) in grid.set.iter().chain(&variant.set) {
                     apply(&mut value, k, v.clone()).map_err(context)?;
                 }
@@ -162,8 +164,8 @@ pub fn plan(grid: &Grid, preset: &RunConfig, data: Option<&Value>, overrides: &[
                 }
                 let seed = value["train"]["seed"].as_u64().unwrap_or(0) + s as u64;
                 value["train"]["seed"] = seed.into();
-                let config: RunConfig = serde_json::from_value(value).map_err(|e| context(e.to_string()))?;
-                let config = config.resolve().map_err(context)?;
+                let config: RunConfig = serde_path_to_error::deserialize(value).map_err(|e| context(ExperimentError::option(e.path().to_string(), e.inner().to_string())))?;
+                let config = config.resolve().map_err(|e| context(e.into()))?;
                 let overrides = combo.iter().map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect();
                 runs.push(PlannedRun { variant: variant.name.clone(), paper: variant.paper.clone(), overrides, seed, config });
             }
@@ -179,8 +181,8 @@ pub fn shard(runs: Vec<PlannedRun>, i: usize, n: usize) -> Vec<PlannedRun> {
 }
 
 /// Parses `--shard i/N`.
-pub fn parse_shard(s: &str) -> Result<(usize, usize), String> {
-    let bad = || format!("--shard {s}: expected i/N with 1 <= i <= N");
+pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
+    let bad = || ExperimentError::option(format!("--shard {s}"), "expected i/N with 1 <= i <= N");
     let (i, n) = s.split_once('/').ok_or_else(bad)?;
     let (i, n): (usize, usize) = (i.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
     if n == 0 || i == 0 || i > n {

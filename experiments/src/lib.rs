@@ -4,10 +4,11 @@
 //!
 //! - [`bench`]: training, forward and analysis throughput, measured one case per process.
 //! - [`backend`]: `--backend flex|wgpu|tch|tch-cuda`.
-//! - [`config`]: [`config::RunConfig`] and the presets of scale.
+//! - [`config`]: the presets of scale ([`config::RunConfig`] is the run folder's, `gatelab_rundir`).
+//! - [`error`]: [`ExperimentError`].
+//! - [`progress`]: progress bars of a sweep.
 //! - [`grid`]: grid files, overrides, expansion into runs, shards.
 //! - [`train`]: one training run.
-//! - [`rundir`]: the run folder (the contract with analysis).
 //! - [`sweep`]: runs a grid.
 //! - [`extend`]: continued training of finished runs at a longer length (new runs naming their
 //!   parent).
@@ -15,8 +16,11 @@
 pub mod backend;
 pub mod bench;
 pub mod config;
+pub mod error;
 pub mod extend;
 pub mod grid;
-pub mod rundir;
+pub mod progress;
 pub mod sweep;
 pub mod train;
+
+pub use error::{ExperimentError, Result};

@@ -4,6 +4,7 @@ mod cli;
 
 use clap::{Parser, Subcommand};
 use gatelab::backend::{self, Backend};
+use gatelab::Result;
 use gatelab_model::ModelConfig;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -32,14 +33,15 @@ enum Command {
     /// (writes analysis.json in each run folder).
     Analyze(cli::analyze::AnalyzeArgs),
     /// Write a finished run as a Hugging Face Qwen3 checkpoint directory.
-    Export(cli::analyze::ExportArgs),
-    /// Summarise a sweep (summary.csv, summary.md), analysing runs that need it.
-    Report(cli::analyze::ReportArgs),
+    Export(cli::export::ExportArgs),
+    /// Report a sweep: one row per configuration with 95% intervals over seeds and paired
+    /// differences to the baseline, figures and report.html (analysing runs that need it).
+    Report(cli::report::ReportArgs),
     /// Two sweeps side by side: two backends, two seeds, two presets.
-    Compare(cli::analyze::CompareArgs),
+    Compare(cli::report::CompareArgs),
     /// Perplexity, first-token attention and needle retrieval beyond the training length, per
     /// RoPE scaling method (writes length.json beside each run; charts for a sweep).
-    EvalLength(cli::analyze::EvalLengthArgs),
+    EvalLength(cli::length::EvalLengthArgs),
     /// Training, forward and analysis throughput per backend and variant, against the same model
     /// in PyTorch (bench/peer.py), measured side by side.
     Bench(cli::bench::BenchArgs),
@@ -58,11 +60,11 @@ enum Command {
         #[arg(long)]
         save_tokenizer: Option<PathBuf>,
     },
-    /// Tokenisation and batching throughput on a text file.
+    /// Tokenisation and batching throughput on a text corpus.
     DataBench {
-        /// The text (default: tinyshakespeare from ../shared/data).
-        #[arg(long, default_value = "../shared/data/tinyshakespeare.txt")]
-        text: PathBuf,
+        /// The text: tinyshakespeare (built in), a file, a directory of .txt, a .jsonl file.
+        #[arg(long, alias = "text", default_value = "tinyshakespeare")]
+        data: String,
         /// BPE vocabulary to train and encode with.
         #[arg(long, default_value_t = 4096)]
         vocab: usize,
@@ -117,41 +119,40 @@ fn main() -> ExitCode {
         Command::Sweep(args) => cli::sweep::sweep(args),
         Command::Extend(args) => cli::sweep::extend(args),
         Command::Analyze(args) => cli::analyze::analyze(args),
-        Command::Export(args) => cli::analyze::export(args),
-        Command::Report(args) => cli::analyze::report(args),
-        Command::Compare(args) => cli::analyze::compare(args),
-        Command::EvalLength(args) => cli::analyze::eval_length(args),
+        Command::Export(args) => cli::export::export(args),
+        Command::Report(args) => cli::report::report(args),
+        Command::Compare(args) => cli::report::compare(args),
+        Command::EvalLength(args) => cli::length::eval_length(args),
         Command::Bench(args) => cli::bench::bench(args),
         Command::AnalyzeBench(args) => cli::analyze::analyze_bench(args),
         Command::Grid { what: GridCommand::List { grid, json } } => cli::sweep::list(grid.as_deref(), json),
         Command::Grid { what: GridCommand::Show { grid, variant, preset, json } } => cli::sweep::show(&grid, &variant, &preset, json),
         Command::Data { data, save_tokenizer } => cli::data::inspect(&data, save_tokenizer.as_ref()),
-        Command::DataBench { text, vocab, json } => cli::data::bench(&text, vocab, json),
+        Command::DataBench { data, vocab, json } => cli::data::bench(&data, vocab, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("gatelab: {e}");
+            eprintln!("gatelab: {}", e.one_line());
             ExitCode::FAILURE
         }
     }
 }
 
-fn backends() -> Result<(), String> {
+fn backends() -> Result<()> {
     for b in Backend::compiled() {
-        let state = backend::open(b, 0).map(|_| "ok".to_string()).unwrap_or_else(|e| e);
+        let state = backend::open(b, 0).map(|_| "ok".to_string()).unwrap_or_else(|e| e.one_line());
         println!("{:<9} {state}", b.name());
     }
     Ok(())
 }
 
-
-fn params(config: Option<&Path>) -> Result<(), String> {
+fn params(config: Option<&Path>) -> Result<()> {
     let config: ModelConfig = match config {
-        Some(path) => gatelab::rundir::read_json(path)?,
+        Some(path) => gatelab_rundir::read_json(path)?,
         None => ModelConfig::default(),
     };
-    config.validate().map_err(|e| format!("model.{e}"))?;
-    println!("{}", serde_json::to_string_pretty(&config.param_count()).unwrap());
+    config.validate().map_err(|e| gatelab_rundir::RunDirError::invalid(format!("model.{}", e.field), e.message))?;
+    println!("{}", serde_json::to_string_pretty(&config.param_count()).expect("json"));
     Ok(())
 }

@@ -1,14 +1,20 @@
 //! A sweep: a grid expanded into runs, each trained in its own folder, resumable and shardable.
+//!
+//! [`plan`] resolves and checks every run before anything is written; [`execute`] trains the
+//! planned runs in turn (skipping finished ones, resuming interrupted ones), each through
+//! [`prepare_run`], [`train_run`] and [`close_run`].
 
 use crate::backend::{self, Backend};
-use crate::config::RunConfig;
-use crate::grid::{self, PlannedRun};
-use crate::rundir::{RunDir, Status, read_json, write_json};
-use crate::train::{self, DynamicsRecord, EvalRecord, Outcome, Progress};
+use crate::config::{RunConfig, preset};
+use crate::error::{ExperimentError, Result};
+use crate::grid::{self, Grid, PlannedRun};
+use crate::progress::SweepProgress;
+use crate::train::{self, Progress};
+use burn::tensor::Device;
 use gatelab_data::{CorpusSpec, LmData};
+use gatelab_rundir::{RunDir, RunFile, RunMeta, Status, folder, write_atomic, write_json};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -42,46 +48,6 @@ pub fn device_indices(device_index: usize, devices: &[usize]) -> Vec<usize> {
     if devices.is_empty() { vec![device_index] } else { devices.to_vec() }
 }
 
-/// What `config.json` records beside the config.
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct RunMeta {
-    /// The grid's name.
-    pub grid: String,
-    /// The variant.
-    pub variant: String,
-    /// Its paper table and row.
-    pub paper: String,
-    /// The preset it started from.
-    pub preset: String,
-    /// The command line's overrides of this run.
-    pub overrides: Vec<String>,
-    /// The seed.
-    pub seed: u64,
-    /// The backend and device.
-    pub backend: String,
-    /// The device index.
-    pub device_index: usize,
-    /// Data-parallel device indices, when more than one.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub devices: Vec<usize>,
-    /// `git rev-parse HEAD` of the code, when known.
-    pub git_commit: String,
-    /// The hash in the folder name.
-    pub hash: String,
-    /// Continued training: the run folder it started from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent: Option<PathBuf>,
-}
-
-/// `config.json`.
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct RunFile {
-    /// Where the run comes from.
-    pub meta: RunMeta,
-    /// The resolved config.
-    pub config: RunConfig,
-}
-
 /// A planned run with its folder.
 #[derive(Debug, Clone)]
 pub struct Located {
@@ -104,12 +70,25 @@ pub fn default_out(grid_name: &str) -> PathBuf {
     Path::new("results").join(grid_name)
 }
 
+/// A planned sweep: every run resolved, checked and given its folder; nothing written yet.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The grid.
+    pub grid: Grid,
+    /// The runs (of this shard).
+    pub runs: Vec<Located>,
+    /// The results folder.
+    pub out: PathBuf,
+    /// The table written at the end (`sweep.json`, or one per shard).
+    pub table: String,
+}
+
 /// Plans the sweep: every run resolved and checked (nothing is written) and given its folder.
-pub fn plan(opts: &SweepOptions) -> Result<(grid::Grid, Vec<Located>, PathBuf), String> {
+pub fn plan(opts: &SweepOptions) -> Result<Plan> {
     let grid = grid::load(&opts.grid)?;
-    let preset = RunConfig::preset(&opts.preset)?;
+    let preset = preset(&opts.preset)?;
     let data = match &opts.data {
-        Some(d) => Some(serde_json::to_value(CorpusSpec::parse(d).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?),
+        Some(d) => Some(serde_json::to_value(CorpusSpec::parse(d)?).expect("corpus specs serialise")),
         None => None,
     };
     let runs = grid::plan(&grid, &preset, data.as_ref(), &opts.overrides, opts.seeds)?;
@@ -118,7 +97,7 @@ pub fn plan(opts: &SweepOptions) -> Result<(grid::Grid, Vec<Located>, PathBuf), 
         None => runs,
     };
     let out = opts.out.clone().unwrap_or_else(|| default_out(&grid.name));
-    let located = runs
+    let runs = runs
         .into_iter()
         .map(|run| {
             let hash = run_hash(&run.config, opts.backend);
@@ -126,18 +105,19 @@ pub fn plan(opts: &SweepOptions) -> Result<(grid::Grid, Vec<Located>, PathBuf), 
             Located { run, dir, hash }
         })
         .collect();
-    Ok((grid, located, out))
+    let table = format!("sweep{}.json", opts.shard.map(|(i, n)| format!("-shard{i}of{n}")).unwrap_or_default());
+    Ok(Plan { grid, runs, out, table })
 }
 
-/// `git rev-parse HEAD`, or "unknown".
+/// `git rev-parse HEAD` of the working directory, with `+dirty` when it has uncommitted
+/// changes, or "unknown".
 pub fn git_commit() -> String {
-    std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
+    let git = |args: &[&str]| std::process::Command::new("git").args(args).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match git(&["rev-parse", "HEAD"]) {
+        Some(head) if git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty()) => format!("{head}+dirty"),
+        Some(head) => head,
+        None => "unknown".into(),
+    }
 }
 
 /// One line of the final table.
@@ -151,22 +131,16 @@ pub struct RunRow {
     pub dir: PathBuf,
     /// Final status.
     pub status: Status,
-    /// Last validation loss.
+    /// Last validation loss (the validation split; `gatelab report` has the analysis split's
+    /// statistics).
     pub valid_loss: Option<f64>,
     /// Its perplexity.
     pub perplexity: Option<f64>,
-    /// Mean first-token attention over layers, last dynamics record.
-    pub first_token_attention: Option<f64>,
-}
-
-fn last_line<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
-    gatelab_analysis::run::read_jsonl(path).into_iter().rev().find_map(|v| serde_json::from_value(v).ok())
 }
 
 /// The table row of a run folder, from its files.
-pub fn row(located: &Located) -> Result<RunRow, String> {
-    let eval: Option<EvalRecord> = last_line(&located.dir.path.join("eval.jsonl"));
-    let dynamics: Option<DynamicsRecord> = last_line(&located.dir.path.join("dynamics.jsonl"));
+pub fn row(located: &Located) -> Result<RunRow> {
+    let eval = located.dir.last_eval()?;
     Ok(RunRow {
         variant: located.run.variant.clone(),
         seed: located.run.seed,
@@ -174,17 +148,13 @@ pub fn row(located: &Located) -> Result<RunRow, String> {
         status: located.dir.status()?,
         valid_loss: eval.as_ref().map(|e| e.loss),
         perplexity: eval.map(|e| e.perplexity),
-        first_token_attention: dynamics.map(|d| d.layers.iter().map(|l| l.first_token_attention).sum::<f64>() / d.layers.len().max(1) as f64),
     })
 }
 
-
-/// Runs the sweep; returns its rows.
-pub fn run(opts: &SweepOptions) -> Result<Vec<RunRow>, String> {
-    let (grid, runs, out) = plan(opts)?;
-    let commit = git_commit();
-    let meta = |located: &Located| RunMeta {
-        grid: grid.name.clone(),
+/// The metadata `config.json` records for a planned run.
+pub fn meta(plan: &Plan, opts: &SweepOptions, located: &Located, commit: &str) -> RunMeta {
+    RunMeta {
+        grid: plan.grid.name.clone(),
         variant: located.run.variant.clone(),
         paper: located.run.paper.clone(),
         preset: opts.preset.clone(),
@@ -193,32 +163,95 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<RunRow>, String> {
         backend: opts.backend.name().into(),
         device_index: opts.device_index,
         devices: opts.devices.clone(),
-        git_commit: commit.clone(),
+        git_commit: commit.into(),
         hash: located.hash.clone(),
-        parent: None,
-    };
-    let table = format!("sweep{}.json", opts.shard.map(|(i, n)| format!("-shard{i}of{n}")).unwrap_or_default());
-    execute(&runs, &out, opts.backend, &device_indices(opts.device_index, &opts.devices), meta, &table)
+        gatelab_version: env!("CARGO_PKG_VERSION").into(),
+        ..RunMeta::default()
+    }
+}
+
+/// Plans and runs the sweep; returns its rows.
+pub fn run(opts: &SweepOptions) -> Result<Vec<RunRow>> {
+    run_plan(&plan(opts)?, opts)
+}
+
+/// Runs a planned sweep; returns its rows.
+pub fn run_plan(plan: &Plan, opts: &SweepOptions) -> Result<Vec<RunRow>> {
+    let commit = git_commit();
+    execute(&plan.runs, &plan.out, opts.backend, &device_indices(opts.device_index, &opts.devices), |l| meta(plan, opts, l, &commit), &plan.table)
+}
+
+/// Steps left to train over `runs` (finished runs need none; interrupted ones resume).
+fn steps_to_train(runs: &[Located]) -> Result<usize> {
+    let mut total = 0;
+    for l in runs {
+        if !l.dir.status()?.is_final() {
+            total += l.run.config.train.steps.saturating_sub(l.dir.checkpoint()?.map_or(0, |c| c.step));
+        }
+    }
+    Ok(total)
+}
+
+/// Prepares a run's folder: creates it, writes `config.json` on first start, marks it running,
+/// prepares (or reuses) its data and saves the tokenizer beside it. Returns the step it resumes
+/// from and its data, or why the data could not be prepared.
+pub fn prepare_run<'a>(located: &Located, meta: RunMeta, cache: &'a mut HashMap<String, LmData>) -> Result<(usize, std::result::Result<&'a LmData, String>)> {
+    let (run, dir) = (&located.run, &located.dir);
+    std::fs::create_dir_all(&dir.path).map_err(|e| gatelab_rundir::RunDirError::io(&dir.path, e))?;
+    if !dir.file(folder::CONFIG).exists() {
+        dir.write_file(&RunFile { meta, config: run.config.clone() })?;
+    }
+    let resume_from = dir.checkpoint()?.map_or(0, |c| c.step);
+    dir.set_status(&Status::Running { step: resume_from })?;
+    let key = serde_json::to_string(&run.config.data).expect("data configs serialise");
+    if !cache.contains_key(&key) {
+        match run.config.data.prepare() {
+            Ok(d) => {
+                cache.insert(key.clone(), d);
+            }
+            Err(e) => return Ok((resume_from, Err(e.to_string()))),
+        }
+    }
+    let data = &cache[&key];
+    if let Some(tok) = &data.tokenizer {
+        let path = dir.file(folder::TOKENIZER);
+        if !path.exists() {
+            write_atomic(&path, tok.to_json()?.as_bytes())?;
+        }
+    }
+    Ok((resume_from, Ok(data)))
+}
+
+/// Trains one run, turning an error or a panic of the backend into a failure.
+pub fn train_run(run: &PlannedRun, data: &LmData, devices: &[Device], dir: &RunDir, progress: impl FnMut(&Progress)) -> Status {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| train::run(&run.config.model, &run.config.train, data, devices, dir, progress)));
+    match outcome {
+        Ok(Ok(status)) => status,
+        Ok(Err(e)) => Status::Failed { reason: e.one_line() },
+        Err(panic) => Status::Failed { reason: format!("panicked: {}", backend::panic_message(panic)) },
+    }
+}
+
+/// Records how a run ended: a failure keeps its checkpoint (a rerun resumes from it); a finished
+/// or diverged run drops it.
+pub fn close_run(dir: &RunDir, status: &Status) -> Result<()> {
+    match status {
+        Status::Failed { .. } => dir.set_status(status)?,
+        _ => dir.finish(status)?,
+    }
+    Ok(())
 }
 
 /// Trains `runs` in turn (skipping finished ones, resuming interrupted ones), writing each
 /// folder's `config.json` with `meta` on first start, then `<out>/<table>` and the final table.
-pub fn execute(runs: &[Located], out: &Path, backend: Backend, device_indices: &[usize], meta: impl Fn(&Located) -> RunMeta, table: &str) -> Result<Vec<RunRow>, String> {
-    let devices = device_indices.iter().map(|&i| backend::open(backend, i)).collect::<Result<Vec<_>, _>>()?;
+pub fn execute(runs: &[Located], out: &Path, backend: Backend, device_indices: &[usize], meta: impl Fn(&Located) -> RunMeta, table: &str) -> Result<Vec<RunRow>> {
+    let devices = device_indices.iter().map(|&i| backend::open(backend, i)).collect::<Result<Vec<_>>>()?;
     if devices.is_empty() {
-        return Err("no device to train on".into());
+        return Err(ExperimentError::option("--devices", "no device to train on"));
     }
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
-    // For the sweep-level progress: the steps this invocation has to train.
-    let mut total_steps = 0;
-    for l in runs {
-        if !l.dir.status()?.is_final() {
-            total_steps += l.run.config.train.steps.saturating_sub(l.dir.checkpoint()?.map_or(0, |c| c.step));
-        }
-    }
-    let steps_trained = std::cell::Cell::new(0usize);
-    let training_started = Instant::now();
-    let tty = std::io::stderr().is_terminal();
+    std::fs::create_dir_all(out).map_err(|e| gatelab_rundir::RunDirError::io(out, e))?;
+    let mut display = SweepProgress::new(runs.len(), steps_to_train(runs)?);
+    let mut trained = 0;
     let mut data_cache: HashMap<String, LmData> = HashMap::new();
     let started = Instant::now();
     let mut rows = Vec::new();
@@ -227,113 +260,59 @@ pub fn execute(runs: &[Located], out: &Path, backend: Backend, device_indices: &
         let label = format!("[{}/{}] {} seed {}", k + 1, runs.len(), run.variant, run.seed);
         let status = dir.status()?;
         if status.is_final() {
-            eprintln!("{label}: {} already ({}), skipped", status.word(), dir.path.display());
+            display.line(&format!("{label}: {} already ({}), skipped", status.word(), dir.path.display()));
             rows.push(row(located)?);
             continue;
         }
-        std::fs::create_dir_all(&dir.path).map_err(|e| format!("{}: {e}", dir.path.display()))?;
-        let config_path = dir.path.join("config.json");
-        if !config_path.exists() {
-            write_json(&config_path, &RunFile { meta: meta(located), config: run.config.clone() })?;
-        }
-        let resume_from = dir.checkpoint()?.map_or(0, |c| c.step);
-        dir.set_status(&Status::Running { step: resume_from })?;
-        let key = serde_json::to_string(&run.config.data).expect("data configs serialise");
-        if !data_cache.contains_key(&key) {
-            let data = run.config.data.prepare().map_err(|e| e.to_string());
-            match data {
-                Ok(d) => {
-                    data_cache.insert(key.clone(), d);
-                }
-                Err(reason) => {
-                    dir.set_status(&Status::Failed { reason: reason.clone() })?;
-                    eprintln!("{label}: failed: {reason}");
-                    rows.push(row(located)?);
-                    continue;
-                }
-            }
-        }
-        let data = &data_cache[&key];
-        if let Some(tok) = &data.tokenizer {
-            let path = dir.path.join("tokenizer.json");
-            if !path.exists() {
-                tok.save(&path).map_err(|e| e.to_string())?;
-            }
-        }
-        let resumed = if resume_from > 0 { format!(" (resuming at step {resume_from})") } else { String::new() };
-        eprintln!("{label}: {}{resumed}", dir.path.display());
-        let run_started = Instant::now();
-        let mut next_report = 0.25;
-        let show = |p: &Progress| {
-            let done = p.step as f64 / p.steps as f64;
-            let eta = run_started.elapsed().as_secs_f64() / (p.step - resume_from).max(1) as f64 * (p.steps - p.step) as f64;
-            // The sweep's pace: steps trained in this invocation against the steps left in it.
-            let trained = steps_trained.get() + (p.step - resume_from);
-            let sweep_eta = training_started.elapsed().as_secs_f64() / trained.max(1) as f64 * total_steps.saturating_sub(trained) as f64;
-            let run_part = format!("step {:>6}/{}  loss {:.4}  {:>8.0} tok/s  ETA {}", p.step, p.steps, p.loss, p.tokens_per_s, duration(eta));
-            let sweep_part = format!("sweep {}/{} runs, ETA {}", k + 1, runs.len(), duration(sweep_eta));
-            if tty {
-                eprint!("\r  {} {run_part} │ {} {sweep_part}\x1b[K", bar(done, 16), bar(trained as f64 / total_steps.max(1) as f64, 10));
-                let _ = std::io::stderr().flush();
-            } else if done >= next_report {
-                eprintln!("  {run_part} | {sweep_part}");
-                next_report += 0.25;
+        let status = match prepare_run(located, meta(located), &mut data_cache)? {
+            (_, Err(reason)) => Status::Failed { reason },
+            (resume_from, Ok(data)) => {
+                let resumed = if resume_from > 0 { format!(" (resuming at step {resume_from})") } else { String::new() };
+                display.line(&format!("{label}: {}{resumed}", dir.path.display()));
+                display.start_run(k, &label, run.config.train.steps, resume_from);
+                let status = train_run(run, data, &devices, dir, |p| display.update(p, trained + p.step - resume_from));
+                trained += run.config.train.steps.saturating_sub(resume_from);
+                status
             }
         };
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| train::run(&run.config.model, &run.config.train, data, &devices, dir, show)));
-        steps_trained.set(steps_trained.get() + run.config.train.steps.saturating_sub(resume_from));
-        if tty {
-            eprintln!();
-        }
-        let status = match outcome {
-            Ok(Ok(Outcome::Done)) => Status::Done,
-            Ok(Ok(Outcome::Diverged { step, loss })) => Status::Diverged { step, loss },
-            Ok(Err(reason)) => Status::Failed { reason },
-            Err(panic) => Status::Failed { reason: format!("panicked: {}", backend::panic_message(panic)) },
-        };
-        match &status {
-            Status::Failed { .. } => dir.set_status(&status)?,
-            _ => dir.finish(&status)?,
-        }
-        if !matches!(status, Status::Done) {
-            eprintln!("  {}: {}", status.word(), serde_json::to_string(&status).unwrap());
+        close_run(dir, &status)?;
+        if !status.is_done() {
+            display.line(&format!("{label}: {}", status.describe()));
         }
         rows.push(row(located)?);
     }
+    display.finish();
     write_json(&out.join(table), &rows)?;
     print_table(&rows);
-    eprintln!("{} runs in {:.1} min; results in {}", rows.len(), started.elapsed().as_secs_f64() / 60.0, out.display());
+    eprintln!("{} runs in {}; results in {}", rows.len(), crate::progress::duration(started.elapsed().as_secs_f64()), out.display());
     Ok(rows)
-}
-
-/// A progress bar of `width` cells, `frac` of them filled.
-fn bar(frac: f64, width: usize) -> String {
-    let filled = ((frac.clamp(0.0, 1.0) * width as f64).round() as usize).min(width);
-    format!("{}{}", "█".repeat(filled), "░".repeat(width - filled))
-}
-
-/// Seconds as `42 s`, `3.5 min` or `1.2 h`.
-fn duration(seconds: f64) -> String {
-    match seconds {
-        s if s < 90.0 => format!("{s:.0} s"),
-        s if s < 5400.0 => format!("{:.1} min", s / 60.0),
-        s => format!("{:.1} h", s / 3600.0),
-    }
 }
 
 /// The final table.
 pub fn print_table(rows: &[RunRow]) {
     let fmt = |v: Option<f64>, p: usize| v.map(|x| format!("{x:.p$}")).unwrap_or_else(|| "-".into());
-    println!("{:<28} {:>4} {:<9} {:>10} {:>10} {:>8}", "variant", "seed", "status", "val loss", "val ppl", "F-Attn");
+    println!("{:<28} {:>4} {:<11} {:>10} {:>10}", "variant", "seed", "status", "val loss", "val ppl");
     for r in rows {
-        println!("{:<28} {:>4} {:<9} {:>10} {:>10} {:>8}", r.variant, r.seed, r.status.word(), fmt(r.valid_loss, 4), fmt(r.perplexity, 2), fmt(r.first_token_attention, 3));
+        println!("{:<28} {:>4} {:<11} {:>10} {:>10}", r.variant, r.seed, r.status.word(), fmt(r.valid_loss, 4), fmt(r.perplexity, 2));
     }
 }
 
-/// A Slurm job-array script that runs the sweep in `n` shards sharing one results folder.
-pub fn sbatch(opts: &SweepOptions, n: usize, out: &Path) -> String {
-    let mut args = vec![format!("sweep {}", opts.grid), format!("--preset {}", opts.preset), format!("--backend {}", opts.backend.name()), format!("--out {}", out.display())];
+/// The checkout gatelab runs from: `$GATELAB_REPO` (set by `scripts/gatelab`), else the one this
+/// binary was built from.
+pub fn repository() -> PathBuf {
+    std::env::var_os("GATELAB_REPO").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+}
+
+/// A Slurm job-array script that runs the sweep in `n` shards sharing one results folder, with
+/// `cpus` CPUs per task. Paths are absolute: the script runs from any folder.
+pub fn sbatch(opts: &SweepOptions, n: usize, out: &Path, cpus: usize) -> String {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let absolute = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) };
+    let out = absolute(out);
+    let grid = if Path::new(&opts.grid).exists() { absolute(Path::new(&opts.grid)).display().to_string() } else { opts.grid.clone() };
+    let mut args = vec![format!("sweep {grid}"), format!("--preset {}", opts.preset), format!("--backend {}", opts.backend.name()), format!("--out {}", out.display())];
     if let Some(d) = &opts.data {
+        let d = if Path::new(d).exists() { absolute(Path::new(d)).display().to_string() } else { d.clone() };
         args.push(format!("--data {d}"));
     }
     if opts.seeds > 1 {
@@ -343,24 +322,29 @@ pub fn sbatch(opts: &SweepOptions, n: usize, out: &Path) -> String {
         args.push(format!("--devices {}", opts.devices.iter().map(usize::to_string).collect::<Vec<_>>().join(",")));
     }
     args.extend(opts.overrides.iter().map(|o| format!("'{o}'")));
-    let repo = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| ".".into());
+    let repo = repository();
+    let repo = repo.canonicalize().unwrap_or(repo);
     format!(
         "#!/bin/bash\n\
-         #SBATCH --job-name=gatelab-{grid}\n\
+         #SBATCH --job-name=gatelab-{name}\n\
          #SBATCH --array=1-{n}\n\
-         #SBATCH --cpus-per-task=2\n\
+         #SBATCH --cpus-per-task={cpus}\n\
          #SBATCH --output={out}/slurm-%A_%a.log\n\
          # Each array task runs one deterministic shard; shards share {out} and skip finished runs.\n\
+         # After the array: {repo}/scripts/gatelab report {out}\n\
          set -euo pipefail\n\
-         cd {repo}\n\
-         scripts/gatelab {args} --shard \"${{SLURM_ARRAY_TASK_ID}}/{n}\"\n",
-        grid = opts.grid,
+         mkdir -p {out}\n\
+         cd {cwd}\n\
+         {repo}/scripts/gatelab {args} --no-report --shard \"${{SLURM_ARRAY_TASK_ID}}/{n}\"\n",
+        name = Path::new(&opts.grid).file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default(),
         out = out.display(),
+        repo = repo.display(),
+        cwd = cwd.display(),
         args = args.join(" "),
     )
 }
 
 /// Reads a run folder's `config.json`.
-pub fn read_run_file(dir: &Path) -> Result<RunFile, String> {
-    read_json(&dir.join("config.json"))
+pub fn read_run_file(dir: &Path) -> Result<RunFile> {
+    Ok(RunDir::new(dir).read_file()?)
 }

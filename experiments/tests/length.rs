@@ -79,9 +79,8 @@ fn eval_length_and_extend_on_a_tiny_sweep() {
     let summary = std::fs::read_to_string(out.join("length_summary.csv")).unwrap();
     assert_eq!(summary.lines().count(), 1 + 2 * 4 * 3);
     // The report picks the length charts up.
-    let s = gatelab_analysis::report::summarize(&out).unwrap();
-    let charts = gatelab_analysis::report::write_charts(&out, &s).unwrap();
-    assert!(charts.iter().any(|c| c.stem == "length_retrieval"));
+    let report = gatelab_analysis::report::write(&out).unwrap();
+    assert!(report.charts().any(|c| c.stem == "length_retrieval"));
 
     // Continued training: a new run from the baseline's weights at twice the length and a new base.
     let parent = &rows.iter().find(|r| r.variant == "baseline").unwrap().dir;
@@ -90,14 +89,14 @@ fn eval_length_and_extend_on_a_tiny_sweep() {
     assert!(code == 1 && err.lines().count() == 1, "{err}");
     let (code, _, err) = gatelab(&["extend", &parent.display().to_string(), "--seq-len", "64", "--rope-theta", "100000", "--steps", "40", "--out", &ext.display().to_string(), "train.log_every=10"]);
     assert_eq!(code, 0, "{err}");
-    let child = gatelab_analysis::run::runs_under(&ext).unwrap().remove(0);
-    let file = sweep::read_run_file(&child).unwrap();
+    let child = gatelab_rundir::runs_under(&ext).unwrap().remove(0);
+    let file = child.read_file().unwrap();
     assert_eq!(file.meta.parent.as_deref(), Some(parent.as_path()));
     assert_eq!(file.config.train.init_from.as_deref(), Some(parent.as_path()));
     assert_eq!((file.config.data.seq_len, file.config.model.rope_theta, file.config.train.steps), (64, 1e5, 40));
-    assert!(gatelab_analysis::run::is_done(&child));
+    assert!(child.is_done());
     // It starts where the parent ended, not from chance (ln 65 = 4.17).
-    let first: f64 = gatelab_analysis::run::read_jsonl(&child.join("metrics.jsonl"))[0]["loss"].as_f64().unwrap();
+    let first: f64 = child.metrics().unwrap()[0].loss;
     assert!(first < 65f64.ln() - 0.5, "first loss {first}: the parent's weights were not loaded");
     // Rerunning skips it.
     let (code, _, err) = gatelab(&["extend", &parent.display().to_string(), "--seq-len", "64", "--rope-theta", "100000", "--steps", "40", "--out", &ext.display().to_string(), "train.log_every=10"]);

@@ -2,10 +2,10 @@
 //! refusal of bad grids before anything is written, shards, divergence.
 
 use gatelab::backend::Backend;
-use gatelab::config::RunConfig;
+use gatelab::config::preset;
 use gatelab::grid::{self, Grid};
-use gatelab::rundir::Status;
 use gatelab::sweep::{self, SweepOptions};
+use gatelab_rundir::{RunDir, Status};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -73,12 +73,13 @@ fn a_tiny_sweep_of_the_core_grid_completes() {
         let run = sweep::read_run_file(&r.dir).unwrap();
         assert_eq!(run.meta.variant, r.variant);
         assert_eq!(run.meta.backend, "flex");
-        assert!(r.valid_loss.unwrap().is_finite() && r.first_token_attention.is_some());
+        assert!(r.valid_loss.unwrap().is_finite());
+        assert!(!RunDir::new(&r.dir).dynamics().unwrap().is_empty(), "sink dynamics were recorded");
     }
     // Analysis reads the run folders (not the training code) and writes analysis.json.
     let device = burn::tensor::Device::flex();
     for r in &rows {
-        let a = gatelab_analysis::run::analyze_run(&r.dir, &device, &Default::default()).unwrap();
+        let a = gatelab_analysis::run::analyze_run(&RunDir::new(&r.dir), &device, &Default::default()).unwrap();
         assert_eq!(a.stats.sequences, 64, "the tiny preset's whole analysis split");
         assert_eq!(a.stats.layers.len(), 1);
         assert_eq!(a.stats.gate_mean().is_some(), r.variant != "baseline");
@@ -96,18 +97,32 @@ fn a_tiny_sweep_of_the_core_grid_completes() {
         assert!(std::fs::read_to_string(r.dir.join("attention_maps.csv")).unwrap().lines().count() > 32 * 33 / 2);
     }
     // The report reads the folders and says what the baseline shows.
-    let summary = gatelab_analysis::report::summarize(&out).unwrap();
-    assert_eq!(summary.rows.len(), 5);
-    assert!(summary.finding.starts_with("The baseline has a first-token sink"), "{}", summary.finding);
-    gatelab_analysis::report::write(&summary, &out, "tiny").unwrap();
+    let report = gatelab_analysis::report::write(&out).unwrap();
+    let summary = &report.summary;
+    assert_eq!(summary.groups.len(), 5);
+    assert!(report.finding.starts_with("The baseline has a first-token sink (one seed)"), "{}", report.finding);
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(md.contains("| g1-elementwise | Table 1 row 5 |"), "{md}");
+    assert!(md.contains("- **grid**: core") && md.contains("- **preset**: tiny"), "{md}");
     assert_eq!(std::fs::read_to_string(out.join("summary.csv")).unwrap().lines().count(), 6);
-    let charts = gatelab_analysis::report::write_charts(&out, &summary).unwrap();
-    gatelab_analysis::report::write_html(&out, &summary, &charts, "tiny").unwrap();
-    let stems: Vec<&str> = charts.iter().map(|c| c.stem.as_str()).collect();
-    assert_eq!(stems, ["first_token_attention_per_layer", "max_activation_per_layer", "gate_scores", "loss_curves", "first_token_attention_over_training", "gate_mean_over_training", "max_activation_over_training"]);
-    for stem in stems {
+    let stems: Vec<&str> = report.charts().map(|c| c.stem.as_str()).collect();
+    assert_eq!(
+        stems,
+        [
+            "first_token_attention_per_layer",
+            "first_token_attention_vs_baseline",
+            "first_token_attention_over_training",
+            "val_loss",
+            "val_loss_vs_baseline",
+            "loss_curves",
+            "max_activation_per_layer",
+            "max_activation_over_training",
+            "gate_scores",
+            "gate_mean",
+            "gate_mean_over_training"
+        ]
+    );
+    for stem in &stems {
         let png = std::fs::read(out.join(format!("{stem}.png"))).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{stem}.png is a PNG");
         let svg = std::fs::read_to_string(out.join(format!("{stem}.svg"))).unwrap();
@@ -115,11 +130,11 @@ fn a_tiny_sweep_of_the_core_grid_completes() {
         let csv = std::fs::read_to_string(out.join(format!("{stem}.csv"))).unwrap();
         assert!(csv.lines().count() > 2, "{stem}.csv holds the plotted numbers");
     }
-    let side = gatelab_analysis::report::compare(&summary, &summary, "A", "B");
+    let side = gatelab_analysis::report::compare(summary, summary, "A", "B");
     assert!(side.contains("| g1-elementwise |") && side.contains("+0.0000"), "{side}");
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.starts_with("<!doctype html>") && html.trim_end().ends_with("</html>"));
-    assert_eq!(html.matches("<svg").count(), 7 + 5, "every chart and every variant's attention maps inline");
+    assert_eq!(html.matches("<svg").count(), stems.len() + 5, "every chart and every variant's attention maps inline");
     // A rerun skips every finished run and changes no file.
     let before = snapshot(&out);
     sweep::run(&options("core", &out, &[])).unwrap();
@@ -135,7 +150,7 @@ fn a_tiny_sweep_of_the_core_grid_completes() {
 fn overrides_and_comma_lists_expand_and_key_the_folders() {
     let _serial = serial();
     let grid = grid::load("core").unwrap();
-    let preset = RunConfig::preset("tiny").unwrap();
+    let preset = preset("tiny").unwrap();
     let runs = grid::plan(&grid, &preset, None, &["train.lr=1e-3,2e-3".into(), "model.d_model=48".into()], 2).unwrap();
     assert_eq!(runs.len(), 5 * 2 * 2);
     assert_eq!(runs[0].overrides, vec!["train.lr=0.001", "model.d_model=48"]);
@@ -146,14 +161,14 @@ fn overrides_and_comma_lists_expand_and_key_the_folders() {
     assert_eq!(runs[4].variant, "g1-elementwise");
     // The folder follows the resolved config: a changed override, a new folder.
     let out = scratch("keys");
-    let (_, a, _) = sweep::plan(&options("core", &out, &["train.lr=1e-3"])).unwrap();
-    let (_, b, _) = sweep::plan(&options("core", &out, &["train.lr=1e-3"])).unwrap();
-    let (_, c, _) = sweep::plan(&options("core", &out, &["train.lr=2e-3"])).unwrap();
+    let a = sweep::plan(&options("core", &out, &["train.lr=1e-3"])).unwrap().runs;
+    let b = sweep::plan(&options("core", &out, &["train.lr=1e-3"])).unwrap().runs;
+    let c = sweep::plan(&options("core", &out, &["train.lr=2e-3"])).unwrap().runs;
     assert_eq!(a[0].dir.path, b[0].dir.path);
     assert_ne!(a[0].dir.path, c[0].dir.path);
     assert!(a[0].dir.path.file_name().unwrap().to_str().unwrap().starts_with("baseline-"));
     // Unknown keys are refused by name.
-    let err = grid::plan(&grid, &preset, None, &["train.lrr=1".into()], 1).unwrap_err();
+    let err = grid::plan(&grid, &preset, None, &["train.lrr=1".into()], 1).unwrap_err().one_line();
     assert!(err.contains("no field lrr in train"), "{err}");
 }
 
@@ -189,14 +204,14 @@ fn bad_grids_are_refused_before_anything_is_written() {
 fn shards_cover_the_grid_exactly_once() {
     let _serial = serial();
     let grid = grid::load("paper").unwrap();
-    let runs = grid::plan(&grid, &RunConfig::preset("tiny").unwrap(), None, &[], 1).unwrap();
+    let runs = grid::plan(&grid, &preset("tiny").unwrap(), None, &[], 1).unwrap();
     assert!(runs.len() >= 30);
     let mut seen: Vec<String> = (1..=3).flat_map(|i| grid::shard(runs.clone(), i, 3)).map(|r| r.variant).collect();
     seen.sort();
     let mut all: Vec<String> = runs.iter().map(|r| r.variant.clone()).collect();
     all.sort();
     assert_eq!(seen, all);
-    assert!(grid::parse_shard("0/3").is_err() && grid::parse_shard("4/3").is_err() && grid::parse_shard("2/3") == Ok((2, 3)));
+    assert!(grid::parse_shard("0/3").is_err() && grid::parse_shard("4/3").is_err() && grid::parse_shard("2/3").ok() == Some((2, 3)));
 }
 
 #[test]
@@ -301,7 +316,7 @@ fn data_parallel_over_two_devices_trains_as_one() {
     let (a, b) = (sweep::run(&one).unwrap(), sweep::run(&two).unwrap());
     for (ra, rb) in a.iter().zip(&b) {
         assert_eq!(sweep::read_run_file(&rb.dir).unwrap().meta.devices, vec![0, 0]);
-        let losses = |d: &Path| gatelab_analysis::run::read_jsonl(&d.join("metrics.jsonl")).iter().map(|v| v["loss"].as_f64().unwrap()).collect::<Vec<_>>();
+        let losses = |d: &Path| RunDir::new(d).metrics().unwrap().iter().map(|m| m.loss).collect::<Vec<_>>();
         let (la, lb) = (losses(&ra.dir), losses(&rb.dir));
         assert_eq!(la.len(), 10);
         let worst = la.iter().zip(&lb).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);

@@ -131,10 +131,7 @@ impl ModelConfig {
         if !(self.init_std > 0.0 && self.init_std.is_finite()) {
             return Err(ConfigError::new("init_std", "must be a positive number"));
         }
-        self.rope_scaling.validate().map_err(|e| {
-            let (field, message) = e.split_once(": ").unwrap_or(("rope_scaling", e.as_str()));
-            ConfigError::new(field, message)
-        })?;
+        self.rope_scaling.validate()?;
         self.gate.validate(self.qk_norm)?;
         let g = &self.gate;
         let one_scalar_per_token = g.position == GatePosition::G1

@@ -17,12 +17,11 @@
 //!
 //! # Where G2–G4 act
 //! Value, key and query gates act right after their projections (paper Eq. 1), before QK-norm and
-//! RoPE (the paper does not say; see `../shared/notes/paper.md` §2). A consequence: a headwise
+//! RoPE (the paper does not say; see `docs/paper.md` §2). A consequence: a headwise
 //! multiplicative gate on Q or K followed by QK-norm is divided out again by the per-head RMSNorm,
 //! so that combination is refused.
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// Where the gate acts (paper Table 1, column "Pos").
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -144,28 +143,7 @@ pub struct GateSpec {
     pub sdpa_nonlinearity: SdpaNonlinearity,
 }
 
-/// A configuration refused because one of its fields makes no sense; `field` is its dotted path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// Dotted path of the offending field, e.g. `gate.granularity`.
-    pub field: String,
-    /// Why it was refused.
-    pub message: String,
-}
-
-impl ConfigError {
-    pub(crate) fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
+pub use crate::error::ConfigError;
 
 /// The shape a gate acts on at its position: `n` heads of `e` elements each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

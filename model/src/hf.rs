@@ -4,7 +4,7 @@
 //!
 //! Three layouts of the attention-output gate (G1, sigmoid, multiplicative, input-dependent) are
 //! read; the gate's weights sit in a widened `q_proj` in both gated ones
-//! (`../shared/notes/paper.md` §6):
+//! (`docs/paper.md` §8):
 //!
 //! - [`GateLayout::None`]: plain Qwen3 (`model_type: qwen3`), the baseline.
 //! - [`GateLayout::KvGrouped`]: the paper's released models (`qiuzh20/gated_attention`,
@@ -21,6 +21,7 @@
 //! tensor is checked: missing, unknown and misshapen tensors are refused by name.
 
 use crate::config::ModelConfig;
+use crate::error::ModelError;
 use crate::gate::{GatePosition, GateSpec, Granularity};
 use crate::transformer::Transformer;
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
@@ -54,22 +55,22 @@ pub struct HfModel {
     pub zero_centred_norms: bool,
 }
 
-fn field<'a>(cfg: &'a Value, key: &str, path: &Path) -> Result<&'a Value, String> {
-    cfg.get(key).filter(|v| !v.is_null()).ok_or_else(|| format!("{}: no {key:?}", path.display()))
+fn field<'a>(cfg: &'a Value, key: &str, path: &Path) -> Result<&'a Value, ModelError> {
+    cfg.get(key).filter(|v| !v.is_null()).ok_or_else(|| ModelError::file(&path, format!("no {key:?}")))
 }
 
-fn usize_of(cfg: &Value, key: &str, path: &Path) -> Result<usize, String> {
-    field(cfg, key, path)?.as_u64().map(|v| v as usize).ok_or_else(|| format!("{}: {key:?} is not a count", path.display()))
+fn usize_of(cfg: &Value, key: &str, path: &Path) -> Result<usize, ModelError> {
+    field(cfg, key, path)?.as_u64().map(|v| v as usize).ok_or_else(|| ModelError::file(&path, format!("{key:?} is not a count")))
 }
 
 /// Reads `dir/config.json` into the equivalent gatelab config; what cannot be expressed is refused
 /// naming the field.
-pub fn read_config(dir: &Path) -> Result<HfModel, String> {
+pub fn read_config(dir: &Path) -> Result<HfModel, ModelError> {
     let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let cfg: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| ModelError::file(&path, e))?;
+    let cfg: Value = serde_json::from_str(&text).map_err(|e| ModelError::file(&path, e))?;
     let model_type = cfg.get("model_type").and_then(Value::as_str).unwrap_or("").to_string();
-    let refuse = |what: String| Err(format!("{}: {what}", path.display()));
+    let refuse = |what: String| Err(ModelError::file(&path, what));
     let flag = |k: &str| cfg.get(k).and_then(Value::as_bool).unwrap_or(false);
     let n_layers = usize_of(&cfg, "num_hidden_layers", &path)?;
     let (layout, zero_centred_norms, granularity) = match model_type.as_str() {
@@ -139,29 +140,29 @@ pub fn read_config(dir: &Path) -> Result<HfModel, String> {
         gate,
         ..ModelConfig::default()
     };
-    config.validate().map_err(|e| format!("{}: {e}", path.display()))?;
+    config.validate().map_err(|e| ModelError::file(&path, e))?;
     Ok(HfModel { config, layout, model_type, zero_centred_norms })
 }
 
 /// The safetensors files of a checkpoint: `model.safetensors`, or every shard named by
 /// `model.safetensors.index.json` (each must exist).
-pub fn shard_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+pub fn shard_files(dir: &Path) -> Result<Vec<PathBuf>, ModelError> {
     let index = dir.join("model.safetensors.index.json");
     if index.is_file() {
-        let text = std::fs::read_to_string(&index).map_err(|e| format!("{}: {e}", index.display()))?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", index.display()))?;
-        let map = v.get("weight_map").and_then(Value::as_object).ok_or_else(|| format!("{}: no \"weight_map\"", index.display()))?;
+        let text = std::fs::read_to_string(&index).map_err(|e| ModelError::file(&index, e))?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| ModelError::file(&index, e))?;
+        let map = v.get("weight_map").and_then(Value::as_object).ok_or_else(|| ModelError::file(&index, "no \"weight_map\""))?;
         let mut files: Vec<String> = map.values().filter_map(|f| f.as_str().map(str::to_string)).collect();
         files.sort();
         files.dedup();
         let files: Vec<PathBuf> = files.into_iter().map(|f| dir.join(f)).collect();
         if let Some(missing) = files.iter().find(|f| !f.is_file()) {
-            return Err(format!("{}: missing shard {} (named by model.safetensors.index.json)", dir.display(), missing.file_name().unwrap_or_default().to_string_lossy()));
+            return Err(ModelError::file(dir, format!("missing shard {} (named by model.safetensors.index.json)", missing.file_name().unwrap_or_default().to_string_lossy())));
         }
         return Ok(files);
     }
     let single = dir.join("model.safetensors");
-    if single.is_file() { Ok(vec![single]) } else { Err(format!("{}: no model.safetensors or model.safetensors.index.json", dir.display())) }
+    if single.is_file() { Ok(vec![single]) } else { Err(ModelError::file(&dir, "no model.safetensors or model.safetensors.index.json")) }
 }
 
 /// The checkpoint's tensor names and shapes for `m` (Hugging Face names, `[out, in]` layout).
@@ -202,13 +203,13 @@ pub fn expected_shapes(m: &HfModel) -> BTreeMap<String, Vec<usize>> {
 }
 
 /// A tensor as f32, whatever its stored float type.
-fn to_f32(view: &TensorView, name: &str) -> Result<Vec<f32>, String> {
+fn to_f32(view: &TensorView, name: &str) -> Result<Vec<f32>, ModelError> {
     let b = view.data();
     Ok(match view.dtype() {
         Dtype::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
         Dtype::BF16 => b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
         Dtype::F16 => b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        other => return Err(format!("{name}: dtype {other:?} is not a float type gatelab reads (f32, bf16, f16)")),
+        other => return Err(ModelError::Unsupported(format!("{name}: dtype {other:?} is not a float type gatelab reads (f32, bf16, f16)"))),
     })
 }
 
@@ -317,7 +318,7 @@ fn gatelab_name(hf: &str) -> Option<String> {
 }
 
 /// Imports a checkpoint directory into a gatelab model on `device`.
-pub fn import(dir: &Path, device: &Device) -> Result<(Transformer, HfModel), String> {
+pub fn import(dir: &Path, device: &Device) -> Result<(Transformer, HfModel), ModelError> {
     let m = read_config(dir)?;
     let files = shard_files(dir)?;
     let expected = expected_shapes(&m);
@@ -340,18 +341,18 @@ pub fn import(dir: &Path, device: &Device) -> Result<(Transformer, HfModel), Str
     let mut buffer = F32Buffer::new(&layout, None);
     let mut seen = std::collections::BTreeSet::new();
     for file in &files {
-        let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let st = SafeTensors::deserialize(&bytes).map_err(|e| format!("{}: {e}", file.display()))?;
+        let bytes = std::fs::read(file).map_err(|e| ModelError::file(&file, e))?;
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| ModelError::file(&file, e))?;
         for (name, view) in st.tensors() {
             // A tied checkpoint may still carry lm_head: it is the embedding.
             if name == "lm_head.weight" && c.tie_embeddings {
                 continue;
             }
             let Some(shape) = expected.get(&name) else {
-                return Err(format!("{}: unknown tensor {name} (shape {:?})", file.display(), view.shape()));
+                return Err(ModelError::file(&file, format!("unknown tensor {name} (shape {:?})", view.shape())));
             };
             if view.shape() != shape.as_slice() {
-                return Err(format!("{}: tensor {name} has shape {:?}, the config implies {shape:?}", file.display(), view.shape()));
+                return Err(ModelError::file(&file, format!("tensor {name} has shape {:?}, the config implies {shape:?}", view.shape())));
             }
             seen.insert(name.clone());
             let mut data = to_f32(&view, &name)?;
@@ -371,21 +372,21 @@ pub fn import(dir: &Path, device: &Device) -> Result<(Transformer, HfModel), Str
         }
     }
     if let Some(missing) = expected.keys().find(|k| !seen.contains(*k)) {
-        return Err(format!("{}: missing tensor {missing}", dir.display()));
+        return Err(ModelError::file(&dir, format!("missing tensor {missing}")));
     }
     let bytes = buffer.bytes;
-    let mut model = m.config.init(device).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut model = m.config.init(device).map_err(|e| ModelError::file(&dir, e))?;
     let mut store = SafetensorsStore::from_bytes(Some(bytes)).with_from_adapter(PyTorchToBurnAdapter);
-    let result = model.load_from(&mut store).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let result = model.load_from(&mut store).map_err(|e| ModelError::file(&dir, e))?;
     if !result.missing.is_empty() || !result.unused.is_empty() {
-        return Err(format!("{}: internal mapping left missing {:?}, unused {:?}", dir.display(), result.missing, result.unused));
+        return Err(ModelError::file(&dir, format!("internal mapping left missing {:?}, unused {:?}", result.missing, result.unused)));
     }
     Ok((model, m))
 }
 
 /// Whether `config` can be written as a Qwen3 checkpoint, and in which layout.
-pub fn export_layout(config: &ModelConfig) -> Result<GateLayout, String> {
-    let refuse = |why: &str| Err(format!("export: {why}"));
+pub fn export_layout(config: &ModelConfig) -> Result<GateLayout, ModelError> {
+    let refuse = |why: &str| Err(ModelError::Unsupported(format!("export: {why}")));
     if !config.qk_norm {
         return refuse("transformers' Qwen3 always applies QK-norm; this model has qk_norm: false");
     }
@@ -406,18 +407,27 @@ pub fn export_layout(config: &ModelConfig) -> Result<GateLayout, String> {
     refuse(&format!("the Qwen3 format holds the baseline and the G1 sigmoid output gate (headwise or elementwise), not {}", g.label()))
 }
 
-/// Writes `model` (of `config`) as a Hugging Face Qwen3 checkpoint in `dir`: `config.json`
-/// (with the paper's gate flags when gated), `model.safetensors` (gated models in the official
-/// KV-grouped layout) and, when given, `tokenizer.json` with its BOS/EOS/PAD ids.
-pub fn export(model: &Transformer, config: &ModelConfig, dir: &Path, tokenizer: Option<(&Path, [u32; 3])>) -> Result<(), String> {
+/// A Hugging Face checkpoint's files, for the caller to write into one folder.
+#[derive(Debug, Clone)]
+pub struct HfCheckpoint {
+    /// `config.json`.
+    pub config_json: String,
+    /// `model.safetensors`.
+    pub weights: Vec<u8>,
+}
+
+/// `model` (of `config`) as a Hugging Face Qwen3 checkpoint: `config.json` (with the paper's gate
+/// flags when gated, and every field the authors' `modeling_qwen3.py` reads) and
+/// `model.safetensors` (gated models in the official KV-grouped layout). With `special_ids`
+/// (BOS, EOS, PAD), the config names them; the caller copies the `tokenizer.json` beside it.
+pub fn export(model: &Transformer, config: &ModelConfig, special_ids: Option<[u32; 3]>) -> Result<HfCheckpoint, ModelError> {
     let layout_kind = export_layout(config)?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let c = config;
     let mut store = SafetensorsStore::from_bytes(None).with_to_adapter(BurnToPyTorchAdapter);
-    model.save_into(&mut store).map_err(|e| format!("export: {e}"))?;
-    let bytes = store.get_bytes().map_err(|e| format!("export: {e}"))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| format!("export: {e}"))?;
-    let get = |name: &str| -> Result<Vec<f32>, String> { to_f32(&st.tensor(name).map_err(|e| format!("export: {name}: {e}"))?, name) };
+    model.save_into(&mut store).map_err(|e| ModelError::Unsupported(format!("export: {e}")))?;
+    let bytes = store.get_bytes().map_err(|e| ModelError::Unsupported(format!("export: {e}")))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| ModelError::Unsupported(format!("export: {e}")))?;
+    let get = |name: &str| -> Result<Vec<f32>, ModelError> { to_f32(&st.tensor(name).map_err(|e| ModelError::Unsupported(format!("export: {name}: {e}")))?, name) };
     let m = HfModel { config: c.clone(), layout: layout_kind, model_type: "qwen3".into(), zero_centred_norms: false };
     let per = gate_rows_per_head(c);
     let shapes = expected_shapes(&m);
@@ -439,8 +449,6 @@ pub fn export(model: &Transformer, config: &ModelConfig, dir: &Path, tokenizer: 
             buffer.put(hf_name, &get(&ours)?);
         }
     }
-    let bytes = buffer.bytes;
-    write_atomic(&dir.join("model.safetensors"), &bytes)?;
     let mut cfg = json!({
         "architectures": ["Qwen3ForCausalLM"],
         "model_type": "qwen3",
@@ -458,6 +466,8 @@ pub fn export(model: &Transformer, config: &ModelConfig, dir: &Path, tokenizer: 
         "rope_scaling": null,
         "tie_word_embeddings": c.tie_embeddings,
         "attention_bias": false,
+        "qkv_bias": false,
+        "use_qk_norm": true,
         "attention_dropout": 0.0,
         "initializer_range": c.init_std,
         "use_cache": true,
@@ -467,15 +477,8 @@ pub fn export(model: &Transformer, config: &ModelConfig, dir: &Path, tokenizer: 
         cfg["headwise_attn_output_gate"] = json!(c.gate.granularity == Granularity::Headwise);
         cfg["elementwise_attn_output_gate"] = json!(c.gate.granularity == Granularity::Elementwise);
     }
-    if let Some((path, [bos, eos, pad])) = tokenizer {
-        let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        write_atomic(&dir.join("tokenizer.json"), &text)?;
+    if let Some([bos, eos, pad]) = special_ids {
         (cfg["bos_token_id"], cfg["eos_token_id"], cfg["pad_token_id"]) = (json!(bos), json!(eos), json!(pad));
     }
-    write_atomic(&dir.join("config.json"), (serde_json::to_string_pretty(&cfg).expect("json") + "\n").as_bytes())
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path)).map_err(|e| format!("{}: {e}", path.display()))
+    Ok(HfCheckpoint { config_json: serde_json::to_string_pretty(&cfg).expect("json") + "\n", weights: buffer.bytes })
 }

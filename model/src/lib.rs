@@ -8,12 +8,14 @@
 //! - [`attention`], [`transformer`]: the modules; [`rope`]: rotary embeddings; [`sdpa`]: the
 //!   attention core as one operation with a handwritten backward pass.
 //! - [`probe`]: what [`Transformer::forward_probed`] returns.
+//! - [`error`]: [`ConfigError`] and [`ModelError`].
 //! - [`weights`]: safetensors interchange with PyTorch, names documented there.
 //! - [`hf`]: Hugging Face Qwen3-format checkpoint directories in and out (plain, the paper's
 //!   gated layout, Qwen3-Next's).
 
 pub mod attention;
 pub mod config;
+pub mod error;
 pub mod gate;
 pub mod hf;
 pub mod probe;
@@ -23,8 +25,9 @@ pub mod transformer;
 pub mod weights;
 
 pub use config::{ModelConfig, ParamCount};
+pub use error::{ConfigError, ModelError};
 pub use gate::{
-    Combination, ConfigError, GateActivation, GateInput, GatePosition, GateSpec, Granularity, HeadSharing,
+    Combination, GateActivation, GateInput, GatePosition, GateSpec, Granularity, HeadSharing,
     SdpaNonlinearity,
 };
 pub use probe::{LayerProbe, Probes};

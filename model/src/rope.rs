@@ -2,6 +2,7 @@
 //! `transformers`: dimension `i` of the first half is paired with dimension `i + d/2`, and
 //! `rope(x) = x·cos + rotate_half(x)·sin` with `rotate_half([x1, x2]) = [-x2, x1]`.
 
+use crate::error::ConfigError;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -61,15 +62,15 @@ impl RopeScaling {
     }
 
     /// Checks the parameters; errors name the field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         match *self {
             RopeScaling::None => Ok(()),
             RopeScaling::Linear { factor } | RopeScaling::Ntk { factor } | RopeScaling::Yarn { factor, .. } if !(factor >= 1.0 && factor.is_finite()) => {
-                Err(format!("rope_scaling.factor: must be a number ≥ 1, got {factor}"))
+                Err(ConfigError::new("rope_scaling.factor", format!("must be a number ≥ 1, got {factor}")))
             }
-            RopeScaling::Yarn { original_max_position: 0, .. } => Err("rope_scaling.original_max_position: must be at least 1".into()),
+            RopeScaling::Yarn { original_max_position: 0, .. } => Err(ConfigError::new("rope_scaling.original_max_position", "must be at least 1")),
             RopeScaling::Yarn { beta_fast, beta_slow, .. } if !(beta_fast > beta_slow && beta_slow > 0.0) => {
-                Err("rope_scaling.beta_fast: must exceed beta_slow, which must be positive".into())
+                Err(ConfigError::new("rope_scaling.beta_fast", "must exceed beta_slow, which must be positive"))
             }
             _ => Ok(()),
         }

@@ -139,7 +139,7 @@ impl Transformer {
     /// The same weights with another RoPE base and scaling: evaluation beyond the training length
     /// without retraining.
     pub fn with_rope(mut self, theta: f64, scaling: RopeScaling) -> Result<Self, ConfigError> {
-        scaling.validate().map_err(|e| ConfigError::new("rope_scaling", e))?;
+        scaling.validate()?;
         (self.rope_theta, self.rope_scaling) = (theta, scaling);
         Ok(self)
     }

@@ -21,26 +21,27 @@
 //! The gate's `width` is `heads × scores_per_head` with the heads of its site in order and, per
 //! head, its scores (see [`crate::gate::GateSpec::logit_width`]).
 
+use crate::error::ModelError;
 use crate::transformer::Transformer;
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use std::path::Path;
 
-/// Saves every parameter of `model` to `path` (written to a temporary file, then renamed).
-pub fn save_safetensors(model: &Transformer, path: &Path) -> Result<(), String> {
-    let tmp = path.with_extension("safetensors.tmp");
-    let mut store = SafetensorsStore::from_file(&tmp).with_to_adapter(BurnToPyTorchAdapter).overwrite(true);
-    model.save_into(&mut store).map_err(|e| format!("{}: {e}", path.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+/// Every parameter of `model` as the bytes of a safetensors file (whoever writes them chooses
+/// where and how: the model knows nothing of files).
+pub fn to_safetensors(model: &Transformer) -> Result<Vec<u8>, ModelError> {
+    let mut store = SafetensorsStore::from_bytes(None).with_to_adapter(BurnToPyTorchAdapter);
+    model.save_into(&mut store).map_err(|e| ModelError::Unsupported(format!("safetensors: {e}")))?;
+    store.get_bytes().map_err(|e| ModelError::Unsupported(format!("safetensors: {e}")))
 }
 
 /// Loads `path` into `model`, which must have the same config. Missing, unknown and misshapen
 /// tensors are refused by name.
-pub fn load_safetensors(mut model: Transformer, path: &Path) -> Result<Transformer, String> {
+pub fn load_safetensors(mut model: Transformer, path: &Path) -> Result<Transformer, ModelError> {
     if !path.is_file() {
-        return Err(format!("{}: no such weights file", path.display()));
+        return Err(ModelError::file(path, "no such weights file"));
     }
     let mut store = SafetensorsStore::from_file(path).with_from_adapter(PyTorchToBurnAdapter).allow_partial(true);
-    let result = model.load_from(&mut store).map_err(|e| format!("{}: {e}", path.display()))?;
+    let result = model.load_from(&mut store).map_err(|e| ModelError::file(path, e))?;
     let mut problems = Vec::new();
     if !result.missing.is_empty() {
         problems.push(format!("missing tensors: {}", result.missing.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>().join(", ")));
@@ -51,5 +52,5 @@ pub fn load_safetensors(mut model: Transformer, path: &Path) -> Result<Transform
     if !result.errors.is_empty() {
         problems.push(result.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "));
     }
-    if problems.is_empty() { Ok(model) } else { Err(format!("{}: {}", path.display(), problems.join("; "))) }
+    if problems.is_empty() { Ok(model) } else { Err(ModelError::file(path, problems.join("; "))) }
 }

@@ -3,8 +3,10 @@
 
 use gatelab::backend::Backend;
 use gatelab::bench::{self, Measurement};
-use gatelab::config::RunConfig;
+use gatelab::config::{RunConfig, preset};
 use gatelab::grid;
+use gatelab::{ExperimentError, Result};
+use gatelab_rundir::{read_json, write_json};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -77,15 +79,15 @@ fn larger(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 
 /// A measuring child's JSON lines on stdout, `expected` of them; its last line of stderr if it
 /// failed.
-fn child_lines<T: serde::de::DeserializeOwned>(out: std::process::Output, what: &str, expected: usize) -> Result<Vec<T>, String> {
+fn child_lines<T: serde::de::DeserializeOwned>(out: std::process::Output, what: &str, expected: usize) -> Result<Vec<T>> {
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        return Err(format!("{what}: {}", err.lines().last().unwrap_or("failed")));
+        return Err(ExperimentError::Training(format!("{what}: {}", err.lines().last().unwrap_or("failed"))));
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let lines = text.lines().filter(|l| l.starts_with('{')).map(serde_json::from_str).collect::<Result<Vec<T>, _>>().map_err(|e| format!("{what}: {e}"))?;
+    let lines = text.lines().filter(|l| l.starts_with('{')).map(serde_json::from_str).collect::<std::result::Result<Vec<T>, _>>().map_err(|e| ExperimentError::Training(format!("{what}: {e}")))?;
     if lines.len() != expected {
-        return Err(format!("{what}: {} measurements on stdout, not {expected}", lines.len()));
+        return Err(ExperimentError::Training(format!("{what}: {} measurements on stdout, not {expected}", lines.len())));
     }
     Ok(lines)
 }
@@ -93,23 +95,23 @@ fn child_lines<T: serde::de::DeserializeOwned>(out: std::process::Output, what: 
 /// `bench/peer.py`: `$GATELAB_PEER`, else `bench/peer.py` in the working directory or the nearest
 /// parent that has one, else in the checkout this binary was compiled from (a build cache shared
 /// between clones can hold a binary whose checkout is gone, so that comes last).
-fn peer_script() -> Result<PathBuf, String> {
+fn peer_script() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("GATELAB_PEER") {
         let p = PathBuf::from(p);
-        return if p.is_file() { Ok(p) } else { Err(format!("GATELAB_PEER={}: no such file", p.display())) };
+        return if p.is_file() { Ok(p) } else { Err(ExperimentError::Usage(format!("GATELAB_PEER={}: no such file", p.display()))) };
     }
-    let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
+    let cwd = std::env::current_dir().map_err(|e| ExperimentError::file(".", e))?;
     let compiled = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     cwd.ancestors()
         .chain(std::iter::once(compiled.as_path()))
         .map(|dir| dir.join("bench/peer.py"))
         .find(|p| p.is_file())
-        .ok_or_else(|| "bench: bench/peer.py not found: run from the gatelab checkout, set GATELAB_PEER, or pass --no-peer".to_string())
+        .ok_or_else(|| ExperimentError::Usage("bench: bench/peer.py not found: run from the gatelab checkout, set GATELAB_PEER, or pass --no-peer".into()))
 }
 
 /// The PyTorch peer's measurements of `variants` (their resolved `configs`), interleaved when
 /// there are several (its JSON names differ a little from ours).
-fn peer(python: &str, script: &Path, configs: &[PathBuf], variants: &[String], args: &BenchArgs, compile: bool) -> Result<Vec<Measurement>, String> {
+fn peer(python: &str, script: &Path, configs: &[PathBuf], variants: &[String], args: &BenchArgs, compile: bool) -> Result<Vec<Measurement>> {
     let mut cmd = Command::new(python);
     cmd.arg(script).args(configs).args(["--steps", &args.steps.to_string(), "--warmup", &args.warmup.to_string(), "--threads", &args.threads.to_string()]);
     if let Some(p) = args.passes {
@@ -118,7 +120,7 @@ fn peer(python: &str, script: &Path, configs: &[PathBuf], variants: &[String], a
     if compile {
         cmd.arg("--compile");
     }
-    let out = child_env(&mut cmd, args.threads).output().map_err(|e| format!("{python}: {e}"))?;
+    let out = child_env(&mut cmd, args.threads).output().map_err(|e| ExperimentError::file(python, e))?;
     let lines: Vec<serde_json::Value> = child_lines(out, "bench/peer.py", variants.len())?;
     Ok(lines
         .iter()
@@ -136,31 +138,31 @@ fn peer(python: &str, script: &Path, configs: &[PathBuf], variants: &[String], a
         .collect())
 }
 
-pub fn bench(args: BenchArgs) -> Result<(), String> {
+pub fn bench(args: BenchArgs) -> Result<()> {
     if let Some(backend) = args.one {
         let mut cases = Vec::new();
         for config in &args.config {
-            let run: RunConfig = gatelab::rundir::read_json(config)?;
+            let run: RunConfig = read_json(config)?;
             cases.push((config.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default(), run));
         }
         if cases.is_empty() {
-            return Err("bench --one: no --config".into());
+            return Err(ExperimentError::option("bench --one", "no --config"));
         }
         for m in bench::measure(&cases, backend, args.steps, args.warmup, args.passes.unwrap_or(args.steps))? {
-            println!("{}", serde_json::to_string(&m).map_err(|e| e.to_string())?);
+            println!("{}", serde_json::to_string(&m).expect("measurements serialise"));
         }
         return Ok(());
     }
     if args.steps == 0 || args.rounds == 0 || args.threads == 0 || args.passes == Some(0) {
-        return Err("--steps, --passes, --rounds and --threads must be at least 1".into());
+        return Err(ExperimentError::Usage("--steps, --passes, --rounds and --threads must be at least 1".into()));
     }
     let backends = if args.backends.is_empty() { Backend::compiled().into_iter().filter(|b| matches!(b, Backend::Flex | Backend::Tch)).collect() } else { args.backends.clone() };
     let g = grid::load(&args.grid)?;
-    let preset = RunConfig::preset(&args.preset)?;
+    let preset = preset(&args.preset)?;
     let planned = grid::plan(&g, &preset, None, &args.overrides, 1)?;
     let mut cases = Vec::new();
     for v in &args.variants {
-        let run = planned.iter().find(|r| &r.variant == v).ok_or_else(|| format!("--variants: grid {} has no variant {v}", g.name))?;
+        let run = planned.iter().find(|r| &r.variant == v).ok_or_else(|| ExperimentError::option("--variants", format!("grid {} has no variant {v}", g.name)))?;
         cases.push((v.clone(), run.config.clone()));
     }
     let python = std::env::var("GATELAB_PYTHON").unwrap_or_else(|_| "python3".into());
@@ -171,11 +173,11 @@ pub fn bench(args: BenchArgs) -> Result<(), String> {
     let script = if has_torch { Some(peer_script()?) } else { None };
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("results/bench").join(format!("{}.json", args.preset)));
     let configs = out.with_extension("configs");
-    std::fs::create_dir_all(&configs).map_err(|e| format!("{}: {e}", configs.display()))?;
+    std::fs::create_dir_all(&configs).map_err(|e| ExperimentError::file(&configs, e))?;
     for (v, c) in &cases {
-        gatelab::rundir::write_json(&configs.join(format!("{v}.json")), c)?;
+        write_json(&configs.join(format!("{v}.json")), c)?;
     }
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().map_err(|e| ExperimentError::file("gatelab", e))?;
     let mut every: Vec<(usize, Measurement)> = Vec::new();
     let mut record = |round: usize, m: Measurement| {
         eprintln!("round {round}: {:<16} {:<16} train {:>9.0} tok/s", m.variant, m.implementation, m.train_tokens_per_s);
@@ -197,7 +199,7 @@ pub fn bench(args: BenchArgs) -> Result<(), String> {
                 if let Some(p) = args.passes {
                     cmd.args(["--passes", &p.to_string()]);
                 }
-                let out = child_env(&mut cmd, args.threads).output().map_err(|e| e.to_string())?;
+                let out = child_env(&mut cmd, args.threads).output().map_err(|e| ExperimentError::file(&exe, e))?;
                 for m in child_lines::<Measurement>(out, &format!("{what} on {}", b.name()), group.len())? {
                     record(round, m);
                 }
@@ -222,7 +224,7 @@ pub fn bench(args: BenchArgs) -> Result<(), String> {
         "measurements": best, "overhead": overhead, "rounds_measured": every.iter().map(|(r, m)| serde_json::json!({"round": r, "measurement": m})).collect::<Vec<_>>(),
         "report": report,
     });
-    gatelab::rundir::write_json(&out, &json)?;
+    write_json(&out, &json)?;
     eprintln!("wrote {}", out.display());
     Ok(())
 }

@@ -3,7 +3,9 @@
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use burn::tensor::Device;
+use gatelab::{ExperimentError, Result};
 use gatelab_data::{CorpusSpec, DataConfig, LmBatcher, Packing, Tokenizer, TokenizerSpec};
+use gatelab_rundir::write_atomic;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -30,16 +32,16 @@ pub struct DataArgs {
 
 impl DataArgs {
     /// The data config these arguments describe.
-    pub fn config(&self) -> Result<DataConfig, String> {
+    pub fn config(&self) -> Result<DataConfig> {
         let packing = match self.packing.as_str() {
             "auto" => Packing::Auto,
             "aligned" => Packing::Aligned,
             "packed" => Packing::Packed,
-            other => return Err(format!("--packing {other}: expected auto, aligned or packed")),
+            other => return Err(ExperimentError::option(format!("--packing {other}"), "expected auto, aligned or packed")),
         };
         Ok(DataConfig {
-            corpus: CorpusSpec::parse(&self.data).map_err(|e| e.to_string())?,
-            tokenizer: TokenizerSpec::parse(&self.tokenizer).map_err(|e| e.to_string())?,
+            corpus: CorpusSpec::parse(&self.data)?,
+            tokenizer: TokenizerSpec::parse(&self.tokenizer)?,
             seq_len: self.seq_len,
             seed: self.split_seed,
             packing,
@@ -49,10 +51,10 @@ impl DataArgs {
 }
 
 /// `gatelab data`: prepares the corpus and prints what a run would train on.
-pub fn inspect(args: &DataArgs, save_tokenizer: Option<&PathBuf>) -> Result<(), String> {
+pub fn inspect(args: &DataArgs, save_tokenizer: Option<&PathBuf>) -> Result<()> {
     let config = args.config()?;
     let started = Instant::now();
-    let data = config.prepare().map_err(|e| e.to_string())?;
+    let data = config.prepare()?;
     println!("corpus      {}", config.corpus.describe());
     match &data.tokenizer {
         Some(t) => println!("tokenizer   {} (vocabulary {})", t.describe(), data.vocab.size),
@@ -67,23 +69,24 @@ pub fn inspect(args: &DataArgs, save_tokenizer: Option<&PathBuf>) -> Result<(), 
     }
     println!("prepared in {:.2} s", started.elapsed().as_secs_f64());
     if let (Some(t), Ok(ex)) = (&data.tokenizer, data.analysis.get(0)) {
-        let text = t.decode(&ex.tokens).map_err(|e| e.to_string())?;
+        let text = t.decode(&ex.tokens)?;
         let preview: String = text.chars().take(120).collect();
         println!("analysis[0] {:?}", preview);
     }
     if let Some(path) = save_tokenizer {
-        let tok = data.tokenizer.as_ref().ok_or("--save-tokenizer: synthetic corpora have no tokenizer")?;
-        tok.save(path).map_err(|e| e.to_string())?;
+        let tok = data.tokenizer.as_ref().ok_or_else(|| ExperimentError::option("--save-tokenizer", "synthetic corpora have no tokenizer"))?;
+        write_atomic(path, tok.to_json()?.as_bytes())?;
         println!("wrote {}", path.display());
     }
     Ok(())
 }
 
-/// `gatelab data-bench`: tokenisation and batching throughput on a text file.
-pub fn bench(text_path: &PathBuf, vocab: usize, json: bool) -> Result<(), String> {
-    let text = std::fs::read_to_string(text_path).map_err(|e| format!("{}: {e}", text_path.display()))?;
+/// `gatelab data-bench`: tokenisation and batching throughput on a text corpus.
+pub fn bench(data: &str, vocab: usize, json: bool) -> Result<()> {
+    let corpus = CorpusSpec::parse(data)?;
+    let text = corpus.documents()?.join("\n");
     let mb = text.len() as f64 / 1e6;
-    let time = |f: &mut dyn FnMut() -> Result<(), String>| -> Result<f64, String> {
+    let time = |f: &mut dyn FnMut() -> Result<()>| -> Result<f64> {
         // Repeat for at least a second; report the best pass.
         let (mut best, mut total, mut passes) = (f64::INFINITY, 0.0, 0);
         while total < 1.0 || passes < 3 {
@@ -97,51 +100,51 @@ pub fn bench(text_path: &PathBuf, vocab: usize, json: bool) -> Result<(), String
         Ok(best)
     };
     let t = Instant::now();
-    let bpe = Tokenizer::train_bpe(std::iter::once(text.as_str()), vocab).map_err(|e| e.to_string())?;
+    let bpe = Tokenizer::train_bpe(std::iter::once(text.as_str()), vocab)?;
     let train_s = t.elapsed().as_secs_f64();
     // Cold: a freshly loaded tokenizer, every word new to its cache (one pass).
     let saved = std::env::temp_dir().join(format!("gatelab-bench-tokenizer-{}.json", std::process::id()));
-    bpe.save(&saved).map_err(|e| e.to_string())?;
-    let fresh = Tokenizer::load(&saved).map_err(|e| e.to_string())?;
+    write_atomic(&saved, bpe.to_json()?.as_bytes())?;
+    let fresh = Tokenizer::load(&saved)?;
     let _ = std::fs::remove_file(&saved);
     let t = Instant::now();
-    fresh.encode(&text).map_err(|e| e.to_string())?;
+    fresh.encode(&text)?;
     let cold_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    bpe.encode_reference(&text).map_err(|e| e.to_string())?;
+    bpe.encode_reference(&text)?;
     let hf_s = t.elapsed().as_secs_f64();
     let mut n_ids = 0;
     let bpe_s = time(&mut || {
-        n_ids = bpe.encode(&text).map_err(|e| e.to_string())?.len();
+        n_ids = bpe.encode(&text)?.len();
         Ok(())
     })?;
     let bytes = Tokenizer::bytes();
-    let bytes_s = time(&mut || bytes.encode(&text).map(|_| ()).map_err(|e| e.to_string()))?;
+    let bytes_s = time(&mut || Ok(bytes.encode(&text).map(|_| ())?))?;
     // Batching: packed windows of 128 through the LmBatcher onto flex, batches of 32.
-    let config = DataConfig { corpus: CorpusSpec::Text { path: text_path.clone() }, seq_len: 128, ..DataConfig::default() };
-    let data = config.prepare().map_err(|e| e.to_string())?;
+    let config = DataConfig { corpus: corpus.clone(), seq_len: 128, ..DataConfig::default() };
+    let data = config.prepare()?;
     let batcher = LmBatcher { pad: data.vocab.pad };
     let device = Device::flex();
     let n = data.train.len() / 32 * 32;
     let batch_s = time(&mut || {
         for start in (0..n).step_by(32) {
-            let items = (start..start + 32).map(|i| data.train.get(i).map_err(|e| e.to_string())).collect::<Result<Vec<_>, _>>()?;
+            let items = (start..start + 32).map(|i| data.train.get(i).map_err(|e| gatelab_data::DataError::new(e.to_string()))).collect::<std::result::Result<Vec<_>, _>>()?;
             let _ = batcher.batch(items, &device);
         }
         Ok(())
     })?;
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let report = serde_json::json!({
-        "text": text_path.display().to_string(), "megabytes": mb, "machine_threads": threads,
+        "text": corpus.describe(), "megabytes": mb, "machine_threads": threads,
         "bpe_vocab": vocab, "bpe_train_seconds": train_s, "bpe_ids": n_ids,
         "bpe_encode_mb_per_s": mb / bpe_s, "bpe_encode_cold_mb_per_s": mb / cold_s,
         "hf_encode_mb_per_s": mb / hf_s, "bytes_encode_mb_per_s": mb / bytes_s,
         "batching_tokens_per_s": (n * 128) as f64 / batch_s, "batching_examples": n,
     });
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap());
+        println!("{}", serde_json::to_string_pretty(&report).expect("json"));
     } else {
-        println!("text               {} ({mb:.2} MB)", text_path.display());
+        println!("text               {} ({mb:.2} MB)", corpus.describe());
         println!("BPE train          {train_s:.2} s for a vocabulary of {vocab}");
         println!("BPE encode         {:.1} MB/s on one thread, repeat passes ({n_ids} ids)", mb / bpe_s);
         println!("BPE encode, cold   {:.1} MB/s (first pass of a fresh tokenizer: every word new)", mb / cold_s);

@@ -1,25 +1,11 @@
-//! `gatelab sweep` and `gatelab grid`.
+//! `gatelab sweep`, `gatelab extend` and `gatelab grid`.
 
-use gatelab::backend::Backend;
-use gatelab::config::{PRESETS, RunConfig};
+use super::TrainDeviceArgs;
+use gatelab::config::{PRESETS, preset};
 use gatelab::grid;
 use gatelab::sweep::{self, SweepOptions};
+use gatelab::{ExperimentError, Result};
 use std::path::PathBuf;
-
-/// Where training runs: the backend, its device, and the devices of data-parallel training.
-#[derive(clap::Args, Debug)]
-pub struct DeviceArgs {
-    /// Backend.
-    #[arg(long, value_enum, default_value = "flex")]
-    backend: Backend,
-    /// Device index (wgpu discrete GPU, CUDA device).
-    #[arg(long, default_value_t = 0)]
-    device_index: usize,
-    /// Data-parallel training over these device indices (e.g. 0,1,2,3): each step's batch is
-    /// split over them and the gradients summed on the first.
-    #[arg(long, value_delimiter = ',')]
-    devices: Vec<usize>,
-}
 
 #[derive(clap::Args, Debug)]
 pub struct SweepArgs {
@@ -31,8 +17,8 @@ pub struct SweepArgs {
     #[arg(long, default_value = "small")]
     preset: String,
     #[command(flatten)]
-    device: DeviceArgs,
-    /// Replace every run's corpus: bigram-backcopy, zipf-markov, a path, hf:NAME.
+    device: TrainDeviceArgs,
+    /// Replace every run's corpus: bigram-backcopy, zipf-markov, tinyshakespeare, a path, hf:NAME.
     #[arg(long)]
     data: Option<String>,
     /// Results folder (default results/<grid name>).
@@ -47,17 +33,20 @@ pub struct SweepArgs {
     /// Print a Slurm job-array script for N shards and exit.
     #[arg(long)]
     sbatch: Option<usize>,
+    /// With --sbatch: CPUs per array task.
+    #[arg(long, default_value_t = 2)]
+    cpus_per_task: usize,
     /// Do not analyse the runs and write the report at the end (a shard never does).
     #[arg(long)]
     no_report: bool,
 }
 
-pub fn sweep(args: SweepArgs) -> Result<(), String> {
+pub fn sweep(args: SweepArgs) -> Result<()> {
     let opts = SweepOptions {
         grid: args.grid,
         preset: args.preset,
-        backend: args.device.backend,
-        device_index: args.device.device_index,
+        backend: args.device.device.backend,
+        device_index: args.device.device.device_index,
         devices: args.device.devices,
         data: args.data,
         out: args.out,
@@ -66,27 +55,31 @@ pub fn sweep(args: SweepArgs) -> Result<(), String> {
         overrides: args.overrides,
     };
     // Every run is planned and checked before anything is written or trained.
-    let (grid, runs, out) = sweep::plan(&opts)?;
+    let plan = sweep::plan(&opts)?;
     if let Some(n) = args.sbatch {
-        if n == 0 {
-            return Err("--sbatch: needs at least 1 shard".into());
+        if n == 0 || args.cpus_per_task == 0 {
+            return Err(ExperimentError::option("--sbatch, --cpus-per-task", "need at least 1"));
         }
-        print!("{}", sweep::sbatch(&opts, n, &out));
+        print!("{}", sweep::sbatch(&opts, n, &plan.out, args.cpus_per_task));
         return Ok(());
     }
-    eprintln!("sweep {}: {} runs at preset {} on {}", grid.name, runs.len(), opts.preset, opts.backend.name());
-    let rows = sweep::run(&opts)?;
-    if !args.no_report && opts.shard.is_none() {
-        super::analyze::report(super::analyze::ReportArgs { sweep: out, backend: opts.backend, device_index: opts.device_index })?;
+    eprintln!("sweep {}: {} runs at preset {} on {}", plan.grid.name, plan.runs.len(), opts.preset, opts.backend.name());
+    let rows = sweep::run_plan(&plan, &opts)?;
+    if !args.no_report && opts.shard.is_none() && rows.iter().any(|r| r.status.is_done()) {
+        super::report::report(super::report::ReportArgs { sweep: plan.out.clone(), device: args.device.device.clone() })?;
     }
     let failed = rows.iter().filter(|r| r.status.word() == "failed").count();
-    if failed > 0 { Err(format!("{failed} of {} runs failed (status.json in their folders says why)", rows.len())) } else { Ok(()) }
+    if failed > 0 {
+        Err(ExperimentError::Usage(format!("{failed} of {} runs failed (status.json in their folders says why)", rows.len())))
+    } else {
+        Ok(())
+    }
 }
 
-pub fn list(grid_name: Option<&str>, json: bool) -> Result<(), String> {
+pub fn list(grid_name: Option<&str>, json: bool) -> Result<()> {
     match grid_name {
         None => {
-            let grids = grid::BUILTIN.iter().map(|(n, _)| grid::load(n)).collect::<Result<Vec<_>, _>>()?;
+            let grids = grid::BUILTIN.iter().map(|(n, _)| grid::load(n)).collect::<Result<Vec<_>>>()?;
             if json {
                 let v: Vec<_> = grids.iter().map(|g| serde_json::json!({"name": g.name, "variants": g.variants.len(), "description": g.description})).collect();
                 println!("{}", serde_json::to_string_pretty(&v).unwrap());
@@ -94,7 +87,10 @@ pub fn list(grid_name: Option<&str>, json: bool) -> Result<(), String> {
                 for g in grids {
                     println!("{:<8} {:>3} variants  {}", g.name, g.variants.len(), g.description);
                 }
-                println!("presets: {}", PRESETS.join(", "));
+                println!("presets:");
+                for (name, what) in PRESETS {
+                    println!("  {name:<8} {what}");
+                }
             }
         }
         Some(name) => {
@@ -112,13 +108,14 @@ pub fn list(grid_name: Option<&str>, json: bool) -> Result<(), String> {
     Ok(())
 }
 
-pub fn show(grid_name: &str, variant: &str, preset: &str, json: bool) -> Result<(), String> {
+pub fn show(grid_name: &str, variant: &str, preset_name: &str, json: bool) -> Result<()> {
     let g = grid::load(grid_name)?;
-    let v = g.variants.iter().find(|v| v.name == variant).ok_or_else(|| {
-        format!("grid {}: no variant {variant} (variants: {})", g.name, g.variants.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", "))
+    let v = g.variants.iter().find(|v| v.name == variant).ok_or_else(|| ExperimentError::Grid {
+        source_name: format!("grid {}", g.name),
+        message: format!("no variant {variant} (variants: {})", g.variants.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", ")),
     })?;
     let one = grid::Grid { variants: vec![v.clone()], ..g.clone() };
-    let run = grid::plan(&one, &RunConfig::preset(preset)?, None, &[], 1)?.remove(0);
+    let run = grid::plan(&one, &preset(preset_name)?, None, &[], 1)?.remove(0);
     if json {
         println!("{}", serde_json::to_string_pretty(&run.config).unwrap());
     } else {
@@ -153,11 +150,11 @@ pub struct ExtendArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     #[command(flatten)]
-    device: DeviceArgs,
+    device: TrainDeviceArgs,
 }
 
 /// `gatelab extend`: continue finished runs at a longer length as new runs naming their parent.
-pub fn extend(args: ExtendArgs) -> Result<(), String> {
+pub fn extend(args: ExtendArgs) -> Result<()> {
     use gatelab::extend::{self, ExtendOptions};
     let opts = ExtendOptions {
         path: args.path,
@@ -167,13 +164,17 @@ pub fn extend(args: ExtendArgs) -> Result<(), String> {
         lr: args.lr,
         overrides: args.overrides,
         out: args.out,
-        backend: args.device.backend,
-        device_index: args.device.device_index,
+        backend: args.device.device.backend,
+        device_index: args.device.device.device_index,
         devices: args.device.devices,
     };
-    let (planned, out) = extend::plan(&opts)?;
-    eprintln!("extend: {} runs continued at seq_len {} into {}", planned.len(), opts.seq_len, out.display());
-    let rows = extend::run(&opts)?;
+    let plan = extend::plan(&opts)?;
+    eprintln!("extend: {} runs continued at seq_len {} into {}", plan.runs.len(), opts.seq_len, plan.out.display());
+    let rows = extend::run_plan(plan, &opts)?;
     let failed = rows.iter().filter(|r| r.status.word() == "failed").count();
-    if failed > 0 { Err(format!("{failed} of {} runs failed (status.json in their folders says why)", rows.len())) } else { Ok(()) }
+    if failed > 0 {
+        Err(ExperimentError::Usage(format!("{failed} of {} runs failed (status.json in their folders says why)", rows.len())))
+    } else {
+        Ok(())
+    }
 }

@@ -4,7 +4,7 @@
 use crate::common::{Lcg, batch_tensors, tempfile_dir};
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use gatelab_model::weights::{load_safetensors, save_safetensors};
+use gatelab_model::weights::{load_safetensors, to_safetensors};
 use gatelab_model::{
     Combination, GateActivation, GateInput, GatePosition, GateSpec, Granularity, ModelConfig, Transformer,
 };
@@ -184,7 +184,7 @@ fn weights_round_trip_and_mismatches_are_named() {
     let path = dir.join("model.safetensors");
     let config = tiny(GateSpec::G1_ELEMENTWISE);
     let model = config.init(&device).unwrap();
-    save_safetensors(&model, &path).unwrap();
+    std::fs::write(&path, to_safetensors(&model).unwrap()).unwrap();
     let mut rng = Lcg(3);
     let (input, _, _) = batch_tensors(&mut rng, 2, 6, config.vocab_size, &device);
     let reloaded = load_safetensors(config.init(&device).unwrap(), &path).unwrap();
@@ -192,14 +192,14 @@ fn weights_round_trip_and_mismatches_are_named() {
 
     // A baseline file into a gated model: the gate's tensors are missing, by name.
     let base_path = dir.join("base.safetensors");
-    save_safetensors(&tiny(GateSpec::BASELINE).init(&device).unwrap(), &base_path).unwrap();
-    let err = load_safetensors(config.init(&device).unwrap(), &base_path).unwrap_err();
+    std::fs::write(&base_path, to_safetensors(&tiny(GateSpec::BASELINE).init(&device).unwrap()).unwrap()).unwrap();
+    let err = load_safetensors(config.init(&device).unwrap(), &base_path).unwrap_err().to_string();
     assert!(err.contains("gate.gate_proj.weight"), "{err}");
     // A wider model: shapes differ.
     let wide = ModelConfig { d_ff: 48, ..config.clone() };
-    let err = load_safetensors(wide.init(&device).unwrap(), &path).unwrap_err();
+    let err = load_safetensors(wide.init(&device).unwrap(), &path).unwrap_err().to_string();
     assert!(err.contains("ffn"), "{err}");
-    assert!(load_safetensors(config.init(&device).unwrap(), &dir.join("nope.safetensors")).unwrap_err().contains("no such"));
+    assert!(load_safetensors(config.init(&device).unwrap(), &dir.join("nope.safetensors")).unwrap_err().to_string().contains("no such"));
 }
 
 #[test]

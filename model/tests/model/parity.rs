@@ -11,7 +11,7 @@
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Device, Distribution, Gradients, Tensor};
 use crate::common::{Lcg, batch_tensors, read_safetensors, reference_python, tempfile_dir};
-use gatelab_model::weights::save_safetensors;
+use gatelab_model::weights::to_safetensors;
 use gatelab_model::{GatePosition, GateSpec, Granularity, ModelConfig, cross_entropy};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -79,8 +79,8 @@ fn write_case(root: &Path, index: usize, name: String, config: &ModelConfig, qwe
     let values = logits.clone().into_data().try_to_vec::<f32>().unwrap();
     let loss = cross_entropy(logits, targets);
     let grads = loss.backward();
-    save_safetensors(&model, &dir.join("weights.safetensors")).unwrap();
-    save_safetensors(&model.clone().map(&mut ToGrads(&grads)), &dir.join("grads.safetensors")).unwrap();
+    std::fs::write(&dir.join("weights.safetensors"), to_safetensors(&model).unwrap()).unwrap();
+    std::fs::write(&dir.join("grads.safetensors"), to_safetensors(&model.clone().map(&mut ToGrads(&grads))).unwrap()).unwrap();
     std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(config).unwrap()).unwrap();
     std::fs::write(dir.join("batch.json"), batch_json).unwrap();
     if qwen3next {

@@ -6,7 +6,7 @@
 `logits` loads plain Qwen3 and Qwen3-Next with transformers' own classes. A checkpoint with the
 paper's gate flags (`headwise_attn_output_gate` / `elementwise_attn_output_gate`, which
 transformers' Qwen3 does not know) runs through `official_forward` below: an independent float64
-forward written from the released code's description (../shared/notes/paper.md §6) — the gate
+forward written from the released code's description (docs/paper.md §8) — the gate
 columns sit in a widened q_proj, grouped per KV head: view(b, s, n_kv, -1), split into G·hd query
 and G (headwise) or G·hd (elementwise) gate columns, gate reshaped to (b, s, nh, 1 | hd), applied
 as sigmoid after SDPA and before o_proj.

@@ -1,0 +1,232 @@
+//! The report's charts: each drawn once as SVG and once as PNG at twice the size (for slides),
+//! with a CSV of the plotted numbers beside them and what they aggregate written on the chart.
+//! One colour per variant, the same in every chart ([`colour`]); legends sit beside the plot,
+//! never over the data; tick labels carry as many decimals as the axis needs to tell them apart.
+//!
+//! - [`line`]: values against a continuous x (steps, layers, lengths), with bands or error bars.
+//! - [`dots`]: one value per variant, with its interval and each seed's value.
+//! - [`heat`]: heat-map grids and attention maps.
+//!
+//! Text is laid out with DejaVu Sans, compiled in (`analysis/fonts/`), or the TrueType font
+//! named by `$GATELAB_FONT`.
+
+pub mod dots;
+pub mod heat;
+pub mod line;
+
+pub use dots::{Dot, DotChart, dot_chart};
+pub use heat::{AttentionMaps, HeatGrid, HeatPanel, attention_maps, heat_grid};
+pub use line::{LineChart, Point, Series, SeriesStyle, line_chart};
+
+use crate::error::{AnalysisError, Result};
+use gatelab_rundir::write_atomic;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// A chart written into a report folder: `<stem>.svg`, `.png`, `.csv`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChartFile {
+    /// The file stem.
+    pub stem: String,
+    /// Its title.
+    pub title: String,
+    /// What it aggregates (also written on the chart).
+    pub caption: String,
+}
+
+/// Tableau 10: distinct, colour-blind-aware.
+const PALETTE: [(u8, u8, u8); 10] = [
+    (78, 121, 167),
+    (242, 142, 43),
+    (225, 87, 89),
+    (118, 183, 178),
+    (89, 161, 79),
+    (237, 201, 72),
+    (176, 122, 161),
+    (255, 157, 167),
+    (156, 117, 95),
+    (186, 176, 172),
+];
+
+/// The colour of variant number `i` (in the report's variant order).
+pub fn colour(i: usize) -> RGBColor {
+    let (r, g, b) = PALETTE[i % PALETTE.len()];
+    RGBColor(r, g, b)
+}
+
+/// Grey, for reference lines (chance levels).
+pub const REFERENCE: RGBColor = RGBColor(110, 110, 110);
+
+/// DejaVu Sans (Bitstream Vera licence, `analysis/fonts/LICENSE-DejaVu.txt`), compiled in so
+/// that charts draw on a machine without fonts.
+const BUILT_IN_FONT: &[u8] = include_bytes!("../../fonts/DejaVuSans.ttf");
+
+/// Registers the font once: `$GATELAB_FONT` (a TrueType file) when set, else the built-in one.
+pub fn ensure_font() -> Result<()> {
+    static FONT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    FONT.get_or_init(|| {
+        let bytes: &'static [u8] = match std::env::var("GATELAB_FONT") {
+            Ok(path) => {
+                let bytes = std::fs::read(&path).map_err(|e| format!("GATELAB_FONT={path}: {e}"))?;
+                Box::leak(bytes.into_boxed_slice())
+            }
+            Err(_) => BUILT_IN_FONT,
+        };
+        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).map_err(|_| "GATELAB_FONT: not a TrueType font".to_string())
+    })
+    .clone()
+    .map_err(|e| AnalysisError::chart("font", e))
+}
+
+/// How a y axis spans its values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum YAxis {
+    /// A probability or share: always [0, 1].
+    Probability,
+    /// From 0 (or below, for negative data) to a little above the largest value.
+    FromZero,
+    /// Around the data, with a margin.
+    Fit,
+}
+
+impl YAxis {
+    /// The axis range for values in `[lo, hi]`.
+    pub fn range(self, lo: f64, hi: f64) -> (f64, f64) {
+        let (lo, hi) = if lo.is_finite() && hi.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+        let span = (hi - lo).abs().max(hi.abs() * 1e-3).max(1e-9);
+        match self {
+            YAxis::Probability => (0.0, 1.0),
+            YAxis::FromZero => (lo.min(0.0), hi + 0.08 * span),
+            YAxis::Fit => (lo - 0.08 * span, hi + 0.08 * span),
+        }
+    }
+
+    /// A line under the axis label saying how it is scaled (probabilities need none).
+    pub fn note(self) -> &'static str {
+        match self {
+            YAxis::Probability => "",
+            YAxis::FromZero => "",
+            YAxis::Fit => " (axis fitted to the data)",
+        }
+    }
+}
+
+/// The decimals a tick label needs on an axis spanning `range` with about `labels` ticks, so
+/// that neighbouring ticks never print alike. Plotters places ticks 1, 2 or 5 × 10^k apart with
+/// at most `labels` of them, so the step is at least `range / labels`.
+pub fn tick_decimals(range: f64, labels: usize) -> usize {
+    let step = (range.abs() / labels.max(1) as f64).max(1e-12);
+    (-step.log10().floor()).clamp(0.0, 9.0) as usize
+}
+
+/// A tick label with `decimals` decimals (large values without).
+pub fn tick_label(v: f64, decimals: usize) -> String {
+    let text = format!("{v:.decimals$}");
+    if text.starts_with('-') && text.trim_start_matches(['-', '0', '.']).is_empty() { text[1..].to_string() } else { text }
+}
+
+/// Size of a chart's SVG in pixels; the PNG is twice as large.
+pub const SIZE: (u32, u32) = (1000, 560);
+
+/// Pixels of `n` at drawing scale `s` (1 for SVG, 2 for PNG).
+pub(crate) fn px(n: f64, s: f64) -> i32 {
+    (n * s).round() as i32
+}
+
+/// A font of `size` points at scale `s`.
+pub(crate) fn font(size: f64, s: f64) -> FontDesc<'static> {
+    ("sans-serif", size * s).into_font()
+}
+
+/// Draws a chart with `draw` into `<stem>.svg` (at scale 1) and `<stem>.png` (at scale 2), and
+/// writes `csv` as `<stem>.csv`, each file atomically.
+pub(crate) fn save<F, G>(dir: &Path, stem: &str, size: (u32, u32), svg: F, png: G, csv: &str) -> Result<()>
+where
+    F: FnOnce(DrawingArea<SVGBackend<'_>, Shift>) -> std::result::Result<(), String>,
+    G: FnOnce(DrawingArea<BitMapBackend<'_>, Shift>) -> std::result::Result<(), String>,
+{
+    ensure_font()?;
+    let mut text = String::new();
+    svg(SVGBackend::with_string(&mut text, size).into_drawing_area()).map_err(|e| AnalysisError::chart(stem, e))?;
+    let (w, h) = (size.0 * 2, size.1 * 2);
+    let mut pixels = vec![255u8; (w * h * 3) as usize];
+    png(BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area()).map_err(|e| AnalysisError::chart(stem, e))?;
+    let mut encoded = Vec::new();
+    image::ImageEncoder::write_image(image::codecs::png::PngEncoder::new(&mut encoded), &pixels, w, h, image::ColorType::Rgb8)
+        .map_err(|e| AnalysisError::chart(stem, e))?;
+    write_atomic(&dir.join(format!("{stem}.svg")), text.as_bytes())?;
+    write_atomic(&dir.join(format!("{stem}.png")), &encoded)?;
+    write_atomic(&dir.join(format!("{stem}.csv")), csv.as_bytes())?;
+    Ok(())
+}
+
+/// A legend beside the plot: a swatch and a label per entry, top to bottom.
+pub(crate) fn legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, entries: &[(String, RGBColor, bool)], s: f64) -> std::result::Result<(), String> {
+    let style = font(13.0, s).color(&BLACK);
+    for (k, (label, c, dashed)) in entries.iter().enumerate() {
+        let y = px(24.0 + 22.0 * k as f64, s);
+        let (x0, x1) = (px(8.0, s), px(34.0, s));
+        let stroke = ShapeStyle { color: c.to_rgba(), filled: false, stroke_width: (2.0 * s) as u32 };
+        if *dashed {
+            area.draw(&PathElement::new(vec![(x0, y), (px(16.0, s), y)], stroke)).map_err(|e| e.to_string())?;
+            area.draw(&PathElement::new(vec![(px(24.0, s), y), (x1, y)], stroke)).map_err(|e| e.to_string())?;
+        } else {
+            area.draw(&PathElement::new(vec![(x0, y), (x1, y)], stroke)).map_err(|e| e.to_string())?;
+            area.draw(&Circle::new((px(21.0, s), y), px(3.5, s), c.filled())).map_err(|e| e.to_string())?;
+        }
+        let short: String = label.chars().take(34).collect();
+        area.draw(&Text::new(short, (px(42.0, s), y - px(8.0, s)), style.clone())).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// The caption at the foot of a chart: what it aggregates, wrapped to the width.
+pub(crate) fn caption<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, text: &str, s: f64) -> std::result::Result<(), String> {
+    let style = font(12.5, s).color(&BLACK.mix(0.75));
+    for (k, line) in wrap(text, 150).iter().enumerate() {
+        area.draw(&Text::new(line.clone(), (px(14.0, s), px(4.0 + 17.0 * k as f64, s)), style.clone())).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Words of `text` in lines of at most `width` characters.
+pub(crate) fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = vec![String::new()];
+    for word in text.split_whitespace() {
+        let last = lines.last_mut().expect("one line");
+        if !last.is_empty() && last.chars().count() + 1 + word.chars().count() > width {
+            lines.push(word.to_string());
+        } else {
+            if !last.is_empty() {
+                last.push(' ');
+            }
+            last.push_str(word);
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_labels_differ_on_narrow_axes() {
+        // Ticks 0.1005, 0.1010, … on an axis from 0.1 to 0.105 with 10 labels: 4 decimals.
+        let d = tick_decimals(0.005, 10);
+        let labels: Vec<String> = (0..10).map(|k| tick_label(0.1 + 0.0005 * k as f64, d)).collect();
+        let mut unique = labels.clone();
+        unique.dedup();
+        assert_eq!(unique.len(), labels.len(), "{labels:?}");
+        assert_eq!(tick_decimals(100.0, 10), 0);
+        assert_eq!(tick_label(-0.0, 2), "0.00");
+    }
+
+    #[test]
+    fn captions_wrap_at_word_boundaries() {
+        let lines = wrap("one two three four", 9);
+        assert_eq!(lines, vec!["one two", "three", "four"]);
+    }
+}

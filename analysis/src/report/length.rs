@@ -1,0 +1,180 @@
+//! The length section of a report, from the runs' `length.json` (`gatelab eval-length`):
+//! perplexity and first-token attention against length per configuration (one chart per RoPE
+//! scaling method, means over seeds with 95% intervals), retrieval heat maps with the no-needle
+//! control beside each, and `length_summary.md` / `length_summary.csv`.
+
+use super::Section;
+use crate::charts::{ChartFile, HeatGrid, HeatPanel, LineChart, Point, Series, SeriesStyle, YAxis, heat_grid, line_chart};
+use crate::error::Result;
+use crate::length::{LengthEval, LengthPoint, ScalingMethod, read_evals};
+use crate::summary::{Estimate, Summary};
+use gatelab_rundir::write_atomic;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Each configuration (by its index in the summary) with its runs' evaluations.
+fn by_group<'a>(summary: &Summary, evals: &'a [LengthEval]) -> Vec<(usize, Vec<&'a LengthEval>)> {
+    summary
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (i, evals.iter().filter(|e| g.runs.iter().any(|r| r.run.path == e.run)).collect::<Vec<_>>()))
+        .filter(|(_, e)| !e.is_empty())
+        .collect()
+}
+
+/// `f` at (method, factor) over a configuration's seeds.
+fn over_seeds(runs: &[&LengthEval], method: ScalingMethod, factor: usize, f: &dyn Fn(&LengthPoint) -> f64) -> Option<Estimate> {
+    Estimate::of(&runs.iter().filter_map(|e| Some((e.seed, f(e.point(method, factor)?)))).collect::<Vec<_>>())
+}
+
+/// Writes the length charts and tables into `dir`; no section when no run has `length.json`.
+pub fn write(dir: &Path, summary: &Summary) -> Result<Option<Section>> {
+    let evals = read_evals(dir)?;
+    let Some(first) = evals.first() else { return Ok(None) };
+    let groups = by_group(summary, &evals);
+    let methods: Vec<ScalingMethod> = ScalingMethod::ALL.into_iter().filter(|m| evals.iter().any(|e| e.points.iter().any(|p| p.method == *m))).collect();
+    let mut factors: Vec<usize> = evals.iter().flat_map(|e| e.points.iter().map(|p| p.factor)).collect();
+    factors.sort_unstable();
+    factors.dedup();
+    let t = first.train_length;
+    let clean = if evals.iter().all(|e| e.held_out_clean) { "" } else { " Held-out windows beyond T may overlap training text (one packed file)." };
+    let mut charts: Vec<ChartFile> = Vec::new();
+    for &m in &methods {
+        let series = |f: &dyn Fn(&LengthPoint) -> f64| -> Vec<Series> {
+            groups
+                .iter()
+                .map(|(i, runs)| Series {
+                    label: summary.groups[*i].name(),
+                    colour: *i,
+                    points: factors.iter().filter_map(|&k| over_seeds(runs, m, k, f).map(|e| Point { x: (k * t) as f64, y: e.mean, lo: e.lo, hi: e.hi })).collect(),
+                    style: SeriesStyle::Markers,
+                })
+                .collect()
+        };
+        let chart = LineChart {
+            title: format!("Perplexity beyond the training length (RoPE scaling: {})", m.name()),
+            x_label: format!("evaluation length (tokens; trained at {t})"),
+            y_label: "held-out perplexity (eval-length)".into(),
+            caption: format!("{} held-out validation sequences per length, every target position; factor = length / {t}. Means over seeds, 95% Student-t error bars.{clean}", first.options.sequences),
+            series: series(&|p| p.perplexity),
+            integer_x: false,
+            y: YAxis::Fit,
+        };
+        charts.push(line_chart(dir, &format!("length_perplexity_{}", m.name()), &chart)?);
+        let mut fattn = series(&|p| p.mean_first_token_attention());
+        let chance: Vec<Point> = factors.iter().filter_map(|&k| evals.iter().find_map(|e| e.point(m, k)).map(|p| Point::at((k * t) as f64, p.chance))).collect();
+        fattn.push(Series { label: "chance (uniform causal)".into(), colour: 0, points: chance, style: SeriesStyle::Reference });
+        let chart = LineChart {
+            title: format!("First-token attention against context length (RoPE scaling: {})", m.name()),
+            x_label: format!("evaluation length (tokens; trained at {t})"),
+            y_label: "attention on position 0 (probability)".into(),
+            caption: format!("Mean over layers, heads and queries ≥ 1 of {} held-out sequences per length. Means over seeds, 95% Student-t error bars.", first.options.sink_sequences),
+            series: fattn,
+            integer_x: false,
+            y: YAxis::Probability,
+        };
+        charts.push(line_chart(dir, &format!("length_first_token_{}", m.name()), &chart)?);
+    }
+    charts.push(retrieval_grid(dir, summary, &groups, &methods, &factors, first)?);
+    write_tables(dir, summary, &groups, &methods, &factors, first, clean)?;
+    Ok(Some(Section { title: "Length generalisation".into(), charts }))
+}
+
+/// Retrieval accuracy by length and depth: for each configuration and method, the needle's panel
+/// and, beside it, the control's (the same sequences without the needle: what the model gets
+/// without retrieving).
+fn retrieval_grid(dir: &Path, summary: &Summary, groups: &[(usize, Vec<&LengthEval>)], methods: &[ScalingMethod], factors: &[usize], first: &LengthEval) -> Result<ChartFile> {
+    let t = first.train_length;
+    let depths = first.options.needle.depths.clone();
+    let panel = |title: String, runs: &[&LengthEval], m: ScalingMethod, control: bool| HeatPanel {
+        title,
+        rows: factors.iter().map(|k| format!("{}", k * t)).collect(),
+        cols: depths.iter().map(|d| format!("{d}")).collect(),
+        values: factors
+            .iter()
+            .map(|&k| {
+                depths
+                    .iter()
+                    .map(|&d| {
+                        let at = |p: &LengthPoint| p.retrieval.iter().find(|r| r.depth == d).map_or(f64::NAN, |r| if control { r.control } else { r.accuracy });
+                        over_seeds(runs, m, k, &at).map_or(f64::NAN, |e| e.mean)
+                    })
+                    .collect()
+            })
+            .collect(),
+    };
+    let panels = groups
+        .iter()
+        .flat_map(|(i, runs)| {
+            let name = summary.groups[*i].name();
+            methods.iter().flat_map(move |&m| [panel(format!("{name} · {} · needle", m.name()), runs, m, false), panel(format!("{name} · {} · control", m.name()), runs, m, true)])
+        })
+        .collect();
+    let n = &first.options.needle;
+    let grid = HeatGrid {
+        title: "Needle retrieval by length and depth, beside its no-needle control".into(),
+        row_label: "length (tokens)".into(),
+        col_label: "needle depth".into(),
+        value_label: "value tokens right".into(),
+        aggregation: format!(
+            "{} probes per cell: a {}-token key and {}-token value ({}) planted in held-out text, queried at the end; argmax, teacher-forced; mean over seeds. Each control panel scores the same sequences without the needle: retrieval shows only as needle above control.",
+            n.samples,
+            n.key_len,
+            n.value_len,
+            if n.from_text { "spans of held-out text" } else { "random tokens" }
+        ),
+        panels,
+        columns: 2,
+    };
+    heat_grid(dir, "length_retrieval", &grid)?;
+    Ok(ChartFile { stem: "length_retrieval".into(), title: grid.title, caption: grid.aggregation })
+}
+
+fn write_tables(dir: &Path, summary: &Summary, groups: &[(usize, Vec<&LengthEval>)], methods: &[ScalingMethod], factors: &[usize], first: &LengthEval, clean: &str) -> Result<()> {
+    let t = first.train_length;
+    let mut md = format!("# Length generalisation\n\nTrained at T = {t}; RoPE base {} at evaluation. Cells: mean [95% Student-t interval] over seeds.{clean}\n\n", first.rope_theta);
+    let head: Vec<String> = factors.iter().map(|k| format!("{k}T")).collect();
+    let _ = writeln!(md, "Held-out perplexity:\n\n| configuration | method | {} |\n|---|---|{}", head.join(" | "), "---:|".repeat(factors.len()));
+    let mut csv = String::from("configuration,method,factor,length,perplexity,perplexity_lo,perplexity_hi,last_segment_loss,first_token_attention,retrieval_accuracy,control_accuracy,runs\n");
+    let num = |e: &Option<Estimate>| e.as_ref().map_or(String::new(), |e| e.mean.to_string());
+    for (i, runs) in groups {
+        let name = summary.groups[*i].name();
+        for &m in methods {
+            let cells: Vec<String> = factors.iter().map(|&k| over_seeds(runs, m, k, &|p| p.perplexity).map_or("-".into(), |e| e.show(3))).collect();
+            let _ = writeln!(md, "| {name} | {} | {} |", m.name(), cells.join(" | "));
+            for &k in factors {
+                let ppl = over_seeds(runs, m, k, &|p| p.perplexity);
+                let _ = writeln!(
+                    csv,
+                    "\"{name}\",{},{k},{},{},{},{},{},{},{},{},{}",
+                    m.name(),
+                    k * t,
+                    num(&ppl),
+                    ppl.as_ref().and_then(|e| e.lo).map_or(String::new(), |v| v.to_string()),
+                    ppl.as_ref().and_then(|e| e.hi).map_or(String::new(), |v| v.to_string()),
+                    num(&over_seeds(runs, m, k, &|p| p.segment_loss.last().copied().unwrap_or(f64::NAN))),
+                    num(&over_seeds(runs, m, k, &|p| p.mean_first_token_attention())),
+                    num(&over_seeds(runs, m, k, &|p| p.retrieval_accuracy)),
+                    num(&over_seeds(runs, m, k, &|p| p.control_accuracy)),
+                    runs.len()
+                );
+            }
+        }
+    }
+    let _ = writeln!(md, "\nFirst-token attention (mean over layers) · needle retrieval (its control without the needle):\n\n| configuration | method | {} |\n|---|---|{}", head.join(" | "), "---:|".repeat(factors.len()));
+    for (i, runs) in groups {
+        let name = summary.groups[*i].name();
+        for &m in methods {
+            let mean = |f: &dyn Fn(&LengthPoint) -> f64, k: usize| over_seeds(runs, m, k, f).map_or(f64::NAN, |e| e.mean);
+            let cells: Vec<String> = factors
+                .iter()
+                .map(|&k| format!("{:.3} · {:.2} ({:.2})", mean(&|p| p.mean_first_token_attention(), k), mean(&|p| p.retrieval_accuracy, k), mean(&|p| p.control_accuracy, k)))
+                .collect();
+            let _ = writeln!(md, "| {name} | {} | {} |", m.name(), cells.join(" | "));
+        }
+    }
+    write_atomic(&dir.join("length_summary.md"), md.as_bytes())?;
+    write_atomic(&dir.join("length_summary.csv"), csv.as_bytes())?;
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! `summary.md` and `summary.csv`: one row per configuration, each metric with its mean and 95%
+//! interval over seeds, and a second table of paired differences to the baseline.
+
+use super::setup::Setup;
+use crate::summary::{Estimate, Group, Metric, Summary, status_words};
+use std::fmt::Write as _;
+
+/// The metrics of the first table.
+pub const TABLE_METRICS: [Metric; 6] = [Metric::ValLoss, Metric::BestValLoss, Metric::FirstTokenAttention, Metric::Sink, Metric::MaxActivation, Metric::GateMean];
+
+/// The metrics compared with the baseline.
+pub const PAIRED_METRICS: [Metric; 4] = [Metric::ValLoss, Metric::BestValLoss, Metric::FirstTokenAttention, Metric::MaxActivation];
+
+fn cell(e: Option<&Estimate>, digits: usize, signed: bool) -> String {
+    match e {
+        None => "-".into(),
+        Some(e) if signed => e.show_signed(digits),
+        Some(e) => e.show(digits),
+    }
+}
+
+/// The first table's rows as cells: configuration, paper, params, runs, then [`TABLE_METRICS`].
+pub fn group_cells(g: &Group) -> Vec<String> {
+    let mut cells = vec![g.name(), g.paper.clone(), g.params.to_string(), format!("{}/{}", g.done(), g.runs.len())];
+    cells.extend(TABLE_METRICS.iter().map(|m| cell(g.estimates.get(m), m.digits(), false)));
+    cells
+}
+
+/// The paired table's rows as cells: configuration, its baseline, pairs, then [`PAIRED_METRICS`].
+pub fn paired_cells(g: &Group, summary: &Summary) -> Option<Vec<String>> {
+    let b = &summary.groups[g.baseline?];
+    let pairs = g.versus_baseline.values().map(|e| e.n).max().unwrap_or(0);
+    let mut cells = vec![g.name(), b.name(), pairs.to_string()];
+    cells.extend(PAIRED_METRICS.iter().map(|m| cell(g.versus_baseline.get(m), m.digits(), true)));
+    Some(cells)
+}
+
+/// The header of the first table.
+pub fn group_header() -> Vec<String> {
+    let mut h: Vec<String> = ["configuration", "paper", "params", "runs done"].map(String::from).to_vec();
+    h.extend(TABLE_METRICS.iter().map(|m| m.name().to_string()));
+    h
+}
+
+/// The header of the paired table.
+pub fn paired_header() -> Vec<String> {
+    let mut h: Vec<String> = ["configuration", "baseline", "seed pairs"].map(String::from).to_vec();
+    h.extend(PAIRED_METRICS.iter().map(|m| format!("Δ {}", m.name())));
+    h
+}
+
+fn md_row(cells: &[String]) -> String {
+    format!("| {} |", cells.join(" | "))
+}
+
+/// How the numbers are computed, for every table.
+pub const DEFINITIONS: &str = "Each cell is the mean over seeds with its 95% Student-t interval in brackets \
+(mean ± t(0.975, n−1)·s/√n, clipped to the range the quantity cannot leave, e.g. [0, 1] for a probability; none for one seed). Δ is the paired difference to the baseline of the same configuration, seed by seed \
+(the same seed gives the same initialisation stream and the same batches), averaged, with its own t interval: an interval that excludes 0 \
+is a difference at this scale, one that straddles 0 is not shown to be one. val loss: the last validation pass; best val loss: the lowest \
+validation pass during training (nats per token). F-Attn: attention on position 0 (BOS), mean over heads, layers and queries ≥ 1, over the \
+held-out analysis split. Sink: share of (sequence, head) pairs with α(0) > 0.3 (Gu et al. 2024), mean over layers. max act: largest |h| of \
+a block's output, mean over layers. gate mean: mean gate score over layers, positions and channels. Definitions: docs/metrics.md.";
+
+/// `summary.md`.
+pub fn markdown(title: &str, setup: &Setup, finding: &str, summary: &Summary) -> String {
+    let mut md = format!("# {title}\n\n");
+    for (k, v) in &setup.rows {
+        let _ = writeln!(md, "- **{k}**: {v}");
+    }
+    let _ = writeln!(md, "\n{finding}\n\n## Per configuration\n");
+    let header = group_header();
+    let _ = writeln!(md, "{}\n|{}", md_row(&header), "---|".repeat(header.len()));
+    for g in &summary.groups {
+        let _ = writeln!(md, "{}", md_row(&group_cells(g)));
+    }
+    let unfinished: Vec<String> = summary.groups.iter().filter(|g| g.done() < g.runs.len()).map(|g| format!("{}: {}", g.name(), status_words(g))).collect();
+    if !unfinished.is_empty() {
+        let _ = writeln!(md, "\nNot every run finished: {}. Unfinished, diverged and failed runs are left out of the means.", unfinished.join("; "));
+    }
+    let paired: Vec<Vec<String>> = summary.groups.iter().filter_map(|g| paired_cells(g, summary)).collect();
+    if !paired.is_empty() {
+        let header = paired_header();
+        let _ = writeln!(md, "\n## Against the baseline (paired by seed)\n\n{}\n|{}", md_row(&header), "---|".repeat(header.len()));
+        for row in &paired {
+            let _ = writeln!(md, "{}", md_row(row));
+        }
+    }
+    if !summary.differing_keys.is_empty() {
+        let _ = writeln!(md, "\nConfigurations of one variant differ in: {}.", summary.differing_keys.join(", "));
+    }
+    let _ = writeln!(md, "\n{DEFINITIONS}");
+    md
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}
+
+/// `summary.csv`: one row per configuration; each metric's mean, interval and n, and its paired
+/// difference to the baseline.
+pub fn csv(summary: &Summary) -> String {
+    let mut head: Vec<String> = ["variant", "configuration", "paper", "gate", "params", "runs", "done", "diverged", "baseline"].map(String::from).to_vec();
+    head.extend(summary.differing_keys.iter().cloned());
+    for m in Metric::ALL {
+        head.extend(["mean", "lo", "hi", "n"].map(|s| format!("{}_{s}", m.key())));
+    }
+    for m in Metric::ALL {
+        head.extend(["mean", "lo", "hi", "n"].map(|s| format!("delta_{}_{s}", m.key())));
+    }
+    let mut out = head.join(",") + "\n";
+    let num = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+    for g in &summary.groups {
+        let config = serde_json::to_value(g.runs[0].file.config_without_seed()).expect("configs serialise");
+        let mut row: Vec<String> = vec![
+            csv_field(&g.variant),
+            csv_field(&g.name()),
+            csv_field(&g.paper),
+            csv_field(&g.gate),
+            g.params.to_string(),
+            g.runs.len().to_string(),
+            g.done().to_string(),
+            g.diverged().to_string(),
+            csv_field(&g.baseline.map(|b| summary.groups[b].name()).unwrap_or_default()),
+        ];
+        row.extend(summary.differing_keys.iter().map(|k| csv_field(&crate::summary::show_value(crate::summary::lookup(&config, k)))));
+        for table in [&g.estimates, &g.versus_baseline] {
+            for m in Metric::ALL {
+                let e = table.get(&m);
+                row.extend([num(e.map(|e| e.mean)), num(e.and_then(|e| e.lo)), num(e.and_then(|e| e.hi)), e.map(|e| e.n.to_string()).unwrap_or_default()]);
+            }
+        }
+        out += &(row.join(",") + "\n");
+    }
+    out
+}

@@ -1,0 +1,541 @@
+//! A sweep's summary: its runs grouped by configuration, each metric with its mean, 95% interval
+//! over seeds and its paired difference to the baseline of the same configuration.
+//!
+//! **Groups.** A group is one distinct resolved configuration, less the seed (and one backend):
+//! runs are pooled only when everything else is equal. A sweep over `train.lr=a,b` gives two
+//! groups per variant; the keys that tell a variant's groups apart label them
+//! (`baseline · train.lr=0.006`).
+//!
+//! **Intervals.** Over seeds, a metric's 95% interval is Student's t interval,
+//! `mean ± t(0.975, n−1) · s / √n`: seeds are few (3–5), their spread is estimated from them, and
+//! the t quantile widens the interval to account for that (the normal 1.96 would claim too
+//! much). It assumes the seeds' values are roughly normal, which a handful of seeds cannot check;
+//! treat it as the usual convention, not as proof. One seed has no interval.
+//!
+//! **Paired differences.** The same seed means the same initialisation stream and the same batch
+//! at every step (the batch of step `s` depends only on the seed and `s`), so a variant's run and
+//! the baseline's run of the same seed differ by the variant alone. The difference is taken seed
+//! by seed, then averaged, with its own t interval over the pairs: this removes the seed-to-seed
+//! spread that both share and is the comparison to read.
+
+use crate::error::Result;
+use crate::run::{Analysis, read_analysis};
+use gatelab_model::GateSpec;
+use gatelab_rundir::{RunDir, RunFile, Status, runs_under};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Two-sided 95% quantile of Student's t with `df` degrees of freedom.
+pub fn t_quantile_95(df: usize) -> f64 {
+    const TABLE: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+        2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+    ];
+    match df {
+        0 => f64::NAN,
+        1..=30 => TABLE[df - 1],
+        // Cornish-Fisher expansion around the normal quantile; within 1e-3 beyond 30.
+        _ => {
+            let (z, d) = (1.959_964_f64, df as f64);
+            z + (z.powi(3) + z) / (4.0 * d) + (5.0 * z.powi(5) + 16.0 * z.powi(3) + 3.0 * z) / (96.0 * d * d)
+        }
+    }
+}
+
+/// A metric over seeds: the values, their mean and 95% t interval.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Estimate {
+    /// Mean.
+    pub mean: f64,
+    /// Lower end of the 95% interval (absent for one value).
+    pub lo: Option<f64>,
+    /// Upper end.
+    pub hi: Option<f64>,
+    /// Sample standard deviation (absent for one value).
+    pub sd: Option<f64>,
+    /// Values it rests on.
+    pub n: usize,
+    /// The values, by seed.
+    pub values: Vec<(u64, f64)>,
+}
+
+impl Estimate {
+    /// The estimate of `values` (non-finite values are left out), `None` when none is left.
+    pub fn of(values: &[(u64, f64)]) -> Option<Estimate> {
+        let v: Vec<(u64, f64)> = values.iter().copied().filter(|(_, x)| x.is_finite()).collect();
+        if v.is_empty() {
+            return None;
+        }
+        let n = v.len();
+        let mean = v.iter().map(|(_, x)| x).sum::<f64>() / n as f64;
+        let (mut lo, mut hi, mut sd) = (None, None, None);
+        if n > 1 {
+            let s = (v.iter().map(|(_, x)| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
+            let half = t_quantile_95(n - 1) * s / (n as f64).sqrt();
+            (lo, hi, sd) = (Some(mean - half), Some(mean + half), Some(s));
+        }
+        Some(Estimate { mean, lo, hi, sd, n, values: v })
+    }
+
+    /// The paired difference `self − base` over the seeds both have.
+    pub fn paired_minus(&self, base: &Estimate) -> Option<Estimate> {
+        let diffs: Vec<(u64, f64)> = self.values.iter().filter_map(|(s, x)| base.values.iter().find(|(t, _)| t == s).map(|(_, b)| (*s, x - b))).collect();
+        Estimate::of(&diffs)
+    }
+
+    /// The interval clipped to `[lo, hi]`, the range the quantity cannot leave (a probability's
+    /// [0, 1]): with few seeds a t interval can reach past it.
+    pub fn clipped(mut self, (lo, hi): (f64, f64)) -> Self {
+        self.lo = self.lo.map(|v| v.clamp(lo, hi));
+        self.hi = self.hi.map(|v| v.clamp(lo, hi));
+        self
+    }
+
+    /// `(lo, hi)` when there is an interval.
+    pub fn interval(&self) -> Option<(f64, f64)> {
+        Some((self.lo?, self.hi?))
+    }
+
+    /// Whether the interval lies wholly above (1) or below (−1) zero, or straddles it (0);
+    /// `None` without an interval.
+    pub fn sign(&self) -> Option<i8> {
+        let (lo, hi) = self.interval()?;
+        Some(if lo > 0.0 { 1 } else if hi < 0.0 { -1 } else { 0 })
+    }
+
+    /// `mean [lo, hi]` with `digits` decimals, or the mean alone.
+    pub fn show(&self, digits: usize) -> String {
+        match self.interval() {
+            Some((lo, hi)) => format!("{:.d$} [{:.d$}, {:.d$}]", self.mean, lo, hi, d = digits),
+            None => format!("{:.d$}", self.mean, d = digits),
+        }
+    }
+
+    /// Like [`Estimate::show`] with a sign.
+    pub fn show_signed(&self, digits: usize) -> String {
+        match self.interval() {
+            Some((lo, hi)) => format!("{:+.d$} [{:+.d$}, {:+.d$}]", self.mean, lo, hi, d = digits),
+            None => format!("{:+.d$}", self.mean, d = digits),
+        }
+    }
+}
+
+/// The metrics of the report, in column order.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Final validation loss (nats per token).
+    ValLoss,
+    /// Best (lowest) validation loss over training.
+    BestValLoss,
+    /// Loss spikes during training.
+    Spikes,
+    /// F-Attn (queries ≥ 1), mean over heads and layers.
+    FirstTokenAttention,
+    /// Sink_1^ε, mean over layers.
+    Sink,
+    /// Largest |h| of a block's output, mean over layers.
+    MaxActivation,
+    /// Largest |h| over the median |h|, mean over layers.
+    Top1Median,
+    /// Mean gate score.
+    GateMean,
+}
+
+impl Metric {
+    /// Every metric, in column order.
+    pub const ALL: [Metric; 8] = [
+        Metric::ValLoss,
+        Metric::BestValLoss,
+        Metric::Spikes,
+        Metric::FirstTokenAttention,
+        Metric::Sink,
+        Metric::MaxActivation,
+        Metric::Top1Median,
+        Metric::GateMean,
+    ];
+
+    /// Its column name, the same in every table and chart.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::ValLoss => "val loss",
+            Metric::BestValLoss => "best val loss",
+            Metric::Spikes => "spikes",
+            Metric::FirstTokenAttention => "F-Attn",
+            Metric::Sink => "Sink",
+            Metric::MaxActivation => "max act",
+            Metric::Top1Median => "top1/median",
+            Metric::GateMean => "gate mean",
+        }
+    }
+
+    /// Its key in CSV files.
+    pub fn key(self) -> &'static str {
+        match self {
+            Metric::ValLoss => "val_loss",
+            Metric::BestValLoss => "best_val_loss",
+            Metric::Spikes => "spikes",
+            Metric::FirstTokenAttention => "first_token_attention",
+            Metric::Sink => "sink",
+            Metric::MaxActivation => "max_activation",
+            Metric::Top1Median => "top1_median",
+            Metric::GateMean => "gate_mean",
+        }
+    }
+
+    /// Decimals to print.
+    pub fn digits(self) -> usize {
+        match self {
+            Metric::ValLoss | Metric::BestValLoss => 4,
+            Metric::Spikes => 1,
+            Metric::MaxActivation | Metric::Top1Median => 2,
+            _ => 3,
+        }
+    }
+
+    /// The range the metric cannot leave, if any.
+    pub fn bounds(self) -> Option<(f64, f64)> {
+        match self {
+            Metric::FirstTokenAttention | Metric::Sink | Metric::GateMean => Some((0.0, 1.0)),
+            Metric::ValLoss | Metric::BestValLoss | Metric::Spikes | Metric::MaxActivation | Metric::Top1Median => Some((0.0, f64::INFINITY)),
+        }
+    }
+
+    /// Where the number comes from (`docs/metrics.md` defines each).
+    pub fn source(self) -> &'static str {
+        match self {
+            Metric::ValLoss => "the last validation pass (eval.jsonl)",
+            Metric::BestValLoss => "the lowest validation pass (eval.jsonl)",
+            Metric::Spikes => "training log (metrics.jsonl)",
+            _ => "the held-out analysis split (analysis.json)",
+        }
+    }
+}
+
+/// One run's numbers.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    /// Its folder.
+    pub run: RunDir,
+    /// `config.json`.
+    pub file: RunFile,
+    /// `status.json`.
+    pub status: Status,
+    /// `analysis.json`, when analysed.
+    pub analysis: Option<Analysis>,
+    /// Its metrics (finished runs only).
+    pub metrics: BTreeMap<Metric, f64>,
+}
+
+/// One configuration: the runs that differ only by seed.
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// Its variant.
+    pub variant: String,
+    /// The paper's table and row.
+    pub paper: String,
+    /// What tells it apart from the variant's other configurations (`train.lr=0.006`), empty
+    /// when the variant has one.
+    pub label: String,
+    /// Its gate, in words.
+    pub gate: String,
+    /// Parameters.
+    pub params: usize,
+    /// The runs, by seed.
+    pub runs: Vec<RunRecord>,
+    /// Per metric, over the finished runs' seeds.
+    pub estimates: BTreeMap<Metric, Estimate>,
+    /// Per metric, the paired difference to the baseline of the same configuration.
+    pub versus_baseline: BTreeMap<Metric, Estimate>,
+    /// Index of that baseline group, if any (none for the baseline itself).
+    pub baseline: Option<usize>,
+    /// Per-layer F-Attn (queries ≥ 1) over seeds.
+    pub first_token_attention_per_layer: Vec<Estimate>,
+    /// Per-layer largest activation over seeds.
+    pub max_activation_per_layer: Vec<Estimate>,
+    /// Gate scores per histogram bin over [0, 1], summed over layers and seeds, as shares.
+    pub gate_histogram: Vec<f64>,
+    /// Chance level of F-Attn (queries ≥ 1) at the analysed length.
+    pub chance: Option<f64>,
+}
+
+impl Group {
+    /// `variant · label`, or the variant alone.
+    pub fn name(&self) -> String {
+        if self.label.is_empty() { self.variant.clone() } else { format!("{} · {}", self.variant, self.label) }
+    }
+
+    /// Runs that finished every step.
+    pub fn done(&self) -> usize {
+        self.runs.iter().filter(|r| r.status.is_done()).count()
+    }
+
+    /// Runs that diverged.
+    pub fn diverged(&self) -> usize {
+        self.runs.iter().filter(|r| matches!(r.status, Status::Diverged { .. })).count()
+    }
+
+    /// Whether this is an ungated baseline.
+    pub fn is_baseline(&self) -> bool {
+        self.gate == GateSpec::BASELINE.label()
+    }
+}
+
+/// A sweep's summary.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The configurations, in the order their variants first appear.
+    pub groups: Vec<Group>,
+    /// The config keys whose values differ between groups of one variant.
+    pub differing_keys: Vec<String>,
+}
+
+fn run_metrics(run: &RunDir, analysis: Option<&Analysis>) -> Result<BTreeMap<Metric, f64>> {
+    let mut m = BTreeMap::new();
+    let evals = run.evals()?;
+    if let Some(last) = evals.last() {
+        m.insert(Metric::ValLoss, last.loss);
+    }
+    if let Some(best) = evals.iter().map(|e| e.loss).filter(|l| l.is_finite()).min_by(f64::total_cmp) {
+        m.insert(Metric::BestValLoss, best);
+    }
+    if let Some(last) = run.metrics()?.last() {
+        m.insert(Metric::Spikes, last.spikes as f64);
+    }
+    if let Some(a) = analysis {
+        let s = &a.stats;
+        m.insert(Metric::FirstTokenAttention, s.first_token_attention());
+        m.insert(Metric::Sink, s.sink());
+        m.insert(Metric::MaxActivation, s.max_activation());
+        m.insert(Metric::Top1Median, crate::stats::mean(s.layers.iter().map(|l| l.top1_median_ratio)));
+        if let Some(g) = s.gate_mean() {
+            m.insert(Metric::GateMean, g);
+        }
+    }
+    Ok(m)
+}
+
+/// The key that pools runs: the config less its seed, and the backend.
+fn group_key(file: &RunFile) -> String {
+    serde_json::to_string(&(file.config_without_seed(), &file.meta.backend)).expect("configs serialise")
+}
+
+/// Reads every run folder under `sweep` and groups the runs by configuration.
+pub fn summarize(sweep: &Path) -> Result<Summary> {
+    let mut keys: Vec<String> = Vec::new();
+    let mut groups: Vec<Group> = Vec::new();
+    for run in runs_under(sweep)? {
+        let file = run.read_file()?;
+        let status = run.status()?;
+        let analysis = if status.is_done() { read_analysis(&run)? } else { None };
+        let metrics = if status.is_done() { run_metrics(&run, analysis.as_ref())? } else { BTreeMap::new() };
+        let key = group_key(&file);
+        let k = match keys.iter().position(|k| *k == key) {
+            Some(k) => k,
+            None => {
+                keys.push(key);
+                let c = &file.config.model;
+                groups.push(Group {
+                    variant: file.meta.variant.clone(),
+                    paper: file.meta.paper.clone(),
+                    label: String::new(),
+                    gate: c.gate.label(),
+                    params: c.param_count().total,
+                    runs: vec![],
+                    estimates: BTreeMap::new(),
+                    versus_baseline: BTreeMap::new(),
+                    baseline: None,
+                    first_token_attention_per_layer: vec![],
+                    max_activation_per_layer: vec![],
+                    gate_histogram: vec![],
+                    chance: None,
+                });
+                groups.len() - 1
+            }
+        };
+        groups[k].runs.push(RunRecord { run, file, status, analysis, metrics });
+    }
+    // Variants in order of first appearance, their groups together.
+    let order: Vec<String> = groups.iter().fold(Vec::new(), |mut v, g| {
+        if !v.contains(&g.variant) {
+            v.push(g.variant.clone());
+        }
+        v
+    });
+    groups.sort_by_key(|g| order.iter().position(|v| *v == g.variant));
+    let differing_keys = label_groups(&mut groups);
+    for g in &mut groups {
+        g.runs.sort_by_key(|r| r.file.meta.seed);
+        estimate(g);
+    }
+    pair_with_baselines(&mut groups);
+    Ok(Summary { groups, differing_keys })
+}
+
+/// Labels the groups of each variant by the config keys that tell them apart; returns every
+/// such key.
+fn label_groups(groups: &mut [Group]) -> Vec<String> {
+    let mut all = Vec::new();
+    let variants: Vec<String> = groups.iter().map(|g| g.variant.clone()).collect();
+    for v in variants.iter().collect::<std::collections::BTreeSet<_>>() {
+        let members: Vec<usize> = (0..groups.len()).filter(|&i| groups[i].variant == *v).collect();
+        if members.len() < 2 {
+            continue;
+        }
+        let configs: Vec<_> = members.iter().map(|&i| groups[i].runs[0].file.config_without_seed()).collect();
+        let mut keys: Vec<String> = Vec::new();
+        for a in &configs {
+            for b in &configs {
+                keys.extend(a.differences(b).into_iter().map(|(k, _, _)| k));
+            }
+        }
+        let backends: Vec<String> = members.iter().map(|&i| groups[i].runs[0].file.meta.backend.clone()).collect();
+        keys.sort();
+        keys.dedup();
+        for (&i, c) in members.iter().zip(&configs) {
+            let value = serde_json::to_value(c).expect("configs serialise");
+            let mut parts: Vec<String> = keys.iter().map(|k| format!("{k}={}", show_value(lookup(&value, k)))).collect();
+            if backends.iter().any(|b| *b != backends[0]) {
+                parts.push(format!("backend={}", groups[i].runs[0].file.meta.backend));
+            }
+            groups[i].label = parts.join(", ");
+        }
+        all.extend(keys);
+    }
+    all.sort();
+    all.dedup();
+    all
+}
+
+/// The value at a dotted key of a config's JSON.
+pub fn lookup<'a>(value: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
+    key.split('.').fold(value, |v, k| v.get(k).unwrap_or(&serde_json::Value::Null))
+}
+
+/// A config value as `key=value` prints it.
+pub fn show_value(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn estimate(g: &mut Group) {
+    let done: Vec<&RunRecord> = g.runs.iter().filter(|r| r.status.is_done()).collect();
+    for metric in Metric::ALL {
+        let values: Vec<(u64, f64)> = done.iter().filter_map(|r| Some((r.file.meta.seed, *r.metrics.get(&metric)?))).collect();
+        if let Some(e) = Estimate::of(&values) {
+            g.estimates.insert(metric, e.clipped(metric.bounds().unwrap_or((f64::NEG_INFINITY, f64::INFINITY))));
+        }
+    }
+    let analysed: Vec<(u64, &Analysis)> = done.iter().filter_map(|r| Some((r.file.meta.seed, r.analysis.as_ref()?))).collect();
+    let layers = analysed.iter().map(|(_, a)| a.stats.layers.len()).min().unwrap_or(0);
+    let per_layer = |f: &dyn Fn(&crate::stats::LayerStats) -> f64| -> Vec<Estimate> {
+        (0..layers).filter_map(|l| Estimate::of(&analysed.iter().map(|(s, a)| (*s, f(&a.stats.layers[l]))).collect::<Vec<_>>())).collect()
+    };
+    g.first_token_attention_per_layer = per_layer(&|l| l.first_token_attention[1]).into_iter().map(|e| e.clipped((0.0, 1.0))).collect();
+    g.max_activation_per_layer = per_layer(&|l| l.max_activation).into_iter().map(|e| e.clipped((0.0, f64::INFINITY))).collect();
+    let mut histogram: Vec<u64> = Vec::new();
+    for (_, a) in &analysed {
+        for gate in a.stats.layers.iter().filter_map(|l| l.gate.as_ref()) {
+            histogram.resize(gate.histogram.len(), 0);
+            for (h, c) in histogram.iter_mut().zip(&gate.histogram) {
+                *h += c;
+            }
+        }
+    }
+    let total: u64 = histogram.iter().sum();
+    g.gate_histogram = histogram.iter().map(|&c| c as f64 / total.max(1) as f64).collect();
+    g.chance = analysed.first().map(|(_, a)| a.stats.chance_first_token_attention[1]);
+}
+
+/// The baseline of the same configuration: a baseline variant's group whose runs had the same
+/// command-line overrides, preset and backend (the grid's own settings differ by variant).
+fn pair_with_baselines(groups: &mut [Group]) {
+    let context = |g: &Group| {
+        let m = &g.runs[0].file.meta;
+        let mut overrides = m.overrides.clone();
+        overrides.sort();
+        (overrides, m.preset.clone(), m.backend.clone(), g.runs[0].file.config.data.clone())
+    };
+    let baseline_variant = groups.iter().find(|g| g.variant == "baseline" && g.is_baseline()).or_else(|| groups.iter().find(|g| g.is_baseline())).map(|g| g.variant.clone());
+    let Some(base_name) = baseline_variant else { return };
+    for i in 0..groups.len() {
+        if groups[i].variant == base_name {
+            continue;
+        }
+        let want = context(&groups[i]);
+        let Some(b) = (0..groups.len()).find(|&b| groups[b].variant == base_name && context(&groups[b]) == want) else { continue };
+        groups[i].baseline = Some(b);
+        let pairs: BTreeMap<Metric, Estimate> =
+            groups[i].estimates.iter().filter_map(|(m, e)| Some((*m, e.paired_minus(groups[b].estimates.get(m)?)?))).collect();
+        groups[i].versus_baseline = pairs;
+    }
+}
+
+/// What the baseline shows, in words: the first sentence of every report.
+pub fn finding(summary: &Summary) -> String {
+    let Some(base) = summary.groups.iter().find(|g| g.is_baseline()) else {
+        return "This sweep has no ungated baseline, so it says nothing about whether a gate removes a sink.".into();
+    };
+    if base.done() == 0 {
+        return format!("The baseline ({}) has no finished run, so nothing can be said about sinks yet: {}.", base.name(), status_words(base));
+    }
+    let (Some(chance), false) = (base.chance, base.first_token_attention_per_layer.is_empty()) else {
+        return format!("The baseline ({}) has finished runs but no analysis.json: run `gatelab analyze` on the sweep folder.", base.name());
+    };
+    let n = base.first_token_attention_per_layer.first().map_or(0, |e| e.n);
+    let seeds = if n == 1 { "one seed".to_string() } else { format!("{n} seeds") };
+    let sinks: Vec<String> = base
+        .first_token_attention_per_layer
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.mean > 2.0 * chance)
+        .map(|(l, f)| format!("layer {} ({})", l + 1, f.show(3)))
+        .collect();
+    if sinks.is_empty() {
+        let fs: Vec<String> = base.first_token_attention_per_layer.iter().map(|f| format!("{:.3}", f.mean)).collect();
+        format!(
+            "**The baseline shows no attention sink** ({seeds}): its first-token attention ({}) is within twice the chance level of uniform causal attention ({chance:.3}) in every layer. This sweep therefore cannot show a gate removing a sink; differences between variants below are not evidence of it.",
+            fs.join(", ")
+        )
+    } else {
+        format!("The baseline has a first-token sink ({seeds}): F-Attn above twice the chance level ({chance:.3}) in {}.", sinks.join(", "))
+    }
+}
+
+/// Where a group's runs stand, in words: `2 done, 1 diverged`.
+pub fn status_words(g: &Group) -> String {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &g.runs {
+        *counts.entry(r.status.word()).or_default() += 1;
+    }
+    counts.iter().map(|(w, n)| format!("{n} {w}")).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn t_intervals_and_paired_differences() {
+        assert_eq!(t_quantile_95(2), 4.303);
+        assert!((t_quantile_95(120) - 1.980).abs() < 2e-3);
+        let e = Estimate::of(&[(0, 1.0), (1, 2.0), (2, 3.0)]).unwrap();
+        assert_eq!(e.mean, 2.0);
+        // s = 1, half-width t(2) / √3.
+        let half = 4.303 / 3f64.sqrt();
+        assert!((e.lo.unwrap() - (2.0 - half)).abs() < 1e-12 && (e.hi.unwrap() - (2.0 + half)).abs() < 1e-12);
+        assert!(Estimate::of(&[(0, 5.0)]).unwrap().interval().is_none());
+        // Paired by seed: a constant shift has no spread, whatever the seeds' own spread.
+        let base = Estimate::of(&[(0, 1.0), (1, 5.0), (2, 9.0)]).unwrap();
+        let gated = Estimate::of(&[(0, 0.5), (1, 4.5), (2, 8.5)]).unwrap();
+        let d = gated.paired_minus(&base).unwrap();
+        assert_eq!((d.mean, d.lo, d.hi, d.n), (-0.5, Some(-0.5), Some(-0.5), 3));
+        assert_eq!(d.sign(), Some(-1));
+        // Only the seeds both have are paired.
+        let partial = Estimate::of(&[(1, 6.0), (7, 0.0)]).unwrap();
+        assert_eq!(partial.paired_minus(&base).unwrap().n, 1);
+    }
+}

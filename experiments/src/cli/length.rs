@@ -1,0 +1,101 @@
+//! `gatelab eval-length`: perplexity, first-token attention and needle retrieval beyond the
+//! training length, per RoPE scaling method.
+
+use super::DeviceArgs;
+use gatelab::{ExperimentError, Result};
+use gatelab_rundir::{RunDir, runs_under};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct EvalLengthArgs {
+    /// A run folder, or a sweep folder holding run folders.
+    path: PathBuf,
+    /// Evaluation lengths as multiples of the training length T.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    factors: Vec<usize>,
+    /// RoPE scaling methods: none, linear, ntk, yarn.
+    #[arg(long, value_delimiter = ',', default_value = "none,linear,ntk,yarn")]
+    methods: Vec<String>,
+    /// RoPE base at evaluation (default: the run's).
+    #[arg(long)]
+    rope_theta: Option<f64>,
+    /// Held-out sequences per length for perplexity.
+    #[arg(long, default_value_t = 64)]
+    sequences: usize,
+    /// Held-out sequences per length for first-token attention.
+    #[arg(long, default_value_t = 16)]
+    sink_sequences: usize,
+    /// Needle probes per (length, depth).
+    #[arg(long, default_value_t = 16)]
+    needle_samples: usize,
+    /// Needle depths in [0, 1].
+    #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,1")]
+    depths: Vec<f64>,
+    /// Seed of the needles.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Needles of uniformly random tokens instead of spans of held-out text.
+    #[arg(long)]
+    random_needles: bool,
+    /// Sequences per batch.
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+/// `gatelab eval-length <run|sweep>`: perplexity, first-token attention and needle retrieval at
+/// multiples of the training length under each RoPE scaling method, beside each run; for a sweep,
+/// its charts and `length_summary.md`.
+pub fn eval_length(args: EvalLengthArgs) -> Result<()> {
+    use gatelab_analysis::length::{self, LengthOptions, ScalingMethod};
+    use gatelab_data::retrieval::NeedleConfig;
+    let methods = args.methods.iter().map(|m| ScalingMethod::parse(m)).collect::<Result<Vec<_>, _>>()?;
+    if args.factors.is_empty() || args.factors.contains(&0) {
+        return Err(ExperimentError::option("--factors", "each factor must be at least 1"));
+    }
+    if let Some(theta) = args.rope_theta {
+        if !(theta > 1.0 && theta.is_finite()) {
+            return Err(ExperimentError::option("--rope-theta", format!("must be a number above 1, got {theta}")));
+        }
+    }
+    let needle = NeedleConfig { depths: args.depths, samples: args.needle_samples, seed: args.seed, from_text: !args.random_needles, ..NeedleConfig::default() };
+    needle.validate(usize::MAX).map_err(|e| ExperimentError::option(format!("--{}", e.field.unwrap_or_default().replace("needle.", "needle-").replace('_', "-")), e.message))?;
+    let options = LengthOptions {
+        factors: args.factors,
+        methods,
+        rope_theta: args.rope_theta,
+        sequences: args.sequences.max(1),
+        sink_sequences: args.sink_sequences.max(1),
+        batch_size: args.batch_size.max(1),
+        needle,
+        ..LengthOptions::default()
+    };
+    let runs = runs_under(&args.path)?;
+    let device = args.device.open()?;
+    let mut evaluated = 0;
+    for run in &runs {
+        if let Err(e) = gatelab_analysis::run::require_done(run) {
+            eprintln!("{}: skipped: {e}", run.name());
+            continue;
+        }
+        length::eval_length(run, &device, &options, |line| eprintln!("  {line}"))?;
+        eprintln!("wrote {}/length.json, length.csv, retrieval.csv", run.path.display());
+        evaluated += 1;
+    }
+    if evaluated == 0 {
+        return Err(ExperimentError::file(&args.path, "no finished run to evaluate (see the lines above)"));
+    }
+    if !RunDir::is_run(&args.path) {
+        let summary = gatelab_analysis::summary::summarize(&args.path)?;
+        let section = gatelab_analysis::report::length::write(&args.path, &summary)?;
+        let md = args.path.join("length_summary.md");
+        print!("{}", std::fs::read_to_string(&md).map_err(|e| ExperimentError::file(&md, e))?);
+        eprintln!(
+            "wrote {0}/length_summary.md, length_summary.csv and {1} figures (SVG, PNG, CSV); `gatelab report {0}` puts them in report.html",
+            args.path.display(),
+            section.map_or(0, |s| s.charts.len())
+        );
+    }
+    Ok(())
+}

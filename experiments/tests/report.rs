@@ -1,0 +1,125 @@
+//! Reports a researcher can put in a paper: one row per configuration (never pooled across a
+//! learning rate), intervals over seeds and paired differences, tick labels that differ, and a
+//! report.html that says what was run.
+
+mod common;
+
+use common::{gatelab, scratch};
+use gatelab_analysis::charts::{LineChart, Point, Series, SeriesStyle, YAxis, line_chart};
+use gatelab_analysis::summary::{Metric, summarize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The text of every `<text>` element of an SVG with its position.
+fn svg_texts(svg: &str) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for part in svg.split("<text").skip(1) {
+        let (attrs, rest) = part.split_once('>').unwrap();
+        let text = rest.split("</text>").next().unwrap().trim().to_string();
+        let attr = |name: &str| attrs.split(&format!("{name}=\"")).nth(1).map(|s| s.split('"').next().unwrap().to_string()).unwrap_or_default();
+        out.push((text, attr("x"), attr("y")));
+    }
+    out
+}
+
+/// Tick labels (numbers) that share an axis position — a column of y ticks or a row of x ticks —
+/// must differ from each other.
+fn assert_ticks_distinct(svg: &str, what: &str) {
+    let numbers: Vec<(String, String, String)> = svg_texts(svg).into_iter().filter(|(t, _, _)| t.parse::<f64>().is_ok()).collect();
+    let mut by_x: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut by_y: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (t, x, y) in &numbers {
+        by_x.entry(x.as_str()).or_default().push(t.as_str());
+        by_y.entry(y.as_str()).or_default().push(t.as_str());
+    }
+    let mut axes = 0;
+    for labels in by_x.values().chain(by_y.values()).filter(|l| l.len() >= 3) {
+        let mut unique = labels.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), labels.len(), "{what}: repeated tick labels {labels:?}");
+        axes += 1;
+    }
+    assert!(axes >= 1, "{what}: no axis of tick labels found in the SVG");
+}
+
+#[test]
+fn tick_labels_differ_even_on_a_narrow_axis() {
+    let dir = scratch("ticks");
+    let points = (0..8).map(|k| Point::at(k as f64, 0.1 + 0.0007 * k as f64)).collect();
+    let chart = LineChart {
+        title: "narrow".into(),
+        x_label: "x".into(),
+        y_label: "y".into(),
+        caption: "values between 0.1000 and 0.1049".into(),
+        series: vec![Series { label: "a".into(), colour: 0, points, style: SeriesStyle::Markers }],
+        integer_x: true,
+        y: YAxis::Fit,
+    };
+    line_chart(&dir, "narrow", &chart).unwrap();
+    let svg = std::fs::read_to_string(dir.join("narrow.svg")).unwrap();
+    assert_ticks_distinct(&svg, "narrow.svg");
+    let png = std::fs::read(dir.join("narrow.png")).unwrap();
+    // PNG width and height (IHDR) are twice the SVG's 1000 × 560.
+    assert_eq!((u32::from_be_bytes(png[16..20].try_into().unwrap()), u32::from_be_bytes(png[20..24].try_into().unwrap())), (2000, 1120));
+}
+
+#[test]
+fn a_learning_rate_sweep_over_two_seeds_reports_one_row_per_configuration() {
+    let dir = scratch("report");
+    let grid = dir.join("pair.json");
+    std::fs::write(&grid, r#"{"name": "pair", "variants": [{"name": "baseline", "paper": "Table 1 row 1"}, {"name": "g1", "paper": "Table 1 row 5", "set": {"model.gate.position": "g1"}}]}"#).unwrap();
+    let out = dir.join("out");
+    let args = ["sweep", grid.to_str().unwrap(), "--preset", "tiny", "--seeds", "2", "--out", out.to_str().unwrap(), "train.lr=3e-3,6e-3", "train.steps=200", "train.eval_every=100"];
+    let (code, stdout, stderr) = gatelab(&args);
+    assert_eq!(code, 0, "{stderr}");
+    // Two variants × two learning rates, each over two seeds: four rows, none pooled.
+    let summary = summarize(&out).unwrap();
+    assert_eq!(summary.groups.len(), 4);
+    assert_eq!(summary.differing_keys, ["train.lr"]);
+    let mut labels: Vec<String> = summary.groups.iter().map(|g| g.name()).collect();
+    labels.sort();
+    assert_eq!(labels, ["baseline · train.lr=0.003", "baseline · train.lr=0.006", "g1 · train.lr=0.003", "g1 · train.lr=0.006"]);
+    for g in &summary.groups {
+        let loss = &g.estimates[&Metric::ValLoss];
+        assert_eq!(loss.n, 2, "{}", g.name());
+        let (lo, hi) = loss.interval().expect("two seeds give an interval");
+        assert!(lo <= loss.mean && loss.mean <= hi);
+        if g.variant == "g1" {
+            // Paired with the baseline of its own learning rate, seed by seed.
+            let base = &summary.groups[g.baseline.expect("a baseline")];
+            assert_eq!(base.label, g.label);
+            assert_eq!(g.versus_baseline[&Metric::ValLoss].n, 2);
+        }
+    }
+    // The printed summary and summary.md carry the rows with their labels and intervals.
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(stdout.contains("| g1 · train.lr=0.006 |") && md.contains("| g1 · train.lr=0.006 |"), "{md}");
+    assert!(md.contains("## Against the baseline (paired by seed)"));
+    let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5);
+    assert!(csv.lines().next().unwrap().contains(",train.lr,"));
+    // report.html says what was run, and draws intervals.
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("<title>gatelab report: grid pair</title>"));
+    for item in ["<dt>grid</dt><dd>pair</dd>", "<dt>preset</dt><dd>tiny</dd>", "<dt>steps</dt><dd>200</dd>", "<dt>seeds</dt><dd>2 (0, 1; 2 runs per configuration)</dd>"] {
+        assert!(html.contains(item), "report.html lacks {item}");
+    }
+    assert!(html.contains("Figure 1.") && html.contains("95% Student-t"));
+    let dots = std::fs::read_to_string(out.join("val_loss.csv")).unwrap();
+    let rows: Vec<&str> = dots.lines().skip(2).collect();
+    assert_eq!(rows.len(), 4);
+    assert!(rows.iter().all(|r| r.split(',').nth(2).is_some_and(|lo| !lo.is_empty())), "every configuration has an error bar: {dots}");
+    // Every figure's tick labels differ.
+    for entry in std::fs::read_dir(&out).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "svg") {
+            assert_ticks_distinct(&std::fs::read_to_string(&path).unwrap(), &path.display().to_string());
+        }
+    }
+    // Probability axes run from 0 to 1.
+    let svg = std::fs::read_to_string(out.join("first_token_attention_over_training.svg")).unwrap();
+    let numbers: Vec<f64> = svg_texts(&svg).iter().filter_map(|(t, _, _)| t.parse().ok()).collect();
+    assert!(numbers.contains(&0.0) && numbers.contains(&1.0), "{numbers:?}");
+    assert!(!Path::new(&out.join("report.html")).with_extension("tmp").exists());
+}

@@ -1,0 +1,185 @@
+//! [`RunConfig`]: everything that determines a run's numbers — the model, the data and the
+//! optimisation ([`TrainConfig`]) — as `config.json` records it.
+
+use crate::error::RunDirError;
+use gatelab_data::{CorpusSpec, DataConfig, TokenizerSpec};
+use gatelab_model::ModelConfig;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// A run's resolved configuration.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// The model (its `vocab_size` follows the data).
+    pub model: ModelConfig,
+    /// The corpus and its splits.
+    pub data: DataConfig,
+    /// Optimisation (defaults for an imported checkpoint, which was not trained here).
+    #[serde(default)]
+    pub train: TrainConfig,
+}
+
+impl RunConfig {
+    /// The vocabulary the data gives the model (loading a `tokenizer.json` if it names one).
+    pub fn data_vocab_size(&self) -> Result<usize, RunDirError> {
+        Ok(match (&self.data.corpus, &self.data.tokenizer) {
+            (CorpusSpec::BigramBackcopy(b), _) => b.vocab_size(),
+            (CorpusSpec::ZipfMarkov(z), _) => z.vocab_size(),
+            (_, TokenizerSpec::Bytes) => gatelab_data::Tokenizer::bytes().vocab_size(),
+            (_, TokenizerSpec::Bpe { vocab_size }) => *vocab_size,
+            (_, TokenizerSpec::File { path }) => gatelab_data::Tokenizer::load(path)?.vocab_size(),
+        })
+    }
+
+    /// Sets the model's vocabulary from the data and checks every part; errors name the field.
+    pub fn resolve(mut self) -> Result<Self, RunDirError> {
+        self.model.vocab_size = self.data_vocab_size()?;
+        self.model.validate().map_err(|e| RunDirError::invalid(format!("model.{}", e.field), e.message))?;
+        self.train.validate()?;
+        if self.data.seq_len < 2 {
+            return Err(RunDirError::invalid("data.seq_len", "must be at least 2"));
+        }
+        Ok(self)
+    }
+
+    /// The dotted keys (`train.lr`, `model.gate.position`, …) whose values differ between `self`
+    /// and `other`, each with both values: what tells two configurations apart.
+    pub fn differences(&self, other: &RunConfig) -> Vec<(String, serde_json::Value, serde_json::Value)> {
+        let (a, b) = (serde_json::to_value(self).expect("configs serialise"), serde_json::to_value(other).expect("configs serialise"));
+        let mut out = Vec::new();
+        diff_values("", &a, &b, &mut out);
+        out
+    }
+}
+
+fn diff_values(prefix: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<(String, serde_json::Value, serde_json::Value)>) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                diff_values(&key, x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null), out);
+            }
+        }
+        _ if a != b => out.push((prefix.to_string(), a.clone(), b.clone())),
+        _ => {}
+    }
+}
+
+/// Optimisation and logging settings of one run.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Optimiser steps.
+    pub steps: usize,
+    /// Sequences per step.
+    pub batch_size: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Linear warmup steps.
+    pub warmup_steps: usize,
+    /// Final learning rate as a fraction of the peak (cosine decay).
+    pub min_lr_ratio: f64,
+    /// AdamW decoupled weight decay.
+    pub weight_decay: f64,
+    /// AdamW β1.
+    pub beta1: f64,
+    /// AdamW β2.
+    pub beta2: f64,
+    /// AdamW ε.
+    pub epsilon: f64,
+    /// Global gradient-norm clip (0 disables).
+    pub grad_clip: f64,
+    /// Seed of the initialisation and of the batches.
+    pub seed: u64,
+    /// Steps between training-metric records.
+    pub log_every: usize,
+    /// Steps between validation passes (and at the end).
+    pub eval_every: usize,
+    /// Validation batches per pass (at most the validation split).
+    pub eval_batches: usize,
+    /// Steps between sink-dynamics records on a fixed analysis batch (0: only at the end).
+    pub dynamics_every: usize,
+    /// Sequences in that batch.
+    pub dynamics_batch: usize,
+    /// Steps between checkpoints (0: none).
+    pub checkpoint_every: usize,
+    /// A step whose loss exceeds this multiple of the running mean counts as a spike.
+    pub spike_factor: f64,
+    /// Divergence: a non-finite loss, or one above this multiple of ln(vocab) (chance level).
+    pub diverge_factor: f64,
+    /// Continued training: start from this finished run folder's `model.safetensors` instead of a
+    /// fresh initialisation (the optimiser starts fresh). The model config must have the same
+    /// shapes; RoPE base and sequence length may differ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            steps: 4000,
+            batch_size: 32,
+            lr: 3e-3,
+            warmup_steps: 100,
+            min_lr_ratio: 0.1,
+            weight_decay: 0.1,
+            beta1: 0.9,
+            beta2: 0.99,
+            epsilon: 1e-8,
+            grad_clip: 1.0,
+            seed: 0,
+            log_every: 25,
+            eval_every: 500,
+            eval_batches: 8,
+            dynamics_every: 250,
+            dynamics_batch: 16,
+            checkpoint_every: 500,
+            spike_factor: 1.5,
+            diverge_factor: 3.0,
+            init_from: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Learning rate at `step` (0-based): linear warmup, then cosine to `min_lr_ratio · lr`.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        if step < self.warmup_steps {
+            return self.lr * (step + 1) as f64 / self.warmup_steps as f64;
+        }
+        let span = (self.steps - self.warmup_steps).max(1) as f64;
+        let progress = ((step - self.warmup_steps) as f64 / span).min(1.0);
+        let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
+        self.lr * (self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine)
+    }
+
+    /// Checks the fields; errors name them.
+    pub fn validate(&self) -> Result<(), RunDirError> {
+        let positive = [
+            ("steps", self.steps),
+            ("batch_size", self.batch_size),
+            ("log_every", self.log_every),
+            ("eval_every", self.eval_every),
+            ("eval_batches", self.eval_batches),
+            ("dynamics_batch", self.dynamics_batch),
+        ];
+        if let Some((f, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(RunDirError::invalid(format!("train.{f}"), "must be at least 1"));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(RunDirError::invalid("train.lr", "must be a positive number"));
+        }
+        if !(0.0..=1.0).contains(&self.min_lr_ratio) {
+            return Err(RunDirError::invalid("train.min_lr_ratio", "must be in [0, 1]"));
+        }
+        if self.warmup_steps >= self.steps {
+            return Err(RunDirError::invalid("train.warmup_steps", format!("{} leaves no step of {} after warmup", self.warmup_steps, self.steps)));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,72 @@
+//! `config.json`: [`RunFile`], the resolved config and [`RunMeta`], where the run comes from.
+
+use crate::config::RunConfig;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// What `config.json` records beside the config.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct RunMeta {
+    /// The grid's name.
+    #[serde(default)]
+    pub grid: String,
+    /// The variant.
+    pub variant: String,
+    /// Its paper table and row.
+    #[serde(default)]
+    pub paper: String,
+    /// The preset it started from.
+    #[serde(default)]
+    pub preset: String,
+    /// The command line's overrides of this run.
+    #[serde(default)]
+    pub overrides: Vec<String>,
+    /// The seed.
+    #[serde(default)]
+    pub seed: u64,
+    /// The backend.
+    #[serde(default)]
+    pub backend: String,
+    /// The device index.
+    #[serde(default)]
+    pub device_index: usize,
+    /// Data-parallel device indices, when more than one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<usize>,
+    /// `git rev-parse HEAD` of the code, when known.
+    #[serde(default)]
+    pub git_commit: String,
+    /// The version of gatelab that trained it (absent in folders of gatelab before 0.1).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub gatelab_version: String,
+    /// The hash in the folder name.
+    #[serde(default)]
+    pub hash: String,
+    /// Continued training: the run folder it started from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<PathBuf>,
+    /// An imported checkpoint (`gatelab analyze --hf`): the checkpoint folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<PathBuf>,
+    /// An imported checkpoint's `model_type` (`qwen3`, `qwen3_next`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_type: Option<String>,
+}
+
+/// `config.json`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct RunFile {
+    /// Where the run comes from.
+    pub meta: RunMeta,
+    /// The resolved config.
+    pub config: RunConfig,
+}
+
+impl RunFile {
+    /// The config without its seed: runs that share it are seeds of one configuration.
+    pub fn config_without_seed(&self) -> RunConfig {
+        let mut c = self.config.clone();
+        c.train.seed = 0;
+        c
+    }
+}
