@@ -14,6 +14,10 @@ pub fn snapshot(probes: &Probes) -> Vec<LayerSnapshot> {
     acc.finish()
         .layers
         .into_iter()
-        .map(|l| LayerSnapshot { first_token_attention: l.first_token_attention[1], gate_mean: l.gate.map(|g| g.mean), max_activation: l.max_activation })
+        .map(|l| LayerSnapshot {
+            first_token_attention: l.first_token_attention[1],
+            gate_mean: l.gate.map(|g| g.mean),
+            max_activation: l.max_activation,
+        })
         .collect()
 }

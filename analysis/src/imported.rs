@@ -18,9 +18,29 @@ use gatelab_model::token_nll;
 use gatelab_rundir::{EvalRecord, RunConfig, RunDir, RunFile, RunMeta, Status, TrainConfig, write_json};
 use std::path::Path;
 
-/// Imports `checkpoint`, analyses it on `text` and writes the folder `out`. `progress` hears
-/// (sequences done, sequences in all).
-pub fn analyze_checkpoint(checkpoint: &Path, text: &Path, out: &Path, name: &str, seq_len: usize, device: &Device, options: &AnalyzeOptions, mut progress: impl FnMut(usize, usize)) -> Result<Analysis> {
+/// What to import and analyse.
+#[derive(Debug, Clone, Copy)]
+pub struct Import<'a> {
+    /// The checkpoint folder.
+    pub checkpoint: &'a Path,
+    /// The text to analyse on: a file, a folder of `.txt`, or JSONL.
+    pub text: &'a Path,
+    /// Its name in reports.
+    pub name: &'a str,
+    /// Tokens per window, after BOS.
+    pub seq_len: usize,
+}
+
+/// Imports `source.checkpoint`, analyses it on `source.text` and writes the folder `out`.
+/// `progress` hears (sequences done, sequences in all).
+pub fn analyze_checkpoint(
+    source: &Import,
+    out: &Path,
+    device: &Device,
+    options: &AnalyzeOptions,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Analysis> {
+    let Import { checkpoint, text, name, seq_len } = *source;
     let tokenizer_path = checkpoint.join("tokenizer.json");
     if !tokenizer_path.is_file() {
         return Err(AnalysisError::run(checkpoint, "no tokenizer.json beside the checkpoint"));
@@ -28,7 +48,14 @@ pub fn analyze_checkpoint(checkpoint: &Path, text: &Path, out: &Path, name: &str
     let tokenizer = Tokenizer::load(&tokenizer_path)?;
     let (model, hf) = gatelab_model::hf::import(checkpoint, device)?;
     if tokenizer.vocab_size() > hf.config.vocab_size {
-        return Err(AnalysisError::run(checkpoint, format!("the tokenizer has {} ids, the model's vocabulary {}", tokenizer.vocab_size(), hf.config.vocab_size)));
+        return Err(AnalysisError::run(
+            checkpoint,
+            format!(
+                "the tokenizer has {} ids, the model's vocabulary {}",
+                tokenizer.vocab_size(),
+                hf.config.vocab_size
+            ),
+        ));
     }
     let mut stream = Vec::new();
     for doc in load_text(text)? {
@@ -49,7 +76,8 @@ pub fn analyze_checkpoint(checkpoint: &Path, text: &Path, out: &Path, name: &str
     for (k, chunk) in windows.chunks(batch).enumerate() {
         let ids: Vec<i32> = chunk.iter().flat_map(|w| w.iter().copied()).collect();
         let all = Tensor::<2, Int>::from_data(TensorData::new(ids, [chunk.len(), seq_len + 1]), device);
-        let (inputs, targets) = (all.clone().slice([0..chunk.len(), 0..seq_len]), all.slice([0..chunk.len(), 1..seq_len + 1]));
+        let (inputs, targets) =
+            (all.clone().slice([0..chunk.len(), 0..seq_len]), all.slice([0..chunk.len(), 1..seq_len + 1]));
         let logits = acc.observe(&model, inputs);
         nll += token_nll(logits, targets).sum().into_scalar::<f32>() as f64;
         count += chunk.len() * seq_len;
@@ -60,9 +88,21 @@ pub fn analyze_checkpoint(checkpoint: &Path, text: &Path, out: &Path, name: &str
     let first = Tensor::<2, Int>::from_data(TensorData::new(windows[0][..t].to_vec(), [1, t]), device);
     crate::run::draw_attention_maps(&model, first, out, name)?;
     let loss = nll / count.max(1) as f64;
-    let data = DataConfig { corpus: CorpusSpec::Text { path: text.to_path_buf() }, tokenizer: TokenizerSpec::File { path: tokenizer_path }, seq_len, packing: Packing::Packed, ..DataConfig::default() };
+    let data = DataConfig {
+        corpus: CorpusSpec::Text { path: text.to_path_buf() },
+        tokenizer: TokenizerSpec::File { path: tokenizer_path },
+        seq_len,
+        packing: Packing::Packed,
+        ..DataConfig::default()
+    };
     let run = RunDir::new(out);
-    let meta = RunMeta { variant: name.into(), paper: format!("imported: {}", checkpoint.display()), source: Some(checkpoint.to_path_buf()), model_type: Some(hf.model_type), ..RunMeta::default() };
+    let meta = RunMeta {
+        variant: name.into(),
+        paper: format!("imported: {}", checkpoint.display()),
+        source: Some(checkpoint.to_path_buf()),
+        model_type: Some(hf.model_type),
+        ..RunMeta::default()
+    };
     run.write_file(&RunFile { meta, config: RunConfig { model: hf.config, data, train: TrainConfig::default() } })?;
     let _ = std::fs::remove_file(run.file(gatelab_rundir::folder::EVAL));
     run.log_eval(&EvalRecord { step: 0, loss, perplexity: loss.exp(), tokens: count })?;

@@ -20,13 +20,13 @@
 use crate::error::{AnalysisError, Result};
 use crate::run::{load_model, require_done};
 use crate::stats::{Accumulator, StatsConfig, mean};
-use gatelab_rundir::{RunDir, runs_under, write_atomic, write_json};
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use gatelab_data::retrieval::{Needle, NeedleConfig};
 use gatelab_data::{DataConfig, LmBatcher, LmData, TokenizerSpec};
 use gatelab_model::{RopeScaling, Transformer, token_nll};
+use gatelab_rundir::{RunDir, runs_under, write_atomic, write_json};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -50,7 +50,8 @@ pub enum ScalingMethod {
 
 impl ScalingMethod {
     /// All four, in the order of the report.
-    pub const ALL: [ScalingMethod; 4] = [ScalingMethod::None, ScalingMethod::Linear, ScalingMethod::Ntk, ScalingMethod::Yarn];
+    pub const ALL: [ScalingMethod; 4] =
+        [ScalingMethod::None, ScalingMethod::Linear, ScalingMethod::Ntk, ScalingMethod::Yarn];
 
     /// Its name.
     pub fn name(self) -> &'static str {
@@ -64,7 +65,12 @@ impl ScalingMethod {
 
     /// Parses a name.
     pub fn parse(s: &str) -> Result<Self> {
-        Self::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| AnalysisError::option("--methods", format!("unknown RoPE scaling method {s:?}: expected none, linear, ntk or yarn")))
+        Self::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| {
+            AnalysisError::option(
+                "--methods",
+                format!("unknown RoPE scaling method {s:?}: expected none, linear, ntk or yarn"),
+            )
+        })
     }
 
     /// The scaling at `factor` for a model trained at `train_len`. At factor 1 every method is
@@ -77,7 +83,9 @@ impl ScalingMethod {
             ScalingMethod::None => RopeScaling::None,
             ScalingMethod::Linear => RopeScaling::Linear { factor },
             ScalingMethod::Ntk => RopeScaling::Ntk { factor },
-            ScalingMethod::Yarn => RopeScaling::Yarn { factor, original_max_position: train_len, beta_fast: 32.0, beta_slow: 1.0 },
+            ScalingMethod::Yarn => {
+                RopeScaling::Yarn { factor, original_max_position: train_len, beta_fast: 32.0, beta_slow: 1.0 }
+            }
         }
     }
 }
@@ -105,7 +113,16 @@ pub struct LengthOptions {
 
 impl Default for LengthOptions {
     fn default() -> Self {
-        Self { factors: vec![1, 2, 4, 8], methods: ScalingMethod::ALL.to_vec(), rope_theta: None, sequences: 64, sink_sequences: 16, batch_size: 8, needle: NeedleConfig::default(), stats: StatsConfig::default() }
+        Self {
+            factors: vec![1, 2, 4, 8],
+            methods: ScalingMethod::ALL.to_vec(),
+            rope_theta: None,
+            sequences: 64,
+            sink_sequences: 16,
+            batch_size: 8,
+            needle: NeedleConfig::default(),
+            stats: StatsConfig::default(),
+        }
     }
 }
 
@@ -206,7 +223,13 @@ fn example(ds: &impl Dataset<gatelab_data::LmExample>, i: usize) -> Result<gatel
     Ok(ds.get(i).map_err(|e| gatelab_data::DataError::new(e.to_string()))?)
 }
 
-fn batches(ds: &impl Dataset<gatelab_data::LmExample>, n: usize, batch_size: usize, batcher: &LmBatcher, device: &Device) -> Result<Vec<gatelab_data::LmBatch>> {
+fn batches(
+    ds: &impl Dataset<gatelab_data::LmExample>,
+    n: usize,
+    batch_size: usize,
+    batcher: &LmBatcher,
+    device: &Device,
+) -> Result<Vec<gatelab_data::LmBatch>> {
     let n = n.min(ds.len());
     (0..n)
         .step_by(batch_size)
@@ -235,7 +258,10 @@ fn fillers(data: &LmData, seq_len: usize, count: usize) -> Result<Vec<Vec<u32>>>
         }
     }
     if out.is_empty() {
-        return Err(AnalysisError::option("needle", format!("the held-out splits hold fewer than {seq_len} tokens for the needle probe")));
+        return Err(AnalysisError::option(
+            "needle",
+            format!("the held-out splits hold fewer than {seq_len} tokens for the needle probe"),
+        ));
     }
     // Too little held-out text: fillers are reused (their needles still differ).
     let distinct = out.len();
@@ -250,7 +276,8 @@ fn perplexity(model: &Transformer, batches: &[gatelab_data::LmBatch], t: usize) 
     let mut seg: Vec<(f64, f64)> = Vec::new();
     for b in batches {
         let [n, len] = b.targets.dims();
-        let nll: Vec<f32> = token_nll(model.forward(b.inputs.clone()), b.targets.clone()).into_data().iter::<f32>().collect();
+        let nll: Vec<f32> =
+            token_nll(model.forward(b.inputs.clone()), b.targets.clone()).into_data().iter::<f32>().collect();
         let mask: Vec<f32> = b.mask.clone().into_data().iter::<f32>().collect();
         seg.resize(len.div_ceil(t), (0.0, 0.0));
         for i in 0..n * len {
@@ -265,16 +292,26 @@ fn perplexity(model: &Transformer, batches: &[gatelab_data::LmBatch], t: usize) 
 
 /// Argmax predictions at the answer positions of `probes`, against their values: (right tokens,
 /// fully right probes).
-fn retrieve(model: &Transformer, probes: &[Needle], control: bool, batch_size: usize, device: &Device) -> (usize, usize) {
+fn retrieve(
+    model: &Transformer,
+    probes: &[Needle],
+    control: bool,
+    batch_size: usize,
+    device: &Device,
+) -> (usize, usize) {
     let (mut right, mut exact) = (0, 0);
     for chunk in probes.chunks(batch_size) {
         let len = chunk[0].tokens.len() - 1;
-        let ids: Vec<i32> = chunk.iter().flat_map(|p| (if control { &p.control } else { &p.tokens })[..len].iter().map(|&t| t as i32)).collect();
+        let ids: Vec<i32> = chunk
+            .iter()
+            .flat_map(|p| (if control { &p.control } else { &p.tokens })[..len].iter().map(|&t| t as i32))
+            .collect();
         let inputs = Tensor::<2, Int>::from_data(TensorData::new(ids, [chunk.len(), len]), device);
         let answer = chunk[0].answer.clone();
         let logits = model.forward(inputs);
         let [b, _, v] = logits.dims();
-        let predicted: Vec<i64> = logits.slice([0..b, answer.clone(), 0..v]).argmax(2).into_data().iter::<i64>().collect();
+        let predicted: Vec<i64> =
+            logits.slice([0..b, answer.clone(), 0..v]).argmax(2).into_data().iter::<i64>().collect();
         for (k, p) in chunk.iter().enumerate() {
             let got = &predicted[k * answer.len()..(k + 1) * answer.len()];
             let ok = got.iter().zip(&p.value).filter(|(g, v)| **g == **v as i64).count();
@@ -287,7 +324,12 @@ fn retrieve(model: &Transformer, probes: &[Needle], control: bool, batch_size: u
 
 /// Evaluates a finished run at every length and method, writing `length.json`, `length.csv` and
 /// `retrieval.csv` beside it. `progress` hears one line per (length, method).
-pub fn eval_length(run: &RunDir, device: &Device, options: &LengthOptions, mut progress: impl FnMut(&str)) -> Result<LengthEval> {
+pub fn eval_length(
+    run: &RunDir,
+    device: &Device,
+    options: &LengthOptions,
+    mut progress: impl FnMut(&str),
+) -> Result<LengthEval> {
     require_done(run)?;
     if options.factors.is_empty() || options.factors.contains(&0) || options.methods.is_empty() {
         return Err(AnalysisError::option("eval-length", "needs at least one factor (each ≥ 1) and one method"));
@@ -320,12 +362,15 @@ pub fn eval_length(run: &RunDir, device: &Device, options: &LengthOptions, mut p
             .depths
             .iter()
             .enumerate()
-            .map(|(k, &d)| (0..n).map(|s| options.needle.plant(&fill[k * n + s], d, s, data.vocab.size, specials, &pool)).collect())
+            .map(|(k, &d)| {
+                (0..n).map(|s| options.needle.plant(&fill[k * n + s], d, s, data.vocab.size, specials, &pool)).collect()
+            })
             .collect();
         for &method in &options.methods {
             let scaling = method.at(factor as f64, t);
             // Every method is plain RoPE at factor 1: measured once.
-            if let Some(same) = points.iter().find(|p| p.factor == factor && p.scaling == scaling && p.method != method) {
+            if let Some(same) = points.iter().find(|p| p.factor == factor && p.scaling == scaling && p.method != method)
+            {
                 points.push(LengthPoint { method, ..same.clone() });
                 continue;
             }
@@ -343,7 +388,13 @@ pub fn eval_length(run: &RunDir, device: &Device, options: &LengthOptions, mut p
                     let (right, exact) = retrieve(&m, ps, false, options.batch_size, device);
                     let (control, _) = retrieve(&m, ps, true, options.batch_size, device);
                     let tokens = (ps.len() * options.needle.value_len) as f64;
-                    DepthResult { depth: ps[0].depth, accuracy: right as f64 / tokens, exact: exact as f64 / ps.len() as f64, control: control as f64 / tokens, samples: ps.len() }
+                    DepthResult {
+                        depth: ps[0].depth,
+                        accuracy: right as f64 / tokens,
+                        exact: exact as f64 / ps.len() as f64,
+                        control: control as f64 / tokens,
+                        samples: ps.len(),
+                    }
                 })
                 .collect();
             let over_depths = |f: fn(&DepthResult) -> f64| mean(retrieval.iter().map(f));
@@ -375,14 +426,25 @@ pub fn eval_length(run: &RunDir, device: &Device, options: &LengthOptions, mut p
             points.push(point);
         }
     }
-    let eval = LengthEval { run: run.path.clone(), variant, seed, train_length: t, rope_theta: theta, held_out_clean: clean, options: options.clone(), points };
+    let eval = LengthEval {
+        run: run.path.clone(),
+        variant,
+        seed,
+        train_length: t,
+        rope_theta: theta,
+        held_out_clean: clean,
+        options: options.clone(),
+        points,
+    };
     write_run_files(run, &eval)?;
     Ok(eval)
 }
 
 fn write_run_files(run: &RunDir, eval: &LengthEval) -> Result<()> {
     write_json(&run.file(LENGTH), eval)?;
-    let mut csv = String::from("method,factor,length,loss,perplexity,last_segment_loss,first_token_attention,chance,retrieval_accuracy,control_accuracy\n");
+    let mut csv = String::from(
+        "method,factor,length,loss,perplexity,last_segment_loss,first_token_attention,chance,retrieval_accuracy,control_accuracy\n",
+    );
     for p in &eval.points {
         let _ = writeln!(
             csv,
@@ -403,7 +465,17 @@ fn write_run_files(run: &RunDir, eval: &LengthEval) -> Result<()> {
     let mut csv = String::from("method,length,depth,accuracy,exact,control,samples\n");
     for p in &eval.points {
         for d in &p.retrieval {
-            let _ = writeln!(csv, "{},{},{},{},{},{},{}", p.method.name(), p.length, d.depth, d.accuracy, d.exact, d.control, d.samples);
+            let _ = writeln!(
+                csv,
+                "{},{},{},{},{},{},{}",
+                p.method.name(),
+                p.length,
+                d.depth,
+                d.accuracy,
+                d.exact,
+                d.control,
+                d.samples
+            );
         }
     }
     Ok(write_atomic(&run.file("retrieval.csv"), csv.as_bytes())?)

@@ -13,8 +13,9 @@
 //!   report reads like a run.
 //! - [`summary`]: a sweep's runs grouped by configuration, with intervals over seeds and paired
 //!   differences to the baseline.
-//! - [`report`]: `summary.md`, `summary.csv`, the figures and `report.html`; [`charts`] draws.
-//! - [`error`]: [`AnalysisError`].
+//! - [`report`]: `summary.md`, `summary.csv`, the figures and `report.html`.
+//! - [`charts`]: dot charts, line charts with bands and error bars, heat maps.
+//! - [`error`]: the crate's error type, [`AnalysisError`].
 
 pub mod charts;
 pub mod dynamics;

@@ -65,10 +65,12 @@ pub fn require_done(run: &RunDir) -> Result<()> {
         return Ok(());
     }
     let advice = match status {
-        gatelab_rundir::Status::Running { .. } | gatelab_rundir::Status::Interrupted { .. } | gatelab_rundir::Status::Pending => {
-            "rerun its sweep to finish it (it resumes from its checkpoint)"
+        gatelab_rundir::Status::Running { .. }
+        | gatelab_rundir::Status::Interrupted { .. }
+        | gatelab_rundir::Status::Pending => "rerun its sweep to finish it (it resumes from its checkpoint)",
+        gatelab_rundir::Status::Diverged { .. } => {
+            "a diverged run has no final weights; lower train.lr or see docs/sweeps.md"
         }
-        gatelab_rundir::Status::Diverged { .. } => "a diverged run has no final weights; lower train.lr or see docs/sweeps.md",
         _ => "see its status.json; fix the cause and rerun its sweep",
     };
     Err(AnalysisError::run(&run.path, format!("not a finished run: {} ({advice})", status.describe())))
@@ -76,7 +78,12 @@ pub fn require_done(run: &RunDir) -> Result<()> {
 
 /// Draws `attention_maps.{svg,png,csv}` in `dir`: the attention of `model` on one sequence
 /// (`tokens`: `[1, seq]`), every layer and head.
-pub fn draw_attention_maps(model: &Transformer, tokens: Tensor<2, Int>, dir: &std::path::Path, name: &str) -> Result<()> {
+pub fn draw_attention_maps(
+    model: &Transformer,
+    tokens: Tensor<2, Int>,
+    dir: &std::path::Path,
+    name: &str,
+) -> Result<()> {
     let t = tokens.dims()[1];
     let (_, probes) = model.forward_probed(tokens);
     let maps = probes
@@ -89,7 +96,11 @@ pub fn draw_attention_maps(model: &Transformer, tokens: Tensor<2, Int>, dir: &st
             values.chunks(t * t).map(<[f32]>::to_vec).collect()
         })
         .collect();
-    crate::charts::attention_maps(dir, "attention_maps", &crate::charts::AttentionMaps { title: format!("Attention maps: {name}"), maps, t })?;
+    crate::charts::attention_maps(
+        dir,
+        "attention_maps",
+        &crate::charts::AttentionMaps { title: format!("Attention maps: {name}"), maps, t },
+    )?;
     Ok(())
 }
 

@@ -29,8 +29,8 @@ use std::path::Path;
 /// Two-sided 95% quantile of Student's t with `df` degrees of freedom.
 pub fn t_quantile_95(df: usize) -> f64 {
     const TABLE: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-        2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
     ];
     match df {
         0 => f64::NAN,
@@ -80,7 +80,11 @@ impl Estimate {
 
     /// The paired difference `self − base` over the seeds both have.
     pub fn paired_minus(&self, base: &Estimate) -> Option<Estimate> {
-        let diffs: Vec<(u64, f64)> = self.values.iter().filter_map(|(s, x)| base.values.iter().find(|(t, _)| t == s).map(|(_, b)| (*s, x - b))).collect();
+        let diffs: Vec<(u64, f64)> = self
+            .values
+            .iter()
+            .filter_map(|(s, x)| base.values.iter().find(|(t, _)| t == s).map(|(_, b)| (*s, x - b)))
+            .collect();
         Estimate::of(&diffs)
     }
 
@@ -101,7 +105,13 @@ impl Estimate {
     /// `None` without an interval.
     pub fn sign(&self) -> Option<i8> {
         let (lo, hi) = self.interval()?;
-        Some(if lo > 0.0 { 1 } else if hi < 0.0 { -1 } else { 0 })
+        Some(if lo > 0.0 {
+            1
+        } else if hi < 0.0 {
+            -1
+        } else {
+            0
+        })
     }
 
     /// `mean [lo, hi]` with `digits` decimals, or the mean alone.
@@ -198,7 +208,9 @@ impl Metric {
     pub fn bounds(self) -> Option<(f64, f64)> {
         match self {
             Metric::FirstTokenAttention | Metric::Sink | Metric::GateMean => Some((0.0, 1.0)),
-            Metric::ValLoss | Metric::BestValLoss | Metric::Spikes | Metric::MaxActivation | Metric::Top1Median => Some((0.0, f64::INFINITY)),
+            Metric::ValLoss | Metric::BestValLoss | Metric::Spikes | Metric::MaxActivation | Metric::Top1Median => {
+                Some((0.0, f64::INFINITY))
+            }
         }
     }
 
@@ -395,7 +407,8 @@ fn label_groups(groups: &mut [Group]) -> Vec<String> {
         keys.dedup();
         for (&i, c) in members.iter().zip(&configs) {
             let value = serde_json::to_value(c).expect("configs serialise");
-            let mut parts: Vec<String> = keys.iter().map(|k| format!("{k}={}", show_value(lookup(&value, k)))).collect();
+            let mut parts: Vec<String> =
+                keys.iter().map(|k| format!("{k}={}", show_value(lookup(&value, k)))).collect();
             if backends.iter().any(|b| *b != backends[0]) {
                 parts.push(format!("backend={}", groups[i].runs[0].file.meta.backend));
             }
@@ -424,18 +437,26 @@ pub fn show_value(v: &serde_json::Value) -> String {
 fn estimate(g: &mut Group) {
     let done: Vec<&RunRecord> = g.runs.iter().filter(|r| r.status.is_done()).collect();
     for metric in Metric::ALL {
-        let values: Vec<(u64, f64)> = done.iter().filter_map(|r| Some((r.file.meta.seed, *r.metrics.get(&metric)?))).collect();
+        let values: Vec<(u64, f64)> =
+            done.iter().filter_map(|r| Some((r.file.meta.seed, *r.metrics.get(&metric)?))).collect();
         if let Some(e) = Estimate::of(&values) {
             g.estimates.insert(metric, e.clipped(metric.bounds().unwrap_or((f64::NEG_INFINITY, f64::INFINITY))));
         }
     }
-    let analysed: Vec<(u64, &Analysis)> = done.iter().filter_map(|r| Some((r.file.meta.seed, r.analysis.as_ref()?))).collect();
+    let analysed: Vec<(u64, &Analysis)> =
+        done.iter().filter_map(|r| Some((r.file.meta.seed, r.analysis.as_ref()?))).collect();
     let layers = analysed.iter().map(|(_, a)| a.stats.layers.len()).min().unwrap_or(0);
     let per_layer = |f: &dyn Fn(&crate::stats::LayerStats) -> f64| -> Vec<Estimate> {
-        (0..layers).filter_map(|l| Estimate::of(&analysed.iter().map(|(s, a)| (*s, f(&a.stats.layers[l]))).collect::<Vec<_>>())).collect()
+        (0..layers)
+            .filter_map(|l| {
+                Estimate::of(&analysed.iter().map(|(s, a)| (*s, f(&a.stats.layers[l]))).collect::<Vec<_>>())
+            })
+            .collect()
     };
-    g.first_token_attention_per_layer = per_layer(&|l| l.first_token_attention[1]).into_iter().map(|e| e.clipped((0.0, 1.0))).collect();
-    g.max_activation_per_layer = per_layer(&|l| l.max_activation).into_iter().map(|e| e.clipped((0.0, f64::INFINITY))).collect();
+    g.first_token_attention_per_layer =
+        per_layer(&|l| l.first_token_attention[1]).into_iter().map(|e| e.clipped((0.0, 1.0))).collect();
+    g.max_activation_per_layer =
+        per_layer(&|l| l.max_activation).into_iter().map(|e| e.clipped((0.0, f64::INFINITY))).collect();
     let mut histogram: Vec<u64> = Vec::new();
     for (_, a) in &analysed {
         for gate in a.stats.layers.iter().filter_map(|l| l.gate.as_ref()) {
@@ -459,17 +480,26 @@ fn pair_with_baselines(groups: &mut [Group]) {
         overrides.sort();
         (overrides, m.preset.clone(), m.backend.clone(), g.runs[0].file.config.data.clone())
     };
-    let baseline_variant = groups.iter().find(|g| g.variant == "baseline" && g.is_baseline()).or_else(|| groups.iter().find(|g| g.is_baseline())).map(|g| g.variant.clone());
+    let baseline_variant = groups
+        .iter()
+        .find(|g| g.variant == "baseline" && g.is_baseline())
+        .or_else(|| groups.iter().find(|g| g.is_baseline()))
+        .map(|g| g.variant.clone());
     let Some(base_name) = baseline_variant else { return };
     for i in 0..groups.len() {
         if groups[i].variant == base_name {
             continue;
         }
         let want = context(&groups[i]);
-        let Some(b) = (0..groups.len()).find(|&b| groups[b].variant == base_name && context(&groups[b]) == want) else { continue };
+        let Some(b) = (0..groups.len()).find(|&b| groups[b].variant == base_name && context(&groups[b]) == want) else {
+            continue;
+        };
         groups[i].baseline = Some(b);
-        let pairs: BTreeMap<Metric, Estimate> =
-            groups[i].estimates.iter().filter_map(|(m, e)| Some((*m, e.paired_minus(groups[b].estimates.get(m)?)?))).collect();
+        let pairs: BTreeMap<Metric, Estimate> = groups[i]
+            .estimates
+            .iter()
+            .filter_map(|(m, e)| Some((*m, e.paired_minus(groups[b].estimates.get(m)?)?)))
+            .collect();
         groups[i].versus_baseline = pairs;
     }
 }
@@ -480,10 +510,17 @@ pub fn finding(summary: &Summary) -> String {
         return "This sweep has no ungated baseline, so it says nothing about whether a gate removes a sink.".into();
     };
     if base.done() == 0 {
-        return format!("The baseline ({}) has no finished run, so nothing can be said about sinks yet: {}.", base.name(), status_words(base));
+        return format!(
+            "The baseline ({}) has no finished run, so nothing can be said about sinks yet: {}.",
+            base.name(),
+            status_words(base)
+        );
     }
     let (Some(chance), false) = (base.chance, base.first_token_attention_per_layer.is_empty()) else {
-        return format!("The baseline ({}) has finished runs but no analysis.json: run `gatelab analyze` on the sweep folder.", base.name());
+        return format!(
+            "The baseline ({}) has finished runs but no analysis.json: run `gatelab analyze` on the sweep folder.",
+            base.name()
+        );
     };
     let n = base.first_token_attention_per_layer.first().map_or(0, |e| e.n);
     let seeds = if n == 1 { "one seed".to_string() } else { format!("{n} seeds") };
@@ -501,7 +538,10 @@ pub fn finding(summary: &Summary) -> String {
             fs.join(", ")
         )
     } else {
-        format!("The baseline has a first-token sink ({seeds}): F-Attn above twice the chance level ({chance:.3}) in {}.", sinks.join(", "))
+        format!(
+            "The baseline has a first-token sink ({seeds}): F-Attn above twice the chance level ({chance:.3}) in {}.",
+            sinks.join(", ")
+        )
     }
 }
 

@@ -44,7 +44,17 @@ fn probes(batch: usize) -> Probes {
     // Gate scores [batch, T, 2 heads, 1]: 0.5 at position 0, 0.05 elsewhere.
     let scores: Vec<f32> = (0..batch * T * 2).map(|i| if (i / 2) % T == 0 { 0.5 } else { 0.05 }).collect();
     // Values [batch, 1 KV head, T, hd]: first token (0.1, 0, 0, 0), others (2, 0, 0, 0).
-    let values: Vec<f32> = (0..batch * T * hd).map(|i| if i % hd != 0 { 0.0 } else if (i / hd) % T == 0 { 0.1 } else { 2.0 }).collect();
+    let values: Vec<f32> = (0..batch * T * hd)
+        .map(|i| {
+            if i % hd != 0 {
+                0.0
+            } else if (i / hd) % T == 0 {
+                0.1
+            } else {
+                2.0
+            }
+        })
+        .collect();
     let sdpa = t4(vec![-2.0; batch * T * 2 * hd], [batch, T, 2, hd]);
     let attention = AttentionProbe {
         attn: Some(maps(batch)),
@@ -120,8 +130,16 @@ fn tiled_recomputation_equals_the_full_maps() {
     let device = Device::flex();
     device.seed(5);
     let config = ModelConfig {
-        vocab_size: 20, d_model: 32, n_layers: 2, n_heads: 4, n_kv_heads: 2, head_dim: 8, d_ff: 40, init_std: 0.4,
-        gate: GateSpec::G1_ELEMENTWISE, ..ModelConfig::default()
+        vocab_size: 20,
+        d_model: 32,
+        n_layers: 2,
+        n_heads: 4,
+        n_kv_heads: 2,
+        head_dim: 8,
+        d_ff: 40,
+        init_std: 0.4,
+        gate: GateSpec::G1_ELEMENTWISE,
+        ..ModelConfig::default()
     };
     let model = config.init(&device).unwrap();
     let tokens: Vec<i64> = (0..3 * 40).map(|i| (i * 7 + i / 5) % 20).collect();

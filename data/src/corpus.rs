@@ -69,7 +69,10 @@ impl CorpusSpec {
             CorpusSpec::Text { path } => load_text(path),
             #[cfg(feature = "hub")]
             CorpusSpec::Hub { dataset, subset } => load_hub(dataset, subset.as_deref()),
-            other => Err(DataError::new(format!("{}: not a text corpus (a path, tinyshakespeare or hf:NAME)", other.describe()))),
+            other => Err(DataError::new(format!(
+                "{}: not a text corpus (a path, tinyshakespeare or hf:NAME)",
+                other.describe()
+            ))),
         }
     }
 
@@ -80,7 +83,9 @@ impl CorpusSpec {
             CorpusSpec::ZipfMarkov(_) => "zipf-markov".into(),
             CorpusSpec::Tinyshakespeare => "tinyshakespeare".into(),
             CorpusSpec::Text { path } => path.display().to_string(),
-            CorpusSpec::Hub { dataset, subset } => format!("hf:{dataset}{}", subset.as_ref().map(|s| format!(":{s}")).unwrap_or_default()),
+            CorpusSpec::Hub { dataset, subset } => {
+                format!("hf:{dataset}{}", subset.as_ref().map(|s| format!(":{s}")).unwrap_or_default())
+            }
         }
     }
 }
@@ -160,10 +165,15 @@ pub fn load_hub(dataset: &str, subset: Option<&str>) -> Result<Vec<String>, Data
     }
     let first_line = |e: &dyn std::fmt::Display| e.to_string().lines().next().unwrap_or_default().to_string();
     let rows = loader.dataset::<Row>("train").map_err(|e| {
-        DataError::new(format!("{name}: could not load it through the Hugging Face loader (is the network reachable?): {}", first_line(&e)))
+        DataError::new(format!(
+            "{name}: could not load it through the Hugging Face loader (is the network reachable?): {}",
+            first_line(&e)
+        ))
     })?;
     let docs = (0..rows.len())
-        .map(|i| rows.get(i).map(|r| r.text).map_err(|e| DataError::new(format!("{name}: row {i}: {}", first_line(&e)))))
+        .map(|i| {
+            rows.get(i).map(|r| r.text).map_err(|e| DataError::new(format!("{name}: row {i}: {}", first_line(&e))))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let docs: Vec<String> = docs.into_iter().filter(|d| !d.trim().is_empty()).collect();
     if docs.is_empty() {

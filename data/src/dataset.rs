@@ -123,8 +123,12 @@ impl Dataset<LmExample> for LmDataset {
         let n = self.seq_len + 1;
         let tokens = match &self.source {
             Source::Windows(w) => w[index].clone(),
-            Source::Bigram { corpus, first, .. } => corpus.sequence(first + index as u64, n).into_iter().map(|t| t as u32).collect(),
-            Source::Zipf { corpus, first, .. } => corpus.sequence(first + index as u64, n).into_iter().map(|t| t as u32).collect(),
+            Source::Bigram { corpus, first, .. } => {
+                corpus.sequence(first + index as u64, n).into_iter().map(|t| t as u32).collect()
+            }
+            Source::Zipf { corpus, first, .. } => {
+                corpus.sequence(first + index as u64, n).into_iter().map(|t| t as u32).collect()
+            }
         };
         Ok(LmExample { tokens })
     }
@@ -177,7 +181,10 @@ impl DataConfig {
         match &self.corpus {
             CorpusSpec::BigramBackcopy(spec) => {
                 let corpus = Arc::new(spec.build()?);
-                let split = |s: u64, len: usize| LmDataset { source: Source::Bigram { corpus: corpus.clone(), first: block(s), len }, seq_len };
+                let split = |s: u64, len: usize| LmDataset {
+                    source: Source::Bigram { corpus: corpus.clone(), first: block(s), len },
+                    seq_len,
+                };
                 let bos = spec.bos() as u32;
                 Ok(LmData {
                     tokenizer: None,
@@ -192,7 +199,10 @@ impl DataConfig {
             }
             CorpusSpec::ZipfMarkov(spec) => {
                 let corpus = Arc::new(spec.build()?);
-                let split = |s: u64, len: usize| LmDataset { source: Source::Zipf { corpus: corpus.clone(), first: block(s), len }, seq_len };
+                let split = |s: u64, len: usize| LmDataset {
+                    source: Source::Zipf { corpus: corpus.clone(), first: block(s), len },
+                    seq_len,
+                };
                 let v = spec.vocab as u32;
                 Ok(LmData {
                     tokenizer: None,
@@ -204,7 +214,9 @@ impl DataConfig {
                     packed: false,
                 })
             }
-            CorpusSpec::Tinyshakespeare | CorpusSpec::Text { .. } => self.prepare_text(self.corpus.documents()?, &self.corpus.describe()),
+            CorpusSpec::Tinyshakespeare | CorpusSpec::Text { .. } => {
+                self.prepare_text(self.corpus.documents()?, &self.corpus.describe())
+            }
             #[cfg(feature = "hub")]
             CorpusSpec::Hub { .. } => self.prepare_text(self.corpus.documents()?, &self.corpus.describe()),
             #[cfg(not(feature = "hub"))]
@@ -249,7 +261,11 @@ impl DataConfig {
                 };
                 let (train, valid, analysis) = (windows(&train_docs)?, windows(&valid_docs)?, windows(&analysis_docs)?);
                 if tokens.get() < self.seq_len {
-                    return Err(DataError::new(format!("{name}: seq_len {} is longer than the corpus ({} tokens)", self.seq_len, tokens.get())));
+                    return Err(DataError::new(format!(
+                        "{name}: seq_len {} is longer than the corpus ({} tokens)",
+                        self.seq_len,
+                        tokens.get()
+                    )));
                 }
                 self.finish(tokenizer, [train, valid, analysis], docs.len(), false)
             }
@@ -289,7 +305,13 @@ impl DataConfig {
         }
     }
 
-    fn finish(&self, tokenizer: Tokenizer, [train, valid, analysis]: [Vec<Vec<u32>>; 3], units: usize, packed: bool) -> Result<LmData, DataError> {
+    fn finish(
+        &self,
+        tokenizer: Tokenizer,
+        [train, valid, analysis]: [Vec<Vec<u32>>; 3],
+        units: usize,
+        packed: bool,
+    ) -> Result<LmData, DataError> {
         let seq_len = self.seq_len;
         let split = |w: Vec<Vec<u32>>| LmDataset { source: Source::Windows(Arc::new(w)), seq_len };
         Ok(LmData {
@@ -306,7 +328,14 @@ impl DataConfig {
 
 /// Shuffles `0..n` by `rng` and deals it into [train, valid, analysis]: analysis and valid take
 /// `round(fraction · n)` units each, at least one when their fraction is positive.
-fn deal(n: usize, valid: f64, analysis: f64, mut rng: Rng, name: &str, what: &str) -> Result<[Vec<usize>; 3], DataError> {
+fn deal(
+    n: usize,
+    valid: f64,
+    analysis: f64,
+    mut rng: Rng,
+    name: &str,
+    what: &str,
+) -> Result<[Vec<usize>; 3], DataError> {
     let take = |f: f64| if f > 0.0 { ((f * n as f64).round() as usize).max(1) } else { 0 };
     let (n_valid, n_analysis) = (take(valid), take(analysis));
     if n_valid + n_analysis >= n {

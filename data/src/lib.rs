@@ -8,17 +8,17 @@
 //! - [`tokenizer`]: bytes, trained byte-level BPE, or an existing `tokenizer.json`.
 //! - [`examples`]: windows, splits, [`LmDataset`], [`LmBatcher`].
 //! - [`retrieval`]: a needle-in-a-haystack key–value probe for long contexts, generated in process.
-//! - [`error`]: [`DataError`], one line naming the file and line.
+//! - [`error`]: the error type, [`DataError`], one line naming the file and line.
 
 pub mod corpus;
-pub mod error;
 pub mod dataset;
+pub mod error;
 pub mod retrieval;
 pub mod rng;
 pub mod synthetic;
 pub mod tokenizer;
 
 pub use corpus::CorpusSpec;
-pub use error::DataError;
 pub use dataset::{DataConfig, LmBatch, LmBatcher, LmData, LmDataset, LmExample, Packing, Vocab};
+pub use error::DataError;
 pub use tokenizer::{Tokenizer, TokenizerSpec};

@@ -43,7 +43,14 @@ pub struct NeedleConfig {
 
 impl Default for NeedleConfig {
     fn default() -> Self {
-        Self { key_len: 4, value_len: 4, depths: vec![0.0, 0.25, 0.5, 0.75, 1.0], samples: 16, seed: 0, from_text: true }
+        Self {
+            key_len: 4,
+            value_len: 4,
+            depths: vec![0.0, 0.25, 0.5, 0.75, 1.0],
+            samples: 16,
+            seed: 0,
+            from_text: true,
+        }
     }
 }
 
@@ -77,11 +84,17 @@ impl NeedleConfig {
             return Err(DataError::field("needle.samples", "must be at least 1"));
         }
         if self.depths.is_empty() || self.depths.iter().any(|d| !(0.0..=1.0).contains(d)) {
-            return Err(DataError::field("needle.depths", format!("need at least one depth, each in [0, 1], got {:?}", self.depths)));
+            return Err(DataError::field(
+                "needle.depths",
+                format!("need at least one depth, each in [0, 1], got {:?}", self.depths),
+            ));
         }
         let n = self.key_len + self.value_len;
         if 2 * n + 1 > seq_len {
-            return Err(DataError::field("needle", format!("a needle and its query ({} tokens) do not fit in a sequence of {seq_len}", 2 * n)));
+            return Err(DataError::field(
+                "needle",
+                format!("a needle and its query ({} tokens) do not fit in a sequence of {seq_len}", 2 * n),
+            ));
         }
         Ok(())
     }
@@ -89,11 +102,24 @@ impl NeedleConfig {
     /// Plants probe number `sample` at `depth` into `filler` (`seq_len` ids, BOS not included).
     /// Keys and values are spans of `text` (with `from_text` and `text` long enough), else ids in
     /// `0..vocab_size` other than the `specials` (BOS, EOS, PAD).
-    pub fn plant(&self, filler: &[u32], depth: f64, sample: usize, vocab_size: usize, specials: [u32; 3], text: &[u32]) -> Needle {
+    pub fn plant(
+        &self,
+        filler: &[u32],
+        depth: f64,
+        sample: usize,
+        vocab_size: usize,
+        specials: [u32; 3],
+        text: &[u32],
+    ) -> Needle {
         let seq_len = filler.len();
         let n = self.key_len + self.value_len;
         assert!(2 * n < seq_len, "needle does not fit; call validate first");
-        let mut rng = Rng::new(self.seed ^ (seq_len as u64).wrapping_mul(0x2545_F491_4F6C_DD1D) ^ depth.to_bits().rotate_left(17) ^ (sample as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng = Rng::new(
+            self.seed
+                ^ (seq_len as u64).wrapping_mul(0x2545_F491_4F6C_DD1D)
+                ^ depth.to_bits().rotate_left(17)
+                ^ (sample as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
         let (key, value): (Vec<u32>, Vec<u32>) = if self.from_text && text.len() > self.key_len.max(self.value_len) {
             let mut span = |len: usize| {
                 let at = rng.below(text.len() - len + 1);

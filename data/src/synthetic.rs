@@ -59,7 +59,10 @@ impl BigramBackcopy {
             return Err(DataError::field("data.corpus.vocab", "must be at least 2"));
         }
         if self.triggers == 0 || self.triggers >= self.vocab {
-            return Err(DataError::field("data.corpus.triggers", format!("must be between 1 and vocab - 1 = {}", self.vocab - 1)));
+            return Err(DataError::field(
+                "data.corpus.triggers",
+                format!("must be between 1 and vocab - 1 = {}", self.vocab - 1),
+            ));
         }
         if !(self.alpha > 0.0 && self.alpha.is_finite()) {
             return Err(DataError::field("data.corpus.alpha", "must be a positive number"));
@@ -90,7 +93,9 @@ impl BigramBackcopyCorpus {
     /// Sequence number `index` of length `len` (BOS included), the same for the same corpus seed
     /// and index on every machine.
     pub fn sequence(&self, index: u64, len: usize) -> Vec<usize> {
-        let mut rng = Rng::new(self.spec.seed.wrapping_mul(0x1000_0000_01B3) ^ index.wrapping_add(1).wrapping_mul(0xA24B_AED4_963E_E407));
+        let mut rng = Rng::new(
+            self.spec.seed.wrapping_mul(0x1000_0000_01B3) ^ index.wrapping_add(1).wrapping_mul(0xA24B_AED4_963E_E407),
+        );
         let mut seq = Vec::with_capacity(len);
         seq.push(self.spec.bos());
         if len > 1 {
@@ -100,11 +105,8 @@ impl BigramBackcopyCorpus {
             let n = seq.len();
             let last = seq[n - 1];
             // After a trigger, copy the token before it (unless that is BOS).
-            let next = if self.is_trigger(last) && n >= 3 {
-                seq[n - 2]
-            } else {
-                rng.categorical(&self.transitions[last])
-            };
+            let next =
+                if self.is_trigger(last) && n >= 3 { seq[n - 2] } else { rng.categorical(&self.transitions[last]) };
             seq.push(next);
         }
         seq
@@ -169,7 +171,13 @@ impl ZipfMarkov {
         let weights: Vec<f64> = (0..v).map(|r| (r as f64 + 1.0).powf(-self.exponent)).collect();
         let total: f64 = weights.iter().sum();
         let mut acc = 0.0;
-        let rank_cdf = weights.iter().map(|w| { acc += w / total; acc }).collect();
+        let rank_cdf = weights
+            .iter()
+            .map(|w| {
+                acc += w / total;
+                acc
+            })
+            .collect();
         let mut rng = Rng::new(self.seed);
         let mut perm = Vec::with_capacity(v * v);
         for _ in 0..v {
@@ -199,7 +207,10 @@ impl ZipfMarkovCorpus {
     pub fn sequence(&self, index: u64, len: usize) -> Vec<usize> {
         let v = self.spec.vocab;
         let (bos, eos) = (v, v + 1);
-        let mut rng = Rng::new(self.spec.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ index.wrapping_add(1).wrapping_mul(0xA24B_AED4_963E_E407));
+        let mut rng = Rng::new(
+            self.spec.seed.wrapping_mul(0x2545_F491_4F6C_DD1D)
+                ^ index.wrapping_add(1).wrapping_mul(0xA24B_AED4_963E_E407),
+        );
         let stop = 1.0 / self.spec.mean_doc_len as f64;
         let mut seq = Vec::with_capacity(len);
         seq.push(bos);

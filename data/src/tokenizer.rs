@@ -32,9 +32,12 @@ impl TokenizerSpec {
             return Ok(TokenizerSpec::Bytes);
         }
         if let Some(n) = s.strip_prefix("bpe:") {
-            let vocab_size = n.parse().map_err(|_| DataError::new(format!("tokenizer {s}: `{n}` is not a vocabulary size")))?;
+            let vocab_size =
+                n.parse().map_err(|_| DataError::new(format!("tokenizer {s}: `{n}` is not a vocabulary size")))?;
             if vocab_size < 300 {
-                return Err(DataError::new(format!("tokenizer {s}: a byte-level BPE needs a vocabulary of at least 300 (256 bytes + specials + merges)")));
+                return Err(DataError::new(format!(
+                    "tokenizer {s}: a byte-level BPE needs a vocabulary of at least 300 (256 bytes + specials + merges)"
+                )));
             }
             return Ok(TokenizerSpec::Bpe { vocab_size });
         }
@@ -134,7 +137,8 @@ impl Tokenizer {
         {
             return Ok(Self::bytes());
         }
-        let tok = HfTokenizer::from_file(path).map_err(|e| DataError::in_file(path, format!("not a tokenizer.json: {e}")))?;
+        let tok =
+            HfTokenizer::from_file(path).map_err(|e| DataError::in_file(path, format!("not a tokenizer.json: {e}")))?;
         Self::from_hf(tok, &path.display().to_string())
     }
 
@@ -170,7 +174,9 @@ impl Tokenizer {
                 });
                 Ok(Self { kind: Kind::Hf(Box::new(tok), fast), bos, eos, pad })
             }
-            _ => Err(DataError::new(format!("{what}: no BOS/EOS special token found (looked for {BOS}, <s>, <|endoftext|>, </s> …)"))),
+            _ => Err(DataError::new(format!(
+                "{what}: no BOS/EOS special token found (looked for {BOS}, <s>, <|endoftext|>, </s> …)"
+            ))),
         }
     }
 
@@ -246,7 +252,10 @@ const GPT2_PATTERN: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{
 fn is_gpt2_byte_level(tok: &HfTokenizer) -> bool {
     let ours = serde_json::to_value(ByteLevel::new(false, true, true)).ok();
     let theirs = tok.get_pre_tokenizer().and_then(|p| serde_json::to_value(p).ok());
-    tok.get_normalizer().is_none() && ours.is_some() && ours == theirs && matches!(tok.get_model(), ModelWrapper::BPE(_))
+    tok.get_normalizer().is_none()
+        && ours.is_some()
+        && ours == theirs
+        && matches!(tok.get_model(), ModelWrapper::BPE(_))
 }
 
 /// The words of `text` as GPT-2's pre-tokenizer cuts them. A whitespace run followed by a

@@ -102,11 +102,15 @@ fn aligned_splits_keep_documents_whole() {
     let docs: Vec<String> = (0..60).map(|i| marks[i].to_string().repeat(5 + 3 * i)).collect();
     let lines: Vec<String> = docs.iter().map(|d| serde_json::json!({ "text": d }).to_string()).collect();
     std::fs::write(&path, lines.join("\n")).unwrap();
-    let data = DataConfig { valid_fraction: 0.1, analysis_fraction: 0.1, ..text_config(&path, 24, 1) }.prepare().unwrap();
+    let data =
+        DataConfig { valid_fraction: 0.1, analysis_fraction: 0.1, ..text_config(&path, 24, 1) }.prepare().unwrap();
     assert_eq!(data.units, 60);
     let tok = data.tokenizer.as_ref().unwrap();
     let doc_ids = |ds: &LmDataset| {
-        all(ds).iter().map(|w| tok.decode(w).unwrap().chars().next().unwrap()).collect::<std::collections::BTreeSet<_>>()
+        all(ds)
+            .iter()
+            .map(|w| tok.decode(w).unwrap().chars().next().unwrap())
+            .collect::<std::collections::BTreeSet<_>>()
     };
     let (train, valid, analysis) = (doc_ids(&data.train), doc_ids(&data.valid), doc_ids(&data.analysis));
     assert_eq!((train.len(), valid.len(), analysis.len()), (48, 6, 6));
@@ -143,11 +147,23 @@ fn bos_at_position_zero_of_every_example() {
         std::fs::write(folder.join(format!("{i:02}.txt")), numbered_text(3 + i * 5)).unwrap();
     }
     let jsonl = dir.join("many.jsonl");
-    std::fs::write(&jsonl, (0..30).map(|i| format!("{{\"text\": \"doc {i} {}\"}}\n", "x".repeat(i * 3))).collect::<String>()).unwrap();
+    std::fs::write(
+        &jsonl,
+        (0..30).map(|i| format!("{{\"text\": \"doc {i} {}\"}}\n", "x".repeat(i * 3))).collect::<String>(),
+    )
+    .unwrap();
     let small = [200, 20, 20];
     for config in [
-        DataConfig { corpus: CorpusSpec::BigramBackcopy(BigramBackcopy::default()), synthetic_examples: small, ..DataConfig::default() },
-        DataConfig { corpus: CorpusSpec::ZipfMarkov(ZipfMarkov::default()), synthetic_examples: small, ..DataConfig::default() },
+        DataConfig {
+            corpus: CorpusSpec::BigramBackcopy(BigramBackcopy::default()),
+            synthetic_examples: small,
+            ..DataConfig::default()
+        },
+        DataConfig {
+            corpus: CorpusSpec::ZipfMarkov(ZipfMarkov::default()),
+            synthetic_examples: small,
+            ..DataConfig::default()
+        },
         text_config(&file, 40, 0),
         text_config(&folder, 40, 0),
         DataConfig { packing: Packing::Packed, ..text_config(&folder, 40, 0) },
@@ -161,7 +177,8 @@ fn bos_at_position_zero_of_every_example() {
 
 #[test]
 fn synthetic_splits_are_deterministic_and_disjoint() {
-    for corpus in [CorpusSpec::BigramBackcopy(BigramBackcopy::default()), CorpusSpec::ZipfMarkov(ZipfMarkov::default())] {
+    for corpus in [CorpusSpec::BigramBackcopy(BigramBackcopy::default()), CorpusSpec::ZipfMarkov(ZipfMarkov::default())]
+    {
         let config = DataConfig { corpus, synthetic_examples: [300, 50, 50], seq_len: 64, ..DataConfig::default() };
         let (a, b) = (config.prepare().unwrap(), config.prepare().unwrap());
         assert_eq!(all(&a.analysis), all(&b.analysis));
@@ -194,7 +211,10 @@ fn bad_inputs_give_one_line_errors_naming_the_file() {
         (text_config(&binary, 8, 0), format!("{}:2: not valid UTF-8 (byte 18)", binary.display())),
         (text_config(&jsonl, 8, 0), format!("{}:2: no \"text\" field", jsonl.display())),
         (text_config(&short, 64, 0), format!("{}: seq_len 64 is longer than the corpus (20 tokens)", short.display())),
-        (text_config(&dir.join("missing.txt"), 8, 0), format!("{}: no such file or directory", dir.join("missing.txt").display())),
+        (
+            text_config(&dir.join("missing.txt"), 8, 0),
+            format!("{}: no such file or directory", dir.join("missing.txt").display()),
+        ),
         (text_config(&no_txt, 8, 0), format!("{}: no .txt files in this directory", no_txt.display())),
     ];
     for (config, expected) in cases {
@@ -211,9 +231,19 @@ fn bad_inputs_give_one_line_errors_naming_the_file() {
 
 #[test]
 fn burns_dataloader_consumes_the_dataset() {
-    let config = DataConfig { corpus: CorpusSpec::ZipfMarkov(ZipfMarkov::default()), synthetic_examples: [64, 8, 8], seq_len: 32, ..DataConfig::default() };
+    let config = DataConfig {
+        corpus: CorpusSpec::ZipfMarkov(ZipfMarkov::default()),
+        synthetic_examples: [64, 8, 8],
+        seq_len: 32,
+        ..DataConfig::default()
+    };
     let data = config.prepare().unwrap();
-    let loader = DataLoaderBuilder::new(LmBatcher { pad: data.vocab.pad }).batch_size(16).shuffle(3).num_workers(1).set_device(Device::flex()).build(data.train.clone());
+    let loader = DataLoaderBuilder::new(LmBatcher { pad: data.vocab.pad })
+        .batch_size(16)
+        .shuffle(3)
+        .num_workers(1)
+        .set_device(Device::flex())
+        .build(data.train.clone());
     let mut batches = 0;
     for batch in loader.iter() {
         let batch = batch.unwrap();
@@ -231,7 +261,8 @@ fn the_fast_bpe_path_gives_the_hugging_face_ids() {
     let text = shakespeare();
     let tok = Tokenizer::train_bpe(std::iter::once(text.as_str()), 2048).unwrap();
     assert_eq!(tok.encode(&text).unwrap(), tok.encode_reference(&text).unwrap());
-    let mixed = "Größe  über\u{a0}naïve\t\tcafé 12345 ６７ 東京タワー \n\n  \u{3000}end — ok?!  \r\n 'tis we'll THEY'RE  ";
+    let mixed =
+        "Größe  über\u{a0}naïve\t\tcafé 12345 ６７ 東京タワー \n\n  \u{3000}end — ok?!  \r\n 'tis we'll THEY'RE  ";
     assert_eq!(tok.encode(mixed).unwrap(), tok.encode_reference(mixed).unwrap());
     assert_eq!(tok.decode(&tok.encode(mixed).unwrap()).unwrap(), mixed);
 }
@@ -247,7 +278,10 @@ fn needle_probes_are_deterministic_and_their_answers_check() {
         for sample in 0..config.samples {
             let n = config.plant(&filler, depth, sample, vocab, specials, &[]);
             assert_eq!(n, config.plant(&filler, depth, sample, vocab, specials, &[]), "deterministic");
-            assert_eq!((n.tokens.len(), n.control.len(), n.tokens[0], n.control[0]), (seq_len + 1, seq_len + 1, 256, 256));
+            assert_eq!(
+                (n.tokens.len(), n.control.len(), n.tokens[0], n.control[0]),
+                (seq_len + 1, seq_len + 1, 256, 256)
+            );
             // The answer positions predict the value; the query's key precedes it.
             let (kl, vl) = (config.key_len, config.value_len);
             assert_eq!(n.tokens[n.answer.start + 1..n.answer.end + 1], n.value[..]);
@@ -282,9 +316,21 @@ fn needle_probes_are_deterministic_and_their_answers_check() {
     let is_span = |s: &[u32]| text.windows(s.len()).any(|w| w == s);
     assert!(is_span(&n.key) && is_span(&n.value), "{:?} {:?}", n.key, n.value);
     assert_eq!(n.tokens[n.answer.start + 1..n.answer.end + 1], n.value[..]);
-    assert!(NeedleConfig { from_text: false, ..config.clone() }.plant(&filler, 0.25, 3, vocab, specials, &text).key.iter().all(|t| *t < 259));
+    assert!(
+        NeedleConfig { from_text: false, ..config.clone() }
+            .plant(&filler, 0.25, 3, vocab, specials, &text)
+            .key
+            .iter()
+            .all(|t| *t < 259)
+    );
     assert!(config.validate(16).unwrap_err().to_string().contains("do not fit"));
-    assert!(NeedleConfig { depths: vec![1.5], ..config }.validate(seq_len).unwrap_err().to_string().contains("needle.depths"));
+    assert!(
+        NeedleConfig { depths: vec![1.5], ..config }
+            .validate(seq_len)
+            .unwrap_err()
+            .to_string()
+            .contains("needle.depths")
+    );
 }
 
 #[test]

@@ -97,7 +97,10 @@ pub fn probe(device: &Device) -> Result<()> {
 #[cfg(feature = "wgpu")]
 fn real_gpu(index: usize) -> Option<Device> {
     use burn::tensor::DeviceKind;
-    [DeviceKind::DiscreteGpu(index), DeviceKind::IntegratedGpu(index)].into_iter().map(Device::wgpu).find(|d| probe(d).is_ok())
+    [DeviceKind::DiscreteGpu(index), DeviceKind::IntegratedGpu(index)]
+        .into_iter()
+        .map(Device::wgpu)
+        .find(|d| probe(d).is_ok())
 }
 
 #[cfg(not(feature = "wgpu"))]
@@ -108,7 +111,11 @@ fn real_gpu(_index: usize) -> Option<Device> {
 /// The first sentence of a panic's message. Libraries embed their own traces (libtorch: escaped
 /// newlines), so it is cut at the first line break of either kind, and at 240 characters.
 pub fn panic_message(e: Box<dyn std::any::Any + Send>) -> String {
-    let text = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "panic".into());
+    let text = e
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic".into());
     let first = text.lines().next().unwrap_or_default();
     first.split("\\n").next().unwrap_or_default().chars().take(240).collect()
 }
@@ -129,6 +136,9 @@ pub fn open(backend: Backend, index: usize) -> Result<Device> {
         });
     }
     let device = backend.device(index)?;
-    probe(&device).map_err(|e| ExperimentError::Backend { backend: backend.name().into(), message: format!("not usable here: {e}") })?;
+    probe(&device).map_err(|e| ExperimentError::Backend {
+        backend: backend.name().into(),
+        message: format!("not usable here: {e}"),
+    })?;
     Ok(device)
 }

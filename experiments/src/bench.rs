@@ -45,7 +45,13 @@ pub struct Measurement {
     pub step_seconds: Vec<f64>,
 }
 
-fn random_batch(vocab: usize, batch: usize, seq: usize, salt: u64, device: &Device) -> (Tensor<2, Int>, Tensor<2, Int>, Tensor<2>) {
+fn random_batch(
+    vocab: usize,
+    batch: usize,
+    seq: usize,
+    salt: u64,
+    device: &Device,
+) -> (Tensor<2, Int>, Tensor<2, Int>, Tensor<2>) {
     let mut z = 0x9E37_79B9_7F4A_7C15u64 ^ salt;
     let ids: Vec<i32> = (0..batch * (seq + 1))
         .map(|_| {
@@ -104,7 +110,13 @@ impl Trainee {
 /// step `i` is timed within seconds of the others' and the machine's drift cancels out of their
 /// ratio ([`Measurement::step_seconds`]). Peak memory is then the process's, shared by all cases,
 /// and is not reported.
-pub fn measure(cases: &[(String, RunConfig)], backend: Backend, steps: usize, warmup: usize, passes: usize) -> Result<Vec<Measurement>> {
+pub fn measure(
+    cases: &[(String, RunConfig)],
+    backend: Backend,
+    steps: usize,
+    warmup: usize,
+    passes: usize,
+) -> Result<Vec<Measurement>> {
     let device = backend::open(backend, 0)?;
     let ad = device.clone().autodiff();
     let mut trainees = cases.iter().map(|(_, c)| Trainee::new(c, &ad)).collect::<Result<Vec<_>>>()?;
@@ -123,7 +135,8 @@ pub fn measure(cases: &[(String, RunConfig)], backend: Backend, steps: usize, wa
         let (m, t) = (&config.model, &config.train);
         let seq = config.data.seq_len;
         let model = trainee.model.expect("held").valid();
-        let inputs: Vec<Tensor<2, Int>> = (0..4).map(|i| random_batch(m.vocab_size, t.batch_size, seq, i, &device).0).collect();
+        let inputs: Vec<Tensor<2, Int>> =
+            (0..4).map(|i| random_batch(m.vocab_size, t.batch_size, seq, i, &device).0).collect();
         let timed = |f: &dyn Fn(Tensor<2, Int>)| {
             f(inputs[0].clone());
             let started = Instant::now();

@@ -99,7 +99,8 @@ pub fn plan(opts: &ExtendOptions) -> Result<ExtendPlan> {
             gatelab_version: env!("CARGO_PKG_VERSION").into(),
             ..file.meta
         };
-        let run = PlannedRun { variant, paper: meta.paper.clone(), overrides: changes.clone(), seed: meta.seed, config };
+        let run =
+            PlannedRun { variant, paper: meta.paper.clone(), overrides: changes.clone(), seed: meta.seed, config };
         planned.push((Located { run, dir, hash }, meta));
     }
     Ok(ExtendPlan { runs: planned, out })
@@ -114,5 +115,12 @@ pub fn run(opts: &ExtendOptions) -> Result<Vec<RunRow>> {
 pub fn run_plan(plan: ExtendPlan, opts: &ExtendOptions) -> Result<Vec<RunRow>> {
     let (runs, metas): (Vec<Located>, Vec<RunMeta>) = plan.runs.into_iter().unzip();
     let meta_of = |l: &Located| metas[runs.iter().position(|r| r.dir.path == l.dir.path).expect("planned")].clone();
-    sweep::execute(&runs, &plan.out, opts.backend, &sweep::device_indices(opts.device_index, &opts.devices), meta_of, "extend.json")
+    sweep::execute(
+        &runs,
+        &plan.out,
+        opts.backend,
+        &sweep::device_indices(opts.device_index, &opts.devices),
+        meta_of,
+        "extend.json",
+    )
 }

@@ -51,7 +51,8 @@ pub struct Variant {
 }
 
 /// The grids shipped with gatelab.
-pub const BUILTIN: [(&str, &str); 2] = [("core", include_str!("../grids/core.json")), ("paper", include_str!("../grids/paper.json"))];
+pub const BUILTIN: [(&str, &str); 2] =
+    [("core", include_str!("../grids/core.json")), ("paper", include_str!("../grids/paper.json"))];
 
 /// Loads a built-in grid by name, or a grid file by path.
 pub fn load(name_or_path: &str) -> Result<Grid> {
@@ -61,7 +62,10 @@ pub fn load(name_or_path: &str) -> Result<Grid> {
             let path = Path::new(name_or_path);
             if !path.exists() {
                 let names: Vec<_> = BUILTIN.iter().map(|(n, _)| *n).collect();
-                return Err(ExperimentError::Grid { source_name: name_or_path.into(), message: format!("no such grid file (built-in grids: {})", names.join(", ")) });
+                return Err(ExperimentError::Grid {
+                    source_name: name_or_path.into(),
+                    message: format!("no such grid file (built-in grids: {})", names.join(", ")),
+                });
             }
             (path.display().to_string(), std::fs::read_to_string(path).map_err(|e| ExperimentError::file(path, e))?)
         }
@@ -90,8 +94,10 @@ pub fn parse_override(s: &str, split: bool) -> Result<(String, Vec<Value>)> {
     if key.is_empty() {
         return Err(ExperimentError::override_key(s, "empty key"));
     }
-    let pieces: Vec<&str> = if split && !raw.starts_with(['[', '{', '"']) { raw.split(',').collect() } else { vec![raw] };
-    let values = pieces.into_iter().map(|p| serde_json::from_str(p).unwrap_or_else(|_| Value::String(p.to_string()))).collect();
+    let pieces: Vec<&str> =
+        if split && !raw.starts_with(['[', '{', '"']) { raw.split(',').collect() } else { vec![raw] };
+    let values =
+        pieces.into_iter().map(|p| serde_json::from_str(p).unwrap_or_else(|_| Value::String(p.to_string()))).collect();
     Ok((key.to_string(), values))
 }
 
@@ -100,11 +106,19 @@ pub fn apply(config: &mut Value, key: &str, value: Value) -> Result<()> {
     let mut node = config;
     let parts: Vec<&str> = key.split('.').collect();
     for (i, part) in parts.iter().enumerate() {
-        let obj = node.as_object_mut().ok_or_else(|| ExperimentError::override_key(key, format!("{} is not a section", parts[..i].join("."))))?;
+        let obj = node
+            .as_object_mut()
+            .ok_or_else(|| ExperimentError::override_key(key, format!("{} is not a section", parts[..i].join("."))))?;
         if !obj.contains_key(*part) {
             let known: Vec<&String> = obj.keys().collect();
             let at = if i == 0 { String::new() } else { format!(" in {}", parts[..i].join(".")) };
-            return Err(ExperimentError::override_key(key, format!("no field {part}{at} (fields: {})", known.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", "))));
+            return Err(ExperimentError::override_key(
+                key,
+                format!(
+                    "no field {part}{at} (fields: {})",
+                    known.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            ));
         }
         node = obj.get_mut(*part).expect("checked");
     }
@@ -139,12 +153,21 @@ pub struct PlannedRun {
 
 /// Expands a grid over the preset, overrides and seeds, resolving and checking every run; the
 /// first problem is returned (naming the variant) before anything runs.
-pub fn plan(grid: &Grid, preset: &RunConfig, data: Option<&Value>, overrides: &[String], seeds: usize) -> Result<Vec<PlannedRun>> {
+pub fn plan(
+    grid: &Grid,
+    preset: &RunConfig,
+    data: Option<&Value>,
+    overrides: &[String],
+    seeds: usize,
+) -> Result<Vec<PlannedRun>> {
     let parsed: Vec<(String, Vec<Value>)> = overrides.iter().map(|o| parse_override(o, true)).collect::<Result<_>>()?;
     // The product of the comma lists, in order.
     let mut combos: Vec<Vec<(String, Value)>> = vec![vec![]];
     for (key, values) in &parsed {
-        combos = combos.into_iter().flat_map(|c| values.iter().map(move |v| [c.clone(), vec![(key.clone(), v.clone())]].concat())).collect();
+        combos = combos
+            .into_iter()
+            .flat_map(|c| values.iter().map(move |v| [c.clone(), vec![(key.clone(), v.clone())]].concat()))
+            .collect();
     }
     let base = serde_json::to_value(preset).expect("configs serialise");
     let mut runs = Vec::new();
@@ -164,10 +187,20 @@ pub fn plan(grid: &Grid, preset: &RunConfig, data: Option<&Value>, overrides: &[
                 }
                 let seed = value["train"]["seed"].as_u64().unwrap_or(0) + s as u64;
                 value["train"]["seed"] = seed.into();
-                let config: RunConfig = serde_path_to_error::deserialize(value).map_err(|e| context(ExperimentError::option(e.path().to_string(), e.inner().to_string())))?;
+                let config: RunConfig = serde_path_to_error::deserialize(value)
+                    .map_err(|e| context(ExperimentError::option(e.path().to_string(), e.inner().to_string())))?;
                 let config = config.resolve().map_err(|e| context(e.into()))?;
-                let overrides = combo.iter().map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect();
-                runs.push(PlannedRun { variant: variant.name.clone(), paper: variant.paper.clone(), overrides, seed, config });
+                let overrides = combo
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                    .collect();
+                runs.push(PlannedRun {
+                    variant: variant.name.clone(),
+                    paper: variant.paper.clone(),
+                    overrides,
+                    seed,
+                    config,
+                });
             }
         }
     }

@@ -5,7 +5,7 @@
 //! - [`bench`]: training, forward and analysis throughput, measured one case per process.
 //! - [`backend`]: `--backend flex|wgpu|tch|tch-cuda`.
 //! - [`config`]: the presets of scale ([`config::RunConfig`] is the run folder's, `gatelab_rundir`).
-//! - [`error`]: [`ExperimentError`].
+//! - [`error`]: the error type, [`ExperimentError`].
 //! - [`progress`]: progress bars of a sweep.
 //! - [`grid`]: grid files, overrides, expansion into runs, shards.
 //! - [`train`]: one training run.

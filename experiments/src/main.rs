@@ -3,8 +3,8 @@
 mod cli;
 
 use clap::{Parser, Subcommand};
-use gatelab::backend::{self, Backend};
 use gatelab::Result;
+use gatelab::backend::{self, Backend};
 use gatelab_model::ModelConfig;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -126,7 +126,9 @@ fn main() -> ExitCode {
         Command::Bench(args) => cli::bench::bench(args),
         Command::AnalyzeBench(args) => cli::analyze::analyze_bench(args),
         Command::Grid { what: GridCommand::List { grid, json } } => cli::sweep::list(grid.as_deref(), json),
-        Command::Grid { what: GridCommand::Show { grid, variant, preset, json } } => cli::sweep::show(&grid, &variant, &preset, json),
+        Command::Grid { what: GridCommand::Show { grid, variant, preset, json } } => {
+            cli::sweep::show(&grid, &variant, &preset, json)
+        }
         Command::Data { data, save_tokenizer } => cli::data::inspect(&data, save_tokenizer.as_ref()),
         Command::DataBench { data, vocab, json } => cli::data::bench(&data, vocab, json),
     };

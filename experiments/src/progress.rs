@@ -32,9 +32,17 @@ impl SweepProgress {
         let bars = std::io::stderr().is_terminal().then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
             let run = multi.add(ProgressBar::new(1));
-            run.set_style(ProgressStyle::with_template("  {bar:20.cyan/blue} step {pos:>6}/{len} {msg} ETA {eta}").expect("template").progress_chars("█▉░"));
+            run.set_style(
+                ProgressStyle::with_template("  {bar:20.cyan/blue} step {pos:>6}/{len} {msg} ETA {eta}")
+                    .expect("template")
+                    .progress_chars("█▉░"),
+            );
             let sweep = multi.add(ProgressBar::new(total_steps.max(1) as u64));
-            sweep.set_style(ProgressStyle::with_template("  {bar:20.green/white} sweep {msg}, {percent}% of its steps, ETA {eta}").expect("template").progress_chars("█▉░"));
+            sweep.set_style(
+                ProgressStyle::with_template("  {bar:20.green/white} sweep {msg}, {percent}% of its steps, ETA {eta}")
+                    .expect("template")
+                    .progress_chars("█▉░"),
+            );
             (multi, run, sweep)
         });
         Self { bars, runs, next_quarter: 0.25, run_started: Instant::now(), resumed_at: 0, label: String::new() }
@@ -52,7 +60,8 @@ impl SweepProgress {
 
     /// Run number `k` (from 0) starts, `resumed_at` steps already done of `steps`.
     pub fn start_run(&mut self, k: usize, label: &str, steps: usize, resumed_at: usize) {
-        (self.run_started, self.resumed_at, self.next_quarter, self.label) = (Instant::now(), resumed_at, 0.25, label.to_string());
+        (self.run_started, self.resumed_at, self.next_quarter, self.label) =
+            (Instant::now(), resumed_at, 0.25, label.to_string());
         if let Some((_, run, sweep)) = &self.bars {
             run.reset();
             run.set_length(steps as u64);
@@ -74,7 +83,13 @@ impl SweepProgress {
                 let done = p.step as f64 / p.steps.max(1) as f64;
                 if done >= self.next_quarter {
                     let rate = (p.step - self.resumed_at).max(1) as f64 / self.run_started.elapsed().as_secs_f64();
-                    eprintln!("  {} step {:>6}/{} {message} ETA {}", self.label, p.step, p.steps, duration((p.steps - p.step) as f64 / rate));
+                    eprintln!(
+                        "  {} step {:>6}/{} {message} ETA {}",
+                        self.label,
+                        p.step,
+                        p.steps,
+                        duration((p.steps - p.step) as f64 / rate)
+                    );
                     while self.next_quarter <= done {
                         self.next_quarter += 0.25;
                     }

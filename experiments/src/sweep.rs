@@ -112,9 +112,18 @@ pub fn plan(opts: &SweepOptions) -> Result<Plan> {
 /// `git rev-parse HEAD` of the working directory, with `+dirty` when it has uncommitted
 /// changes, or "unknown".
 pub fn git_commit() -> String {
-    let git = |args: &[&str]| std::process::Command::new("git").args(args).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
     match git(&["rev-parse", "HEAD"]) {
-        Some(head) if git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty()) => format!("{head}+dirty"),
+        Some(head) if git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty()) => {
+            format!("{head}+dirty")
+        }
         Some(head) => head,
         None => "unknown".into(),
     }
@@ -178,7 +187,14 @@ pub fn run(opts: &SweepOptions) -> Result<Vec<RunRow>> {
 /// Runs a planned sweep; returns its rows.
 pub fn run_plan(plan: &Plan, opts: &SweepOptions) -> Result<Vec<RunRow>> {
     let commit = git_commit();
-    execute(&plan.runs, &plan.out, opts.backend, &device_indices(opts.device_index, &opts.devices), |l| meta(plan, opts, l, &commit), &plan.table)
+    execute(
+        &plan.runs,
+        &plan.out,
+        opts.backend,
+        &device_indices(opts.device_index, &opts.devices),
+        |l| meta(plan, opts, l, &commit),
+        &plan.table,
+    )
 }
 
 /// Steps left to train over `runs` (finished runs need none; interrupted ones resume).
@@ -195,7 +211,11 @@ fn steps_to_train(runs: &[Located]) -> Result<usize> {
 /// Prepares a run's folder: creates it, writes `config.json` on first start, marks it running,
 /// prepares (or reuses) its data and saves the tokenizer beside it. Returns the step it resumes
 /// from and its data, or why the data could not be prepared.
-pub fn prepare_run<'a>(located: &Located, meta: RunMeta, cache: &'a mut HashMap<String, LmData>) -> Result<(usize, std::result::Result<&'a LmData, String>)> {
+pub fn prepare_run<'a>(
+    located: &Located,
+    meta: RunMeta,
+    cache: &'a mut HashMap<String, LmData>,
+) -> Result<(usize, std::result::Result<&'a LmData, String>)> {
     let (run, dir) = (&located.run, &located.dir);
     std::fs::create_dir_all(&dir.path).map_err(|e| gatelab_rundir::RunDirError::io(&dir.path, e))?;
     if !dir.file(folder::CONFIG).exists() {
@@ -223,8 +243,16 @@ pub fn prepare_run<'a>(located: &Located, meta: RunMeta, cache: &'a mut HashMap<
 }
 
 /// Trains one run, turning an error or a panic of the backend into a failure.
-pub fn train_run(run: &PlannedRun, data: &LmData, devices: &[Device], dir: &RunDir, progress: impl FnMut(&Progress)) -> Status {
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| train::run(&run.config.model, &run.config.train, data, devices, dir, progress)));
+pub fn train_run(
+    run: &PlannedRun,
+    data: &LmData,
+    devices: &[Device],
+    dir: &RunDir,
+    progress: impl FnMut(&Progress),
+) -> Status {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        train::run(&run.config.model, &run.config.train, data, devices, dir, progress)
+    }));
     match outcome {
         Ok(Ok(status)) => status,
         Ok(Err(e)) => Status::Failed { reason: e.one_line() },
@@ -244,7 +272,14 @@ pub fn close_run(dir: &RunDir, status: &Status) -> Result<()> {
 
 /// Trains `runs` in turn (skipping finished ones, resuming interrupted ones), writing each
 /// folder's `config.json` with `meta` on first start, then `<out>/<table>` and the final table.
-pub fn execute(runs: &[Located], out: &Path, backend: Backend, device_indices: &[usize], meta: impl Fn(&Located) -> RunMeta, table: &str) -> Result<Vec<RunRow>> {
+pub fn execute(
+    runs: &[Located],
+    out: &Path,
+    backend: Backend,
+    device_indices: &[usize],
+    meta: impl Fn(&Located) -> RunMeta,
+    table: &str,
+) -> Result<Vec<RunRow>> {
     let devices = device_indices.iter().map(|&i| backend::open(backend, i)).collect::<Result<Vec<_>>>()?;
     if devices.is_empty() {
         return Err(ExperimentError::option("--devices", "no device to train on"));
@@ -267,7 +302,8 @@ pub fn execute(runs: &[Located], out: &Path, backend: Backend, device_indices: &
         let status = match prepare_run(located, meta(located), &mut data_cache)? {
             (_, Err(reason)) => Status::Failed { reason },
             (resume_from, Ok(data)) => {
-                let resumed = if resume_from > 0 { format!(" (resuming at step {resume_from})") } else { String::new() };
+                let resumed =
+                    if resume_from > 0 { format!(" (resuming at step {resume_from})") } else { String::new() };
                 display.line(&format!("{label}: {}{resumed}", dir.path.display()));
                 display.start_run(k, &label, run.config.train.steps, resume_from);
                 let status = train_run(run, data, &devices, dir, |p| display.update(p, trained + p.step - resume_from));
@@ -284,7 +320,12 @@ pub fn execute(runs: &[Located], out: &Path, backend: Backend, device_indices: &
     display.finish();
     write_json(&out.join(table), &rows)?;
     print_table(&rows);
-    eprintln!("{} runs in {}; results in {}", rows.len(), crate::progress::duration(started.elapsed().as_secs_f64()), out.display());
+    eprintln!(
+        "{} runs in {}; results in {}",
+        rows.len(),
+        crate::progress::duration(started.elapsed().as_secs_f64()),
+        out.display()
+    );
     Ok(rows)
 }
 
@@ -293,14 +334,23 @@ pub fn print_table(rows: &[RunRow]) {
     let fmt = |v: Option<f64>, p: usize| v.map(|x| format!("{x:.p$}")).unwrap_or_else(|| "-".into());
     println!("{:<28} {:>4} {:<11} {:>10} {:>10}", "variant", "seed", "status", "val loss", "val ppl");
     for r in rows {
-        println!("{:<28} {:>4} {:<11} {:>10} {:>10}", r.variant, r.seed, r.status.word(), fmt(r.valid_loss, 4), fmt(r.perplexity, 2));
+        println!(
+            "{:<28} {:>4} {:<11} {:>10} {:>10}",
+            r.variant,
+            r.seed,
+            r.status.word(),
+            fmt(r.valid_loss, 4),
+            fmt(r.perplexity, 2)
+        );
     }
 }
 
 /// The checkout gatelab runs from: `$GATELAB_REPO` (set by `scripts/gatelab`), else the one this
 /// binary was built from.
 pub fn repository() -> PathBuf {
-    std::env::var_os("GATELAB_REPO").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+    std::env::var_os("GATELAB_REPO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
 }
 
 /// A Slurm job-array script that runs the sweep in `n` shards sharing one results folder, with
@@ -309,8 +359,17 @@ pub fn sbatch(opts: &SweepOptions, n: usize, out: &Path, cpus: usize) -> String 
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let absolute = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) };
     let out = absolute(out);
-    let grid = if Path::new(&opts.grid).exists() { absolute(Path::new(&opts.grid)).display().to_string() } else { opts.grid.clone() };
-    let mut args = vec![format!("sweep {grid}"), format!("--preset {}", opts.preset), format!("--backend {}", opts.backend.name()), format!("--out {}", out.display())];
+    let grid = if Path::new(&opts.grid).exists() {
+        absolute(Path::new(&opts.grid)).display().to_string()
+    } else {
+        opts.grid.clone()
+    };
+    let mut args = vec![
+        format!("sweep {grid}"),
+        format!("--preset {}", opts.preset),
+        format!("--backend {}", opts.backend.name()),
+        format!("--out {}", out.display()),
+    ];
     if let Some(d) = &opts.data {
         let d = if Path::new(d).exists() { absolute(Path::new(d)).display().to_string() } else { d.clone() };
         args.push(format!("--data {d}"));

@@ -21,7 +21,11 @@ use std::time::Instant;
 
 /// AdamW with `cfg`'s β, ε and decoupled weight decay.
 pub fn adamw(cfg: &TrainConfig) -> AdamWConfig {
-    AdamWConfig::new().with_beta_1(cfg.beta1 as f32).with_beta_2(cfg.beta2 as f32).with_epsilon(cfg.epsilon as f32).with_weight_decay(cfg.weight_decay as f32)
+    AdamWConfig::new()
+        .with_beta_1(cfg.beta1 as f32)
+        .with_beta_2(cfg.beta2 as f32)
+        .with_epsilon(cfg.epsilon as f32)
+        .with_weight_decay(cfg.weight_decay as f32)
 }
 
 /// What a run hands its progress display.
@@ -39,14 +43,22 @@ pub struct Progress {
 
 /// Deterministic example index `i` of step `step`, uniform over `len`.
 fn example_index(seed: u64, step: usize, i: usize, len: usize) -> usize {
-    let mut z = seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut z =
+        seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     ((z ^ (z >> 31)) % len as u64) as usize
 }
 
-fn batch_of(ds: &LmDataset, indices: impl Iterator<Item = usize>, batcher: &LmBatcher, device: &Device) -> Result<LmBatch> {
-    let items = indices.map(|i| ds.get(i).map_err(|e| gatelab_data::DataError::new(e.to_string()))).collect::<Result<Vec<_>, _>>()?;
+fn batch_of(
+    ds: &LmDataset,
+    indices: impl Iterator<Item = usize>,
+    batcher: &LmBatcher,
+    device: &Device,
+) -> Result<LmBatch> {
+    let items = indices
+        .map(|i| ds.get(i).map_err(|e| gatelab_data::DataError::new(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(batcher.batch(items, device))
 }
 
@@ -63,7 +75,13 @@ pub struct Shards {
 
 impl Shards {
     /// Splits `indices` into contiguous shards, one per device, and runs their forward passes.
-    pub fn forward(model: &Transformer, ds: &LmDataset, indices: &[usize], batcher: &LmBatcher, devices: &[Device]) -> Result<Self> {
+    pub fn forward(
+        model: &Transformer,
+        ds: &LmDataset,
+        indices: &[usize],
+        batcher: &LmBatcher,
+        devices: &[Device],
+    ) -> Result<Self> {
         if devices.len() == 1 {
             let batch = batch_of(ds, indices.iter().copied(), batcher, &devices[0])?;
             let loss = masked_cross_entropy(model.forward(batch.inputs), batch.targets, batch.mask);
@@ -173,14 +191,22 @@ pub fn clip_global(model: &Transformer, mut grads: GradientsParams, clip: f64) -
 }
 
 /// Mean loss over the first `batches` batches of `ds`.
-fn evaluate(model: &Transformer, ds: &LmDataset, batches: usize, batch_size: usize, batcher: &LmBatcher, device: &Device) -> Result<(f64, usize)> {
+fn evaluate(
+    model: &Transformer,
+    ds: &LmDataset,
+    batches: usize,
+    batch_size: usize,
+    batcher: &LmBatcher,
+    device: &Device,
+) -> Result<(f64, usize)> {
     let n = batches.min(ds.len().div_ceil(batch_size));
     let (mut total, mut tokens) = (0.0, 0.0);
     for b in 0..n {
         let range = b * batch_size..((b + 1) * batch_size).min(ds.len());
         let batch = batch_of(ds, range, batcher, device)?;
         let count = batch.mask.clone().sum().into_scalar::<f32>() as f64;
-        let loss = masked_cross_entropy(model.forward(batch.inputs), batch.targets, batch.mask).into_scalar::<f32>() as f64;
+        let loss =
+            masked_cross_entropy(model.forward(batch.inputs), batch.targets, batch.mask).into_scalar::<f32>() as f64;
         total += loss * count;
         tokens += count;
     }
@@ -192,7 +218,14 @@ fn evaluate(model: &Transformer, ds: &LmDataset, batches: usize, batch_size: usi
 /// With several `devices`, training is data parallel: each step's batch is split over them (see
 /// [`Shards`]); the model and optimiser live on the first, and the numbers are those of one device
 /// up to floating-point summation order. Checkpoints do not depend on the device count.
-pub fn run(model_cfg: &ModelConfig, cfg: &TrainConfig, data: &LmData, devices: &[Device], dir: &RunDir, mut progress: impl FnMut(&Progress)) -> Result<Status> {
+pub fn run(
+    model_cfg: &ModelConfig,
+    cfg: &TrainConfig,
+    data: &LmData,
+    devices: &[Device],
+    dir: &RunDir,
+    mut progress: impl FnMut(&Progress),
+) -> Result<Status> {
     let device = devices.first().ok_or_else(|| ExperimentError::Training("train: no device".into()))?;
     let replicas: Vec<Device> = devices.iter().map(|d| d.clone().autodiff()).collect();
     let ad = replicas[0].clone();
@@ -204,10 +237,12 @@ pub fn run(model_cfg: &ModelConfig, cfg: &TrainConfig, data: &LmData, devices: &
     let mut mean_loss: Option<f64> = None;
     let checkpoint = dir.checkpoint()?;
     if let (None, Some(parent)) = (&checkpoint, &cfg.init_from) {
-        model = gatelab_model::weights::load_safetensors(model, &parent.join(gatelab_rundir::folder::WEIGHTS)).map_err(|e| ExperimentError::option("train.init_from", e.to_string()))?;
+        model = gatelab_model::weights::load_safetensors(model, &parent.join(gatelab_rundir::folder::WEIGHTS))
+            .map_err(|e| ExperimentError::option("train.init_from", e.to_string()))?;
     }
     if let Some(ckpt) = checkpoint {
-        let bad = |e: &dyn std::fmt::Display| ExperimentError::file(dir.checkpoint_model(&ckpt), format!("checkpoint: {e}"));
+        let bad =
+            |e: &dyn std::fmt::Display| ExperimentError::file(dir.checkpoint_model(&ckpt), format!("checkpoint: {e}"));
         let record = ModuleRecord::load(dir.checkpoint_model(&ckpt)).map_err(|e| bad(&e))?;
         model = model.try_load_record(record).map_err(|e| bad(&e))?;
         optim = optim.load(dir.checkpoint_optim(&ckpt)).map_err(|e| bad(&e))?;
@@ -227,17 +262,26 @@ pub fn run(model_cfg: &ModelConfig, cfg: &TrainConfig, data: &LmData, devices: &
     let mut since = Instant::now();
     let mut since_step = start;
     for step in start..cfg.steps {
-        let indices: Vec<usize> = (0..cfg.batch_size).map(|i| example_index(cfg.seed, step, i, data.train.len())).collect();
+        let indices: Vec<usize> =
+            (0..cfg.batch_size).map(|i| example_index(cfg.seed, step, i, data.train.len())).collect();
         let shards = Shards::forward(&model, &data.train, &indices, &batcher, &replicas)?;
         let loss_value = shards.loss;
         if !loss_value.is_finite() || loss_value > diverge_above {
-            dir.log_step(&StepRecord { step: step + 1, loss: loss_value, lr: cfg.lr_at(step), grad_norm: f64::NAN, tokens_per_s: 0.0, spikes })?;
+            dir.log_step(&StepRecord {
+                step: step + 1,
+                loss: loss_value,
+                lr: cfg.lr_at(step),
+                grad_norm: f64::NAN,
+                tokens_per_s: 0.0,
+                spikes,
+            })?;
             return Ok(Status::Diverged { step: step + 1, loss: loss_value });
         }
-        if let Some(mean) = mean_loss {
-            if step >= cfg.warmup_steps && loss_value > cfg.spike_factor * mean {
-                spikes += 1;
-            }
+        if let Some(mean) = mean_loss
+            && step >= cfg.warmup_steps
+            && loss_value > cfg.spike_factor * mean
+        {
+            spikes += 1;
         }
         mean_loss = Some(mean_loss.map_or(loss_value, |m| 0.98 * m + 0.02 * loss_value));
         let lr = cfg.lr_at(step);
@@ -251,7 +295,8 @@ pub fn run(model_cfg: &ModelConfig, cfg: &TrainConfig, data: &LmData, devices: &
             progress(&Progress { step: done, steps: cfg.steps, loss: loss_value, tokens_per_s });
         }
         if done % cfg.eval_every == 0 && done != cfg.steps {
-            let (loss, tokens) = evaluate(&model.valid(), &data.valid, cfg.eval_batches, cfg.batch_size, &batcher, device)?;
+            let (loss, tokens) =
+                evaluate(&model.valid(), &data.valid, cfg.eval_batches, cfg.batch_size, &batcher, device)?;
             dir.log_eval(&EvalRecord { step: done, loss, perplexity: loss.exp(), tokens })?;
         }
         if cfg.dynamics_every > 0 && done % cfg.dynamics_every == 0 && done != cfg.steps {

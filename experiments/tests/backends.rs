@@ -3,14 +3,19 @@
 //! `GATELAB_REQUIRE_BACKENDS` (comma-separated; CI sets flex,wgpu,tch) must work; others are
 //! skipped with the reason printed.
 
+use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Int, Tensor, TensorData};
 use gatelab::backend::{Backend, open};
-use burn::module::Module;
 use gatelab_model::{GateSpec, ModelConfig, Transformer, cross_entropy};
 
 fn required() -> Vec<String> {
-    std::env::var("GATELAB_REQUIRE_BACKENDS").unwrap_or_default().split(',').filter(|s| !s.is_empty()).map(String::from).collect()
+    std::env::var("GATELAB_REQUIRE_BACKENDS")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// The backend's autodiff device; `None` (printed as skipped) where it does not work here, which
@@ -31,13 +36,26 @@ fn one_step_lowers_the_loss_on_every_backend() {
     let required = required();
     for name in &required {
         let known = Backend::compiled().iter().any(|b| b.name() == name);
-        assert!(known, "GATELAB_REQUIRE_BACKENDS names {name}, which this build does not have (features: wgpu default, tch opt-in)");
+        assert!(
+            known,
+            "GATELAB_REQUIRE_BACKENDS names {name}, which this build does not have (features: wgpu default, tch opt-in)"
+        );
     }
     let mut ran = 0;
     for backend in Backend::compiled().into_iter().filter(|b| !matches!(b, Backend::TchCuda | Backend::Auto)) {
         let Some(device) = open_autodiff(backend, &required) else { continue };
         for gate in [GateSpec::BASELINE, GateSpec::G1_ELEMENTWISE] {
-            let config = ModelConfig { vocab_size: 17, d_model: 32, n_layers: 2, n_heads: 2, n_kv_heads: 1, head_dim: 16, d_ff: 48, gate, ..ModelConfig::default() };
+            let config = ModelConfig {
+                vocab_size: 17,
+                d_model: 32,
+                n_layers: 2,
+                n_heads: 2,
+                n_kv_heads: 1,
+                head_dim: 16,
+                d_ff: 48,
+                gate,
+                ..ModelConfig::default()
+            };
             let model = config.init(&device).unwrap();
             let seq: Vec<i64> = (0..2 * 9).map(|i| (i * 7 % 17) as i64).collect();
             let tokens = |s: &[i64]| Tensor::<2, Int>::from_data(TensorData::new(s.to_vec(), [2, 8]), &device);
@@ -50,7 +68,12 @@ fn one_step_lowers_the_loss_on_every_backend() {
             let model = optim.step(1e-2, model, grads);
             let after = cross_entropy(model.forward(inputs), targets).into_scalar::<f32>();
             println!("{} {}: loss {before:.5} -> {after:.5}", backend.name(), gate.label());
-            assert!(after.is_finite() && after < before, "{} {}: loss {before} -> {after}", backend.name(), gate.label());
+            assert!(
+                after.is_finite() && after < before,
+                "{} {}: loss {before} -> {after}",
+                backend.name(),
+                gate.label()
+            );
         }
         ran += 1;
     }
@@ -63,17 +86,45 @@ fn one_step_lowers_the_loss_on_every_backend() {
 #[test]
 fn attention_gradients_agree_across_backends() {
     let required = required();
-    let config = ModelConfig { vocab_size: 17, d_model: 32, n_layers: 2, n_heads: 4, n_kv_heads: 2, head_dim: 8, d_ff: 48, gate: GateSpec::G1_ELEMENTWISE, ..ModelConfig::default() };
+    let config = ModelConfig {
+        vocab_size: 17,
+        d_model: 32,
+        n_layers: 2,
+        n_heads: 4,
+        n_kv_heads: 2,
+        head_dim: 8,
+        d_ff: 48,
+        gate: GateSpec::G1_ELEMENTWISE,
+        ..ModelConfig::default()
+    };
     let seq: Vec<i64> = (0..2 * 13).map(|i| (i * 7 % 17) as i64).collect();
     let grads_on = |model: Transformer, device: &burn::tensor::Device| -> Vec<(String, Vec<f32>)> {
         let tokens = |s: &[i64]| Tensor::<2, Int>::from_data(TensorData::new(s.to_vec(), [2, 12]), device);
-        let loss = cross_entropy(model.forward(tokens(&[&seq[0..12], &seq[13..25]].concat())), tokens(&[&seq[1..13], &seq[14..26]].concat()));
+        let loss = cross_entropy(
+            model.forward(tokens(&[&seq[0..12], &seq[13..25]].concat())),
+            tokens(&[&seq[1..13], &seq[14..26]].concat()),
+        );
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let attn = &model.layers[0].attn;
-        [("q_proj", &attn.q_proj.weight), ("k_proj", &attn.k_proj.weight), ("v_proj", &attn.v_proj.weight), ("o_proj", &attn.o_proj.weight)]
-            .into_iter()
-            .map(|(name, p)| (name.to_string(), grads.get::<2>(p.id).unwrap_or_else(|| panic!("no gradient for {name}")).into_data().iter::<f32>().collect()))
-            .collect()
+        [
+            ("q_proj", &attn.q_proj.weight),
+            ("k_proj", &attn.k_proj.weight),
+            ("v_proj", &attn.v_proj.weight),
+            ("o_proj", &attn.o_proj.weight),
+        ]
+        .into_iter()
+        .map(|(name, p)| {
+            (
+                name.to_string(),
+                grads
+                    .get::<2>(p.id)
+                    .unwrap_or_else(|| panic!("no gradient for {name}"))
+                    .into_data()
+                    .iter::<f32>()
+                    .collect(),
+            )
+        })
+        .collect()
     };
     let flex = open(Backend::Flex, 0).unwrap().autodiff();
     let reference_model = config.init(&flex).unwrap();
@@ -81,13 +132,19 @@ fn attention_gradients_agree_across_backends() {
     let _ = reference_model.forward(Tensor::<2, Int>::zeros([1, 4], &flex));
     let reference = grads_on(reference_model.clone(), &flex);
     let mut compared = 0;
-    for backend in Backend::compiled().into_iter().filter(|b| !matches!(b, Backend::Flex | Backend::TchCuda | Backend::Auto)) {
+    for backend in
+        Backend::compiled().into_iter().filter(|b| !matches!(b, Backend::Flex | Backend::TchCuda | Backend::Auto))
+    {
         let Some(device) = open_autodiff(backend, &required) else { continue };
         for ((name, want), (_, got)) in reference.iter().zip(grads_on(reference_model.clone().fork(&device), &device)) {
             let scale = want.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-12);
             let worst = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale;
             println!("{} {name}: worst difference {worst:.2e} of the largest gradient", backend.name());
-            assert!(worst < 1e-4, "{} {name}: gradients differ from flex's by {worst:.2e} of the largest", backend.name());
+            assert!(
+                worst < 1e-4,
+                "{} {name}: gradients differ from flex's by {worst:.2e} of the largest",
+                backend.name()
+            );
         }
         compared += 1;
     }

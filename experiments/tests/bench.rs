@@ -7,7 +7,14 @@ mod common;
 
 use common::{gatelab_in, manifest_dir, python_with, scratch};
 
-const TINY: [&str; 6] = ["model.d_model=32", "model.n_heads=2", "model.n_kv_heads=2", "model.head_dim=16", "data.seq_len=32", "train.batch_size=4"];
+const TINY: [&str; 6] = [
+    "model.d_model=32",
+    "model.n_heads=2",
+    "model.n_kv_heads=2",
+    "model.head_dim=16",
+    "data.seq_len=32",
+    "train.batch_size=4",
+];
 
 /// Runs `gatelab bench --backends flex OPTIONS --out DIR/tiny.json` at the tiny size, with the
 /// PyTorch peer where a Python with torch is found, from the repository root as scripts/gatelab
@@ -38,12 +45,19 @@ fn bench_measures_each_case_and_its_peer_side_by_side() {
         expected.extend([("baseline", "pytorch-eager"), ("g1-elementwise", "pytorch-eager")]);
     }
     for (variant, imp) in &expected {
-        let m = ms.iter().find(|m| m["variant"] == *variant && m["implementation"] == *imp).unwrap_or_else(|| panic!("no {variant} on {imp}: {json}"));
+        let m = ms
+            .iter()
+            .find(|m| m["variant"] == *variant && m["implementation"] == *imp)
+            .unwrap_or_else(|| panic!("no {variant} on {imp}: {json}"));
         for key in ["train_tokens_per_s", "forward_tokens_per_s"] {
             assert!(m[key].as_f64().is_some_and(|v| v.is_finite() && v > 0.0), "{variant} {imp} {key}: {m}");
         }
         if imp.starts_with("gatelab") {
-            assert!(m["analysis_tokens_per_s"].as_f64().is_some_and(|v| v > 0.0) && m["peak_rss_mib"].as_f64().is_some_and(|v| v > 0.0), "{m}");
+            assert!(
+                m["analysis_tokens_per_s"].as_f64().is_some_and(|v| v > 0.0)
+                    && m["peak_rss_mib"].as_f64().is_some_and(|v| v > 0.0),
+                "{m}"
+            );
         }
     }
     assert_eq!(ms.len(), expected.len(), "{json}");
@@ -58,7 +72,14 @@ fn bench_measures_each_case_and_its_peer_side_by_side() {
     let rounds = json["rounds_measured"].as_array().unwrap();
     assert_eq!(rounds.len(), 2 * expected.len());
     let tok = |round: u64, variant: &str| {
-        let r = rounds.iter().find(|r| r["round"] == round && r["measurement"]["implementation"] == "gatelab-flex" && r["measurement"]["variant"] == variant).unwrap();
+        let r = rounds
+            .iter()
+            .find(|r| {
+                r["round"] == round
+                    && r["measurement"]["implementation"] == "gatelab-flex"
+                    && r["measurement"]["variant"] == variant
+            })
+            .unwrap();
         r["measurement"]["train_tokens_per_s"].as_f64().unwrap()
     };
     let paired: Vec<f64> = (1..=2).map(|r| tok(r, "baseline") / tok(r, "g1-elementwise")).collect();
@@ -66,9 +87,21 @@ fn bench_measures_each_case_and_its_peer_side_by_side() {
     assert_eq!((o["variant"].as_str(), o["rounds"].as_u64()), (Some("g1-elementwise"), Some(2)));
     let close = |a: f64, b: f64| (a - b).abs() < 1e-9 * a.abs().max(1.0);
     assert!(close(o["median"].as_f64().unwrap(), 0.5 * (paired[0] + paired[1])), "{o} {paired:?}");
-    assert!(close(o["min"].as_f64().unwrap(), paired[0].min(paired[1])) && close(o["max"].as_f64().unwrap(), paired[0].max(paired[1])), "{o}");
+    assert!(
+        close(o["min"].as_f64().unwrap(), paired[0].min(paired[1]))
+            && close(o["max"].as_f64().unwrap(), paired[0].max(paired[1])),
+        "{o}"
+    );
     let cell = stdout.lines().find(|l| l.starts_with("| gatelab-flex |")).unwrap_or_else(|| panic!("{stdout}"));
-    assert_eq!(cell, format!("| gatelab-flex | {:.2}× ({:.2}–{:.2}) |", o["median"].as_f64().unwrap(), o["min"].as_f64().unwrap(), o["max"].as_f64().unwrap()));
+    assert_eq!(
+        cell,
+        format!(
+            "| gatelab-flex | {:.2}× ({:.2}–{:.2}) |",
+            o["median"].as_f64().unwrap(),
+            o["min"].as_f64().unwrap(),
+            o["max"].as_f64().unwrap()
+        )
+    );
     let row = stdout.lines().find(|l| l.starts_with("| baseline | gatelab-flex |")).unwrap();
     assert_eq!(row.split('|').nth(4).unwrap().trim() != "-", with_peer, "{row}");
     assert_eq!(json["report"].as_str().unwrap(), stdout);
@@ -80,7 +113,8 @@ fn bench_measures_each_case_and_its_peer_side_by_side() {
 #[test]
 fn bench_interleaves_the_variants_step_by_step_and_pairs_their_steps() {
     let dir = scratch("bench-interleave");
-    let (with_peer, json, stdout, _) = tiny_bench(&dir, &["--interleave", "--rounds", "2", "--steps", "3", "--warmup", "1", "--passes", "2"]);
+    let (with_peer, json, stdout, _) =
+        tiny_bench(&dir, &["--interleave", "--rounds", "2", "--steps", "3", "--warmup", "1", "--passes", "2"]);
     assert_eq!(json["interleave"], true);
     let rounds = json["rounds_measured"].as_array().unwrap();
     let mut imps = vec!["gatelab-flex"];
@@ -91,11 +125,22 @@ fn bench_interleaves_the_variants_step_by_step_and_pairs_their_steps() {
     for imp in imps {
         // Every measurement carries its three steps' times, and they add up to its tokens/s.
         let steps = |round: u64, variant: &str| -> Vec<f64> {
-            let m = &rounds.iter().find(|r| r["round"] == round && r["measurement"]["implementation"] == imp && r["measurement"]["variant"] == variant).unwrap_or_else(|| panic!("{imp} {variant} round {round}: {json}"))["measurement"];
+            let m = &rounds
+                .iter()
+                .find(|r| {
+                    r["round"] == round
+                        && r["measurement"]["implementation"] == imp
+                        && r["measurement"]["variant"] == variant
+                })
+                .unwrap_or_else(|| panic!("{imp} {variant} round {round}: {json}"))["measurement"];
             let s: Vec<f64> = m["step_seconds"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
             assert_eq!(s.len(), 3, "{m}");
             let tokens = (3 * 4 * 32) as f64;
-            assert!((m["train_tokens_per_s"].as_f64().unwrap() - tokens / s.iter().sum::<f64>()).abs() < 1e-6 * m["train_tokens_per_s"].as_f64().unwrap(), "{m}");
+            assert!(
+                (m["train_tokens_per_s"].as_f64().unwrap() - tokens / s.iter().sum::<f64>()).abs()
+                    < 1e-6 * m["train_tokens_per_s"].as_f64().unwrap(),
+                "{m}"
+            );
             if imp.starts_with("gatelab") {
                 // Two models shared the process: its peak memory is no one variant's.
                 assert!(m["peak_rss_mib"].is_null(), "{m}");
@@ -103,7 +148,11 @@ fn bench_interleaves_the_variants_step_by_step_and_pairs_their_steps() {
             s
         };
         // The overhead is the median of the six per-step ratios, gate over baseline, same step.
-        let mut ratios: Vec<f64> = (1..=2).flat_map(|r| steps(r, "g1-elementwise").into_iter().zip(steps(r, "baseline")).map(|(g, b)| g / b).collect::<Vec<_>>()).collect();
+        let mut ratios: Vec<f64> = (1..=2)
+            .flat_map(|r| {
+                steps(r, "g1-elementwise").into_iter().zip(steps(r, "baseline")).map(|(g, b)| g / b).collect::<Vec<_>>()
+            })
+            .collect();
         ratios.sort_by(f64::total_cmp);
         let o = json["overhead"].as_array().unwrap().iter().find(|o| o["implementation"] == imp).unwrap();
         assert_eq!((o["pairs"].as_u64(), o["rounds"].as_u64()), (Some(6), Some(2)), "{o}");
@@ -121,20 +170,31 @@ fn bench_interleaves_the_variants_step_by_step_and_pairs_their_steps() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Extra arguments, environment, and the one line expected.
+type BadCase<'a> = (Vec<&'a str>, &'a [(&'a str, &'a str)], &'a str);
+
 #[test]
 fn bench_refuses_bad_options_in_one_line_before_writing() {
     let dir = scratch("bench-bad");
     let out = dir.join("x.json");
     let out_s = out.to_str().unwrap();
-    let cases: Vec<(Vec<&str>, &[(&str, &str)], &str)> = vec![
+    let cases: Vec<BadCase> = vec![
         (vec!["--steps", "0"], &[], "gatelab: --steps, --passes, --rounds and --threads must be at least 1"),
         (vec!["--passes", "0"], &[], "gatelab: --steps, --passes, --rounds and --threads must be at least 1"),
         (vec!["--variants", "baseline,nope"], &[], "gatelab: --variants: grid core has no variant nope"),
-        (vec!["model.d_model=abc"], &[], "gatelab: grid core, variant baseline: override model.d_model: expected a number, not \"abc\""),
+        (
+            vec!["model.d_model=abc"],
+            &[],
+            "gatelab: grid core, variant baseline: override model.d_model: expected a number, not \"abc\"",
+        ),
     ];
     let mut cases = cases;
     if python_with("torch").is_some() {
-        cases.push((vec![], &[("GATELAB_PEER", "/nonexistent/peer.py")], "gatelab: GATELAB_PEER=/nonexistent/peer.py: no such file"));
+        cases.push((
+            vec![],
+            &[("GATELAB_PEER", "/nonexistent/peer.py")],
+            "gatelab: GATELAB_PEER=/nonexistent/peer.py: no such file",
+        ));
     }
     for (extra, env, expected) in cases {
         let mut args = vec!["bench", "--backends", "flex", "--out", out_s];

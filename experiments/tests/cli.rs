@@ -22,7 +22,10 @@ fn bad_data_is_one_line_and_a_nonzero_exit() {
         (vec!["data", "--data", &empty], format!("gatelab: {empty}: the corpus is empty")),
         (vec!["data", "--data", &binary], format!("gatelab: {binary}:2: not valid UTF-8 (byte 3)")),
         (vec!["data", "--data", &jsonl], format!("gatelab: {jsonl}:3: no \"text\" field")),
-        (vec!["data", "--data", &short, "--seq-len", "64"], format!("gatelab: {short}: seq_len 64 is longer than the corpus (5 tokens)")),
+        (
+            vec!["data", "--data", &short, "--seq-len", "64"],
+            format!("gatelab: {short}: seq_len 64 is longer than the corpus (5 tokens)"),
+        ),
         (vec!["data", "--data", &missing], format!("gatelab: {missing}: no such file or directory")),
         (vec!["data", "--tokenizer", "bpe:x"], "gatelab: tokenizer bpe:x: `x` is not a vocabulary size".to_string()),
         (vec!["params", &missing], format!("gatelab: {missing}: No such file or directory (os error 2)")),

@@ -49,7 +49,18 @@ fn eval_length_and_extend_on_a_tiny_sweep() {
     assert!(code == 1 && err.contains("needle-depths"), "{err}");
     assert!(!rows[0].dir.join("length.json").exists());
 
-    let (code, stdout, err) = gatelab(&["eval-length", &path, "--factors", "1,2,4", "--sequences", "16", "--sink-sequences", "8", "--needle-samples", "4"]);
+    let (code, stdout, err) = gatelab(&[
+        "eval-length",
+        &path,
+        "--factors",
+        "1,2,4",
+        "--sequences",
+        "16",
+        "--sink-sequences",
+        "8",
+        "--needle-samples",
+        "4",
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(stdout.contains("| baseline | yarn |"), "{stdout}");
     for r in &rows {
@@ -64,8 +75,15 @@ fn eval_length_and_extend_on_a_tiny_sweep() {
         assert_ne!(at(ScalingMethod::Yarn, 4).perplexity, at(ScalingMethod::None, 4).perplexity);
         for p in &e.points {
             assert!(p.perplexity.is_finite() && p.perplexity > 1.0, "{p:?}");
-            assert_eq!((p.length, p.segment_loss.len(), p.first_token_attention.len(), p.retrieval.len()), (32 * p.factor, p.factor, 1, 5));
-            assert!(p.retrieval.iter().all(|d| (0.0..=1.0).contains(&d.accuracy) && (0.0..=1.0).contains(&d.control) && d.samples == 4));
+            assert_eq!(
+                (p.length, p.segment_loss.len(), p.first_token_attention.len(), p.retrieval.len()),
+                (32 * p.factor, p.factor, 1, 5)
+            );
+            assert!(
+                p.retrieval
+                    .iter()
+                    .all(|d| (0.0..=1.0).contains(&d.accuracy) && (0.0..=1.0).contains(&d.control) && d.samples == 4)
+            );
         }
         let csv = std::fs::read_to_string(r.dir.join("length.csv")).unwrap();
         assert_eq!(csv.lines().count(), 1 + 12);
@@ -87,7 +105,19 @@ fn eval_length_and_extend_on_a_tiny_sweep() {
     let ext = dir.join("ext");
     let (code, _, err) = gatelab(&["extend", &dir.join("nothing").display().to_string(), "--seq-len", "64"]);
     assert!(code == 1 && err.lines().count() == 1, "{err}");
-    let (code, _, err) = gatelab(&["extend", &parent.display().to_string(), "--seq-len", "64", "--rope-theta", "100000", "--steps", "40", "--out", &ext.display().to_string(), "train.log_every=10"]);
+    let (code, _, err) = gatelab(&[
+        "extend",
+        &parent.display().to_string(),
+        "--seq-len",
+        "64",
+        "--rope-theta",
+        "100000",
+        "--steps",
+        "40",
+        "--out",
+        &ext.display().to_string(),
+        "train.log_every=10",
+    ]);
     assert_eq!(code, 0, "{err}");
     let child = gatelab_rundir::runs_under(&ext).unwrap().remove(0);
     let file = child.read_file().unwrap();
@@ -99,6 +129,18 @@ fn eval_length_and_extend_on_a_tiny_sweep() {
     let first: f64 = child.metrics().unwrap()[0].loss;
     assert!(first < 65f64.ln() - 0.5, "first loss {first}: the parent's weights were not loaded");
     // Rerunning skips it.
-    let (code, _, err) = gatelab(&["extend", &parent.display().to_string(), "--seq-len", "64", "--rope-theta", "100000", "--steps", "40", "--out", &ext.display().to_string(), "train.log_every=10"]);
+    let (code, _, err) = gatelab(&[
+        "extend",
+        &parent.display().to_string(),
+        "--seq-len",
+        "64",
+        "--rope-theta",
+        "100000",
+        "--steps",
+        "40",
+        "--out",
+        &ext.display().to_string(),
+        "train.log_every=10",
+    ]);
     assert!(code == 0 && err.contains("already"), "{err}");
 }

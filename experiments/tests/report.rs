@@ -16,7 +16,13 @@ fn svg_texts(svg: &str) -> Vec<(String, String, String)> {
     for part in svg.split("<text").skip(1) {
         let (attrs, rest) = part.split_once('>').unwrap();
         let text = rest.split("</text>").next().unwrap().trim().to_string();
-        let attr = |name: &str| attrs.split(&format!("{name}=\"")).nth(1).map(|s| s.split('"').next().unwrap().to_string()).unwrap_or_default();
+        let attr = |name: &str| {
+            attrs
+                .split(&format!("{name}=\""))
+                .nth(1)
+                .map(|s| s.split('"').next().unwrap().to_string())
+                .unwrap_or_default()
+        };
         out.push((text, attr("x"), attr("y")));
     }
     out
@@ -25,7 +31,8 @@ fn svg_texts(svg: &str) -> Vec<(String, String, String)> {
 /// Tick labels (numbers) that share an axis position — a column of y ticks or a row of x ticks —
 /// must differ from each other.
 fn assert_ticks_distinct(svg: &str, what: &str) {
-    let numbers: Vec<(String, String, String)> = svg_texts(svg).into_iter().filter(|(t, _, _)| t.parse::<f64>().is_ok()).collect();
+    let numbers: Vec<(String, String, String)> =
+        svg_texts(svg).into_iter().filter(|(t, _, _)| t.parse::<f64>().is_ok()).collect();
     let mut by_x: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     let mut by_y: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (t, x, y) in &numbers {
@@ -61,7 +68,10 @@ fn tick_labels_differ_even_on_a_narrow_axis() {
     assert_ticks_distinct(&svg, "narrow.svg");
     let png = std::fs::read(dir.join("narrow.png")).unwrap();
     // PNG width and height (IHDR) are twice the SVG's 1000 × 560.
-    assert_eq!((u32::from_be_bytes(png[16..20].try_into().unwrap()), u32::from_be_bytes(png[20..24].try_into().unwrap())), (2000, 1120));
+    assert_eq!(
+        (u32::from_be_bytes(png[16..20].try_into().unwrap()), u32::from_be_bytes(png[20..24].try_into().unwrap())),
+        (2000, 1120)
+    );
 }
 
 #[test]
@@ -70,7 +80,19 @@ fn a_learning_rate_sweep_over_two_seeds_reports_one_row_per_configuration() {
     let grid = dir.join("pair.json");
     std::fs::write(&grid, r#"{"name": "pair", "variants": [{"name": "baseline", "paper": "Table 1 row 1"}, {"name": "g1", "paper": "Table 1 row 5", "set": {"model.gate.position": "g1"}}]}"#).unwrap();
     let out = dir.join("out");
-    let args = ["sweep", grid.to_str().unwrap(), "--preset", "tiny", "--seeds", "2", "--out", out.to_str().unwrap(), "train.lr=3e-3,6e-3", "train.steps=200", "train.eval_every=100"];
+    let args = [
+        "sweep",
+        grid.to_str().unwrap(),
+        "--preset",
+        "tiny",
+        "--seeds",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "train.lr=3e-3,6e-3",
+        "train.steps=200",
+        "train.eval_every=100",
+    ];
     let (code, stdout, stderr) = gatelab(&args);
     assert_eq!(code, 0, "{stderr}");
     // Two variants × two learning rates, each over two seeds: four rows, none pooled.
@@ -79,7 +101,10 @@ fn a_learning_rate_sweep_over_two_seeds_reports_one_row_per_configuration() {
     assert_eq!(summary.differing_keys, ["train.lr"]);
     let mut labels: Vec<String> = summary.groups.iter().map(|g| g.name()).collect();
     labels.sort();
-    assert_eq!(labels, ["baseline · train.lr=0.003", "baseline · train.lr=0.006", "g1 · train.lr=0.003", "g1 · train.lr=0.006"]);
+    assert_eq!(
+        labels,
+        ["baseline · train.lr=0.003", "baseline · train.lr=0.006", "g1 · train.lr=0.003", "g1 · train.lr=0.006"]
+    );
     for g in &summary.groups {
         let loss = &g.estimates[&Metric::ValLoss];
         assert_eq!(loss.n, 2, "{}", g.name());
@@ -102,14 +127,22 @@ fn a_learning_rate_sweep_over_two_seeds_reports_one_row_per_configuration() {
     // report.html says what was run, and draws intervals.
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("<title>gatelab report: grid pair</title>"));
-    for item in ["<dt>grid</dt><dd>pair</dd>", "<dt>preset</dt><dd>tiny</dd>", "<dt>steps</dt><dd>200</dd>", "<dt>seeds</dt><dd>2 (0, 1; 2 runs per configuration)</dd>"] {
+    for item in [
+        "<dt>grid</dt><dd>pair</dd>",
+        "<dt>preset</dt><dd>tiny</dd>",
+        "<dt>steps</dt><dd>200</dd>",
+        "<dt>seeds</dt><dd>2 (0, 1; 2 runs per configuration)</dd>",
+    ] {
         assert!(html.contains(item), "report.html lacks {item}");
     }
     assert!(html.contains("Figure 1.") && html.contains("95% Student-t"));
     let dots = std::fs::read_to_string(out.join("val_loss.csv")).unwrap();
     let rows: Vec<&str> = dots.lines().skip(2).collect();
     assert_eq!(rows.len(), 4);
-    assert!(rows.iter().all(|r| r.split(',').nth(2).is_some_and(|lo| !lo.is_empty())), "every configuration has an error bar: {dots}");
+    assert!(
+        rows.iter().all(|r| r.split(',').nth(2).is_some_and(|lo| !lo.is_empty())),
+        "every configuration has an error bar: {dots}"
+    );
     // Every figure's tick labels differ.
     for entry in std::fs::read_dir(&out).unwrap().flatten() {
         let path = entry.path();

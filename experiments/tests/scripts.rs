@@ -21,7 +21,11 @@ fn source_env(env: &[(&str, &str)]) -> (i32, String, String) {
         .envs(env.iter().copied())
         .output()
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
@@ -38,7 +42,10 @@ fn tch_is_an_explicit_choice_with_its_own_target_directory() {
     // Asked for without the virtualenv: one line saying what to run, a non-zero exit.
     let (code, _, stderr) = source_env(&[("GATELAB_VENV", "/nonexistent/venv"), ("GATELAB_FEATURES", "tch")]);
     assert_ne!(code, 0);
-    assert_eq!(stderr.trim_end(), "gatelab: GATELAB_FEATURES=tch needs the torch virtualenv at /nonexistent/venv: run scripts/setup-libtorch.sh (or unset GATELAB_FEATURES for flex and wgpu)");
+    assert_eq!(
+        stderr.trim_end(),
+        "gatelab: GATELAB_FEATURES=tch needs the torch virtualenv at /nonexistent/venv: run scripts/setup-libtorch.sh (or unset GATELAB_FEATURES for flex and wgpu)"
+    );
     // With a virtualenv (a stand-in: an executable bin/python), tch gets a target of its own.
     let venv = std::env::temp_dir().join(format!("gatelab-fake-venv-{}", std::process::id()));
     std::fs::create_dir_all(venv.join("bin")).unwrap();

@@ -52,7 +52,11 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d).unwrap().flatten() {
             let p = entry.path();
-            if p.is_dir() { stack.push(p) } else { out.insert(p.clone(), std::fs::read(&p).unwrap()); }
+            if p.is_dir() {
+                stack.push(p)
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
         }
     }
     out
@@ -66,7 +70,8 @@ fn a_tiny_sweep_of_the_core_grid_completes() {
     assert_eq!(rows.len(), 5);
     for r in &rows {
         assert_eq!(r.status, Status::Done, "{}", r.variant);
-        for file in ["config.json", "status.json", "metrics.jsonl", "eval.jsonl", "dynamics.jsonl", "model.safetensors"] {
+        for file in ["config.json", "status.json", "metrics.jsonl", "eval.jsonl", "dynamics.jsonl", "model.safetensors"]
+        {
             assert!(r.dir.join(file).is_file(), "{}: {file}", r.dir.display());
         }
         assert!(!r.dir.join("checkpoint.json").exists(), "checkpoints are removed when a run is done");
@@ -183,11 +188,32 @@ fn bad_grids_are_refused_before_anything_is_written() {
         p.display().to_string()
     };
     let cases = [
-        (write("unknown-field.json", r#"{"name": "g", "variants": [{"name": "a", "colour": "red"}]}"#), "unknown field `colour`"),
-        (write("bad-key.json", r#"{"name": "g", "variants": [{"name": "a", "set": {"model.d_modle": 3}}]}"#), "variant a: override model.d_modle: no field d_modle in model"),
-        (write("heads.json", r#"{"name": "g", "variants": [{"name": "ok"}, {"name": "b", "set": {"model.n_heads": 4, "model.n_kv_heads": 3}}]}"#), "variant b: model.n_kv_heads: 3 does not divide n_heads = 4"),
-        (write("gate.json", r#"{"name": "g", "variants": [{"name": "c", "set": {"model.gate.position": "g5", "model.gate.granularity": "headwise"}}]}"#), "variant c: model.gate.granularity: headwise has no meaning at position g5"),
-        (write("twice.json", r#"{"name": "g", "variants": [{"name": "a"}, {"name": "a"}]}"#), "variant a appears twice"),
+        (
+            write("unknown-field.json", r#"{"name": "g", "variants": [{"name": "a", "colour": "red"}]}"#),
+            "unknown field `colour`",
+        ),
+        (
+            write("bad-key.json", r#"{"name": "g", "variants": [{"name": "a", "set": {"model.d_modle": 3}}]}"#),
+            "variant a: override model.d_modle: no field d_modle in model",
+        ),
+        (
+            write(
+                "heads.json",
+                r#"{"name": "g", "variants": [{"name": "ok"}, {"name": "b", "set": {"model.n_heads": 4, "model.n_kv_heads": 3}}]}"#,
+            ),
+            "variant b: model.n_kv_heads: 3 does not divide n_heads = 4",
+        ),
+        (
+            write(
+                "gate.json",
+                r#"{"name": "g", "variants": [{"name": "c", "set": {"model.gate.position": "g5", "model.gate.granularity": "headwise"}}]}"#,
+            ),
+            "variant c: model.gate.granularity: headwise has no meaning at position g5",
+        ),
+        (
+            write("twice.json", r#"{"name": "g", "variants": [{"name": "a"}, {"name": "a"}]}"#),
+            "variant a appears twice",
+        ),
         (dir.join("missing.json").display().to_string(), "no such grid file"),
     ];
     for (grid, expected) in &cases {
@@ -211,7 +237,11 @@ fn shards_cover_the_grid_exactly_once() {
     let mut all: Vec<String> = runs.iter().map(|r| r.variant.clone()).collect();
     all.sort();
     assert_eq!(seen, all);
-    assert!(grid::parse_shard("0/3").is_err() && grid::parse_shard("4/3").is_err() && grid::parse_shard("2/3").ok() == Some((2, 3)));
+    assert!(
+        grid::parse_shard("0/3").is_err()
+            && grid::parse_shard("4/3").is_err()
+            && grid::parse_shard("2/3").ok() == Some((2, 3))
+    );
 }
 
 #[test]
@@ -243,12 +273,19 @@ fn sigkill_then_rerun_finishes_every_run_and_keeps_finished_ones_byte_identical(
     let out = dir.join("out");
     let out_s = out.display().to_string();
     let args = ["sweep", "core", "--preset", "tiny", "--out", &out_s, "train.steps=300", "train.checkpoint_every=20"];
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gatelab")).args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatelab"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     // Wait until two runs are done and a third has a checkpoint, then kill -9.
     let started = Instant::now();
     let status_of = |p: &Path| std::fs::read_to_string(p.join("status.json")).unwrap_or_default();
     loop {
-        let dirs: Vec<PathBuf> = std::fs::read_dir(&out).map(|r| r.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect()).unwrap_or_default();
+        let dirs: Vec<PathBuf> = std::fs::read_dir(&out)
+            .map(|r| r.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect())
+            .unwrap_or_default();
         let done = dirs.iter().filter(|d| status_of(d).contains("\"done\"")).count();
         // A run mid-way: checkpointed and not done (a run that has just finished keeps its
         // checkpoint.json for an instant after status.json says done).
@@ -262,10 +299,19 @@ fn sigkill_then_rerun_finishes_every_run_and_keeps_finished_ones_byte_identical(
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let finished: Vec<PathBuf> = std::fs::read_dir(&out).unwrap().flatten().map(|e| e.path()).filter(|p| status_of(p).contains("\"done\"")).collect();
+    let finished: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| status_of(p).contains("\"done\""))
+        .collect();
     let before: Vec<_> = finished.iter().map(|d| snapshot(d)).collect();
     // Almost always the run that was checkpointed; if the kill landed just as it finished, none is.
-    let interrupted = std::fs::read_dir(&out).unwrap().flatten().map(|e| e.path()).find(|p| p.join("checkpoint.json").exists() && !status_of(p).contains("\"done\""));
+    let interrupted = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("checkpoint.json").exists() && !status_of(p).contains("\"done\""));
 
     let rerun = gatelab(&args);
     assert!(rerun.status.success(), "{}", String::from_utf8_lossy(&rerun.stderr));
@@ -277,10 +323,19 @@ fn sigkill_then_rerun_finishes_every_run_and_keeps_finished_ones_byte_identical(
         for (path, bytes) in snap {
             assert!(after.get(path) == Some(bytes), "{} changed or vanished", path.display());
         }
-        let analysis_output = |p: &Path| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n == "analysis.json" || n.starts_with("attention_maps."));
-        assert!(after.keys().all(|p| snap.contains_key(p) || analysis_output(p)), "{}: unexpected new files", d.display());
+        let analysis_output = |p: &Path| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n == "analysis.json" || n.starts_with("attention_maps."))
+        };
+        assert!(
+            after.keys().all(|p| snap.contains_key(p) || analysis_output(p)),
+            "{}: unexpected new files",
+            d.display()
+        );
     }
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
     assert_eq!(rows.len(), 5);
     assert!(rows.iter().all(|r| r["status"]["state"] == "done"), "{rows:?}");
 
@@ -294,12 +349,25 @@ fn sigkill_then_rerun_finishes_every_run_and_keeps_finished_ones_byte_identical(
     let variant = name.rsplit_once('-').unwrap().0;
     let grid_file = dir.join("one.json");
     std::fs::write(&grid_file, serde_json::json!({"name": "core", "variants": [grid::load("core").unwrap().variants.into_iter().find(|v| v.name == variant).unwrap()]}).to_string()).unwrap();
-    let output = gatelab(&["sweep", &grid_file.display().to_string(), "--preset", "tiny", "--out", &clean.display().to_string(), "train.steps=300", "train.checkpoint_every=20"]);
+    let output = gatelab(&[
+        "sweep",
+        &grid_file.display().to_string(),
+        "--preset",
+        "tiny",
+        "--out",
+        &clean.display().to_string(),
+        "train.steps=300",
+        "train.checkpoint_every=20",
+    ]);
     assert!(output.status.success());
-    let last_eval = |d: &Path| std::fs::read_to_string(d.join("eval.jsonl")).unwrap().lines().last().unwrap().to_string();
+    let last_eval =
+        |d: &Path| std::fs::read_to_string(d.join("eval.jsonl")).unwrap().lines().last().unwrap().to_string();
     assert_eq!(last_eval(&interrupted), last_eval(&clean.join(&name)));
     let lines = std::fs::read_to_string(interrupted.join("metrics.jsonl")).unwrap();
-    let steps: Vec<u64> = lines.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap()).collect();
+    let steps: Vec<u64> = lines
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap())
+        .collect();
     assert!(steps.windows(2).all(|w| w[0] < w[1]), "metrics have no repeated or torn lines: {steps:?}");
 }
 
@@ -308,7 +376,11 @@ fn data_parallel_over_two_devices_trains_as_one() {
     let _serial = serial();
     let dir = scratch("ddp");
     let grid = dir.join("pair.json");
-    std::fs::write(&grid, r#"{"name": "pair", "variants": [{"name": "baseline"}, {"name": "g1", "set": {"model.gate.position": "g1"}}]}"#).unwrap();
+    std::fs::write(
+        &grid,
+        r#"{"name": "pair", "variants": [{"name": "baseline"}, {"name": "g1", "set": {"model.gate.position": "g1"}}]}"#,
+    )
+    .unwrap();
     let grid = grid.display().to_string();
     let one = options(&grid, &dir.join("one"), &["train.steps=100", "train.warmup_steps=10", "train.log_every=10"]);
     // Two replicas on the one flex device: the same code path as two GPUs, shards and all.

@@ -2,7 +2,9 @@
 //! design space of [`GateSpec`]: one forward for every variant.
 
 use crate::config::ModelConfig;
-use crate::gate::{Combination, GateActivation, GateInput, GatePosition, GateSite, GateSpec, HeadSharing, SdpaNonlinearity};
+use crate::gate::{
+    Combination, GateActivation, GateInput, GatePosition, GateSite, GateSpec, HeadSharing, SdpaNonlinearity,
+};
 use crate::rope::apply_rope;
 use crate::sdpa::sdpa;
 use burn::module::{Module, Param};
@@ -159,7 +161,13 @@ impl Attention {
     }
 
     /// Applies the gate if it sits at `position`; records its scores.
-    fn gate_at(&self, position: GatePosition, y: Tensor<4>, x: &Tensor<3>, scores: &mut Option<Tensor<4>>) -> Tensor<4> {
+    fn gate_at(
+        &self,
+        position: GatePosition,
+        y: Tensor<4>,
+        x: &Tensor<3>,
+        scores: &mut Option<Tensor<4>>,
+    ) -> Tensor<4> {
         match &self.gate {
             Some(gate) if self.spec.position == position => {
                 let (gated, s) = gate.forward(y, x);
@@ -229,7 +237,15 @@ impl Attention {
         let out = self.gate_at(GatePosition::G5, out.reshape([b, t, 1, self.o_proj_width()]), &x, &mut scores);
         if let Some(slot) = probe {
             let attn = slot.keep_maps.then_some(attn);
-            slot.probe = Some(AttentionProbe { attn, queries: q_probe.expect("kept"), keys: k_probe.expect("kept"), values: v, gate_scores: scores, sdpa_out, sdpa_gated: y });
+            slot.probe = Some(AttentionProbe {
+                attn,
+                queries: q_probe.expect("kept"),
+                keys: k_probe.expect("kept"),
+                values: v,
+                gate_scores: scores,
+                sdpa_out,
+                sdpa_gated: y,
+            });
         }
         out.reshape([b, t, self.o_proj_width()])
     }

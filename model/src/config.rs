@@ -113,14 +113,17 @@ impl ModelConfig {
                 return Err(ConfigError::new(field, "must be at least 1"));
             }
         }
-        if self.n_heads % self.n_kv_heads != 0 {
+        if !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return Err(ConfigError::new(
                 "n_kv_heads",
                 format!("{} does not divide n_heads = {}", self.n_kv_heads, self.n_heads),
             ));
         }
-        if self.head_dim % 2 != 0 {
-            return Err(ConfigError::new("head_dim", format!("{} is odd; RoPE rotates pairs of dimensions", self.head_dim)));
+        if !self.head_dim.is_multiple_of(2) {
+            return Err(ConfigError::new(
+                "head_dim",
+                format!("{} is odd; RoPE rotates pairs of dimensions", self.head_dim),
+            ));
         }
         if !(self.norm_eps > 0.0 && self.norm_eps.is_finite()) {
             return Err(ConfigError::new("norm_eps", "must be a positive number"));
@@ -156,7 +159,10 @@ impl ModelConfig {
             if extra > 0 && self.ffn_width() == 0 {
                 return Err(ConfigError::new(
                     "match_baseline_params",
-                    format!("the gate adds {extra} parameters per layer, more than the FFN (d_ff = {}) holds", self.d_ff),
+                    format!(
+                        "the gate adds {extra} parameters per layer, more than the FFN (d_ff = {}) holds",
+                        self.d_ff
+                    ),
                 ));
             }
         }
@@ -263,16 +269,30 @@ mod tests {
         assert_eq!(c.validate().unwrap_err().field, "n_kv_heads");
         let c = ModelConfig { head_dim: 7, ..ModelConfig::default() };
         assert_eq!(c.validate().unwrap_err().field, "head_dim");
-        let c = ModelConfig { d_ff: 0, gate: GateSpec::G1_ELEMENTWISE, match_baseline_params: true, ..ModelConfig::default() };
+        let c = ModelConfig {
+            d_ff: 0,
+            gate: GateSpec::G1_ELEMENTWISE,
+            match_baseline_params: true,
+            ..ModelConfig::default()
+        };
         assert_eq!(c.validate().unwrap_err().field, "match_baseline_params");
-        let shared = GateSpec { sharing: HeadSharing::HeadShared, ..GateSpec::at(GatePosition::G1, Granularity::Headwise) };
+        let shared =
+            GateSpec { sharing: HeadSharing::HeadShared, ..GateSpec::at(GatePosition::G1, Granularity::Headwise) };
         let c = ModelConfig { sandwich_norm: true, gate: shared, ..ModelConfig::default() };
         assert_eq!(c.validate().unwrap_err().field, "gate.sharing");
         let c = ModelConfig { rope_scaling: RopeScaling::Linear { factor: 0.5 }, ..ModelConfig::default() };
         assert_eq!(c.validate().unwrap_err().field, "rope_scaling.factor");
-        let yarn: ModelConfig = serde_json::from_str(r#"{"rope_scaling": {"method": "yarn", "factor": 4, "original_max_position": 128}}"#).unwrap();
-        assert_eq!(yarn.rope_scaling, RopeScaling::Yarn { factor: 4.0, original_max_position: 128, beta_fast: 32.0, beta_slow: 1.0 });
-        assert!(!serde_json::to_string(&ModelConfig::default()).unwrap().contains("rope_scaling"), "unscaled configs keep their JSON");
+        let yarn: ModelConfig =
+            serde_json::from_str(r#"{"rope_scaling": {"method": "yarn", "factor": 4, "original_max_position": 128}}"#)
+                .unwrap();
+        assert_eq!(
+            yarn.rope_scaling,
+            RopeScaling::Yarn { factor: 4.0, original_max_position: 128, beta_fast: 32.0, beta_slow: 1.0 }
+        );
+        assert!(
+            !serde_json::to_string(&ModelConfig::default()).unwrap().contains("rope_scaling"),
+            "unscaled configs keep their JSON"
+        );
         let err = serde_json::from_str::<ModelConfig>(r#"{"d_modle": 64}"#).unwrap_err();
         assert!(err.to_string().contains("d_modle"));
     }

@@ -167,8 +167,7 @@ impl GateSpec {
     };
 
     /// The paper's recommended gate: G1, elementwise, head-specific, multiplicative sigmoid.
-    pub const G1_ELEMENTWISE: GateSpec =
-        GateSpec { position: GatePosition::G1, ..GateSpec::BASELINE };
+    pub const G1_ELEMENTWISE: GateSpec = GateSpec { position: GatePosition::G1, ..GateSpec::BASELINE };
 
     /// A multiplicative sigmoid gate at `position` with `granularity`, the other fields default.
     pub fn at(position: GatePosition, granularity: Granularity) -> Self {
@@ -214,10 +213,9 @@ impl GateSpec {
                 ));
             }
         }
-        let scales_whole_head = self.combination == Combination::Multiplicative
-            && self.granularity == Granularity::Headwise;
-        if qk_norm && scales_whole_head && matches!(self.position, GatePosition::G3 | GatePosition::G4)
-        {
+        let scales_whole_head =
+            self.combination == Combination::Multiplicative && self.granularity == Granularity::Headwise;
+        if qk_norm && scales_whole_head && matches!(self.position, GatePosition::G3 | GatePosition::G4) {
             return Err(ConfigError::new(
                 "gate.granularity",
                 "a headwise multiplicative gate on Q or K (g3/g4) is divided out by qk_norm's per-head RMSNorm; \
@@ -363,7 +361,8 @@ mod tests {
     fn refusals_name_the_field() {
         let g5_head = GateSpec::at(GatePosition::G5, Granularity::Headwise);
         assert_eq!(g5_head.validate(true).unwrap_err().field, "gate.granularity");
-        let g5_shared = GateSpec { sharing: HeadSharing::HeadShared, ..GateSpec::at(GatePosition::G5, Granularity::Elementwise) };
+        let g5_shared =
+            GateSpec { sharing: HeadSharing::HeadShared, ..GateSpec::at(GatePosition::G5, Granularity::Elementwise) };
         assert_eq!(g5_shared.validate(true).unwrap_err().field, "gate.sharing");
         let k_head = GateSpec::at(GatePosition::G3, Granularity::Headwise);
         assert_eq!(k_head.validate(true).unwrap_err().field, "gate.granularity");

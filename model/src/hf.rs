@@ -56,11 +56,14 @@ pub struct HfModel {
 }
 
 fn field<'a>(cfg: &'a Value, key: &str, path: &Path) -> Result<&'a Value, ModelError> {
-    cfg.get(key).filter(|v| !v.is_null()).ok_or_else(|| ModelError::file(&path, format!("no {key:?}")))
+    cfg.get(key).filter(|v| !v.is_null()).ok_or_else(|| ModelError::file(path, format!("no {key:?}")))
 }
 
 fn usize_of(cfg: &Value, key: &str, path: &Path) -> Result<usize, ModelError> {
-    field(cfg, key, path)?.as_u64().map(|v| v as usize).ok_or_else(|| ModelError::file(&path, format!("{key:?} is not a count")))
+    field(cfg, key, path)?
+        .as_u64()
+        .map(|v| v as usize)
+        .ok_or_else(|| ModelError::file(path, format!("{key:?} is not a count")))
 }
 
 /// Reads `dir/config.json` into the equivalent gatelab config; what cannot be expressed is refused
@@ -78,19 +81,30 @@ pub fn read_config(dir: &Path) -> Result<HfModel, ModelError> {
             (false, false) => (GateLayout::None, false, None),
             (true, false) => (GateLayout::KvGrouped, false, Some(Granularity::Headwise)),
             (false, true) => (GateLayout::KvGrouped, false, Some(Granularity::Elementwise)),
-            (true, true) => return refuse("headwise_attn_output_gate and elementwise_attn_output_gate are both set".into()),
+            (true, true) => {
+                return refuse("headwise_attn_output_gate and elementwise_attn_output_gate are both set".into());
+            }
         },
         "qwen3_next" => {
             if let Some(types) = cfg.get("layer_types").and_then(Value::as_array) {
                 if let Some(i) = types.iter().position(|t| t.as_str() != Some("full_attention")) {
-                    return refuse(format!("layer {i} is {} (only full-attention layers are supported; Gated DeltaNet is not)", types[i]));
+                    return refuse(format!(
+                        "layer {i} is {} (only full-attention layers are supported; Gated DeltaNet is not)",
+                        types[i]
+                    ));
                 }
             } else {
                 return refuse("no \"layer_types\": Qwen3-Next's default interleaves Gated DeltaNet layers, which gatelab does not implement".into());
             }
-            let dense: Vec<u64> = cfg.get("mlp_only_layers").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default();
+            let dense: Vec<u64> = cfg
+                .get("mlp_only_layers")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_u64).collect())
+                .unwrap_or_default();
             if let Some(i) = (0..n_layers as u64).find(|i| !dense.contains(i)) {
-                return refuse(format!("layer {i} has a mixture-of-experts MLP (\"mlp_only_layers\" must list every layer)"));
+                return refuse(format!(
+                    "layer {i} has a mixture-of-experts MLP (\"mlp_only_layers\" must list every layer)"
+                ));
             }
             if cfg.get("partial_rotary_factor").and_then(Value::as_f64).unwrap_or(0.25) != 1.0 {
                 return refuse("\"partial_rotary_factor\" must be 1 (gatelab rotates the whole head)".into());
@@ -102,13 +116,16 @@ pub fn read_config(dir: &Path) -> Result<HfModel, ModelError> {
     if flag("attention_bias") {
         return refuse("\"attention_bias\": true is not supported (Qwen3 has no projection biases)".into());
     }
-    if let Some(act) = cfg.get("hidden_act").and_then(Value::as_str) {
-        if act != "silu" {
-            return refuse(format!("\"hidden_act\": {act:?} is not supported (SwiGLU with silu only)"));
-        }
+    if let Some(act) = cfg.get("hidden_act").and_then(Value::as_str)
+        && act != "silu"
+    {
+        return refuse(format!("\"hidden_act\": {act:?} is not supported (SwiGLU with silu only)"));
     }
     if cfg.get("rope_scaling").is_some_and(|v| !v.is_null()) {
-        return refuse("\"rope_scaling\" is set: evaluate scaling with gatelab's own (gatelab eval-length) on the unscaled model".into());
+        return refuse(
+            "\"rope_scaling\" is set: evaluate scaling with gatelab's own (gatelab eval-length) on the unscaled model"
+                .into(),
+        );
     }
     if cfg.get("use_qk_norm").and_then(Value::as_bool) == Some(false) {
         return refuse("\"use_qk_norm\": false is not supported by transformers' Qwen3".into());
@@ -151,18 +168,31 @@ pub fn shard_files(dir: &Path) -> Result<Vec<PathBuf>, ModelError> {
     if index.is_file() {
         let text = std::fs::read_to_string(&index).map_err(|e| ModelError::file(&index, e))?;
         let v: Value = serde_json::from_str(&text).map_err(|e| ModelError::file(&index, e))?;
-        let map = v.get("weight_map").and_then(Value::as_object).ok_or_else(|| ModelError::file(&index, "no \"weight_map\""))?;
+        let map = v
+            .get("weight_map")
+            .and_then(Value::as_object)
+            .ok_or_else(|| ModelError::file(&index, "no \"weight_map\""))?;
         let mut files: Vec<String> = map.values().filter_map(|f| f.as_str().map(str::to_string)).collect();
         files.sort();
         files.dedup();
         let files: Vec<PathBuf> = files.into_iter().map(|f| dir.join(f)).collect();
         if let Some(missing) = files.iter().find(|f| !f.is_file()) {
-            return Err(ModelError::file(dir, format!("missing shard {} (named by model.safetensors.index.json)", missing.file_name().unwrap_or_default().to_string_lossy())));
+            return Err(ModelError::file(
+                dir,
+                format!(
+                    "missing shard {} (named by model.safetensors.index.json)",
+                    missing.file_name().unwrap_or_default().to_string_lossy()
+                ),
+            ));
         }
         return Ok(files);
     }
     let single = dir.join("model.safetensors");
-    if single.is_file() { Ok(vec![single]) } else { Err(ModelError::file(&dir, "no model.safetensors or model.safetensors.index.json")) }
+    if single.is_file() {
+        Ok(vec![single])
+    } else {
+        Err(ModelError::file(dir, "no model.safetensors or model.safetensors.index.json"))
+    }
 }
 
 /// The checkpoint's tensor names and shapes for `m` (Hugging Face names, `[out, in]` layout).
@@ -209,7 +239,11 @@ fn to_f32(view: &TensorView, name: &str) -> Result<Vec<f32>, ModelError> {
         Dtype::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
         Dtype::BF16 => b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
         Dtype::F16 => b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        other => return Err(ModelError::Unsupported(format!("{name}: dtype {other:?} is not a float type gatelab reads (f32, bf16, f16)"))),
+        other => {
+            return Err(ModelError::Unsupported(format!(
+                "{name}: dtype {other:?} is not a float type gatelab reads (f32, bf16, f16)"
+            )));
+        }
     })
 }
 
@@ -243,7 +277,11 @@ fn gated_rows(layout: GateLayout, h: usize, kv: usize, hd: usize, per: usize) ->
 
 /// Rows of a G1 gate's projection per head: 1 headwise, `head_dim` elementwise, 0 ungated.
 fn gate_rows_per_head(c: &ModelConfig) -> usize {
-    if c.gate.is_gated() { c.gate.logit_width(c.gate.site(c.d_model, c.n_heads, c.n_kv_heads, c.head_dim)) / c.n_heads } else { 0 }
+    if c.gate.is_gated() {
+        c.gate.logit_width(c.gate.site(c.d_model, c.n_heads, c.n_kv_heads, c.head_dim)) / c.n_heads
+    } else {
+        0
+    }
 }
 
 /// A safetensors file of f32 tensors laid out up front (header, then each tensor's bytes at its
@@ -262,12 +300,15 @@ impl F32Buffer {
         let (mut offset, mut at) = (0usize, BTreeMap::new());
         for (name, shape) in layout {
             let len = shape.iter().product::<usize>() * 4;
-            header.insert(name.clone(), json!({ "dtype": "F32", "shape": shape, "data_offsets": [offset, offset + len] }));
+            header.insert(
+                name.clone(),
+                json!({ "dtype": "F32", "shape": shape, "data_offsets": [offset, offset + len] }),
+            );
             at.insert(name.clone(), (offset, len));
             offset += len;
         }
         let mut text = serde_json::to_string(&header).expect("json");
-        while text.len() % 8 != 0 {
+        while !text.len().is_multiple_of(8) {
             text.push(' ');
         }
         let start = 8 + text.len();
@@ -341,18 +382,21 @@ pub fn import(dir: &Path, device: &Device) -> Result<(Transformer, HfModel), Mod
     let mut buffer = F32Buffer::new(&layout, None);
     let mut seen = std::collections::BTreeSet::new();
     for file in &files {
-        let bytes = std::fs::read(file).map_err(|e| ModelError::file(&file, e))?;
-        let st = SafeTensors::deserialize(&bytes).map_err(|e| ModelError::file(&file, e))?;
+        let bytes = std::fs::read(file).map_err(|e| ModelError::file(file, e))?;
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| ModelError::file(file, e))?;
         for (name, view) in st.tensors() {
             // A tied checkpoint may still carry lm_head: it is the embedding.
             if name == "lm_head.weight" && c.tie_embeddings {
                 continue;
             }
             let Some(shape) = expected.get(&name) else {
-                return Err(ModelError::file(&file, format!("unknown tensor {name} (shape {:?})", view.shape())));
+                return Err(ModelError::file(file, format!("unknown tensor {name} (shape {:?})", view.shape())));
             };
             if view.shape() != shape.as_slice() {
-                return Err(ModelError::file(&file, format!("tensor {name} has shape {:?}, the config implies {shape:?}", view.shape())));
+                return Err(ModelError::file(
+                    file,
+                    format!("tensor {name} has shape {:?}, the config implies {shape:?}", view.shape()),
+                ));
             }
             seen.insert(name.clone());
             let mut data = to_f32(&view, &name)?;
@@ -363,7 +407,9 @@ pub fn import(dir: &Path, device: &Device) -> Result<(Transformer, HfModel), Mod
             if name.ends_with("self_attn.q_proj.weight") && m.layout != GateLayout::None {
                 let d = c.d_model;
                 let rows = gated_rows(m.layout, c.n_heads, c.n_kv_heads, c.head_dim, per);
-                let pick = |range: std::ops::Range<usize>| -> Vec<f32> { range.flat_map(|i| data[rows[i] * d..(rows[i] + 1) * d].iter().copied()).collect() };
+                let pick = |range: std::ops::Range<usize>| -> Vec<f32> {
+                    range.flat_map(|i| data[rows[i] * d..(rows[i] + 1) * d].iter().copied()).collect()
+                };
                 buffer.put(&ours, &pick(0..hq));
                 buffer.put(&ours.replace("attn.q_proj", "attn.gate.gate_proj"), &pick(hq..hq + c.n_heads * per));
             } else {
@@ -372,14 +418,17 @@ pub fn import(dir: &Path, device: &Device) -> Result<(Transformer, HfModel), Mod
         }
     }
     if let Some(missing) = expected.keys().find(|k| !seen.contains(*k)) {
-        return Err(ModelError::file(&dir, format!("missing tensor {missing}")));
+        return Err(ModelError::file(dir, format!("missing tensor {missing}")));
     }
     let bytes = buffer.bytes;
-    let mut model = m.config.init(device).map_err(|e| ModelError::file(&dir, e))?;
+    let mut model = m.config.init(device).map_err(|e| ModelError::file(dir, e))?;
     let mut store = SafetensorsStore::from_bytes(Some(bytes)).with_from_adapter(PyTorchToBurnAdapter);
-    let result = model.load_from(&mut store).map_err(|e| ModelError::file(&dir, e))?;
+    let result = model.load_from(&mut store).map_err(|e| ModelError::file(dir, e))?;
     if !result.missing.is_empty() || !result.unused.is_empty() {
-        return Err(ModelError::file(&dir, format!("internal mapping left missing {:?}, unused {:?}", result.missing, result.unused)));
+        return Err(ModelError::file(
+            dir,
+            format!("internal mapping left missing {:?}, unused {:?}", result.missing, result.unused),
+        ));
     }
     Ok((model, m))
 }
@@ -404,7 +453,10 @@ pub fn export_layout(config: &ModelConfig) -> Result<GateLayout, ModelError> {
     if *g == official {
         return Ok(GateLayout::KvGrouped);
     }
-    refuse(&format!("the Qwen3 format holds the baseline and the G1 sigmoid output gate (headwise or elementwise), not {}", g.label()))
+    refuse(&format!(
+        "the Qwen3 format holds the baseline and the G1 sigmoid output gate (headwise or elementwise), not {}",
+        g.label()
+    ))
 }
 
 /// A Hugging Face checkpoint's files, for the caller to write into one folder.
@@ -420,14 +472,20 @@ pub struct HfCheckpoint {
 /// flags when gated, and every field the authors' `modeling_qwen3.py` reads) and
 /// `model.safetensors` (gated models in the official KV-grouped layout). With `special_ids`
 /// (BOS, EOS, PAD), the config names them; the caller copies the `tokenizer.json` beside it.
-pub fn export(model: &Transformer, config: &ModelConfig, special_ids: Option<[u32; 3]>) -> Result<HfCheckpoint, ModelError> {
+pub fn export(
+    model: &Transformer,
+    config: &ModelConfig,
+    special_ids: Option<[u32; 3]>,
+) -> Result<HfCheckpoint, ModelError> {
     let layout_kind = export_layout(config)?;
     let c = config;
     let mut store = SafetensorsStore::from_bytes(None).with_to_adapter(BurnToPyTorchAdapter);
     model.save_into(&mut store).map_err(|e| ModelError::Unsupported(format!("export: {e}")))?;
     let bytes = store.get_bytes().map_err(|e| ModelError::Unsupported(format!("export: {e}")))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| ModelError::Unsupported(format!("export: {e}")))?;
-    let get = |name: &str| -> Result<Vec<f32>, ModelError> { to_f32(&st.tensor(name).map_err(|e| ModelError::Unsupported(format!("export: {name}: {e}")))?, name) };
+    let get = |name: &str| -> Result<Vec<f32>, ModelError> {
+        to_f32(&st.tensor(name).map_err(|e| ModelError::Unsupported(format!("export: {name}: {e}")))?, name)
+    };
     let m = HfModel { config: c.clone(), layout: layout_kind, model_type: "qwen3".into(), zero_centred_norms: false };
     let per = gate_rows_per_head(c);
     let shapes = expected_shapes(&m);

@@ -4,11 +4,11 @@
 //!
 //! - [`gate`]: the design space (position G1–G5, granularity, sharing, combination, activation,
 //!   input dependence, SDPA non-linearity ablations).
-//! - [`config`]: [`ModelConfig`], its validation and exact parameter counts.
+//! - [`config`]: the model config, [`ModelConfig`], its validation and exact parameter counts.
 //! - [`attention`], [`transformer`]: the modules; [`rope`]: rotary embeddings; [`sdpa`]: the
 //!   attention core as one operation with a handwritten backward pass.
 //! - [`probe`]: what [`Transformer::forward_probed`] returns.
-//! - [`error`]: [`ConfigError`] and [`ModelError`].
+//! - [`error`]: the error types, [`ConfigError`] and [`ModelError`].
 //! - [`weights`]: safetensors interchange with PyTorch, names documented there.
 //! - [`hf`]: Hugging Face Qwen3-format checkpoint directories in and out (plain, the paper's
 //!   gated layout, Qwen3-Next's).
@@ -27,8 +27,7 @@ pub mod weights;
 pub use config::{ModelConfig, ParamCount};
 pub use error::{ConfigError, ModelError};
 pub use gate::{
-    Combination, GateActivation, GateInput, GatePosition, GateSpec, Granularity, HeadSharing,
-    SdpaNonlinearity,
+    Combination, GateActivation, GateInput, GatePosition, GateSpec, Granularity, HeadSharing, SdpaNonlinearity,
 };
 pub use probe::{LayerProbe, Probes};
 pub use rope::RopeScaling;

@@ -65,10 +65,14 @@ impl RopeScaling {
     pub fn validate(&self) -> Result<(), ConfigError> {
         match *self {
             RopeScaling::None => Ok(()),
-            RopeScaling::Linear { factor } | RopeScaling::Ntk { factor } | RopeScaling::Yarn { factor, .. } if !(factor >= 1.0 && factor.is_finite()) => {
+            RopeScaling::Linear { factor } | RopeScaling::Ntk { factor } | RopeScaling::Yarn { factor, .. }
+                if !(factor >= 1.0 && factor.is_finite()) =>
+            {
                 Err(ConfigError::new("rope_scaling.factor", format!("must be a number ≥ 1, got {factor}")))
             }
-            RopeScaling::Yarn { original_max_position: 0, .. } => Err(ConfigError::new("rope_scaling.original_max_position", "must be at least 1")),
+            RopeScaling::Yarn { original_max_position: 0, .. } => {
+                Err(ConfigError::new("rope_scaling.original_max_position", "must be at least 1"))
+            }
             RopeScaling::Yarn { beta_fast, beta_slow, .. } if !(beta_fast > beta_slow && beta_slow > 0.0) => {
                 Err(ConfigError::new("rope_scaling.beta_fast", "must exceed beta_slow, which must be positive"))
             }
@@ -87,7 +91,9 @@ pub fn inv_freq(head_dim: usize, base: f64, scaling: RopeScaling) -> (Vec<f64>, 
         RopeScaling::Ntk { factor } => (plain(base * factor.powf(d / (d - 2.0))), 1.0),
         RopeScaling::Yarn { factor, original_max_position, beta_fast, beta_slow } => {
             // The dimension that rotates `rotations` times over the original context.
-            let dim_of = |rotations: f64| d * (original_max_position as f64 / (rotations * 2.0 * std::f64::consts::PI)).ln() / (2.0 * base.ln());
+            let dim_of = |rotations: f64| {
+                d * (original_max_position as f64 / (rotations * 2.0 * std::f64::consts::PI)).ln() / (2.0 * base.ln())
+            };
             let low = dim_of(beta_fast).floor().max(0.0);
             let high = dim_of(beta_slow).ceil().min(d - 1.0);
             let high = if low == high { high + 0.001 } else { high };
@@ -109,7 +115,14 @@ pub fn inv_freq(head_dim: usize, base: f64, scaling: RopeScaling) -> (Vec<f64>, 
 /// `cos` and `sin` tables of shape `[seq_len, head_dim]` for positions `start..start + seq_len`:
 /// `angle(p, i) = p·θ_i` with `θ` from [`inv_freq`], repeated over both halves (as
 /// `transformers`' `emb = cat(freqs, freqs)`), times the scaling's attention factor.
-pub fn rope_tables(head_dim: usize, base: f64, scaling: RopeScaling, start: usize, seq_len: usize, device: &Device) -> (Tensor<2>, Tensor<2>) {
+pub fn rope_tables(
+    head_dim: usize,
+    base: f64,
+    scaling: RopeScaling,
+    start: usize,
+    seq_len: usize,
+    device: &Device,
+) -> (Tensor<2>, Tensor<2>) {
     let (inv_freq, factor) = inv_freq(head_dim, base, scaling);
     let mut cos = Vec::with_capacity(seq_len * head_dim);
     let mut sin = Vec::with_capacity(seq_len * head_dim);
@@ -123,10 +136,7 @@ pub fn rope_tables(head_dim: usize, base: f64, scaling: RopeScaling, start: usiz
         }
     }
     let shape = [seq_len, head_dim];
-    (
-        Tensor::from_data(TensorData::new(cos, shape), device),
-        Tensor::from_data(TensorData::new(sin, shape), device),
-    )
+    (Tensor::from_data(TensorData::new(cos, shape), device), Tensor::from_data(TensorData::new(sin, shape), device))
 }
 
 /// Applies RoPE to `x`.

@@ -26,17 +26,23 @@
 // burn-tch (`LibTorch`) is deprecated upstream; gatelab keeps its libtorch backend.
 #![allow(deprecated)]
 
+use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::autodiff::Autodiff;
 use burn::backend::tensor::{BoolTensor, FloatTensor};
 use burn::backend::{AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::{Bool, Tensor};
 
 /// The forward pass on any backend: `(P·V, P)` with `P = softmax(Q·Kᵀ·scale, masked)`.
-fn forward<B: Backend>(q: FloatTensor<B>, k: FloatTensor<B>, v: FloatTensor<B>, masked: BoolTensor<B>, scale: f64) -> (FloatTensor<B>, FloatTensor<B>) {
+fn forward<B: Backend>(
+    q: FloatTensor<B>,
+    k: FloatTensor<B>,
+    v: FloatTensor<B>,
+    masked: BoolTensor<B>,
+    scale: f64,
+) -> (FloatTensor<B>, FloatTensor<B>) {
     let logits = B::float_mul_scalar(B::float_matmul(q, B::float_swap_dims(k, 2, 3)), scale.into());
     let probs = B::softmax(B::float_mask_fill(logits, masked, f32::NEG_INFINITY.into()), 3);
     (B::float_matmul(probs.clone(), v), probs)
@@ -48,7 +54,13 @@ pub trait SdpaOps: Backend {
     /// `q [b, kv, g·t, hd]`, `k`, `v` `[b, kv, t, hd]`, `masked` broadcast to `[b, kv, g·t, t]`
     /// (true: not attended) → `(out [b, kv, g·t, hd], probs [b, kv, g·t, t])`; `probs` carries no
     /// gradient.
-    fn sdpa(q: FloatTensor<Self>, k: FloatTensor<Self>, v: FloatTensor<Self>, masked: BoolTensor<Self>, scale: f64) -> (FloatTensor<Self>, FloatTensor<Self>) {
+    fn sdpa(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        masked: BoolTensor<Self>,
+        scale: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         forward::<Self>(q, k, v, masked, scale)
     }
 }
@@ -92,7 +104,13 @@ impl<B: Backend> Backward<B, 3> for SdpaBackward {
 }
 
 impl<B: Backend + SdpaOps, C: CheckpointStrategy> SdpaOps for Autodiff<B, C> {
-    fn sdpa(q: FloatTensor<Self>, k: FloatTensor<Self>, v: FloatTensor<Self>, masked: BoolTensor<Self>, scale: f64) -> (FloatTensor<Self>, FloatTensor<Self>) {
+    fn sdpa(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        masked: BoolTensor<Self>,
+        scale: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let nodes = [q.node(), k.node(), v.node()];
         let (q, k, v) = (q.into_primitive(), k.into_primitive(), v.into_primitive());
         match SdpaBackward.prepare::<C>(nodes).compute_bound().stateful() {
@@ -114,6 +132,12 @@ impl<B: Backend + SdpaOps, C: CheckpointStrategy> SdpaOps for Autodiff<B, C> {
 /// `masked [g·t, t]` (true: not attended) → `(out [b, kv, g·t, hd], probs [b, kv, g·t, t])`.
 /// `probs` is detached from the autodiff graph: it is for the probes.
 pub fn sdpa(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, masked: Tensor<2, Bool>, scale: f64) -> (Tensor<4>, Tensor<4>) {
-    let (out, probs) = <Dispatch as SdpaOps>::sdpa(q.into_dispatch(), k.into_dispatch(), v.into_dispatch(), masked.unsqueeze::<4>().into_dispatch(), scale);
+    let (out, probs) = <Dispatch as SdpaOps>::sdpa(
+        q.into_dispatch(),
+        k.into_dispatch(),
+        v.into_dispatch(),
+        masked.unsqueeze::<4>().into_dispatch(),
+        scale,
+    );
     (Tensor::from_dispatch(out), Tensor::from_dispatch(probs))
 }

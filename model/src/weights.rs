@@ -44,7 +44,10 @@ pub fn load_safetensors(mut model: Transformer, path: &Path) -> Result<Transform
     let result = model.load_from(&mut store).map_err(|e| ModelError::file(path, e))?;
     let mut problems = Vec::new();
     if !result.missing.is_empty() {
-        problems.push(format!("missing tensors: {}", result.missing.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>().join(", ")));
+        problems.push(format!(
+            "missing tensors: {}",
+            result.missing.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>().join(", ")
+        ));
     }
     if !result.unused.is_empty() {
         problems.push(format!("unknown tensors: {}", result.unused.join(", ")));

@@ -46,14 +46,22 @@ impl RunConfig {
     /// The dotted keys (`train.lr`, `model.gate.position`, …) whose values differ between `self`
     /// and `other`, each with both values: what tells two configurations apart.
     pub fn differences(&self, other: &RunConfig) -> Vec<(String, serde_json::Value, serde_json::Value)> {
-        let (a, b) = (serde_json::to_value(self).expect("configs serialise"), serde_json::to_value(other).expect("configs serialise"));
+        let (a, b) = (
+            serde_json::to_value(self).expect("configs serialise"),
+            serde_json::to_value(other).expect("configs serialise"),
+        );
         let mut out = Vec::new();
         diff_values("", &a, &b, &mut out);
         out
     }
 }
 
-fn diff_values(prefix: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<(String, serde_json::Value, serde_json::Value)>) {
+fn diff_values(
+    prefix: &str,
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    out: &mut Vec<(String, serde_json::Value, serde_json::Value)>,
+) {
     use serde_json::Value;
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
@@ -178,7 +186,10 @@ impl TrainConfig {
             return Err(RunDirError::invalid("train.min_lr_ratio", "must be in [0, 1]"));
         }
         if self.warmup_steps >= self.steps {
-            return Err(RunDirError::invalid("train.warmup_steps", format!("{} leaves no step of {} after warmup", self.warmup_steps, self.steps)));
+            return Err(RunDirError::invalid(
+                "train.warmup_steps",
+                format!("{} leaves no step of {} after warmup", self.warmup_steps, self.steps),
+            ));
         }
         Ok(())
     }

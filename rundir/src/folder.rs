@@ -170,7 +170,11 @@ impl RunDir {
     /// Writes a checkpoint: its files into `checkpoint-<step>/` (by `write`, given the model's and
     /// the optimiser's paths), then `checkpoint.json` pointing at it (the commit point), then
     /// removes older checkpoints.
-    pub fn save_checkpoint<E>(&self, ckpt: &Checkpoint, write: impl FnOnce(&Path, &Path) -> Result<(), E>) -> Result<(), E>
+    pub fn save_checkpoint<E>(
+        &self,
+        ckpt: &Checkpoint,
+        write: impl FnOnce(&Path, &Path) -> Result<(), E>,
+    ) -> Result<(), E>
     where
         E: From<RunDirError>,
     {
@@ -188,10 +192,10 @@ impl RunDir {
         let entries = std::fs::read_dir(&self.path).map_err(|e| RunDirError::io(&self.path, e))?;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
-            if let Some(step) = name.strip_prefix("checkpoint-").and_then(|s| s.parse::<usize>().ok()) {
-                if Some(step) != keep {
-                    let _ = std::fs::remove_dir_all(entry.path());
-                }
+            if let Some(step) = name.strip_prefix("checkpoint-").and_then(|s| s.parse::<usize>().ok())
+                && Some(step) != keep
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
             }
         }
         Ok(())
@@ -218,7 +222,8 @@ pub fn runs_under(path: &Path) -> Result<Vec<RunDir>, RunDirError> {
         return Ok(vec![RunDir::new(path)]);
     }
     let entries = std::fs::read_dir(path).map_err(|e| RunDirError::io(path, e))?;
-    let mut runs: Vec<RunDir> = entries.flatten().map(|e| e.path()).filter(|p| RunDir::is_run(p)).map(RunDir::new).collect();
+    let mut runs: Vec<RunDir> =
+        entries.flatten().map(|e| e.path()).filter(|p| RunDir::is_run(p)).map(RunDir::new).collect();
     runs.sort();
     if runs.is_empty() {
         return Err(RunDirError::folder(path, "no run folders (with a config.json) here"));

@@ -20,7 +20,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunDirError> {
 
 /// Writes `value` as pretty JSON (with a final newline), atomically.
 pub fn write_json(path: &Path, value: &impl Serialize) -> Result<(), RunDirError> {
-    let mut text = serde_json::to_string_pretty(value).map_err(|error| RunDirError::Json { path: path.into(), line: None, error })?;
+    let mut text = serde_json::to_string_pretty(value).map_err(|error| RunDirError::Json {
+        path: path.into(),
+        line: None,
+        error,
+    })?;
     text.push('\n');
     write_atomic(path, text.as_bytes())
 }
@@ -54,8 +58,10 @@ pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, RunDirErro
 
 /// Appends one record as a JSON line.
 pub fn append_jsonl(path: &Path, record: &impl Serialize) -> Result<(), RunDirError> {
-    let mut line = serde_json::to_string(record).map_err(|error| RunDirError::Json { path: path.into(), line: None, error })?;
+    let mut line =
+        serde_json::to_string(record).map_err(|error| RunDirError::Json { path: path.into(), line: None, error })?;
     line.push('\n');
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| RunDirError::io(path, e))?;
+    let mut file =
+        std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| RunDirError::io(path, e))?;
     file.write_all(line.as_bytes()).map_err(|e| RunDirError::io(path, e))
 }

@@ -5,7 +5,9 @@ use gatelab_rundir::{RunDir, Status, read_jsonl, runs_under};
 use std::path::PathBuf;
 
 fn fixture() -> PathBuf {
-    let dir = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     dir.join("tests/fixtures/sweep-ca03b9e")
 }
 
@@ -13,7 +15,16 @@ fn fixture() -> PathBuf {
 fn a_sweep_written_before_the_types_reads_unchanged() {
     let runs = runs_under(&fixture()).unwrap();
     let names: Vec<String> = runs.iter().map(RunDir::name).collect();
-    assert_eq!(names, ["baseline-61269182f2", "baseline-7626fcd26a", "baseline-80904d9489", "g1-elementwise-0cfe02e3b9", "g1-elementwise-c3802c5be0"]);
+    assert_eq!(
+        names,
+        [
+            "baseline-61269182f2",
+            "baseline-7626fcd26a",
+            "baseline-80904d9489",
+            "g1-elementwise-0cfe02e3b9",
+            "g1-elementwise-c3802c5be0"
+        ]
+    );
     for run in &runs {
         let file = run.read_file().unwrap();
         assert_eq!(file.meta.grid, "fixture");

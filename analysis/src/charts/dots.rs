@@ -51,7 +51,8 @@ where
     let (_, h) = root.dim_in_pixel();
     let foot = px(14.0 + 17.0 * wrap(&chart.caption, 150).len() as f64, s) as u32;
     let (top, rest) = root.split_vertically(px(40.0, s));
-    top.draw(&Text::new(chart.title.clone(), (px(16.0, s), px(10.0, s)), font(20.0, s).color(&BLACK))).map_err(|x| e(&x))?;
+    top.draw(&Text::new(chart.title.clone(), (px(16.0, s), px(10.0, s)), font(20.0, s).color(&BLACK)))
+        .map_err(|x| e(&x))?;
     let (plot, foot_area) = rest.split_vertically(h - px(40.0, s) as u32 - foot);
     let n = chart.rows.len().max(1);
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
@@ -97,22 +98,34 @@ where
     let row = |i: usize| SegmentValue::CenterOf(n - 1 - i);
     if let Some((name, v)) = &chart.reference {
         let style = ShapeStyle { color: REFERENCE.to_rgba(), filled: false, stroke_width: (1.5 * s).max(1.0) as u32 };
-        ctx.draw_series(DashedLineSeries::new(vec![(*v, SegmentValue::Exact(0)), (*v, SegmentValue::Exact(n))], px(6.0, s) as u32, px(5.0, s) as u32, style))
-            .map_err(|x| e(&x))?;
-        ctx.draw_series(std::iter::once(Text::new(format!("{name} {}", tick_label(*v, xd + 1)), (*v, SegmentValue::Exact(n)), font(12.0, s).color(&REFERENCE))))
-            .map_err(|x| e(&x))?;
+        ctx.draw_series(DashedLineSeries::new(
+            vec![(*v, SegmentValue::Exact(0)), (*v, SegmentValue::Exact(n))],
+            px(6.0, s) as u32,
+            px(5.0, s) as u32,
+            style,
+        ))
+        .map_err(|x| e(&x))?;
+        ctx.draw_series(std::iter::once(Text::new(
+            format!("{name} {}", tick_label(*v, xd + 1)),
+            (*v, SegmentValue::Exact(n)),
+            font(12.0, s).color(&REFERENCE),
+        )))
+        .map_err(|x| e(&x))?;
     }
     for (i, r) in chart.rows.iter().enumerate() {
         let c = colour(r.colour);
         let stroke = ShapeStyle { color: c.to_rgba(), filled: false, stroke_width: (2.5 * s).max(1.0) as u32 };
         if let Some((a, b)) = r.interval {
             let (a, b) = (a.clamp(x0, x1), b.clamp(x0, x1));
-            ctx.draw_series(std::iter::once(PathElement::new(vec![(a, row(i)), (b, row(i))], stroke))).map_err(|x| e(&x))?;
+            ctx.draw_series(std::iter::once(PathElement::new(vec![(a, row(i)), (b, row(i))], stroke)))
+                .map_err(|x| e(&x))?;
         }
         let ring = ShapeStyle { color: c.mix(0.8), filled: false, stroke_width: (1.0 * s).max(1.0) as u32 };
-        ctx.draw_series(r.values.iter().filter(|v| v.is_finite()).map(|&v| Circle::new((v, row(i)), px(4.5, s), ring))).map_err(|x| e(&x))?;
+        ctx.draw_series(r.values.iter().filter(|v| v.is_finite()).map(|&v| Circle::new((v, row(i)), px(4.5, s), ring)))
+            .map_err(|x| e(&x))?;
         if r.mean.is_finite() {
-            ctx.draw_series(std::iter::once(Circle::new((r.mean, row(i)), px(5.5, s), c.filled()))).map_err(|x| e(&x))?;
+            ctx.draw_series(std::iter::once(Circle::new((r.mean, row(i)), px(5.5, s), c.filled())))
+                .map_err(|x| e(&x))?;
         }
     }
     caption(&foot_area, &chart.caption, s)?;

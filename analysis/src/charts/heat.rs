@@ -40,7 +40,13 @@ fn heat(p: f32) -> RGBColor {
 /// The frame of a heat-map figure: white background, `title` on top, a colour bar on the right
 /// (0 white to 1 dark blue, labelled `value`) and `caption` at the foot. Returns the area left
 /// for the panels.
-fn heat_frame<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, value: &str, caption_text: &str, s: f64) -> std::result::Result<DrawingArea<DB, Shift>, String>
+fn heat_frame<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    value: &str,
+    caption_text: &str,
+    s: f64,
+) -> std::result::Result<DrawingArea<DB, Shift>, String>
 where
     DB::ErrorType: 'static,
 {
@@ -49,13 +55,29 @@ where
     let (w, h) = root.dim_in_pixel();
     let foot_h = px(14.0 + 17.0 * wrap(caption_text, 150).len() as f64, s) as u32;
     let (top, rest) = root.split_vertically(px(44.0, s));
-    top.draw(&Text::new(title.to_string(), (px(16.0, s), px(10.0, s)), font(20.0, s).color(&BLACK))).map_err(|e| err(&e))?;
+    top.draw(&Text::new(title.to_string(), (px(16.0, s), px(10.0, s)), font(20.0, s).color(&BLACK)))
+        .map_err(|e| err(&e))?;
     let (body, foot) = rest.split_vertically(h - px(44.0, s) as u32 - foot_h);
     let (grid, bar) = body.split_horizontally(w - px(120.0, s) as u32);
     let steps = 50;
-    let mut bar_ctx = ChartBuilder::on(&bar).margin(px(20.0, s)).margin_right(px(30.0, s)).y_label_area_size(px(56.0, s)).build_cartesian_2d(0..1, 0.0..1.0).map_err(|e| err(&e))?;
+    let mut bar_ctx = ChartBuilder::on(&bar)
+        .margin(px(20.0, s))
+        .margin_right(px(30.0, s))
+        .y_label_area_size(px(56.0, s))
+        .build_cartesian_2d(0..1, 0.0..1.0)
+        .map_err(|e| err(&e))?;
     let fmt = |v: &f64| format!("{v:.1}");
-    bar_ctx.configure_mesh().disable_mesh().disable_x_axis().y_labels(6).y_label_formatter(&fmt).label_style(font(11.0, s)).y_desc(value).axis_desc_style(font(11.0, s)).draw().map_err(|e| err(&e))?;
+    bar_ctx
+        .configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_labels(6)
+        .y_label_formatter(&fmt)
+        .label_style(font(11.0, s))
+        .y_desc(value)
+        .axis_desc_style(font(11.0, s))
+        .draw()
+        .map_err(|e| err(&e))?;
     bar_ctx
         .draw_series((0..steps).map(|i| {
             let (a, b) = (i as f64 / steps as f64, (i + 1) as f64 / steps as f64);
@@ -66,13 +88,25 @@ where
     Ok(grid)
 }
 
-fn draw_maps<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, m: &AttentionMaps, layers: &[usize], heads: &[usize], n: usize, caption_text: &str, s: f64) -> std::result::Result<(), String>
+fn draw_maps<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    m: &AttentionMaps,
+    layers: &[usize],
+    heads: &[usize],
+    n: usize,
+    caption_text: &str,
+    s: f64,
+) -> std::result::Result<(), String>
 where
     DB::ErrorType: 'static,
 {
     let err = |e: &dyn std::fmt::Display| format!("{}: {e}", m.title);
     let grid = heat_frame(&root, &m.title, "probability", caption_text, s)?;
-    for (cell, (li, hi)) in grid.split_evenly((layers.len(), heads.len())).iter().zip(layers.iter().flat_map(|l| heads.iter().map(move |h| (*l, *h)))) {
+    for (cell, (li, hi)) in grid
+        .split_evenly((layers.len(), heads.len()))
+        .iter()
+        .zip(layers.iter().flat_map(|l| heads.iter().map(move |h| (*l, *h))))
+    {
         let map = &m.maps[li][hi];
         let mut ctx = ChartBuilder::on(cell)
             .caption(format!("layer {}, head {}", li + 1, hi + 1), font(13.0, s))
@@ -81,10 +115,22 @@ where
             .y_label_area_size(px(28.0, s))
             .build_cartesian_2d(0usize..n, n..0usize)
             .map_err(|e| err(&e))?;
-        ctx.configure_mesh().disable_mesh().x_labels(3).y_labels(3).label_style(font(10.0, s)).x_desc("key").y_desc("query").axis_desc_style(font(10.0, s)).draw().map_err(|e| err(&e))?;
-        ctx.draw_series((0..n).flat_map(|q| (0..n).map(move |k| (q, k))).filter(|(q, k)| k <= q).map(|(q, k)| {
-            Rectangle::new([(k, q), (k + 1, q + 1)], heat(map[q * m.t + k]).filled())
-        }))
+        ctx.configure_mesh()
+            .disable_mesh()
+            .x_labels(3)
+            .y_labels(3)
+            .label_style(font(10.0, s))
+            .x_desc("key")
+            .y_desc("query")
+            .axis_desc_style(font(10.0, s))
+            .draw()
+            .map_err(|e| err(&e))?;
+        ctx.draw_series(
+            (0..n)
+                .flat_map(|q| (0..n).map(move |k| (q, k)))
+                .filter(|(q, k)| k <= q)
+                .map(|(q, k)| Rectangle::new([(k, q), (k + 1, q + 1)], heat(map[q * m.t + k]).filled())),
+        )
         .map_err(|e| err(&e))?;
     }
     root.present().map_err(|e| err(&e))
@@ -97,7 +143,11 @@ pub fn attention_maps(dir: &Path, stem: &str, m: &AttentionMaps) -> Result<Strin
     let n = m.t.min(MAX_POSITIONS);
     let caption = format!(
         "One held-out sequence, BOS at 0: positions 0..{n} of {}; {} of {} layers, {} of {} heads.",
-        m.t, layers.len(), m.maps.len(), heads.len(), m.maps.first().map_or(0, |h| h.len())
+        m.t,
+        layers.len(),
+        m.maps.len(),
+        heads.len(),
+        m.maps.first().map_or(0, |h| h.len())
     );
     let size = (((heads.len() as u32) * 230 + 140).max(820), ((layers.len() as u32) * 230 + 90).max(440));
     let mut csv = format!("# {}: {caption}\nlayer,head,query,key,probability\n", m.title);
@@ -110,7 +160,14 @@ pub fn attention_maps(dir: &Path, stem: &str, m: &AttentionMaps) -> Result<Strin
             }
         }
     }
-    save(dir, stem, size, |a| draw_maps(a, m, &layers, &heads, n, &caption, 1.0), |a| draw_maps(a, m, &layers, &heads, n, &caption, 2.0), &csv)?;
+    save(
+        dir,
+        stem,
+        size,
+        |a| draw_maps(a, m, &layers, &heads, n, &caption, 1.0),
+        |a| draw_maps(a, m, &layers, &heads, n, &caption, 2.0),
+        &csv,
+    )?;
     Ok(caption)
 }
 
@@ -146,7 +203,11 @@ pub struct HeatGrid {
     pub columns: usize,
 }
 
-fn draw_heat_grid<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, g: &HeatGrid, s: f64) -> std::result::Result<(), String>
+fn draw_heat_grid<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    g: &HeatGrid,
+    s: f64,
+) -> std::result::Result<(), String>
 where
     DB::ErrorType: 'static,
 {
@@ -185,17 +246,28 @@ where
             .axis_desc_style(font(11.0, s))
             .draw()
             .map_err(|e| err(&e))?;
-        let cells: Vec<(usize, usize, f64)> = (0..nr).flat_map(|r| (0..nc).map(move |c| (r, c))).map(|(r, c)| (r, c, panel.values[r][c])).collect();
+        let cells: Vec<(usize, usize, f64)> =
+            (0..nr).flat_map(|r| (0..nc).map(move |c| (r, c))).map(|(r, c)| (r, c, panel.values[r][c])).collect();
         ctx.draw_series(cells.iter().map(|&(r, c, v)| {
             let colour = if v.is_finite() { heat(v as f32) } else { RGBColor(200, 200, 200) };
             let y = nr - 1 - r;
-            Rectangle::new([(SegmentValue::Exact(c), SegmentValue::Exact(y)), (SegmentValue::Exact(c + 1), SegmentValue::Exact(y + 1))], colour.filled())
+            Rectangle::new(
+                [
+                    (SegmentValue::Exact(c), SegmentValue::Exact(y)),
+                    (SegmentValue::Exact(c + 1), SegmentValue::Exact(y + 1)),
+                ],
+                colour.filled(),
+            )
         }))
         .map_err(|e| err(&e))?;
         // The value in each cell, dark on light, light on dark.
         ctx.draw_series(cells.iter().filter(|(_, _, v)| v.is_finite()).map(|&(r, c, v)| {
             let ink = if v > 0.55 { WHITE } else { BLACK };
-            Text::new(format!("{v:.2}"), (SegmentValue::CenterOf(c), SegmentValue::CenterOf(nr - 1 - r)), font(11.0, s).color(&ink).pos(Pos::new(HPos::Center, VPos::Center)))
+            Text::new(
+                format!("{v:.2}"),
+                (SegmentValue::CenterOf(c), SegmentValue::CenterOf(nr - 1 - r)),
+                font(11.0, s).color(&ink).pos(Pos::new(HPos::Center, VPos::Center)),
+            )
         }))
         .map_err(|e| err(&e))?;
     }
@@ -207,7 +279,8 @@ pub fn heat_grid(dir: &Path, stem: &str, g: &HeatGrid) -> Result<()> {
     let columns = g.columns.max(1);
     let rows = g.panels.len().div_ceil(columns).max(1) as u32;
     let size = ((columns.min(g.panels.len().max(1)) as u32 * 300 + 140).max(820), (rows * 280 + 90).max(440));
-    let mut csv = format!("# {}: {}\npanel,{},{},{}\n", g.title, g.aggregation, g.row_label, g.col_label, g.value_label);
+    let mut csv =
+        format!("# {}: {}\npanel,{},{},{}\n", g.title, g.aggregation, g.row_label, g.col_label, g.value_label);
     for p in &g.panels {
         for (r, row) in p.rows.iter().enumerate() {
             for (c, col) in p.cols.iter().enumerate() {

@@ -1,7 +1,9 @@
 //! Values against a continuous x (training steps, layers, lengths), one line per series, with
 //! the interval of each point drawn as a shaded band or as error bars.
 
-use super::{ChartFile, REFERENCE, SIZE, YAxis, caption, colour, font, legend, px, save, tick_decimals, tick_label, wrap};
+use super::{
+    ChartFile, REFERENCE, SIZE, YAxis, caption, colour, font, legend, px, save, tick_decimals, tick_label, wrap,
+};
 use crate::error::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -84,7 +86,8 @@ where
     let (w, h) = root.dim_in_pixel();
     let foot = px(14.0 + 17.0 * wrap(&chart.caption, 150).len() as f64, s) as u32;
     let (top, rest) = root.split_vertically(px(40.0, s));
-    top.draw(&Text::new(chart.title.clone(), (px(16.0, s), px(10.0, s)), font(20.0, s).color(&BLACK))).map_err(|x| e(&x))?;
+    top.draw(&Text::new(chart.title.clone(), (px(16.0, s), px(10.0, s)), font(20.0, s).color(&BLACK)))
+        .map_err(|x| e(&x))?;
     let (body, foot_area) = rest.split_vertically(h - px(40.0, s) as u32 - foot);
     let (plot, legend_area) = body.split_horizontally(w - px(250.0, s) as u32);
     let finite = chart.series.iter().flat_map(|s| s.points.iter()).filter(|p| p.x.is_finite() && p.y.is_finite());
@@ -97,7 +100,13 @@ where
         (x0, x1) = (0.0, 1.0);
     }
     let (y0, y1) = chart.y.range(y0, y1);
-    let (x0, x1) = if chart.integer_x { (x0 - 0.3, x1 + 0.3) } else if x1 > x0 { (x0, x1) } else { (x0 - 1.0, x1 + 1.0) };
+    let (x0, x1) = if chart.integer_x {
+        (x0 - 0.3, x1 + 0.3)
+    } else if x1 > x0 {
+        (x0, x1)
+    } else {
+        (x0 - 1.0, x1 + 1.0)
+    };
     let mut ctx = ChartBuilder::on(&plot)
         .margin(px(12.0, s))
         .x_label_area_size(px(46.0, s))
@@ -105,7 +114,8 @@ where
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(|x| e(&x))?;
     let (x_labels, y_labels) = (if chart.integer_x { ((x1 - x0).round() as usize + 1).min(24) } else { 10 }, 8);
-    let (xd, yd) = (if chart.integer_x { 0 } else { tick_decimals(x1 - x0, x_labels) }, tick_decimals(y1 - y0, y_labels));
+    let (xd, yd) =
+        (if chart.integer_x { 0 } else { tick_decimals(x1 - x0, x_labels) }, tick_decimals(y1 - y0, y_labels));
     let x_fmt = move |v: &f64| tick_label(*v, xd);
     let y_fmt = move |v: &f64| tick_label(*v, yd);
     ctx.configure_mesh()
@@ -129,7 +139,8 @@ where
         let xy: Vec<(f64, f64)> = pts.iter().map(|p| (p.x, p.y)).collect();
         match series.style {
             SeriesStyle::Reference => {
-                ctx.draw_series(DashedLineSeries::new(xy, px(8.0, s) as u32, px(6.0, s) as u32, line)).map_err(|x| e(&x))?;
+                ctx.draw_series(DashedLineSeries::new(xy, px(8.0, s) as u32, px(6.0, s) as u32, line))
+                    .map_err(|x| e(&x))?;
             }
             SeriesStyle::Band => {
                 let band: Vec<(f64, f64)> = pts
@@ -158,7 +169,8 @@ where
             }
         }
     }
-    let entries: Vec<(String, RGBColor, bool)> = chart.series.iter().map(|s| (s.label.clone(), colour_of(s), s.style == SeriesStyle::Reference)).collect();
+    let entries: Vec<(String, RGBColor, bool)> =
+        chart.series.iter().map(|s| (s.label.clone(), colour_of(s), s.style == SeriesStyle::Reference)).collect();
     legend(&legend_area, &entries, s)?;
     caption(&foot_area, &chart.caption, s)?;
     root.present().map_err(|x| e(&x))

@@ -74,7 +74,8 @@ pub fn ensure_font() -> Result<()> {
             }
             Err(_) => BUILT_IN_FONT,
         };
-        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).map_err(|_| "GATELAB_FONT: not a TrueType font".to_string())
+        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+            .map_err(|_| "GATELAB_FONT: not a TrueType font".to_string())
     })
     .clone()
     .map_err(|e| AnalysisError::chart("font", e))
@@ -124,7 +125,11 @@ pub fn tick_decimals(range: f64, labels: usize) -> usize {
 /// A tick label with `decimals` decimals (large values without).
 pub fn tick_label(v: f64, decimals: usize) -> String {
     let text = format!("{v:.decimals$}");
-    if text.starts_with('-') && text.trim_start_matches(['-', '0', '.']).is_empty() { text[1..].to_string() } else { text }
+    if text.starts_with('-') && text.trim_start_matches(['-', '0', '.']).is_empty() {
+        text[1..].to_string()
+    } else {
+        text
+    }
 }
 
 /// Size of a chart's SVG in pixels; the PNG is twice as large.
@@ -152,10 +157,17 @@ where
     svg(SVGBackend::with_string(&mut text, size).into_drawing_area()).map_err(|e| AnalysisError::chart(stem, e))?;
     let (w, h) = (size.0 * 2, size.1 * 2);
     let mut pixels = vec![255u8; (w * h * 3) as usize];
-    png(BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area()).map_err(|e| AnalysisError::chart(stem, e))?;
-    let mut encoded = Vec::new();
-    image::ImageEncoder::write_image(image::codecs::png::PngEncoder::new(&mut encoded), &pixels, w, h, image::ColorType::Rgb8)
+    png(BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area())
         .map_err(|e| AnalysisError::chart(stem, e))?;
+    let mut encoded = Vec::new();
+    image::ImageEncoder::write_image(
+        image::codecs::png::PngEncoder::new(&mut encoded),
+        &pixels,
+        w,
+        h,
+        image::ColorType::Rgb8,
+    )
+    .map_err(|e| AnalysisError::chart(stem, e))?;
     write_atomic(&dir.join(format!("{stem}.svg")), text.as_bytes())?;
     write_atomic(&dir.join(format!("{stem}.png")), &encoded)?;
     write_atomic(&dir.join(format!("{stem}.csv")), csv.as_bytes())?;
@@ -163,7 +175,11 @@ where
 }
 
 /// A legend beside the plot: a swatch and a label per entry, top to bottom.
-pub(crate) fn legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, entries: &[(String, RGBColor, bool)], s: f64) -> std::result::Result<(), String> {
+pub(crate) fn legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    entries: &[(String, RGBColor, bool)],
+    s: f64,
+) -> std::result::Result<(), String> {
     let style = font(13.0, s).color(&BLACK);
     for (k, (label, c, dashed)) in entries.iter().enumerate() {
         let y = px(24.0 + 22.0 * k as f64, s);
@@ -183,10 +199,15 @@ pub(crate) fn legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, entries:
 }
 
 /// The caption at the foot of a chart: what it aggregates, wrapped to the width.
-pub(crate) fn caption<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, text: &str, s: f64) -> std::result::Result<(), String> {
+pub(crate) fn caption<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    text: &str,
+    s: f64,
+) -> std::result::Result<(), String> {
     let style = font(12.5, s).color(&BLACK.mix(0.75));
     for (k, line) in wrap(text, 150).iter().enumerate() {
-        area.draw(&Text::new(line.clone(), (px(14.0, s), px(4.0 + 17.0 * k as f64, s)), style.clone())).map_err(|e| e.to_string())?;
+        area.draw(&Text::new(line.clone(), (px(14.0, s), px(4.0 + 17.0 * k as f64, s)), style.clone()))
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }

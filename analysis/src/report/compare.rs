@@ -11,8 +11,17 @@ const METRICS: [Metric; 4] = [Metric::ValLoss, Metric::FirstTokenAttention, Metr
 fn differences(a: &Summary, b: &Summary) -> Vec<String> {
     let (Some(ga), Some(gb)) = (a.groups.first(), b.groups.first()) else { return vec![] };
     let (fa, fb) = (&ga.runs[0].file, &gb.runs[0].file);
-    let mut out: Vec<String> = fa.config_without_seed().differences(&fb.config_without_seed()).into_iter().map(|(k, x, y)| format!("`{k}`: {} → {}", show_value(&x), show_value(&y))).collect();
-    for (name, x, y) in [("backend", &fa.meta.backend, &fb.meta.backend), ("preset", &fa.meta.preset, &fb.meta.preset), ("commit", &fa.meta.git_commit, &fb.meta.git_commit)] {
+    let mut out: Vec<String> = fa
+        .config_without_seed()
+        .differences(&fb.config_without_seed())
+        .into_iter()
+        .map(|(k, x, y)| format!("`{k}`: {} → {}", show_value(&x), show_value(&y)))
+        .collect();
+    for (name, x, y) in [
+        ("backend", &fa.meta.backend, &fb.meta.backend),
+        ("preset", &fa.meta.preset, &fb.meta.preset),
+        ("commit", &fa.meta.git_commit, &fb.meta.git_commit),
+    ] {
         if x != y {
             out.push(format!("{name}: {x} → {y}"));
         }
@@ -36,7 +45,11 @@ pub fn compare(a: &Summary, b: &Summary, name_a: &str, name_b: &str) -> String {
     if diffs.is_empty() {
         md.push_str("The two sweeps' first configurations are identical (same resolved config, backend, preset and commit).\n\n");
     } else {
-        let _ = writeln!(md, "What differs (A → B):\n\n{}\n", diffs.iter().map(|d| format!("- {d}")).collect::<Vec<_>>().join("\n"));
+        let _ = writeln!(
+            md,
+            "What differs (A → B):\n\n{}\n",
+            diffs.iter().map(|d| format!("- {d}")).collect::<Vec<_>>().join("\n")
+        );
     }
     let _ = writeln!(md, "A: {}\n\nB: {}\n", finding(a), finding(b));
     let mut head = vec!["configuration".to_string()];

@@ -20,6 +20,9 @@ struct ValueFigure {
     chance: bool,
 }
 
+/// `(step, value)` points of one run's log.
+type Curve = Vec<(f64, f64)>;
+
 /// A curve over training, from each run's logs, with a band over seeds.
 struct CurveFigure {
     stem: &'static str,
@@ -27,8 +30,38 @@ struct CurveFigure {
     label: &'static str,
     caption: &'static str,
     axis: YAxis,
-    read: fn(&RunDir) -> Result<Vec<(f64, f64)>>,
+    read: fn(&RunDir) -> Result<Curve>,
 }
+
+/// A per-layer profile over seeds: a line over layers, or a dot chart for one-layer models.
+#[derive(Clone, Copy)]
+struct LayerFigure {
+    stem: &'static str,
+    title: &'static str,
+    label: &'static str,
+    axis: YAxis,
+    of: fn(&Group) -> &Vec<Estimate>,
+    /// Draw the chance level of F-Attn.
+    chance: bool,
+}
+
+const SINK_LAYERS: LayerFigure = LayerFigure {
+    stem: "first_token_attention_per_layer",
+    title: "First-token attention per layer (cf. paper Figure 2)",
+    label: "attention on position 0 (probability)",
+    axis: YAxis::Probability,
+    of: |g| &g.first_token_attention_per_layer,
+    chance: true,
+};
+
+const MAX_ACT_LAYERS: LayerFigure = LayerFigure {
+    stem: "max_activation_per_layer",
+    title: "Largest activation per layer",
+    label: "max |h| of the block output",
+    axis: YAxis::FromZero,
+    of: |g| &g.max_activation_per_layer,
+    chance: false,
+};
 
 const SINK_VALUE: ValueFigure = ValueFigure {
     stem: "first_token_attention",
@@ -48,9 +81,23 @@ const MAX_ACT_VALUE: ValueFigure = ValueFigure {
     chance: false,
 };
 
-const VAL_LOSS: ValueFigure = ValueFigure { stem: "val_loss", title: "Validation loss", metric: Metric::ValLoss, label: "val loss (nats per token)", axis: YAxis::Fit, chance: false };
+const VAL_LOSS: ValueFigure = ValueFigure {
+    stem: "val_loss",
+    title: "Validation loss",
+    metric: Metric::ValLoss,
+    label: "val loss (nats per token)",
+    axis: YAxis::Fit,
+    chance: false,
+};
 
-const GATE_MEAN: ValueFigure = ValueFigure { stem: "gate_mean", title: "Mean gate score", metric: Metric::GateMean, label: "gate mean (probability)", axis: YAxis::Probability, chance: false };
+const GATE_MEAN: ValueFigure = ValueFigure {
+    stem: "gate_mean",
+    title: "Mean gate score",
+    metric: Metric::GateMean,
+    label: "gate mean (probability)",
+    axis: YAxis::Probability,
+    chance: false,
+};
 
 const CURVES: [CurveFigure; 4] = [
     CurveFigure {
@@ -67,7 +114,9 @@ const CURVES: [CurveFigure; 4] = [
         label: "attention on position 0 (probability)",
         caption: "Mean over layers, heads and queries ≥ 1 of a fixed held-out batch (train.dynamics_batch sequences; not the analysis split).",
         axis: YAxis::Probability,
-        read: |r| Ok(r.dynamics()?.iter().map(|d| (d.step as f64, d.mean_over_layers(|l| l.first_token_attention))).collect()),
+        read: |r| {
+            Ok(r.dynamics()?.iter().map(|d| (d.step as f64, d.mean_over_layers(|l| l.first_token_attention))).collect())
+        },
     },
     CurveFigure {
         stem: "max_activation_over_training",
@@ -83,7 +132,13 @@ const CURVES: [CurveFigure; 4] = [
         label: "gate mean (probability)",
         caption: "Mean over layers, positions and channels of the fixed held-out batch; gated configurations only.",
         axis: YAxis::Probability,
-        read: |r| Ok(r.dynamics()?.iter().filter_map(|d| Some((d.step as f64, d.mean_over_layers(|l| l.gate_mean.unwrap_or(f64::NAN))))).filter(|(_, v)| v.is_finite()).collect()),
+        read: |r| {
+            Ok(r.dynamics()?
+                .iter()
+                .map(|d| (d.step as f64, d.mean_over_layers(|l| l.gate_mean.unwrap_or(f64::NAN))))
+                .filter(|(_, v)| v.is_finite())
+                .collect())
+        },
     },
 ];
 
@@ -97,11 +152,21 @@ fn seeds_word(groups: &[&Group]) -> String {
 const INTERVALS: &str = "Dots: means over seeds; bars: 95% Student-t intervals; rings: each seed.";
 
 fn value_figure(dir: &Path, summary: &Summary, f: &ValueFigure) -> Result<Option<ChartFile>> {
-    let with: Vec<(usize, &Group, &Estimate)> = summary.groups.iter().enumerate().filter_map(|(i, g)| Some((i, g, g.estimates.get(&f.metric)?))).collect();
+    let with: Vec<(usize, &Group, &Estimate)> =
+        summary.groups.iter().enumerate().filter_map(|(i, g)| Some((i, g, g.estimates.get(&f.metric)?))).collect();
     if with.is_empty() {
         return Ok(None);
     }
-    let rows = with.iter().map(|(i, g, e)| Dot { label: g.name(), colour: *i, mean: e.mean, interval: e.interval(), values: e.values.iter().map(|(_, v)| *v).collect() }).collect();
+    let rows = with
+        .iter()
+        .map(|(i, g, e)| Dot {
+            label: g.name(),
+            colour: *i,
+            mean: e.mean,
+            interval: e.interval(),
+            values: e.values.iter().map(|(_, v)| *v).collect(),
+        })
+        .collect();
     let chance = f.chance.then(|| summary.groups.iter().find_map(|g| g.chance)).flatten();
     let groups: Vec<&Group> = with.iter().map(|(_, g, _)| *g).collect();
     let chart = DotChart {
@@ -116,11 +181,21 @@ fn value_figure(dir: &Path, summary: &Summary, f: &ValueFigure) -> Result<Option
 }
 
 fn paired_figure(dir: &Path, summary: &Summary, metric: Metric, stem: &str) -> Result<Option<ChartFile>> {
-    let with: Vec<(usize, &Group, &Estimate)> = summary.groups.iter().enumerate().filter_map(|(i, g)| Some((i, g, g.versus_baseline.get(&metric)?))).collect();
+    let with: Vec<(usize, &Group, &Estimate)> =
+        summary.groups.iter().enumerate().filter_map(|(i, g)| Some((i, g, g.versus_baseline.get(&metric)?))).collect();
     if with.is_empty() {
         return Ok(None);
     }
-    let rows = with.iter().map(|(i, g, e)| Dot { label: g.name(), colour: *i, mean: e.mean, interval: e.interval(), values: e.values.iter().map(|(_, v)| *v).collect() }).collect();
+    let rows = with
+        .iter()
+        .map(|(i, g, e)| Dot {
+            label: g.name(),
+            colour: *i,
+            mean: e.mean,
+            interval: e.interval(),
+            values: e.values.iter().map(|(_, v)| *v).collect(),
+        })
+        .collect();
     let chart = DotChart {
         title: format!("{} against the baseline, paired by seed", metric.name()),
         value_label: format!("Δ {} (configuration − its baseline)", metric.name()),
@@ -135,13 +210,17 @@ fn paired_figure(dir: &Path, summary: &Summary, metric: Metric, stem: &str) -> R
 }
 
 /// A per-layer profile: a dot chart for one-layer models, else a line over layers with error bars.
-fn layer_figure(dir: &Path, summary: &Summary, stem: &str, title: &str, label: &str, axis: YAxis, of: fn(&Group) -> &Vec<Estimate>, chance: bool) -> Result<Option<ChartFile>> {
+fn layer_figure(dir: &Path, summary: &Summary, f: &LayerFigure) -> Result<Option<ChartFile>> {
+    let LayerFigure { stem, title, label, axis, of, chance } = *f;
     let depth = summary.groups.iter().map(|g| of(g).len()).max().unwrap_or(0);
     if depth == 0 {
         return Ok(None);
     }
     let groups: Vec<&Group> = summary.groups.iter().filter(|g| !of(g).is_empty()).collect();
-    let caption = format!("Per layer, mean over heads (and queries ≥ 1 for attention), over the held-out analysis split; {}.", seeds_word(&groups));
+    let caption = format!(
+        "Per layer, mean over heads (and queries ≥ 1 for attention), over the held-out analysis split; {}.",
+        seeds_word(&groups)
+    );
     let chance_level = chance.then(|| summary.groups.iter().find_map(|g| g.chance)).flatten();
     if depth == 1 {
         let rows = summary
@@ -150,10 +229,23 @@ fn layer_figure(dir: &Path, summary: &Summary, stem: &str, title: &str, label: &
             .enumerate()
             .filter_map(|(i, g)| {
                 let e = of(g).first()?;
-                Some(Dot { label: g.name(), colour: i, mean: e.mean, interval: e.interval(), values: e.values.iter().map(|(_, v)| *v).collect() })
+                Some(Dot {
+                    label: g.name(),
+                    colour: i,
+                    mean: e.mean,
+                    interval: e.interval(),
+                    values: e.values.iter().map(|(_, v)| *v).collect(),
+                })
             })
             .collect();
-        let chart = DotChart { title: title.replace(" per layer", " (one layer)"), value_label: label.into(), caption: format!("{caption} {INTERVALS}"), rows, axis, reference: chance_level.map(|c| ("chance".to_string(), c)) };
+        let chart = DotChart {
+            title: title.replace(" per layer", " (one layer)"),
+            value_label: label.into(),
+            caption: format!("{caption} {INTERVALS}"),
+            rows,
+            axis,
+            reference: chance_level.map(|c| ("chance".to_string(), c)),
+        };
         return Ok(Some(dot_chart(dir, stem, &chart)?));
     }
     let mut series: Vec<Series> = summary
@@ -164,25 +256,48 @@ fn layer_figure(dir: &Path, summary: &Summary, stem: &str, title: &str, label: &
         .map(|(i, g)| Series {
             label: g.name(),
             colour: i,
-            points: of(g).iter().enumerate().map(|(l, e)| Point { x: (l + 1) as f64, y: e.mean, lo: e.lo, hi: e.hi }).collect(),
+            points: of(g)
+                .iter()
+                .enumerate()
+                .map(|(l, e)| Point { x: (l + 1) as f64, y: e.mean, lo: e.lo, hi: e.hi })
+                .collect(),
             style: SeriesStyle::Markers,
         })
         .collect();
     if let Some(c) = chance_level {
-        series.push(Series { label: "chance (uniform causal)".into(), colour: 0, points: vec![Point::at(0.7, c), Point::at(depth as f64 + 0.3, c)], style: SeriesStyle::Reference });
+        series.push(Series {
+            label: "chance (uniform causal)".into(),
+            colour: 0,
+            points: vec![Point::at(0.7, c), Point::at(depth as f64 + 0.3, c)],
+            style: SeriesStyle::Reference,
+        });
     }
-    let chart = LineChart { title: title.into(), x_label: "layer".into(), y_label: label.into(), caption: format!("{caption} Error bars: 95% Student-t intervals over seeds."), series, integer_x: true, y: axis };
+    let chart = LineChart {
+        title: title.into(),
+        x_label: "layer".into(),
+        y_label: label.into(),
+        caption: format!("{caption} Error bars: 95% Student-t intervals over seeds."),
+        series,
+        integer_x: true,
+        y: axis,
+    };
     Ok(Some(line_chart(dir, stem, &chart)?))
 }
 
 /// Mean and interval over a group's runs at each step every run logged.
-fn curve_points(g: &Group, read: fn(&RunDir) -> Result<Vec<(f64, f64)>>) -> Result<Vec<Point>> {
-    let runs: Vec<(u64, Vec<(f64, f64)>)> = g.runs.iter().filter(|r| r.status.is_done()).map(|r| Ok((r.file.meta.seed, read(&r.run)?))).collect::<Result<_>>()?;
+fn curve_points(g: &Group, read: fn(&RunDir) -> Result<Curve>) -> Result<Vec<Point>> {
+    let runs: Vec<(u64, Curve)> = g
+        .runs
+        .iter()
+        .filter(|r| r.status.is_done())
+        .map(|r| Ok((r.file.meta.seed, read(&r.run)?)))
+        .collect::<Result<_>>()?;
     let Some((_, first)) = runs.first() else { return Ok(vec![]) };
     Ok(first
         .iter()
         .filter_map(|&(x, _)| {
-            let values: Vec<(u64, f64)> = runs.iter().filter_map(|(s, pts)| pts.iter().find(|(px, _)| *px == x).map(|(_, y)| (*s, *y))).collect();
+            let values: Vec<(u64, f64)> =
+                runs.iter().filter_map(|(s, pts)| pts.iter().find(|(px, _)| *px == x).map(|(_, y)| (*s, *y))).collect();
             let e = Estimate::of(&values)?;
             (e.n == runs.len()).then_some(Point { x, y: e.mean, lo: e.lo, hi: e.hi })
         })
@@ -206,7 +321,11 @@ fn curve_figure(dir: &Path, summary: &Summary, f: &CurveFigure) -> Result<Option
         title: f.title.into(),
         x_label: "optimiser step".into(),
         y_label: f.label.into(),
-        caption: format!("{} Lines: means over seeds ({}); bands: 95% Student-t intervals.", f.caption, seeds_word(&used)),
+        caption: format!(
+            "{} Lines: means over seeds ({}); bands: 95% Student-t intervals.",
+            f.caption,
+            seeds_word(&used)
+        ),
         series,
         integer_x: false,
         y: f.axis,
@@ -222,7 +341,17 @@ fn gate_histogram(dir: &Path, summary: &Summary) -> Result<Option<ChartFile>> {
         .filter(|(_, g)| !g.gate_histogram.is_empty())
         .map(|(i, g)| {
             let bins = g.gate_histogram.len() as f64;
-            Series { label: g.name(), colour: i, points: g.gate_histogram.iter().enumerate().map(|(b, s)| Point::at((b as f64 + 0.5) / bins, *s)).collect(), style: SeriesStyle::Markers }
+            Series {
+                label: g.name(),
+                colour: i,
+                points: g
+                    .gate_histogram
+                    .iter()
+                    .enumerate()
+                    .map(|(b, s)| Point::at((b as f64 + 0.5) / bins, *s))
+                    .collect(),
+                style: SeriesStyle::Markers,
+            }
         })
         .collect();
     if series.is_empty() {
@@ -245,18 +374,26 @@ pub fn write(dir: &Path, summary: &Summary) -> Result<Vec<Section>> {
     // Several layers: a profile per layer, and the mean over layers per configuration.
     let deep = summary.groups.iter().map(|g| g.first_token_attention_per_layer.len()).max().unwrap_or(0) > 1;
     let sink = vec![
-        layer_figure(dir, summary, "first_token_attention_per_layer", "First-token attention per layer (cf. paper Figure 2)", "attention on position 0 (probability)", YAxis::Probability, |g| &g.first_token_attention_per_layer, true)?,
+        layer_figure(dir, summary, &SINK_LAYERS)?,
         if deep { value_figure(dir, summary, &SINK_VALUE)? } else { None },
         paired_figure(dir, summary, Metric::FirstTokenAttention, "first_token_attention_vs_baseline")?,
         curve_figure(dir, summary, &CURVES[1])?,
     ];
-    let loss = vec![value_figure(dir, summary, &VAL_LOSS)?, paired_figure(dir, summary, Metric::ValLoss, "val_loss_vs_baseline")?, curve_figure(dir, summary, &CURVES[0])?];
+    let loss = vec![
+        value_figure(dir, summary, &VAL_LOSS)?,
+        paired_figure(dir, summary, Metric::ValLoss, "val_loss_vs_baseline")?,
+        curve_figure(dir, summary, &CURVES[0])?,
+    ];
     let activations = vec![
-        layer_figure(dir, summary, "max_activation_per_layer", "Largest activation per layer", "max |h| of the block output", YAxis::FromZero, |g| &g.max_activation_per_layer, false)?,
+        layer_figure(dir, summary, &MAX_ACT_LAYERS)?,
         if deep { value_figure(dir, summary, &MAX_ACT_VALUE)? } else { None },
         curve_figure(dir, summary, &CURVES[2])?,
     ];
-    let gates = vec![gate_histogram(dir, summary)?, value_figure(dir, summary, &GATE_MEAN)?, curve_figure(dir, summary, &CURVES[3])?];
+    let gates = vec![
+        gate_histogram(dir, summary)?,
+        value_figure(dir, summary, &GATE_MEAN)?,
+        curve_figure(dir, summary, &CURVES[3])?,
+    ];
     Ok([("Attention sink", sink), ("Loss", loss), ("Massive activations", activations), ("Gates", gates)]
         .into_iter()
         .map(|(title, charts)| Section { title: title.into(), charts: charts.into_iter().flatten().collect() })

@@ -58,8 +58,18 @@ dl.setup dt{font-weight:bold}dl.setup dd{margin:0}figure{margin:2em 0}figure svg
 figcaption{color:#555;font-size:13px}.note{color:#555;font-size:13px}";
 
 /// Writes `report.html` into `dir`.
-pub fn write(dir: &Path, title: &str, setup: &Setup, finding: &str, summary: &Summary, sections: &[Section]) -> Result<()> {
-    let mut html = format!("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title><style>{STYLE}</style></head><body>\n<h1>{t}</h1>\n", t = escape(title));
+pub fn write(
+    dir: &Path,
+    title: &str,
+    setup: &Setup,
+    finding: &str,
+    summary: &Summary,
+    sections: &[Section],
+) -> Result<()> {
+    let mut html = format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title><style>{STYLE}</style></head><body>\n<h1>{t}</h1>\n",
+        t = escape(title)
+    );
     html.push_str("<h2>1. Setup</h2>\n<dl class=\"setup\">");
     for (k, v) in &setup.rows {
         let _ = write!(html, "<dt>{}</dt><dd>{}</dd>", escape(k), escape(v));

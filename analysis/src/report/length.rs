@@ -4,7 +4,9 @@
 //! control beside each, and `length_summary.md` / `length_summary.csv`.
 
 use super::Section;
-use crate::charts::{ChartFile, HeatGrid, HeatPanel, LineChart, Point, Series, SeriesStyle, YAxis, heat_grid, line_chart};
+use crate::charts::{
+    ChartFile, HeatGrid, HeatPanel, LineChart, Point, Series, SeriesStyle, YAxis, heat_grid, line_chart,
+};
 use crate::error::Result;
 use crate::length::{LengthEval, LengthPoint, ScalingMethod, read_evals};
 use crate::summary::{Estimate, Summary};
@@ -24,7 +26,12 @@ fn by_group<'a>(summary: &Summary, evals: &'a [LengthEval]) -> Vec<(usize, Vec<&
 }
 
 /// `f` at (method, factor) over a configuration's seeds.
-fn over_seeds(runs: &[&LengthEval], method: ScalingMethod, factor: usize, f: &dyn Fn(&LengthPoint) -> f64) -> Option<Estimate> {
+fn over_seeds(
+    runs: &[&LengthEval],
+    method: ScalingMethod,
+    factor: usize,
+    f: &dyn Fn(&LengthPoint) -> f64,
+) -> Option<Estimate> {
     Estimate::of(&runs.iter().filter_map(|e| Some((e.seed, f(e.point(method, factor)?)))).collect::<Vec<_>>())
 }
 
@@ -33,12 +40,19 @@ pub fn write(dir: &Path, summary: &Summary) -> Result<Option<Section>> {
     let evals = read_evals(dir)?;
     let Some(first) = evals.first() else { return Ok(None) };
     let groups = by_group(summary, &evals);
-    let methods: Vec<ScalingMethod> = ScalingMethod::ALL.into_iter().filter(|m| evals.iter().any(|e| e.points.iter().any(|p| p.method == *m))).collect();
+    let methods: Vec<ScalingMethod> = ScalingMethod::ALL
+        .into_iter()
+        .filter(|m| evals.iter().any(|e| e.points.iter().any(|p| p.method == *m)))
+        .collect();
     let mut factors: Vec<usize> = evals.iter().flat_map(|e| e.points.iter().map(|p| p.factor)).collect();
     factors.sort_unstable();
     factors.dedup();
     let t = first.train_length;
-    let clean = if evals.iter().all(|e| e.held_out_clean) { "" } else { " Held-out windows beyond T may overlap training text (one packed file)." };
+    let clean = if evals.iter().all(|e| e.held_out_clean) {
+        ""
+    } else {
+        " Held-out windows beyond T may overlap training text (one packed file)."
+    };
     let mut charts: Vec<ChartFile> = Vec::new();
     for &m in &methods {
         let series = |f: &dyn Fn(&LengthPoint) -> f64| -> Vec<Series> {
@@ -47,7 +61,17 @@ pub fn write(dir: &Path, summary: &Summary) -> Result<Option<Section>> {
                 .map(|(i, runs)| Series {
                     label: summary.groups[*i].name(),
                     colour: *i,
-                    points: factors.iter().filter_map(|&k| over_seeds(runs, m, k, f).map(|e| Point { x: (k * t) as f64, y: e.mean, lo: e.lo, hi: e.hi })).collect(),
+                    points: factors
+                        .iter()
+                        .filter_map(|&k| {
+                            over_seeds(runs, m, k, f).map(|e| Point {
+                                x: (k * t) as f64,
+                                y: e.mean,
+                                lo: e.lo,
+                                hi: e.hi,
+                            })
+                        })
+                        .collect(),
                     style: SeriesStyle::Markers,
                 })
                 .collect()
@@ -56,20 +80,34 @@ pub fn write(dir: &Path, summary: &Summary) -> Result<Option<Section>> {
             title: format!("Perplexity beyond the training length (RoPE scaling: {})", m.name()),
             x_label: format!("evaluation length (tokens; trained at {t})"),
             y_label: "held-out perplexity (eval-length)".into(),
-            caption: format!("{} held-out validation sequences per length, every target position; factor = length / {t}. Means over seeds, 95% Student-t error bars.{clean}", first.options.sequences),
+            caption: format!(
+                "{} held-out validation sequences per length, every target position; factor = length / {t}. Means over seeds, 95% Student-t error bars.{clean}",
+                first.options.sequences
+            ),
             series: series(&|p| p.perplexity),
             integer_x: false,
             y: YAxis::Fit,
         };
         charts.push(line_chart(dir, &format!("length_perplexity_{}", m.name()), &chart)?);
         let mut fattn = series(&|p| p.mean_first_token_attention());
-        let chance: Vec<Point> = factors.iter().filter_map(|&k| evals.iter().find_map(|e| e.point(m, k)).map(|p| Point::at((k * t) as f64, p.chance))).collect();
-        fattn.push(Series { label: "chance (uniform causal)".into(), colour: 0, points: chance, style: SeriesStyle::Reference });
+        let chance: Vec<Point> = factors
+            .iter()
+            .filter_map(|&k| evals.iter().find_map(|e| e.point(m, k)).map(|p| Point::at((k * t) as f64, p.chance)))
+            .collect();
+        fattn.push(Series {
+            label: "chance (uniform causal)".into(),
+            colour: 0,
+            points: chance,
+            style: SeriesStyle::Reference,
+        });
         let chart = LineChart {
             title: format!("First-token attention against context length (RoPE scaling: {})", m.name()),
             x_label: format!("evaluation length (tokens; trained at {t})"),
             y_label: "attention on position 0 (probability)".into(),
-            caption: format!("Mean over layers, heads and queries ≥ 1 of {} held-out sequences per length. Means over seeds, 95% Student-t error bars.", first.options.sink_sequences),
+            caption: format!(
+                "Mean over layers, heads and queries ≥ 1 of {} held-out sequences per length. Means over seeds, 95% Student-t error bars.",
+                first.options.sink_sequences
+            ),
             series: fattn,
             integer_x: false,
             y: YAxis::Probability,
@@ -84,7 +122,14 @@ pub fn write(dir: &Path, summary: &Summary) -> Result<Option<Section>> {
 /// Retrieval accuracy by length and depth: for each configuration and method, the needle's panel
 /// and, beside it, the control's (the same sequences without the needle: what the model gets
 /// without retrieving).
-fn retrieval_grid(dir: &Path, summary: &Summary, groups: &[(usize, Vec<&LengthEval>)], methods: &[ScalingMethod], factors: &[usize], first: &LengthEval) -> Result<ChartFile> {
+fn retrieval_grid(
+    dir: &Path,
+    summary: &Summary,
+    groups: &[(usize, Vec<&LengthEval>)],
+    methods: &[ScalingMethod],
+    factors: &[usize],
+    first: &LengthEval,
+) -> Result<ChartFile> {
     let t = first.train_length;
     let depths = first.options.needle.depths.clone();
     let panel = |title: String, runs: &[&LengthEval], m: ScalingMethod, control: bool| HeatPanel {
@@ -97,7 +142,12 @@ fn retrieval_grid(dir: &Path, summary: &Summary, groups: &[(usize, Vec<&LengthEv
                 depths
                     .iter()
                     .map(|&d| {
-                        let at = |p: &LengthPoint| p.retrieval.iter().find(|r| r.depth == d).map_or(f64::NAN, |r| if control { r.control } else { r.accuracy });
+                        let at = |p: &LengthPoint| {
+                            p.retrieval
+                                .iter()
+                                .find(|r| r.depth == d)
+                                .map_or(f64::NAN, |r| if control { r.control } else { r.accuracy })
+                        };
                         over_seeds(runs, m, k, &at).map_or(f64::NAN, |e| e.mean)
                     })
                     .collect()
@@ -108,7 +158,12 @@ fn retrieval_grid(dir: &Path, summary: &Summary, groups: &[(usize, Vec<&LengthEv
         .iter()
         .flat_map(|(i, runs)| {
             let name = summary.groups[*i].name();
-            methods.iter().flat_map(move |&m| [panel(format!("{name} · {} · needle", m.name()), runs, m, false), panel(format!("{name} · {} · control", m.name()), runs, m, true)])
+            methods.iter().flat_map(move |&m| {
+                [
+                    panel(format!("{name} · {} · needle", m.name()), runs, m, false),
+                    panel(format!("{name} · {} · control", m.name()), runs, m, true),
+                ]
+            })
         })
         .collect();
     let n = &first.options.needle;
@@ -131,17 +186,38 @@ fn retrieval_grid(dir: &Path, summary: &Summary, groups: &[(usize, Vec<&LengthEv
     Ok(ChartFile { stem: "length_retrieval".into(), title: grid.title, caption: grid.aggregation })
 }
 
-fn write_tables(dir: &Path, summary: &Summary, groups: &[(usize, Vec<&LengthEval>)], methods: &[ScalingMethod], factors: &[usize], first: &LengthEval, clean: &str) -> Result<()> {
+fn write_tables(
+    dir: &Path,
+    summary: &Summary,
+    groups: &[(usize, Vec<&LengthEval>)],
+    methods: &[ScalingMethod],
+    factors: &[usize],
+    first: &LengthEval,
+    clean: &str,
+) -> Result<()> {
     let t = first.train_length;
-    let mut md = format!("# Length generalisation\n\nTrained at T = {t}; RoPE base {} at evaluation. Cells: mean [95% Student-t interval] over seeds.{clean}\n\n", first.rope_theta);
+    let mut md = format!(
+        "# Length generalisation\n\nTrained at T = {t}; RoPE base {} at evaluation. Cells: mean [95% Student-t interval] over seeds.{clean}\n\n",
+        first.rope_theta
+    );
     let head: Vec<String> = factors.iter().map(|k| format!("{k}T")).collect();
-    let _ = writeln!(md, "Held-out perplexity:\n\n| configuration | method | {} |\n|---|---|{}", head.join(" | "), "---:|".repeat(factors.len()));
-    let mut csv = String::from("configuration,method,factor,length,perplexity,perplexity_lo,perplexity_hi,last_segment_loss,first_token_attention,retrieval_accuracy,control_accuracy,runs\n");
+    let _ = writeln!(
+        md,
+        "Held-out perplexity:\n\n| configuration | method | {} |\n|---|---|{}",
+        head.join(" | "),
+        "---:|".repeat(factors.len())
+    );
+    let mut csv = String::from(
+        "configuration,method,factor,length,perplexity,perplexity_lo,perplexity_hi,last_segment_loss,first_token_attention,retrieval_accuracy,control_accuracy,runs\n",
+    );
     let num = |e: &Option<Estimate>| e.as_ref().map_or(String::new(), |e| e.mean.to_string());
     for (i, runs) in groups {
         let name = summary.groups[*i].name();
         for &m in methods {
-            let cells: Vec<String> = factors.iter().map(|&k| over_seeds(runs, m, k, &|p| p.perplexity).map_or("-".into(), |e| e.show(3))).collect();
+            let cells: Vec<String> = factors
+                .iter()
+                .map(|&k| over_seeds(runs, m, k, &|p| p.perplexity).map_or("-".into(), |e| e.show(3)))
+                .collect();
             let _ = writeln!(md, "| {name} | {} | {} |", m.name(), cells.join(" | "));
             for &k in factors {
                 let ppl = over_seeds(runs, m, k, &|p| p.perplexity);
@@ -162,14 +238,27 @@ fn write_tables(dir: &Path, summary: &Summary, groups: &[(usize, Vec<&LengthEval
             }
         }
     }
-    let _ = writeln!(md, "\nFirst-token attention (mean over layers) · needle retrieval (its control without the needle):\n\n| configuration | method | {} |\n|---|---|{}", head.join(" | "), "---:|".repeat(factors.len()));
+    let _ = writeln!(
+        md,
+        "\nFirst-token attention (mean over layers) · needle retrieval (its control without the needle):\n\n| configuration | method | {} |\n|---|---|{}",
+        head.join(" | "),
+        "---:|".repeat(factors.len())
+    );
     for (i, runs) in groups {
         let name = summary.groups[*i].name();
         for &m in methods {
-            let mean = |f: &dyn Fn(&LengthPoint) -> f64, k: usize| over_seeds(runs, m, k, f).map_or(f64::NAN, |e| e.mean);
+            let mean =
+                |f: &dyn Fn(&LengthPoint) -> f64, k: usize| over_seeds(runs, m, k, f).map_or(f64::NAN, |e| e.mean);
             let cells: Vec<String> = factors
                 .iter()
-                .map(|&k| format!("{:.3} · {:.2} ({:.2})", mean(&|p| p.mean_first_token_attention(), k), mean(&|p| p.retrieval_accuracy, k), mean(&|p| p.control_accuracy, k)))
+                .map(|&k| {
+                    format!(
+                        "{:.3} · {:.2} ({:.2})",
+                        mean(&|p| p.mean_first_token_attention(), k),
+                        mean(&|p| p.retrieval_accuracy, k),
+                        mean(&|p| p.control_accuracy, k)
+                    )
+                })
                 .collect();
             let _ = writeln!(md, "| {name} | {} | {} |", m.name(), cells.join(" | "));
         }

@@ -19,14 +19,18 @@ fn one_or_all(items: impl Iterator<Item = String>) -> String {
     match set.len() {
         0 => "-".into(),
         1 => set.into_iter().next().expect("one"),
-        _ => format!("{} (differs between configurations; see the table)", set.into_iter().collect::<Vec<_>>().join(", ")),
+        _ => format!(
+            "{} (differs between configurations; see the table)",
+            set.into_iter().collect::<Vec<_>>().join(", ")
+        ),
     }
 }
 
 impl Setup {
     /// The setup of `summary`'s runs.
     pub fn of(summary: &Summary) -> Setup {
-        let runs: Vec<&gatelab_rundir::RunFile> = summary.groups.iter().flat_map(|g| g.runs.iter().map(|r| &r.file)).collect();
+        let runs: Vec<&gatelab_rundir::RunFile> =
+            summary.groups.iter().flat_map(|g| g.runs.iter().map(|r| &r.file)).collect();
         let each = |f: &dyn Fn(&gatelab_rundir::RunFile) -> String| one_or_all(runs.iter().map(|r| f(r)));
         let seeds: BTreeSet<u64> = runs.iter().map(|r| r.meta.seed).collect();
         let per_config = summary.groups.iter().map(|g| g.runs.len()).collect::<BTreeSet<_>>();
@@ -42,28 +46,60 @@ impl Setup {
             ("grid", grid.clone()),
             ("preset", each(&|r| r.meta.preset.clone())),
             ("data", each(&|r| r.config.data.corpus.describe())),
-            ("tokenizer", each(&|r| if matches!(r.config.data.corpus, gatelab_data::CorpusSpec::BigramBackcopy(_) | gatelab_data::CorpusSpec::ZipfMarkov(_)) { "synthetic ids".into() } else { r.config.data.tokenizer.describe() })),
+            (
+                "tokenizer",
+                each(&|r| {
+                    if matches!(
+                        r.config.data.corpus,
+                        gatelab_data::CorpusSpec::BigramBackcopy(_) | gatelab_data::CorpusSpec::ZipfMarkov(_)
+                    ) {
+                        "synthetic ids".into()
+                    } else {
+                        r.config.data.tokenizer.describe()
+                    }
+                }),
+            ),
             ("sequence length", each(&|r| r.config.data.seq_len.to_string())),
             (
                 "model",
                 each(&|r| {
                     let m = &r.config.model;
-                    let ffn = if m.d_ff == 0 { "attention-only".to_string() } else { format!("SwiGLU {}", m.ffn_width()) };
-                    format!("{} layers, d_model {}, {} heads ({} KV) of {}, {ffn}", m.n_layers, m.d_model, m.n_heads, m.n_kv_heads, m.head_dim)
+                    let ffn =
+                        if m.d_ff == 0 { "attention-only".to_string() } else { format!("SwiGLU {}", m.ffn_width()) };
+                    format!(
+                        "{} layers, d_model {}, {} heads ({} KV) of {}, {ffn}",
+                        m.n_layers, m.d_model, m.n_heads, m.n_kv_heads, m.head_dim
+                    )
                 }),
             ),
             ("steps", each(&|r| r.config.train.steps.to_string())),
             ("batch", each(&|r| format!("{} sequences", r.config.train.batch_size))),
-            ("learning rate", each(&|r| format!("{} (AdamW, warmup {}, cosine to {}×)", r.config.train.lr, r.config.train.warmup_steps, r.config.train.min_lr_ratio))),
+            (
+                "learning rate",
+                each(&|r| {
+                    format!(
+                        "{} (AdamW, warmup {}, cosine to {}×)",
+                        r.config.train.lr, r.config.train.warmup_steps, r.config.train.min_lr_ratio
+                    )
+                }),
+            ),
             ("seeds", seeds_text),
             ("backend", each(&|r| r.meta.backend.clone())),
             (
                 "trained by",
                 each(&|r| {
-                    let version = if r.meta.gatelab_version.is_empty() { String::new() } else { format!(" {}", r.meta.gatelab_version) };
+                    let version = if r.meta.gatelab_version.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {}", r.meta.gatelab_version)
+                    };
                     let c = &r.meta.git_commit;
                     let dirty = if c.ends_with("+dirty") { " with uncommitted changes" } else { "" };
-                    let commit = if c.is_empty() || c == "unknown" { String::new() } else { format!(", commit {}{dirty}", &c[..c.len().min(10)]) };
+                    let commit = if c.is_empty() || c == "unknown" {
+                        String::new()
+                    } else {
+                        format!(", commit {}{dirty}", &c[..c.len().min(10)])
+                    };
                     format!("gatelab{version}{commit}")
                 }),
             ),

@@ -6,10 +6,18 @@ use crate::summary::{Estimate, Group, Metric, Summary, status_words};
 use std::fmt::Write as _;
 
 /// The metrics of the first table.
-pub const TABLE_METRICS: [Metric; 6] = [Metric::ValLoss, Metric::BestValLoss, Metric::FirstTokenAttention, Metric::Sink, Metric::MaxActivation, Metric::GateMean];
+pub const TABLE_METRICS: [Metric; 6] = [
+    Metric::ValLoss,
+    Metric::BestValLoss,
+    Metric::FirstTokenAttention,
+    Metric::Sink,
+    Metric::MaxActivation,
+    Metric::GateMean,
+];
 
 /// The metrics compared with the baseline.
-pub const PAIRED_METRICS: [Metric; 4] = [Metric::ValLoss, Metric::BestValLoss, Metric::FirstTokenAttention, Metric::MaxActivation];
+pub const PAIRED_METRICS: [Metric; 4] =
+    [Metric::ValLoss, Metric::BestValLoss, Metric::FirstTokenAttention, Metric::MaxActivation];
 
 fn cell(e: Option<&Estimate>, digits: usize, signed: bool) -> String {
     match e {
@@ -74,14 +82,28 @@ pub fn markdown(title: &str, setup: &Setup, finding: &str, summary: &Summary) ->
     for g in &summary.groups {
         let _ = writeln!(md, "{}", md_row(&group_cells(g)));
     }
-    let unfinished: Vec<String> = summary.groups.iter().filter(|g| g.done() < g.runs.len()).map(|g| format!("{}: {}", g.name(), status_words(g))).collect();
+    let unfinished: Vec<String> = summary
+        .groups
+        .iter()
+        .filter(|g| g.done() < g.runs.len())
+        .map(|g| format!("{}: {}", g.name(), status_words(g)))
+        .collect();
     if !unfinished.is_empty() {
-        let _ = writeln!(md, "\nNot every run finished: {}. Unfinished, diverged and failed runs are left out of the means.", unfinished.join("; "));
+        let _ = writeln!(
+            md,
+            "\nNot every run finished: {}. Unfinished, diverged and failed runs are left out of the means.",
+            unfinished.join("; ")
+        );
     }
     let paired: Vec<Vec<String>> = summary.groups.iter().filter_map(|g| paired_cells(g, summary)).collect();
     if !paired.is_empty() {
         let header = paired_header();
-        let _ = writeln!(md, "\n## Against the baseline (paired by seed)\n\n{}\n|{}", md_row(&header), "---|".repeat(header.len()));
+        let _ = writeln!(
+            md,
+            "\n## Against the baseline (paired by seed)\n\n{}\n|{}",
+            md_row(&header),
+            "---|".repeat(header.len())
+        );
         for row in &paired {
             let _ = writeln!(md, "{}", md_row(row));
         }
@@ -100,7 +122,10 @@ fn csv_field(s: &str) -> String {
 /// `summary.csv`: one row per configuration; each metric's mean, interval and n, and its paired
 /// difference to the baseline.
 pub fn csv(summary: &Summary) -> String {
-    let mut head: Vec<String> = ["variant", "configuration", "paper", "gate", "params", "runs", "done", "diverged", "baseline"].map(String::from).to_vec();
+    let mut head: Vec<String> =
+        ["variant", "configuration", "paper", "gate", "params", "runs", "done", "diverged", "baseline"]
+            .map(String::from)
+            .to_vec();
     head.extend(summary.differing_keys.iter().cloned());
     for m in Metric::ALL {
         head.extend(["mean", "lo", "hi", "n"].map(|s| format!("{}_{s}", m.key())));
@@ -123,11 +148,21 @@ pub fn csv(summary: &Summary) -> String {
             g.diverged().to_string(),
             csv_field(&g.baseline.map(|b| summary.groups[b].name()).unwrap_or_default()),
         ];
-        row.extend(summary.differing_keys.iter().map(|k| csv_field(&crate::summary::show_value(crate::summary::lookup(&config, k)))));
+        row.extend(
+            summary
+                .differing_keys
+                .iter()
+                .map(|k| csv_field(&crate::summary::show_value(crate::summary::lookup(&config, k)))),
+        );
         for table in [&g.estimates, &g.versus_baseline] {
             for m in Metric::ALL {
                 let e = table.get(&m);
-                row.extend([num(e.map(|e| e.mean)), num(e.and_then(|e| e.lo)), num(e.and_then(|e| e.hi)), e.map(|e| e.n.to_string()).unwrap_or_default()]);
+                row.extend([
+                    num(e.map(|e| e.mean)),
+                    num(e.and_then(|e| e.lo)),
+                    num(e.and_then(|e| e.hi)),
+                    e.map(|e| e.n.to_string()).unwrap_or_default(),
+                ]);
             }
         }
         out += &(row.join(",") + "\n");

@@ -151,7 +151,6 @@ pub fn mean(values: impl Iterator<Item = f64>) -> f64 {
     if n == 0 { f64::NAN } else { sum / n as f64 }
 }
 
-
 /// F-Attn of uniform causal attention over queries `min_query..seq` (`mean_i 1/(i+1)`): the
 /// chance level beside F-Attn.
 pub fn chance_first_token(seq: usize, min_query: usize) -> f64 {
@@ -203,7 +202,8 @@ impl Accumulator {
     /// attention is recomputed a tile at a time.
     pub fn observe(&mut self, model: &Transformer, tokens: Tensor<2, Int>) -> Tensor<3> {
         let seq = tokens.dims()[1];
-        let (logits, probes) = if seq > self.config.query_tile { model.forward_probed_lean(tokens) } else { model.forward_probed(tokens) };
+        let (logits, probes) =
+            if seq > self.config.query_tile { model.forward_probed_lean(tokens) } else { model.forward_probed(tokens) };
         self.add(&probes);
         logits
     }
@@ -234,7 +234,9 @@ impl Accumulator {
             .map(|acc| {
                 let heads = acc.attention.finish(self.sequences);
                 let mut layer = LayerStats {
-                    first_token_attention: std::array::from_fn(|j| mean(heads.iter().map(|h| h.first_token_attention[j]))),
+                    first_token_attention: std::array::from_fn(|j| {
+                        mean(heads.iter().map(|h| h.first_token_attention[j]))
+                    }),
                     sink: mean(heads.iter().map(|h| h.sink_share)),
                     heads,
                     gate: acc.gates.as_ref().map(gates::GateAcc::finish),
@@ -250,7 +252,8 @@ impl Accumulator {
             sequences: self.sequences,
             tokens: self.sequences * self.seq_len as u64,
             seq_len: self.seq_len,
-            chance_first_token_attention: FIRST_QUERIES.map(|m| if m < self.seq_len { chance_first_token(self.seq_len, m) } else { f64::NAN }),
+            chance_first_token_attention: FIRST_QUERIES
+                .map(|m| if m < self.seq_len { chance_first_token(self.seq_len, m) } else { f64::NAN }),
             layers,
         }
     }

@@ -35,7 +35,11 @@ pub struct AnalyzeArgs {
 
 impl AnalyzeArgs {
     fn options(&self) -> AnalyzeOptions {
-        AnalyzeOptions { batch_size: self.batch_size.max(1), max_sequences: self.max_sequences, ..AnalyzeOptions::default() }
+        AnalyzeOptions {
+            batch_size: self.batch_size.max(1),
+            max_sequences: self.max_sequences,
+            ..AnalyzeOptions::default()
+        }
     }
 }
 
@@ -43,23 +47,40 @@ pub fn analyze(args: AnalyzeArgs) -> Result<()> {
     if let Some(checkpoint) = &args.hf {
         return analyze_hf(&args, checkpoint);
     }
-    let Some(path) = &args.path else { return Err(ExperimentError::Usage("analyze: give a run or sweep folder, or --hf DIR --text FILE".into())) };
+    let Some(path) = &args.path else {
+        return Err(ExperimentError::Usage("analyze: give a run or sweep folder, or --hf DIR --text FILE".into()));
+    };
     let runs = runs_under(path)?;
     let device = args.device.open()?;
     let (done, unfinished): (Vec<RunDir>, Vec<RunDir>) = runs.into_iter().partition(RunDir::is_done);
     for run in &unfinished {
-        eprintln!("{}: skipped: {}", run.name(), gatelab_analysis::run::require_done(run).err().map(|e| e.to_string()).unwrap_or_default());
+        eprintln!(
+            "{}: skipped: {}",
+            run.name(),
+            gatelab_analysis::run::require_done(run).err().map(|e| e.to_string()).unwrap_or_default()
+        );
     }
     if done.is_empty() {
         return Err(ExperimentError::file(path, "no finished run to analyse (see the lines above)"));
     }
-    println!("{:<40} {:>6} {:>9} {:>7} {:>9} {:>9}  per-layer F-Attn", "run", "seqs", "F-Attn", "Sink", "max act", "gate mean");
+    println!(
+        "{:<40} {:>6} {:>9} {:>7} {:>9} {:>9}  per-layer F-Attn",
+        "run", "seqs", "F-Attn", "Sink", "max act", "gate mean"
+    );
     for run in done {
         let a = analyze_run(&run, &device, &args.options())?;
         let s = &a.stats;
         let per_layer: Vec<String> = s.layers.iter().map(|l| format!("{:.3}", l.first_token_attention[1])).collect();
         let gate = s.gate_mean().map(|g| format!("{g:.3}")).unwrap_or_else(|| "-".into());
-        println!("{:<40} {:>6} {:>9.3} {:>7.3} {:>9.2} {gate:>9}  {}", run.name(), s.sequences, s.first_token_attention(), s.sink(), s.max_activation(), per_layer.join(" "));
+        println!(
+            "{:<40} {:>6} {:>9.3} {:>7.3} {:>9.2} {gate:>9}  {}",
+            run.name(),
+            s.sequences,
+            s.first_token_attention(),
+            s.sink(),
+            s.max_activation(),
+            per_layer.join(" ")
+        );
     }
     Ok(())
 }
@@ -69,19 +90,27 @@ pub fn analyze(args: AnalyzeArgs) -> Result<()> {
 fn analyze_hf(args: &AnalyzeArgs, checkpoint: &Path) -> Result<()> {
     use std::io::Write;
     let text = args.text.as_ref().expect("clap requires --text with --hf");
-    let name = args.name.clone().unwrap_or_else(|| checkpoint.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "imported".into()));
+    let name = args.name.clone().unwrap_or_else(|| {
+        checkpoint.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "imported".into())
+    });
     let out = args.path.clone().unwrap_or_else(|| PathBuf::from("results/hf").join(&name));
     if args.seq_len < 2 {
         return Err(ExperimentError::option("--seq-len", "must be at least 2"));
     }
     let device = args.device.open()?;
     let started = std::time::Instant::now();
-    let a = gatelab_analysis::imported::analyze_checkpoint(checkpoint, text, &out, &name, args.seq_len, &device, &args.options(), |done, all| {
-        let rate = (done * args.seq_len) as f64 / started.elapsed().as_secs_f64();
-        let eta = started.elapsed().as_secs_f64() / done as f64 * (all - done) as f64;
-        eprint!("\ranalysing {name}: {done}/{all} sequences, {rate:.0} tokens/s, ETA {eta:.0} s   ");
-        let _ = std::io::stderr().flush();
-    })?;
+    let a = gatelab_analysis::imported::analyze_checkpoint(
+        &gatelab_analysis::imported::Import { checkpoint, text, name: &name, seq_len: args.seq_len },
+        &out,
+        &device,
+        &args.options(),
+        |done, all| {
+            let rate = (done * args.seq_len) as f64 / started.elapsed().as_secs_f64();
+            let eta = started.elapsed().as_secs_f64() / done as f64 * (all - done) as f64;
+            eprint!("\ranalysing {name}: {done}/{all} sequences, {rate:.0} tokens/s, ETA {eta:.0} s   ");
+            let _ = std::io::stderr().flush();
+        },
+    )?;
     eprintln!();
     let s = &a.stats;
     let per_layer: Vec<String> = s.layers.iter().map(|l| format!("{:.3}", l.first_token_attention[1])).collect();
@@ -96,7 +125,11 @@ fn analyze_hf(args: &AnalyzeArgs, checkpoint: &Path) -> Result<()> {
         s.gate_mean().map_or("-".into(), |g| format!("{g:.3}"))
     );
     println!("per-layer F-Attn: {}", per_layer.join(" "));
-    eprintln!("wrote {} (gatelab report {} puts it beside other runs)", out.display(), out.parent().map_or(".".into(), |p| p.display().to_string()));
+    eprintln!(
+        "wrote {} (gatelab report {} puts it beside other runs)",
+        out.display(),
+        out.parent().map_or(".".into(), |p| p.display().to_string())
+    );
     Ok(())
 }
 
@@ -129,7 +162,9 @@ pub fn analyze_bench(args: AnalyzeBenchArgs) -> Result<()> {
     let batches = args.tokens.div_ceil(seq * args.batch_size);
     let inputs: Vec<_> = (0..batches.min(64))
         .map(|b| {
-            let items = (0..args.batch_size).map(|i| data.analysis.get((b * args.batch_size + i) % data.analysis.len()).expect("example")).collect();
+            let items = (0..args.batch_size)
+                .map(|i| data.analysis.get((b * args.batch_size + i) % data.analysis.len()).expect("example"))
+                .collect();
             batcher.batch(items, &device).inputs
         })
         .collect();

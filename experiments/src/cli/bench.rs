@@ -79,15 +79,27 @@ fn larger(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 
 /// A measuring child's JSON lines on stdout, `expected` of them; its last line of stderr if it
 /// failed.
-fn child_lines<T: serde::de::DeserializeOwned>(out: std::process::Output, what: &str, expected: usize) -> Result<Vec<T>> {
+fn child_lines<T: serde::de::DeserializeOwned>(
+    out: std::process::Output,
+    what: &str,
+    expected: usize,
+) -> Result<Vec<T>> {
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         return Err(ExperimentError::Training(format!("{what}: {}", err.lines().last().unwrap_or("failed"))));
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let lines = text.lines().filter(|l| l.starts_with('{')).map(serde_json::from_str).collect::<std::result::Result<Vec<T>, _>>().map_err(|e| ExperimentError::Training(format!("{what}: {e}")))?;
+    let lines = text
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(serde_json::from_str)
+        .collect::<std::result::Result<Vec<T>, _>>()
+        .map_err(|e| ExperimentError::Training(format!("{what}: {e}")))?;
     if lines.len() != expected {
-        return Err(ExperimentError::Training(format!("{what}: {} measurements on stdout, not {expected}", lines.len())));
+        return Err(ExperimentError::Training(format!(
+            "{what}: {} measurements on stdout, not {expected}",
+            lines.len()
+        )));
     }
     Ok(lines)
 }
@@ -98,7 +110,11 @@ fn child_lines<T: serde::de::DeserializeOwned>(out: std::process::Output, what: 
 fn peer_script() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("GATELAB_PEER") {
         let p = PathBuf::from(p);
-        return if p.is_file() { Ok(p) } else { Err(ExperimentError::Usage(format!("GATELAB_PEER={}: no such file", p.display()))) };
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(ExperimentError::Usage(format!("GATELAB_PEER={}: no such file", p.display())))
+        };
     }
     let cwd = std::env::current_dir().map_err(|e| ExperimentError::file(".", e))?;
     let compiled = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -106,14 +122,33 @@ fn peer_script() -> Result<PathBuf> {
         .chain(std::iter::once(compiled.as_path()))
         .map(|dir| dir.join("bench/peer.py"))
         .find(|p| p.is_file())
-        .ok_or_else(|| ExperimentError::Usage("bench: bench/peer.py not found: run from the gatelab checkout, set GATELAB_PEER, or pass --no-peer".into()))
+        .ok_or_else(|| {
+            ExperimentError::Usage(
+                "bench: bench/peer.py not found: run from the gatelab checkout, set GATELAB_PEER, or pass --no-peer"
+                    .into(),
+            )
+        })
 }
 
 /// The PyTorch peer's measurements of `variants` (their resolved `configs`), interleaved when
 /// there are several (its JSON names differ a little from ours).
-fn peer(python: &str, script: &Path, configs: &[PathBuf], variants: &[String], args: &BenchArgs, compile: bool) -> Result<Vec<Measurement>> {
+fn peer(
+    python: &str,
+    script: &Path,
+    configs: &[PathBuf],
+    variants: &[String],
+    args: &BenchArgs,
+    compile: bool,
+) -> Result<Vec<Measurement>> {
     let mut cmd = Command::new(python);
-    cmd.arg(script).args(configs).args(["--steps", &args.steps.to_string(), "--warmup", &args.warmup.to_string(), "--threads", &args.threads.to_string()]);
+    cmd.arg(script).args(configs).args([
+        "--steps",
+        &args.steps.to_string(),
+        "--warmup",
+        &args.warmup.to_string(),
+        "--threads",
+        &args.threads.to_string(),
+    ]);
     if let Some(p) = args.passes {
         cmd.args(["--passes", &p.to_string()]);
     }
@@ -133,7 +168,10 @@ fn peer(python: &str, script: &Path, configs: &[PathBuf], variants: &[String], a
             analysis_tokens_per_s: None,
             peak_rss_mib: None,
             steps: args.steps,
-            step_seconds: v["step_seconds"].as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).collect()).unwrap_or_default(),
+            step_seconds: v["step_seconds"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+                .unwrap_or_default(),
         })
         .collect())
 }
@@ -156,17 +194,25 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     if args.steps == 0 || args.rounds == 0 || args.threads == 0 || args.passes == Some(0) {
         return Err(ExperimentError::Usage("--steps, --passes, --rounds and --threads must be at least 1".into()));
     }
-    let backends = if args.backends.is_empty() { Backend::compiled().into_iter().filter(|b| matches!(b, Backend::Flex | Backend::Tch)).collect() } else { args.backends.clone() };
+    let backends = if args.backends.is_empty() {
+        Backend::compiled().into_iter().filter(|b| matches!(b, Backend::Flex | Backend::Tch)).collect()
+    } else {
+        args.backends.clone()
+    };
     let g = grid::load(&args.grid)?;
     let preset = preset(&args.preset)?;
     let planned = grid::plan(&g, &preset, None, &args.overrides, 1)?;
     let mut cases = Vec::new();
     for v in &args.variants {
-        let run = planned.iter().find(|r| &r.variant == v).ok_or_else(|| ExperimentError::option("--variants", format!("grid {} has no variant {v}", g.name)))?;
+        let run = planned
+            .iter()
+            .find(|r| &r.variant == v)
+            .ok_or_else(|| ExperimentError::option("--variants", format!("grid {} has no variant {v}", g.name)))?;
         cases.push((v.clone(), run.config.clone()));
     }
     let python = std::env::var("GATELAB_PYTHON").unwrap_or_else(|_| "python3".into());
-    let has_torch = !args.no_peer && Command::new(&python).args(["-c", "import torch"]).output().is_ok_and(|o| o.status.success());
+    let has_torch =
+        !args.no_peer && Command::new(&python).args(["-c", "import torch"]).output().is_ok_and(|o| o.status.success());
     if !args.no_peer && !has_torch {
         eprintln!("bench: no Python with torch at `{python}` (scripts/setup-libtorch.sh); the PyTorch peer is skipped");
     }
@@ -180,11 +226,18 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     let exe = std::env::current_exe().map_err(|e| ExperimentError::file("gatelab", e))?;
     let mut every: Vec<(usize, Measurement)> = Vec::new();
     let mut record = |round: usize, m: Measurement| {
-        eprintln!("round {round}: {:<16} {:<16} train {:>9.0} tok/s", m.variant, m.implementation, m.train_tokens_per_s);
+        eprintln!(
+            "round {round}: {:<16} {:<16} train {:>9.0} tok/s",
+            m.variant, m.implementation, m.train_tokens_per_s
+        );
         every.push((round, m));
     };
     // Per round, each process measures one variant, or (interleaved) all of them.
-    let groups: Vec<Vec<String>> = if args.interleave { vec![args.variants.clone()] } else { args.variants.iter().map(|v| vec![v.clone()]).collect() };
+    let groups: Vec<Vec<String>> = if args.interleave {
+        vec![args.variants.clone()]
+    } else {
+        args.variants.iter().map(|v| vec![v.clone()]).collect()
+    };
     for round in 1..=args.rounds {
         for group in &groups {
             let config_paths: Vec<PathBuf> = group.iter().map(|v| configs.join(format!("{v}.json"))).collect();
@@ -292,11 +345,19 @@ fn overheads(every: &[(usize, Measurement)], variants: &[String], interleaved: b
     let imps: std::collections::BTreeSet<&str> = every.iter().map(|(_, m)| m.implementation.as_str()).collect();
     let mut out = Vec::new();
     for imp in imps {
-        let at = |round: usize, variant: &str| every.iter().find(|(r, m)| *r == round && m.implementation == imp && m.variant == variant).map(|(_, m)| m);
+        let at = |round: usize, variant: &str| {
+            every.iter().find(|(r, m)| *r == round && m.implementation == imp && m.variant == variant).map(|(_, m)| m)
+        };
         for v in &variants[1..] {
-            let both: Vec<(&Measurement, &Measurement)> = every.iter().filter_map(|(r, m)| (m.implementation == imp && &m.variant == v).then_some(*r)).filter_map(|r| Some((at(r, reference)?, at(r, v)?))).collect();
+            let both: Vec<(&Measurement, &Measurement)> = every
+                .iter()
+                .filter_map(|(r, m)| (m.implementation == imp && &m.variant == v).then_some(*r))
+                .filter_map(|r| Some((at(r, reference)?, at(r, v)?)))
+                .collect();
             let mut ratios: Vec<f64> = if interleaved {
-                both.iter().flat_map(|(a, b)| b.step_seconds.iter().zip(&a.step_seconds).map(|(tb, ta)| tb / ta)).collect()
+                both.iter()
+                    .flat_map(|(a, b)| b.step_seconds.iter().zip(&a.step_seconds).map(|(tb, ta)| tb / ta))
+                    .collect()
             } else {
                 both.iter().map(|(a, b)| a.train_tokens_per_s / b.train_tokens_per_s).collect()
             };
@@ -325,7 +386,9 @@ fn overheads(every: &[(usize, Measurement)], variants: &[String], interleaved: b
 fn table(best: &[Measurement], overhead: &[Overhead], args: &BenchArgs) -> String {
     let find = |imp: &str, v: &str| best.iter().find(|m| m.implementation == imp && m.variant == v);
     let opt = |x: Option<f64>, p: usize| x.map_or("-".to_string(), |v| format!("{v:.p$}"));
-    let mut s = String::from("| variant | implementation | train tok/s | × PyTorch eager | forward tok/s | analysis tok/s | peak MiB |\n|---|---|---:|---:|---:|---:|---:|\n");
+    let mut s = String::from(
+        "| variant | implementation | train tok/s | × PyTorch eager | forward tok/s | analysis tok/s | peak MiB |\n|---|---|---:|---:|---:|---:|---:|\n",
+    );
     for m in best {
         let ratio = find("pytorch-eager", &m.variant).map(|p| m.train_tokens_per_s / p.train_tokens_per_s);
         let _ = writeln!(
@@ -342,13 +405,23 @@ fn table(best: &[Measurement], overhead: &[Overhead], args: &BenchArgs) -> Strin
     }
     if let Some(reference) = args.variants.first() {
         let spread = if args.interleave {
-            format!("median of {} interleaved step pairs ({} rounds of {} steps), its 95% confidence interval in brackets", args.rounds * args.steps, args.rounds, args.steps)
+            format!(
+                "median of {} interleaved step pairs ({} rounds of {} steps), its 95% confidence interval in brackets",
+                args.rounds * args.steps,
+                args.rounds,
+                args.steps
+            )
         } else if args.rounds > 1 {
             format!("median of {} rounds' paired ratios, lowest–highest in brackets", args.rounds)
         } else {
             "one round".into()
         };
-        let _ = writeln!(s, "\nTraining step time against {reference} (same tokens per step; {spread}):\n\n| implementation | {} |\n|---|{}", args.variants[1..].join(" | "), "---:|".repeat(args.variants.len().saturating_sub(1)));
+        let _ = writeln!(
+            s,
+            "\nTraining step time against {reference} (same tokens per step; {spread}):\n\n| implementation | {} |\n|---|{}",
+            args.variants[1..].join(" | "),
+            "---:|".repeat(args.variants.len().saturating_sub(1))
+        );
         let imps: std::collections::BTreeSet<&str> = best.iter().map(|m| m.implementation.as_str()).collect();
         for imp in imps {
             let cells: Vec<String> = args.variants[1..]

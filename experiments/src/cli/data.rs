@@ -37,7 +37,9 @@ impl DataArgs {
             "auto" => Packing::Auto,
             "aligned" => Packing::Aligned,
             "packed" => Packing::Packed,
-            other => return Err(ExperimentError::option(format!("--packing {other}"), "expected auto, aligned or packed")),
+            other => {
+                return Err(ExperimentError::option(format!("--packing {other}"), "expected auto, aligned or packed"));
+            }
         };
         Ok(DataConfig {
             corpus: CorpusSpec::parse(&self.data)?,
@@ -74,7 +76,10 @@ pub fn inspect(args: &DataArgs, save_tokenizer: Option<&PathBuf>) -> Result<()> 
         println!("analysis[0] {:?}", preview);
     }
     if let Some(path) = save_tokenizer {
-        let tok = data.tokenizer.as_ref().ok_or_else(|| ExperimentError::option("--save-tokenizer", "synthetic corpora have no tokenizer"))?;
+        let tok = data
+            .tokenizer
+            .as_ref()
+            .ok_or_else(|| ExperimentError::option("--save-tokenizer", "synthetic corpora have no tokenizer"))?;
         write_atomic(path, tok.to_json()?.as_bytes())?;
         println!("wrote {}", path.display());
     }
@@ -128,7 +133,9 @@ pub fn bench(data: &str, vocab: usize, json: bool) -> Result<()> {
     let n = data.train.len() / 32 * 32;
     let batch_s = time(&mut || {
         for start in (0..n).step_by(32) {
-            let items = (start..start + 32).map(|i| data.train.get(i).map_err(|e| gatelab_data::DataError::new(e.to_string()))).collect::<std::result::Result<Vec<_>, _>>()?;
+            let items = (start..start + 32)
+                .map(|i| data.train.get(i).map_err(|e| gatelab_data::DataError::new(e.to_string())))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
             let _ = batcher.batch(items, &device);
         }
         Ok(())
@@ -150,7 +157,10 @@ pub fn bench(data: &str, vocab: usize, json: bool) -> Result<()> {
         println!("BPE encode, cold   {:.1} MB/s (first pass of a fresh tokenizer: every word new)", mb / cold_s);
         println!("HF encode          {:.1} MB/s (tokenizers' own encode, the reference)", mb / hf_s);
         println!("byte encode        {:.1} MB/s", mb / bytes_s);
-        println!("batching           {:.2} M tokens/s ({n} examples of 128 into batches of 32 on flex)", (n * 128) as f64 / batch_s / 1e6);
+        println!(
+            "batching           {:.2} M tokens/s ({n} examples of 128 into batches of 32 on flex)",
+            (n * 128) as f64 / batch_s / 1e6
+        );
     }
     Ok(())
 }

@@ -40,7 +40,11 @@ pub fn export(args: ExportArgs) -> Result<()> {
     eprintln!(
         "wrote {} ({})",
         args.out.display(),
-        if special.is_some() { "config.json, model.safetensors, tokenizer.json" } else { "config.json, model.safetensors; the run's data has no tokenizer.json" }
+        if special.is_some() {
+            "config.json, model.safetensors, tokenizer.json"
+        } else {
+            "config.json, model.safetensors; the run's data has no tokenizer.json"
+        }
     );
     Ok(())
 }

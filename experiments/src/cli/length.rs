@@ -54,13 +54,24 @@ pub fn eval_length(args: EvalLengthArgs) -> Result<()> {
     if args.factors.is_empty() || args.factors.contains(&0) {
         return Err(ExperimentError::option("--factors", "each factor must be at least 1"));
     }
-    if let Some(theta) = args.rope_theta {
-        if !(theta > 1.0 && theta.is_finite()) {
-            return Err(ExperimentError::option("--rope-theta", format!("must be a number above 1, got {theta}")));
-        }
+    if let Some(theta) = args.rope_theta
+        && !(theta > 1.0 && theta.is_finite())
+    {
+        return Err(ExperimentError::option("--rope-theta", format!("must be a number above 1, got {theta}")));
     }
-    let needle = NeedleConfig { depths: args.depths, samples: args.needle_samples, seed: args.seed, from_text: !args.random_needles, ..NeedleConfig::default() };
-    needle.validate(usize::MAX).map_err(|e| ExperimentError::option(format!("--{}", e.field.unwrap_or_default().replace("needle.", "needle-").replace('_', "-")), e.message))?;
+    let needle = NeedleConfig {
+        depths: args.depths,
+        samples: args.needle_samples,
+        seed: args.seed,
+        from_text: !args.random_needles,
+        ..NeedleConfig::default()
+    };
+    needle.validate(usize::MAX).map_err(|e| {
+        ExperimentError::option(
+            format!("--{}", e.field.unwrap_or_default().replace("needle.", "needle-").replace('_', "-")),
+            e.message,
+        )
+    })?;
     let options = LengthOptions {
         factors: args.factors,
         methods,

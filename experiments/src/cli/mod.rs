@@ -8,8 +8,8 @@ pub mod length;
 pub mod report;
 pub mod sweep;
 
-use gatelab::backend::{self, Backend};
 use gatelab::Result;
+use gatelab::backend::{self, Backend};
 
 /// Where a command computes: the backend and its device.
 #[derive(clap::Args, Debug, Clone)]

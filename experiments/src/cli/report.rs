@@ -35,8 +35,16 @@ pub fn report(args: ReportArgs) -> Result<()> {
         }
     }
     let written = report::write(&args.sweep)?;
-    print!("{}", std::fs::read_to_string(args.sweep.join("summary.md")).map_err(|e| ExperimentError::file(args.sweep.join("summary.md"), e))?);
-    eprintln!("wrote {0}/report.html, summary.md, summary.csv and {1} figures (SVG, PNG, CSV)", args.sweep.display(), written.charts().count());
+    print!(
+        "{}",
+        std::fs::read_to_string(args.sweep.join("summary.md"))
+            .map_err(|e| ExperimentError::file(args.sweep.join("summary.md"), e))?
+    );
+    eprintln!(
+        "wrote {0}/report.html, summary.md, summary.csv and {1} figures (SVG, PNG, CSV)",
+        args.sweep.display(),
+        written.charts().count()
+    );
     Ok(())
 }
 

@@ -63,14 +63,26 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
         print!("{}", sweep::sbatch(&opts, n, &plan.out, args.cpus_per_task));
         return Ok(());
     }
-    eprintln!("sweep {}: {} runs at preset {} on {}", plan.grid.name, plan.runs.len(), opts.preset, opts.backend.name());
+    eprintln!(
+        "sweep {}: {} runs at preset {} on {}",
+        plan.grid.name,
+        plan.runs.len(),
+        opts.preset,
+        opts.backend.name()
+    );
     let rows = sweep::run_plan(&plan, &opts)?;
     if !args.no_report && opts.shard.is_none() && rows.iter().any(|r| r.status.is_done()) {
-        super::report::report(super::report::ReportArgs { sweep: plan.out.clone(), device: args.device.device.clone() })?;
+        super::report::report(super::report::ReportArgs {
+            sweep: plan.out.clone(),
+            device: args.device.device.clone(),
+        })?;
     }
     let failed = rows.iter().filter(|r| r.status.word() == "failed").count();
     if failed > 0 {
-        Err(ExperimentError::Usage(format!("{failed} of {} runs failed (status.json in their folders says why)", rows.len())))
+        Err(ExperimentError::Usage(format!(
+            "{failed} of {} runs failed (status.json in their folders says why)",
+            rows.len()
+        )))
     } else {
         Ok(())
     }
@@ -96,7 +108,11 @@ pub fn list(grid_name: Option<&str>, json: bool) -> Result<()> {
         Some(name) => {
             let g = grid::load(name)?;
             if json {
-                let v: Vec<_> = g.variants.iter().map(|v| serde_json::json!({"name": v.name, "paper": v.paper, "note": v.note, "set": v.set})).collect();
+                let v: Vec<_> = g
+                    .variants
+                    .iter()
+                    .map(|v| serde_json::json!({"name": v.name, "paper": v.paper, "note": v.note, "set": v.set}))
+                    .collect();
                 println!("{}", serde_json::to_string_pretty(&v).unwrap());
             } else {
                 for v in &g.variants {
@@ -112,7 +128,10 @@ pub fn show(grid_name: &str, variant: &str, preset_name: &str, json: bool) -> Re
     let g = grid::load(grid_name)?;
     let v = g.variants.iter().find(|v| v.name == variant).ok_or_else(|| ExperimentError::Grid {
         source_name: format!("grid {}", g.name),
-        message: format!("no variant {variant} (variants: {})", g.variants.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", ")),
+        message: format!(
+            "no variant {variant} (variants: {})",
+            g.variants.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", ")
+        ),
     })?;
     let one = grid::Grid { variants: vec![v.clone()], ..g.clone() };
     let run = grid::plan(&one, &preset(preset_name)?, None, &[], 1)?.remove(0);
@@ -173,7 +192,10 @@ pub fn extend(args: ExtendArgs) -> Result<()> {
     let rows = extend::run_plan(plan, &opts)?;
     let failed = rows.iter().filter(|r| r.status.word() == "failed").count();
     if failed > 0 {
-        Err(ExperimentError::Usage(format!("{failed} of {} runs failed (status.json in their folders says why)", rows.len())))
+        Err(ExperimentError::Usage(format!(
+            "{failed} of {} runs failed (status.json in their folders says why)",
+            rows.len()
+        )))
     } else {
         Ok(())
     }

@@ -12,8 +12,17 @@ pub fn gatelab(args: &[&str]) -> (i32, String, String) {
 
 /// Runs the `gatelab` binary in `cwd` with extra environment variables.
 pub fn gatelab_in(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_gatelab")).args(args).current_dir(cwd).envs(env.iter().copied()).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    let out = Command::new(env!("CARGO_BIN_EXE_gatelab"))
+        .args(args)
+        .current_dir(cwd)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 /// An empty folder of this test process, `gatelab-<tag>-<pid>` in the temporary directory.
@@ -27,7 +36,9 @@ pub fn scratch(tag: &str) -> PathBuf {
 /// This crate's folder, read when the test runs (`cargo test` sets `CARGO_MANIFEST_DIR`), not
 /// when it was compiled: a shared build cache may hold test binaries compiled in another clone.
 pub fn manifest_dir() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// The Python of `GATELAB_PYTHON` (else `python3`) when it imports `modules` (e.g. "torch,
@@ -38,7 +49,10 @@ pub fn python_with(modules: &str) -> Option<String> {
     if Command::new(&python).args(["-c", &format!("import {modules}")]).output().is_ok_and(|o| o.status.success()) {
         return Some(python);
     }
-    assert!(std::env::var("GATELAB_REQUIRE_TORCH").as_deref() != Ok("1"), "GATELAB_REQUIRE_TORCH=1 but `import {modules}` fails with {python}");
+    assert!(
+        std::env::var("GATELAB_REQUIRE_TORCH").as_deref() != Ok("1"),
+        "GATELAB_REQUIRE_TORCH=1 but `import {modules}` fails with {python}"
+    );
     println!("SKIPPED: no Python with {modules} at `{python}` (scripts/setup-libtorch.sh)");
     None
 }

@@ -15,13 +15,19 @@ impl Lcg {
 }
 
 /// Random `tokens` and `targets` of shape `[batch, seq]`, and the same as JSON for the reference.
-pub fn batch_tensors(rng: &mut Lcg, batch: usize, seq: usize, vocab: usize, device: &Device) -> (Tensor<2, Int>, Tensor<2, Int>, String) {
-    let mut draw = || (0..batch).map(|_| (0..seq).map(|_| rng.below(vocab) as i64).collect::<Vec<_>>()).collect::<Vec<_>>();
+pub fn batch_tensors(
+    rng: &mut Lcg,
+    batch: usize,
+    seq: usize,
+    vocab: usize,
+    device: &Device,
+) -> (Tensor<2, Int>, Tensor<2, Int>, String) {
+    let mut draw =
+        || (0..batch).map(|_| (0..seq).map(|_| rng.below(vocab) as i64).collect::<Vec<_>>()).collect::<Vec<_>>();
     let (tokens, targets) = (draw(), draw());
     let json = serde_json::json!({ "tokens": tokens, "targets": targets }).to_string();
-    let as_tensor = |rows: &Vec<Vec<i64>>| {
-        Tensor::<2, Int>::from_data(TensorData::new(rows.concat(), [batch, seq]), device)
-    };
+    let as_tensor =
+        |rows: &Vec<Vec<i64>>| Tensor::<2, Int>::from_data(TensorData::new(rows.concat(), [batch, seq]), device);
     (as_tensor(&tokens), as_tensor(&targets), json)
 }
 
@@ -51,7 +57,9 @@ pub fn reference_python() -> Option<String> {
     if ok {
         return Some(python);
     }
-    let why = format!("no Python with torch, safetensors and transformers at `{python}` (run scripts/setup-libtorch.sh; scripts/env.sh sets GATELAB_PYTHON)");
+    let why = format!(
+        "no Python with torch, safetensors and transformers at `{python}` (run scripts/setup-libtorch.sh; scripts/env.sh sets GATELAB_PYTHON)"
+    );
     assert!(!required, "GATELAB_REQUIRE_TORCH=1 but {why}");
     println!("SKIPPED: {why}");
     None
@@ -68,5 +76,7 @@ pub fn tempfile_dir(tag: &str) -> PathBuf {
 /// This crate's folder, read when the test runs (`cargo test` sets `CARGO_MANIFEST_DIR`), not
 /// when it was compiled: a shared build cache may hold test binaries compiled in another clone.
 pub fn manifest_dir() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }

@@ -126,7 +126,14 @@ fn a_gate_forced_open_equals_the_baseline() {
     for position in [GatePosition::G1, GatePosition::G2, GatePosition::G3, GatePosition::G4, GatePosition::G5] {
         for granularity in [Granularity::Elementwise, Granularity::Headwise] {
             for (combination, activation, theta) in open_gates {
-                let spec = GateSpec { position, granularity, combination, activation, input: GateInput::Independent, ..GateSpec::BASELINE };
+                let spec = GateSpec {
+                    position,
+                    granularity,
+                    combination,
+                    activation,
+                    input: GateInput::Independent,
+                    ..GateSpec::BASELINE
+                };
                 if spec.validate(false).is_err() {
                     continue;
                 }
@@ -143,7 +150,11 @@ fn a_gate_forced_open_equals_the_baseline() {
         }
     }
     // And a gate that is not open does change the output (the check above can fail).
-    let half = copy_shared_weights(&base, tiny(GateSpec { input: GateInput::Independent, ..GateSpec::G1_ELEMENTWISE }).init(&device).unwrap(), &dir);
+    let half = copy_shared_weights(
+        &base,
+        tiny(GateSpec { input: GateInput::Independent, ..GateSpec::G1_ELEMENTWISE }).init(&device).unwrap(),
+        &dir,
+    );
     let got = values(half.forward(input));
     assert!(got.iter().zip(&expected).any(|(a, b)| (a - b).abs() > 1e-3));
 }
@@ -158,7 +169,14 @@ fn parameter_count_from_config_equals_the_built_model() {
             if matched && !spec.is_gated() && spec.sdpa_nonlinearity == Default::default() {
                 continue;
             }
-            let config = ModelConfig { qk_norm, tie_embeddings: tie, sandwich_norm: sandwich, d_ff, match_baseline_params: matched, ..tiny(spec) };
+            let config = ModelConfig {
+                qk_norm,
+                tie_embeddings: tie,
+                sandwich_norm: sandwich,
+                d_ff,
+                match_baseline_params: matched,
+                ..tiny(spec)
+            };
             if config.validate().is_err() {
                 continue; // e.g. a head-shared headwise g1 gate under sandwich norm
             }
@@ -199,7 +217,12 @@ fn weights_round_trip_and_mismatches_are_named() {
     let wide = ModelConfig { d_ff: 48, ..config.clone() };
     let err = load_safetensors(wide.init(&device).unwrap(), &path).unwrap_err().to_string();
     assert!(err.contains("ffn"), "{err}");
-    assert!(load_safetensors(config.init(&device).unwrap(), &dir.join("nope.safetensors")).unwrap_err().to_string().contains("no such"));
+    assert!(
+        load_safetensors(config.init(&device).unwrap(), &dir.join("nope.safetensors"))
+            .unwrap_err()
+            .to_string()
+            .contains("no such")
+    );
 }
 
 #[test]

@@ -71,7 +71,19 @@ fn transformers_checkpoints_import_with_their_logits() {
 }
 
 fn gated_config(gate: GateSpec) -> ModelConfig {
-    ModelConfig { vocab_size: 97, d_model: 64, n_layers: 2, n_heads: 4, n_kv_heads: 2, head_dim: 16, d_ff: 96, tie_embeddings: false, init_std: 0.2, gate, ..ModelConfig::default() }
+    ModelConfig {
+        vocab_size: 97,
+        d_model: 64,
+        n_layers: 2,
+        n_heads: 4,
+        n_kv_heads: 2,
+        head_dim: 16,
+        d_ff: 96,
+        tie_embeddings: false,
+        init_std: 0.2,
+        gate,
+        ..ModelConfig::default()
+    }
 }
 
 #[test]
@@ -80,14 +92,22 @@ fn exports_reload_in_transformers_and_the_official_gated_layout() {
     let device = Device::flex();
     let dir = tempfile_dir("hf-export");
     let g1 = |granularity| GateSpec { position: GatePosition::G1, granularity, ..GateSpec::default() };
-    for (name, gate) in [("baseline", GateSpec::BASELINE), ("g1-headwise", g1(Granularity::Headwise)), ("g1-elementwise", g1(Granularity::Elementwise))] {
+    for (name, gate) in [
+        ("baseline", GateSpec::BASELINE),
+        ("g1-headwise", g1(Granularity::Headwise)),
+        ("g1-elementwise", g1(Granularity::Elementwise)),
+    ] {
         device.seed(7);
         let config = gated_config(gate);
         let model = config.init(&device).unwrap();
         let d = dir.join(name);
         write_checkpoint(&d, hf::export(&model, &config, None).unwrap());
-        let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("config.json")).unwrap()).unwrap();
-        assert_eq!(cfg["elementwise_attn_output_gate"].as_bool(), (name != "baseline").then_some(name == "g1-elementwise"));
+        let cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("config.json")).unwrap()).unwrap();
+        assert_eq!(
+            cfg["elementwise_attn_output_gate"].as_bool(),
+            (name != "baseline").then_some(name == "g1-elementwise")
+        );
         let ours = logits(&model, &device);
         let theirs = reference_logits(&py, &d);
         let err = max_diff(&ours, &theirs);
@@ -123,16 +143,24 @@ fn malformed_checkpoints_are_refused_naming_the_problem() {
         v[key] = value;
         std::fs::write(&p, v.to_string()).unwrap();
     };
-    let error = |d: &Path| hf::import(d, &device).err().expect("refused").to_string();
+    let error = |d: &Path| hf::import(d, &device).expect_err("refused").to_string();
     let d = fresh("shard", &["--shard"]);
-    let shard = std::fs::read_dir(&d).unwrap().flatten().map(|e| e.file_name().to_string_lossy().to_string()).find(|n| n.starts_with("model-00002-of-")).expect("a second shard");
+    let shard = std::fs::read_dir(&d)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .find(|n| n.starts_with("model-00002-of-"))
+        .expect("a second shard");
     std::fs::remove_file(d.join(&shard)).unwrap();
     let e = error(&d);
     assert!(e.contains(&format!("missing shard {shard}")), "{e}");
     let d = fresh("shape", &[]);
     edit_config(&d, "intermediate_size", 95.into());
     let e = error(&d);
-    assert!(e.contains("has shape") && e.contains("the config implies") && e.contains("95") && e.contains(".mlp."), "{e}");
+    assert!(
+        e.contains("has shape") && e.contains("the config implies") && e.contains("95") && e.contains(".mlp."),
+        "{e}"
+    );
     edit_config(&d, "model_type", "llama".into());
     let e = error(&d);
     assert!(e.contains("model_type \"llama\" is not supported"), "{e}");

@@ -8,9 +8,9 @@
 //! it from scripts/setup-libtorch.sh's virtualenv). Without one the test prints why and passes,
 //! unless `GATELAB_REQUIRE_TORCH=1` (CI), where it fails.
 
+use crate::common::{Lcg, batch_tensors, read_safetensors, reference_python, tempfile_dir};
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Device, Distribution, Gradients, Tensor};
-use crate::common::{Lcg, batch_tensors, read_safetensors, reference_python, tempfile_dir};
 use gatelab_model::weights::to_safetensors;
 use gatelab_model::{GatePosition, GateSpec, Granularity, ModelConfig, cross_entropy};
 use std::collections::BTreeMap;
@@ -54,7 +54,10 @@ fn architectures() -> Vec<(&'static str, ModelConfig)> {
     };
     vec![
         ("gqa-tied", base.clone()),
-        ("mha-untied-sandwich", ModelConfig { n_kv_heads: 4, tie_embeddings: false, sandwich_norm: true, ..base.clone() }),
+        (
+            "mha-untied-sandwich",
+            ModelConfig { n_kv_heads: 4, tie_embeddings: false, sandwich_norm: true, ..base.clone() },
+        ),
         ("mqa-noqknorm-attnonly", ModelConfig { n_kv_heads: 1, qk_norm: false, d_ff: 0, ..base.clone() }),
         ("gqa-matched", ModelConfig { d_ff: 64, match_baseline_params: true, ..base }),
     ]
@@ -79,8 +82,9 @@ fn write_case(root: &Path, index: usize, name: String, config: &ModelConfig, qwe
     let values = logits.clone().into_data().try_to_vec::<f32>().unwrap();
     let loss = cross_entropy(logits, targets);
     let grads = loss.backward();
-    std::fs::write(&dir.join("weights.safetensors"), to_safetensors(&model).unwrap()).unwrap();
-    std::fs::write(&dir.join("grads.safetensors"), to_safetensors(&model.clone().map(&mut ToGrads(&grads))).unwrap()).unwrap();
+    std::fs::write(dir.join("weights.safetensors"), to_safetensors(&model).unwrap()).unwrap();
+    std::fs::write(dir.join("grads.safetensors"), to_safetensors(&model.clone().map(&mut ToGrads(&grads))).unwrap())
+        .unwrap();
     std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(config).unwrap()).unwrap();
     std::fs::write(dir.join("batch.json"), batch_json).unwrap();
     if qwen3next {
@@ -99,7 +103,7 @@ fn compare(case: &Case) -> (Vec<String>, f32, f32) {
     let torch = read_safetensors(&case.dir.join("torch.safetensors"));
     let mut problems = Vec::new();
     let err = max_abs_diff(&case.logits, &torch["logits"]);
-    if !(err <= LOGIT_TOL) {
+    if err.is_nan() || err > LOGIT_TOL {
         problems.push(format!("{}: logits differ by {err:.3e}", case.name));
     }
     if case.qwen3next {
@@ -119,7 +123,7 @@ fn compare(case: &Case) -> (Vec<String>, f32, f32) {
         let scale = reference.iter().fold(0.0f32, |m, x| m.max(x.abs())).max(1e-12);
         let rel = max_abs_diff(g, reference) / scale;
         worst = worst.max(rel);
-        if !(rel <= GRAD_TOL) {
+        if rel.is_nan() || rel > GRAD_TOL {
             problems.push(format!("{}: gradient of {name} differs by {rel:.3e} (relative)", case.name));
         }
     }
@@ -173,11 +177,16 @@ fn every_design_point_matches_pytorch() {
         cases.len(),
         problems.len()
     );
-    assert!(problems.is_empty(), "{} of {} cases differ from PyTorch:\n{}", problems.len(), cases.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} of {} cases differ from PyTorch:\n{}",
+        problems.len(),
+        cases.len(),
+        problems.join("\n")
+    );
     let _ = std::fs::remove_dir_all(&root);
 }
 
 fn reference_script() -> PathBuf {
     crate::common::manifest_dir().join("tests/reference/gatelab_ref.py")
 }
-

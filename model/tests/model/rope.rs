@@ -24,17 +24,53 @@ fn every_method_is_plain_rope_at_factor_one() {
     assert_ne!(inv_freq(64, 10_000.0, yarn(4.0, 128)).0, plain);
 }
 
+/// (ours, transformers' rope_type, its rope_scaling, max_position_embeddings, seq_len, head_dim,
+/// base).
+type RopeCase = (RopeScaling, &'static str, serde_json::Value, usize, Option<usize>, usize, f64);
+
 #[test]
 fn frequencies_and_temperature_match_transformers() {
     let Some(python) = reference_python() else { return };
     // (ours, transformers' rope_type, its rope_scaling, max_position_embeddings, seq_len, head_dim, base)
-    let cases: Vec<(RopeScaling, &str, serde_json::Value, usize, Option<usize>, usize, f64)> = vec![
+    let cases: Vec<RopeCase> = vec![
         (RopeScaling::Linear { factor: 4.0 }, "linear", serde_json::json!({"factor": 4.0}), 128, None, 64, 1e4),
         // Dynamic NTK at the length where its multiplier (s·L/L₀ − (s − 1)) equals s is static NTK.
-        (RopeScaling::Ntk { factor: 4.0 }, "dynamic", serde_json::json!({"factor": 4.0}), 128, Some(128 * 7 / 4), 64, 1e4),
-        (yarn(4.0, 128), "yarn", serde_json::json!({"factor": 4.0, "original_max_position_embeddings": 128}), 128, None, 64, 1e4),
-        (yarn(8.0, 256), "yarn", serde_json::json!({"factor": 8.0, "original_max_position_embeddings": 256}), 256, None, 128, 1e6),
-        (yarn(2.0, 4096), "yarn", serde_json::json!({"factor": 2.0, "original_max_position_embeddings": 4096}), 4096, None, 32, 5e5),
+        (
+            RopeScaling::Ntk { factor: 4.0 },
+            "dynamic",
+            serde_json::json!({"factor": 4.0}),
+            128,
+            Some(128 * 7 / 4),
+            64,
+            1e4,
+        ),
+        (
+            yarn(4.0, 128),
+            "yarn",
+            serde_json::json!({"factor": 4.0, "original_max_position_embeddings": 128}),
+            128,
+            None,
+            64,
+            1e4,
+        ),
+        (
+            yarn(8.0, 256),
+            "yarn",
+            serde_json::json!({"factor": 8.0, "original_max_position_embeddings": 256}),
+            256,
+            None,
+            128,
+            1e6,
+        ),
+        (
+            yarn(2.0, 4096),
+            "yarn",
+            serde_json::json!({"factor": 2.0, "original_max_position_embeddings": 4096}),
+            4096,
+            None,
+            32,
+            5e5,
+        ),
     ];
     let json: Vec<_> = cases
         .iter()
