@@ -4,6 +4,9 @@ loss is on the host).
 
   python bench/peer.py CONFIG_JSON [CONFIG_JSON ...] --steps N --warmup W [--passes P] --threads T [--compile]
 
+The device is the CPU unless GATELAB_PEER_DEVICE names another (`cuda`), so that `gatelab bench` on
+a GPU machine times PyTorch on the same GPU.
+
 CONFIG_JSON is a gatelab resolved run config (`gatelab grid show core baseline --json`): the model
 (Qwen3-style: RMSNorm pre-norm, GQA with optional QK-norm, rotate-half RoPE, SwiGLU or none, tied
 or untied head; gate: none or G1 — the only variants the peer implements) and
@@ -15,6 +18,7 @@ passes. Several configs are trained in one process, step by step in turn (as `ga
 
 import argparse
 import json
+import os
 import time
 
 import torch
@@ -132,9 +136,12 @@ def main():
         passes = a.passes or a.steps
         forward_s = case.forward_seconds(passes)
         tokens = case.bsz * case.t
-        print(json.dumps({"impl": "pytorch-compile" if a.compile else "pytorch-eager", "torch": torch.__version__, "threads": a.threads,
+        print(json.dumps({"impl": "pytorch-compile" if a.compile else "pytorch-eager", "torch": torch.__version__, "threads": a.threads, "device": DEVICE,
                           "config": path, "train_tokens_per_s": tokens * a.steps / sum(case.step_seconds), "forward_tokens_per_s": tokens * passes / forward_s,
                           "steps": a.steps, "step_seconds": case.step_seconds}))
+
+
+DEVICE = os.environ.get("GATELAB_PEER_DEVICE", "cpu")
 
 
 class Case:
@@ -145,10 +152,10 @@ class Case:
         c, self.tr, self.t = cfg["model"], cfg["train"], cfg["data"]["seq_len"]
         self.bsz = self.tr["batch_size"]
         tr = self.tr
-        self.model = Model(c, self.t)
+        self.model = Model(c, self.t).to(DEVICE)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=tr["lr"], betas=(tr["beta1"], tr["beta2"]), eps=tr["epsilon"], weight_decay=tr["weight_decay"])
         self.fwd = torch.compile(self.model) if compile else self.model
-        self.data = [torch.randint(0, c["vocab_size"], (self.bsz, self.t + 1)) for _ in range(4)]
+        self.data = [torch.randint(0, c["vocab_size"], (self.bsz, self.t + 1), device=DEVICE) for _ in range(4)]
         self.step_seconds = []
 
     def step(self, i):

@@ -61,5 +61,5 @@ gatelab_cargo() {
   elif [ -t 2 ]; then
     quiet=()
   fi
-  cargo "$1" "${quiet[@]}" "${GATELAB_CARGO_FLAGS[@]}" "${@:2}" && { [ -f "$built" ] || touch "$built"; }
+  cargo "$1" "${quiet[@]}" "${GATELAB_CARGO_FLAGS[@]}" "${@:2}" && { [ "$1" = clippy ] || [ -f "$built" ] || touch "$built"; }
 }

@@ -16,7 +16,9 @@ pub fn snapshot(probes: &Probes) -> Vec<LayerSnapshot> {
         .into_iter()
         .map(|l| LayerSnapshot {
             first_token_attention: l.first_token_attention[1],
-            gate_mean: l.gate.map(|g| g.mean),
+            gate_mean: l.gate.as_ref().map(|g| g.mean),
+            gate_saturation: l.gate.as_ref().map(|g| g.below_0_01),
+            gate_logit: l.gate.as_ref().and_then(|g| g.mean_abs_logit),
             max_activation: l.max_activation,
         })
         .collect()

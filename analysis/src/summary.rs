@@ -12,9 +12,11 @@
 //! much). It assumes the seeds' values are roughly normal, which a handful of seeds cannot check;
 //! treat it as the usual convention, not as proof. One seed has no interval.
 //!
-//! **Paired differences.** The same seed means the same initialisation stream and the same batch
-//! at every step (the batch of step `s` depends only on the seed and `s`), so a variant's run and
-//! the baseline's run of the same seed differ by the variant alone. The difference is taken seed
+//! **Paired differences.** A gated configuration's baseline is the ungated configuration that is
+//! otherwise identical (its config with `model.gate` removed). The same seed means the same
+//! initialisation stream and the same batch at every step (the batch of step `s` depends only on
+//! the seed and `s`), so a variant's run and the baseline's run of the same seed differ by the
+//! gate alone. The difference is taken seed
 //! by seed, then averaged, with its own t interval over the pairs: this removes the seed-to-seed
 //! spread that both share and is the comparison to read.
 
@@ -225,6 +227,69 @@ impl Metric {
     }
 }
 
+/// What gatelab concludes about one of the paper's claims from one paired difference.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The 95% interval of the paired difference excludes 0 on the side the paper reports.
+    Reproduced,
+    /// The interval contains 0 and is narrower than the paper's effect on both sides: an effect
+    /// of the paper's size would have shown, and none did (or, for the sink, the baseline has no
+    /// sink to remove).
+    NotAtThisScale,
+    /// The interval excludes 0 on the other side.
+    Contradicted,
+    /// Fewer than two seed pairs, or an interval too wide to tell.
+    Inconclusive,
+}
+
+impl Verdict {
+    /// Its words in tables.
+    pub fn words(self) -> &'static str {
+        match self {
+            Verdict::Reproduced => "reproduced",
+            Verdict::NotAtThisScale => "not at this scale",
+            Verdict::Contradicted => "contradicted",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// The rule behind [`Verdict`], printed with every report that shows one.
+pub const VERDICT_RULE: &str = "Verdicts (G1 sigmoid gates only, the configuration the paper's claims concern) compare the paired 95% interval of Δ with the paper's effect E (Qiu et al. 2025, Table 4, 15A2B MoE: val loss −0.045 nats (perplexity 6.026 → 5.761), F-Attn −0.419 (0.467 → 0.048), max act −91% of the baseline's (1053 → 94)): reproduced if the interval excludes 0 on E's side; contradicted if it excludes 0 on the other side; not at this scale if it contains 0 but lies within ±|E| (an effect of the paper's size would have shown), or, for F-Attn, if the baseline has no sink (F-Attn within twice chance); inconclusive otherwise, and always with fewer than two seed pairs.";
+
+/// The paper's effect of the G1 gate on `metric`, given the baseline's mean (relative effects
+/// scale with it); `None` for metrics the paper makes no claim about.
+pub fn paper_effect(metric: Metric, baseline_mean: f64) -> Option<f64> {
+    match metric {
+        Metric::ValLoss | Metric::BestValLoss => Some((5.761f64 / 6.026).ln()),
+        Metric::FirstTokenAttention => Some(0.048 - 0.467),
+        Metric::MaxActivation => Some((94.0 / 1053.0 - 1.0) * baseline_mean),
+        _ => None,
+    }
+}
+
+/// The verdict on the paper's claim about `metric` from the paired difference `delta`
+/// (gated − baseline) and the baseline's estimate, by [`VERDICT_RULE`]. `chance` is the chance
+/// level of F-Attn.
+pub fn verdict(metric: Metric, delta: &Estimate, baseline: &Estimate, chance: Option<f64>) -> Option<Verdict> {
+    let effect = paper_effect(metric, baseline.mean)?;
+    if metric == Metric::FirstTokenAttention && chance.is_some_and(|c| baseline.mean <= 2.0 * c) {
+        return Some(Verdict::NotAtThisScale);
+    }
+    let Some((lo, hi)) = delta.interval().filter(|_| delta.n >= 2) else { return Some(Verdict::Inconclusive) };
+    let (reported_below, e) = (effect < 0.0, effect.abs());
+    Some(if lo > 0.0 {
+        if reported_below { Verdict::Contradicted } else { Verdict::Reproduced }
+    } else if hi < 0.0 {
+        if reported_below { Verdict::Reproduced } else { Verdict::Contradicted }
+    } else if lo > -e && hi < e {
+        Verdict::NotAtThisScale
+    } else {
+        Verdict::Inconclusive
+    })
+}
+
 /// One run's numbers.
 #[derive(Debug, Clone)]
 pub struct RunRecord {
@@ -262,10 +327,14 @@ pub struct Group {
     pub versus_baseline: BTreeMap<Metric, Estimate>,
     /// Index of that baseline group, if any (none for the baseline itself).
     pub baseline: Option<usize>,
+    /// Per metric the paper makes a claim about, the verdict (G1 sigmoid gates only).
+    pub verdicts: BTreeMap<Metric, Verdict>,
     /// Per-layer F-Attn (queries ≥ 1) over seeds.
     pub first_token_attention_per_layer: Vec<Estimate>,
     /// Per-layer largest activation over seeds.
     pub max_activation_per_layer: Vec<Estimate>,
+    /// Per-layer top-1, top-2 and top-3 |h| over the median |h|, over seeds.
+    pub top_activation_ratios_per_layer: [Vec<Estimate>; 3],
     /// Gate scores per histogram bin over [0, 1], summed over layers and seeds, as shares.
     pub gate_histogram: Vec<f64>,
     /// Chance level of F-Attn (queries ≥ 1) at the analysed length.
@@ -291,6 +360,14 @@ impl Group {
     /// Whether this is an ungated baseline.
     pub fn is_baseline(&self) -> bool {
         self.gate == GateSpec::BASELINE.label()
+    }
+
+    /// Whether its gate is the one the paper's claims concern: G1, sigmoid, multiplicative,
+    /// input-dependent, head-specific (elementwise or headwise).
+    pub fn is_g1_sigmoid(&self) -> bool {
+        let g = &self.runs[0].file.config.model.gate;
+        let sigmoid_g1 = GateSpec { granularity: g.granularity, ..GateSpec::G1_ELEMENTWISE };
+        *g == sigmoid_g1
     }
 }
 
@@ -358,8 +435,10 @@ pub fn summarize(sweep: &Path) -> Result<Summary> {
                     estimates: BTreeMap::new(),
                     versus_baseline: BTreeMap::new(),
                     baseline: None,
+                    verdicts: BTreeMap::new(),
                     first_token_attention_per_layer: vec![],
                     max_activation_per_layer: vec![],
+                    top_activation_ratios_per_layer: Default::default(),
                     gate_histogram: vec![],
                     chance: None,
                 });
@@ -471,27 +550,24 @@ fn estimate(g: &mut Group) {
     g.chance = analysed.first().map(|(_, a)| a.stats.chance_first_token_attention[1]);
 }
 
-/// The baseline of the same configuration: a baseline variant's group whose runs had the same
-/// command-line overrides, preset and backend (the grid's own settings differ by variant).
+/// The baseline of the same configuration: the ungated group whose config (less the seed) is this
+/// group's with the gate removed, on the same backend. A learning-rate sweep pairs each gate with
+/// the baseline of its own learning rate; a size ladder, with the baseline of its own size.
 fn pair_with_baselines(groups: &mut [Group]) {
-    let context = |g: &Group| {
-        let m = &g.runs[0].file.meta;
-        let mut overrides = m.overrides.clone();
-        overrides.sort();
-        (overrides, m.preset.clone(), m.backend.clone(), g.runs[0].file.config.data.clone())
+    let ungated_key = |g: &Group| {
+        let file = &g.runs[0].file;
+        let mut config = file.config_without_seed();
+        config.model.gate = GateSpec::BASELINE;
+        serde_json::to_string(&(config, &file.meta.backend)).expect("configs serialise")
     };
-    let baseline_variant = groups
-        .iter()
-        .find(|g| g.variant == "baseline" && g.is_baseline())
-        .or_else(|| groups.iter().find(|g| g.is_baseline()))
-        .map(|g| g.variant.clone());
-    let Some(base_name) = baseline_variant else { return };
     for i in 0..groups.len() {
-        if groups[i].variant == base_name {
+        if groups[i].is_baseline() {
             continue;
         }
-        let want = context(&groups[i]);
-        let Some(b) = (0..groups.len()).find(|&b| groups[b].variant == base_name && context(&groups[b]) == want) else {
+        let want = ungated_key(&groups[i]);
+        let Some(b) =
+            (0..groups.len()).find(|&b| groups[b].is_baseline() && group_key(&groups[b].runs[0].file) == want)
+        else {
             continue;
         };
         groups[i].baseline = Some(b);
@@ -500,6 +576,13 @@ fn pair_with_baselines(groups: &mut [Group]) {
             .iter()
             .filter_map(|(m, e)| Some((*m, e.paired_minus(groups[b].estimates.get(m)?)?)))
             .collect();
+        if groups[i].is_g1_sigmoid() {
+            let chance = groups[b].chance;
+            groups[i].verdicts = pairs
+                .iter()
+                .filter_map(|(m, d)| Some((*m, verdict(*m, d, groups[b].estimates.get(m)?, chance)?)))
+                .collect();
+        }
         groups[i].versus_baseline = pairs;
     }
 }
@@ -557,6 +640,28 @@ pub fn status_words(g: &Group) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verdicts_follow_the_stated_rule() {
+        let est =
+            |v: &[f64]| Estimate::of(&v.iter().enumerate().map(|(i, x)| (i as u64, *x)).collect::<Vec<_>>()).unwrap();
+        let base = est(&[3.0, 3.0, 3.0]);
+        // Paper: −0.045 nats. Clearly lower: reproduced; clearly higher: contradicted.
+        assert_eq!(verdict(Metric::ValLoss, &est(&[-0.10, -0.11, -0.09]), &base, None), Some(Verdict::Reproduced));
+        assert_eq!(verdict(Metric::ValLoss, &est(&[0.10, 0.11, 0.09]), &base, None), Some(Verdict::Contradicted));
+        // Around 0 and narrow: an effect of the paper's size would have shown.
+        assert_eq!(verdict(Metric::ValLoss, &est(&[0.001, -0.001, 0.0]), &base, None), Some(Verdict::NotAtThisScale));
+        // Around 0 and wide, or one seed: cannot tell.
+        assert_eq!(verdict(Metric::ValLoss, &est(&[0.5, -0.5, 0.1]), &base, None), Some(Verdict::Inconclusive));
+        assert_eq!(verdict(Metric::ValLoss, &est(&[-0.5]), &base, None), Some(Verdict::Inconclusive));
+        // No sink in the baseline: nothing to remove.
+        let weak = est(&[0.05, 0.06, 0.05]);
+        assert_eq!(
+            verdict(Metric::FirstTokenAttention, &est(&[-0.02, -0.02, -0.03]), &weak, Some(0.035)),
+            Some(Verdict::NotAtThisScale)
+        );
+        assert_eq!(verdict(Metric::Sink, &est(&[-0.02, -0.02, -0.03]), &weak, None), None, "no claim about Sink");
+    }
 
     #[test]
     fn t_intervals_and_paired_differences() {

@@ -106,6 +106,10 @@ fn hand_built_probes_give_their_known_statistics() {
     close(layer.max_activation, 50.0);
     assert_eq!(layer.max_at, (3, 5));
     close(layer.top1_median_ratio, 50.0);
+    // The three largest |h| over the median: 50, 40, then a 1.
+    for (got, want) in layer.top3_median_ratio.iter().zip([50.0, 40.0, 1.0]) {
+        close(*got, want);
+    }
     // Gates: 1/16 of the scores are 0.5, the rest 0.05.
     let gate = layer.gate.as_ref().unwrap();
     close(gate.mean, (0.5 + 15.0 * 0.05) / 16.0);
@@ -113,6 +117,8 @@ fn hand_built_probes_give_their_known_statistics() {
     close(gate.below_0_01, 0.0);
     close(gate.first_token_mean.unwrap(), 0.5);
     close(gate.other_tokens_mean.unwrap(), 0.05);
+    // Sigmoid logits: |ln(0.5/0.5)| = 0 at position 0, |ln(0.05/0.95)| elsewhere.
+    close(gate.mean_abs_logit.unwrap(), 15.0 / 16.0 * (0.95f64 / 0.05).ln());
     assert_eq!(gate.histogram.iter().sum::<u64>(), 3 * 16 * 2);
     assert_eq!(gate.histogram[1], 3 * 15 * 2); // 0.05 falls in [0.05, 0.1)
     // SDPA magnitude and value drain.

@@ -74,6 +74,14 @@ pub enum ExperimentError {
     /// Training could not go on (a checkpoint that will not load, a device error).
     #[error("{0}")]
     Training(String),
+    /// Training stopped on request (SIGINT, SIGTERM) at a checkpoint.
+    #[error("interrupted: {} stopped at step {step} and checkpointed; rerun the same command to resume", run.display())]
+    Interrupted {
+        /// The run that was training.
+        run: PathBuf,
+        /// Its checkpoint's step.
+        step: usize,
+    },
     /// A command line that cannot be carried out, in one sentence.
     #[error("{0}")]
     Usage(String),

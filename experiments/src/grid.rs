@@ -51,8 +51,13 @@ pub struct Variant {
 }
 
 /// The grids shipped with gatelab.
-pub const BUILTIN: [(&str, &str); 2] =
-    [("core", include_str!("../grids/core.json")), ("paper", include_str!("../grids/paper.json"))];
+pub const BUILTIN: [(&str, &str); 5] = [
+    ("core", include_str!("../grids/core.json")),
+    ("paper", include_str!("../grids/paper.json")),
+    ("ladder", include_str!("../grids/ladder.json")),
+    ("stability", include_str!("../grids/stability.json")),
+    ("activations", include_str!("../grids/activations.json")),
+];
 
 /// Loads a built-in grid by name, or a grid file by path.
 pub fn load(name_or_path: &str) -> Result<Grid> {

@@ -8,6 +8,7 @@
 //! - [`error`]: the error type, [`ExperimentError`].
 //! - [`progress`]: progress bars of a sweep.
 //! - [`grid`]: grid files, overrides, expansion into runs, shards.
+//! - [`interrupt`]: stopping cleanly on SIGINT and SIGTERM.
 //! - [`train`]: one training run.
 //! - [`sweep`]: runs a grid.
 //! - [`extend`]: continued training of finished runs at a longer length (new runs naming their
@@ -19,6 +20,7 @@ pub mod config;
 pub mod error;
 pub mod extend;
 pub mod grid;
+pub mod interrupt;
 pub mod progress;
 pub mod sweep;
 pub mod train;

@@ -116,8 +116,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Backends => backends(),
         Command::Params { config } => params(config.as_deref()),
-        Command::Sweep(args) => cli::sweep::sweep(args),
-        Command::Extend(args) => cli::sweep::extend(args),
+        Command::Sweep(args) => {
+            gatelab::interrupt::install();
+            cli::sweep::sweep(args)
+        }
+        Command::Extend(args) => {
+            gatelab::interrupt::install();
+            cli::sweep::extend(args)
+        }
         Command::Analyze(args) => cli::analyze::analyze(args),
         Command::Export(args) => cli::export::export(args),
         Command::Report(args) => cli::report::report(args),
@@ -136,7 +142,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("gatelab: {}", e.one_line());
-            ExitCode::FAILURE
+            // 130, as a shell reports a process ended by Ctrl-C.
+            if matches!(e, gatelab::ExperimentError::Interrupted { .. }) {
+                ExitCode::from(130)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

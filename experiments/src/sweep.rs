@@ -260,11 +260,11 @@ pub fn train_run(
     }
 }
 
-/// Records how a run ended: a failure keeps its checkpoint (a rerun resumes from it); a finished
-/// or diverged run drops it.
+/// Records how a run ended: a failed or interrupted run keeps its checkpoint (a rerun resumes from
+/// it); a finished or diverged run drops it.
 pub fn close_run(dir: &RunDir, status: &Status) -> Result<()> {
     match status {
-        Status::Failed { .. } => dir.set_status(status)?,
+        Status::Failed { .. } | Status::Interrupted { .. } => dir.set_status(status)?,
         _ => dir.finish(status)?,
     }
     Ok(())
@@ -312,6 +312,10 @@ pub fn execute(
             }
         };
         close_run(dir, &status)?;
+        if let Status::Interrupted { step } = status {
+            display.finish();
+            return Err(ExperimentError::Interrupted { run: dir.path.clone(), step });
+        }
         if !status.is_done() {
             display.line(&format!("{label}: {}", status.describe()));
         }

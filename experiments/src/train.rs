@@ -302,12 +302,16 @@ pub fn run(
         if cfg.dynamics_every > 0 && done % cfg.dynamics_every == 0 && done != cfg.steps {
             record_dynamics(&model, done)?;
         }
-        if cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0 && done != cfg.steps {
+        let stop = crate::interrupt::requested() && done != cfg.steps;
+        if stop || (cfg.checkpoint_every > 0 && done.is_multiple_of(cfg.checkpoint_every) && done != cfg.steps) {
             let ckpt = Checkpoint { step: done, spikes, mean_loss };
             dir.save_checkpoint(&ckpt, |model_path, optim_path| -> Result<()> {
                 model.clone().save_file(model_path).map_err(|e| ExperimentError::file(model_path, e))?;
                 optim.save(optim_path).map_err(|e| ExperimentError::file(optim_path, e))
             })?;
+        }
+        if stop {
+            return Ok(Status::Interrupted { step: done });
         }
     }
     let final_model = model.valid();

@@ -124,6 +124,18 @@ fn a_learning_rate_sweep_over_two_seeds_reports_one_row_per_configuration() {
     let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
     assert_eq!(csv.lines().count(), 5);
     assert!(csv.lines().next().unwrap().contains(",train.lr,"));
+    // G1 rows carry a verdict on the paper's claims, by the rule the report states.
+    assert!(csv.lines().next().unwrap().contains(",verdict_val_loss,"));
+    let verdicts = ["reproduced", "not at this scale", "contradicted", "inconclusive"];
+    assert!(md.lines().filter(|l| l.starts_with("| g1 · ")).count() == 4, "{md}");
+    assert!(
+        md.lines().filter(|l| l.starts_with("| g1 · ") && verdicts.iter().any(|v| l.contains(v))).count() == 2,
+        "paired rows: {md}"
+    );
+    assert!(md.contains("Verdicts (G1 sigmoid gates only"));
+    // One swept key: each metric against it, one line per variant (the stability frontier).
+    let frontier = std::fs::read_to_string(out.join("frontier_best_val_loss.csv")).unwrap();
+    assert_eq!(frontier.lines().filter(|l| l.starts_with("g1,")).count(), 2, "{frontier}");
     // report.html says what was run, and draws intervals.
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("<title>gatelab report: grid pair</title>"));

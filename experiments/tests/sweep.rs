@@ -121,10 +121,13 @@ fn a_tiny_sweep_of_the_core_grid_completes() {
             "val_loss_vs_baseline",
             "loss_curves",
             "max_activation_per_layer",
+            "top_activations_per_layer",
             "max_activation_over_training",
             "gate_scores",
             "gate_mean",
-            "gate_mean_over_training"
+            "gate_mean_over_training",
+            "gate_saturation_over_training",
+            "gate_logit_over_training"
         ]
     );
     for stem in &stems {
@@ -397,4 +400,61 @@ fn data_parallel_over_two_devices_trains_as_one() {
         // A run that diverges would differ wildly; these trained.
         assert!(la[9] < la[0] - 0.3, "{la:?}");
     }
+}
+
+#[test]
+fn sigint_checkpoints_marks_the_run_interrupted_and_the_rerun_resumes() {
+    let _serial = serial();
+    let dir = scratch("sigint");
+    let out = dir.join("out");
+    let out_s = out.display().to_string();
+    let grid = dir.join("one.json");
+    std::fs::write(&grid, r#"{"name": "one", "variants": [{"name": "baseline"}]}"#).unwrap();
+    let args = [
+        "sweep",
+        grid.to_str().unwrap(),
+        "--preset",
+        "tiny",
+        "--out",
+        &out_s,
+        "--no-report",
+        "train.steps=4000",
+        "train.checkpoint_every=1000",
+    ];
+    let child = Command::new(env!("CARGO_BIN_EXE_gatelab"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until it trains (a metrics line), then Ctrl-C.
+    let started = Instant::now();
+    let metrics = || {
+        std::fs::read_dir(&out)
+            .ok()
+            .and_then(|r| r.flatten().map(|e| e.path().join("metrics.jsonl")).find(|p| p.is_file()))
+    };
+    while metrics().is_none_or(|p| std::fs::read_to_string(p).unwrap_or_default().lines().count() < 2) {
+        assert!(started.elapsed() < Duration::from_secs(120), "the run did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    let last = stderr.lines().last().unwrap();
+    assert!(
+        last.starts_with("gatelab: interrupted: ") && last.contains("rerun the same command to resume"),
+        "{stderr}"
+    );
+    let run = RunDir::new(metrics().unwrap().parent().unwrap());
+    let Status::Interrupted { step } = run.status().unwrap() else { panic!("{:?}", run.status()) };
+    assert!(step > 0 && step < 4000, "{step}");
+    assert_eq!(run.checkpoint().unwrap().map(|c| c.step), Some(step), "checkpointed where it stopped");
+    // The rerun resumes from there and finishes.
+    let rerun = gatelab(&args);
+    let stderr = String::from_utf8_lossy(&rerun.stderr);
+    assert!(rerun.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("resuming at step {step}")), "{stderr}");
+    assert_eq!(run.status().unwrap(), Status::Done);
 }

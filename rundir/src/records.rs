@@ -54,6 +54,12 @@ pub struct LayerSnapshot {
     pub first_token_attention: f64,
     /// Mean gate score, when the layer has a gate.
     pub gate_mean: Option<f64>,
+    /// Share of gate scores below 0.01 (gates shut), when the layer has a gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_saturation: Option<f64>,
+    /// Mean |gate logit| of a sigmoid gate, `|ln(s / (1 − s))|`; rising logits saturate the gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_logit: Option<f64>,
     /// Largest |h| of the block's output over the batch.
     #[serde(deserialize_with = "nan_if_null")]
     pub max_activation: f64,

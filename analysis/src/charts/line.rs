@@ -37,6 +37,9 @@ pub enum SeriesStyle {
     Band,
     /// A line with a marker at each point; intervals as error bars (few points: layers, lengths).
     Markers,
+    /// A dashed line in the series' colour with markers; intervals as error bars (a secondary
+    /// quantity beside a [`SeriesStyle::Markers`] series of the same colour).
+    Dashed,
     /// A dashed grey reference line (a chance level); no interval.
     Reference,
 }
@@ -153,7 +156,7 @@ where
                 }
                 ctx.draw_series(LineSeries::new(xy, line)).map_err(|x| e(&x))?;
             }
-            SeriesStyle::Markers => {
+            SeriesStyle::Markers | SeriesStyle::Dashed => {
                 for p in pts.iter().filter(|p| p.lo.is_some() && p.hi.is_some()) {
                     let (lo, hi) = (clip(p.lo.unwrap_or(p.y)), clip(p.hi.unwrap_or(p.y)));
                     let cap = (x1 - x0) * 0.006;
@@ -164,13 +167,22 @@ where
                     ])
                     .map_err(|x| e(&x))?;
                 }
-                ctx.draw_series(LineSeries::new(xy.clone(), line)).map_err(|x| e(&x))?;
-                ctx.draw_series(xy.iter().map(|&p| Circle::new(p, px(4.0, s), c.filled()))).map_err(|x| e(&x))?;
+                if series.style == SeriesStyle::Dashed {
+                    ctx.draw_series(DashedLineSeries::new(xy.clone(), px(7.0, s) as u32, px(5.0, s) as u32, line))
+                        .map_err(|x| e(&x))?;
+                    ctx.draw_series(xy.iter().map(|&p| Circle::new(p, px(3.0, s), line))).map_err(|x| e(&x))?;
+                } else {
+                    ctx.draw_series(LineSeries::new(xy.clone(), line)).map_err(|x| e(&x))?;
+                    ctx.draw_series(xy.iter().map(|&p| Circle::new(p, px(4.0, s), c.filled()))).map_err(|x| e(&x))?;
+                }
             }
         }
     }
-    let entries: Vec<(String, RGBColor, bool)> =
-        chart.series.iter().map(|s| (s.label.clone(), colour_of(s), s.style == SeriesStyle::Reference)).collect();
+    let entries: Vec<(String, RGBColor, bool)> = chart
+        .series
+        .iter()
+        .map(|s| (s.label.clone(), colour_of(s), matches!(s.style, SeriesStyle::Reference | SeriesStyle::Dashed)))
+        .collect();
     legend(&legend_area, &entries, s)?;
     caption(&foot_area, &chart.caption, s)?;
     root.present().map_err(|x| e(&x))

@@ -96,9 +96,11 @@ impl YAxis {
     /// The axis range for values in `[lo, hi]`.
     pub fn range(self, lo: f64, hi: f64) -> (f64, f64) {
         let (lo, hi) = if lo.is_finite() && hi.is_finite() { (lo, hi) } else { (0.0, 1.0) };
-        let span = (hi - lo).abs().max(hi.abs() * 1e-3).max(1e-9);
+        // Values all alike get a span of their own size (or 1), not a degenerate axis.
+        let span = if hi - lo > 1e-9 * hi.abs().max(1.0) { hi - lo } else { 0.1 * hi.abs().max(1.0) };
         match self {
             YAxis::Probability => (0.0, 1.0),
+            YAxis::FromZero if hi <= 0.0 && lo >= 0.0 => (0.0, 1.0),
             YAxis::FromZero => (lo.min(0.0), hi + 0.08 * span),
             YAxis::Fit => (lo - 0.08 * span, hi + 0.08 * span),
         }
@@ -243,6 +245,14 @@ mod tests {
         assert_eq!(unique.len(), labels.len(), "{labels:?}");
         assert_eq!(tick_decimals(100.0, 10), 0);
         assert_eq!(tick_label(-0.0, 2), "0.00");
+    }
+
+    #[test]
+    fn axes_of_values_all_alike_have_a_span() {
+        assert_eq!(YAxis::FromZero.range(0.0, 0.0), (0.0, 1.0));
+        let (a, b) = YAxis::Fit.range(3.0, 3.0);
+        assert!(a < 3.0 && b > 3.0, "{a}..{b}");
+        assert!(tick_decimals(b - a, 10) <= 3);
     }
 
     #[test]

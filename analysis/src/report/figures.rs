@@ -99,7 +99,7 @@ const GATE_MEAN: ValueFigure = ValueFigure {
     chance: false,
 };
 
-const CURVES: [CurveFigure; 4] = [
+const CURVES: [CurveFigure; 6] = [
     CurveFigure {
         stem: "loss_curves",
         title: "Training loss",
@@ -140,7 +140,39 @@ const CURVES: [CurveFigure; 4] = [
                 .collect())
         },
     },
+    CurveFigure {
+        stem: "gate_saturation_over_training",
+        title: "Gate saturation during training",
+        label: "share of gate scores below 0.01",
+        caption: "Share of the gate scores of the fixed held-out batch below 0.01 (gates shut), mean over layers; gated configurations only. A rising share with rising |logit| warns of a saturating gate.",
+        axis: YAxis::Probability,
+        read: |r| {
+            Ok(r.dynamics()?
+                .iter()
+                .filter_map(|d| Some((d.step as f64, mean_of(d.layers.iter().map(|l| l.gate_saturation))?)))
+                .collect())
+        },
+    },
+    CurveFigure {
+        stem: "gate_logit_over_training",
+        title: "Mean |gate logit| during training",
+        label: "mean |ln(s / (1 − s))| of the gate scores",
+        caption: "Mean absolute logit of the sigmoid gate scores of the fixed held-out batch, mean over layers; sigmoid-gated configurations only.",
+        axis: YAxis::FromZero,
+        read: |r| {
+            Ok(r.dynamics()?
+                .iter()
+                .filter_map(|d| Some((d.step as f64, mean_of(d.layers.iter().map(|l| l.gate_logit))?)))
+                .collect())
+        },
+    },
 ];
+
+/// The mean of the values that are there, `None` when none is.
+fn mean_of(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    let v: Vec<f64> = values.flatten().collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
 
 /// `n` seeds as words.
 fn seeds_word(groups: &[&Group]) -> String {
@@ -284,6 +316,73 @@ fn layer_figure(dir: &Path, summary: &Summary, f: &LayerFigure) -> Result<Option
     Ok(Some(line_chart(dir, stem, &chart)?))
 }
 
+/// The three largest activations over the median, per layer (Sun et al. 2024): top-1 solid, top-2
+/// and top-3 dashed in the configuration's colour; a dot chart for one-layer models.
+fn top_activation_figure(dir: &Path, summary: &Summary) -> Result<Option<ChartFile>> {
+    let with: Vec<(usize, &Group)> =
+        summary.groups.iter().enumerate().filter(|(_, g)| !g.top_activation_ratios_per_layer[0].is_empty()).collect();
+    if with.is_empty() {
+        return Ok(None);
+    }
+    let depth = with.iter().map(|(_, g)| g.top_activation_ratios_per_layer[0].len()).max().unwrap_or(0);
+    let title = "The largest activations over the median |h| (cf. Sun et al. 2024)";
+    let caption = format!(
+        "Per layer: the k-th largest |h| of a block's output over the median |h| of the same batch, mean over batches of the held-out analysis split; {}. Massive activations are ratios in the hundreds or thousands.",
+        seeds_word(&with.iter().map(|(_, g)| *g).collect::<Vec<_>>())
+    );
+    if depth == 1 {
+        let rows = with
+            .iter()
+            .flat_map(|(i, g)| {
+                (0..3).filter_map(move |k| {
+                    let e = g.top_activation_ratios_per_layer[k].first()?;
+                    Some(Dot {
+                        label: format!("{} · top-{}", g.name(), k + 1),
+                        colour: *i,
+                        mean: e.mean,
+                        interval: e.interval(),
+                        values: e.values.iter().map(|(_, v)| *v).collect(),
+                    })
+                })
+            })
+            .collect();
+        let chart = DotChart {
+            title: title.into(),
+            value_label: "|h| over the median |h|".into(),
+            caption: format!("{caption} {INTERVALS}"),
+            rows,
+            axis: YAxis::FromZero,
+            reference: None,
+        };
+        return Ok(Some(dot_chart(dir, "top_activations_per_layer", &chart)?));
+    }
+    let series = with
+        .iter()
+        .flat_map(|(i, g)| {
+            (0..3).map(move |k| Series {
+                label: format!("{} · top-{}", g.name(), k + 1),
+                colour: *i,
+                points: g.top_activation_ratios_per_layer[k]
+                    .iter()
+                    .enumerate()
+                    .map(|(l, e)| Point { x: (l + 1) as f64, y: e.mean, lo: e.lo, hi: e.hi })
+                    .collect(),
+                style: if k == 0 { SeriesStyle::Markers } else { SeriesStyle::Dashed },
+            })
+        })
+        .collect();
+    let chart = LineChart {
+        title: title.into(),
+        x_label: "layer".into(),
+        y_label: "|h| over the median |h|".into(),
+        caption: format!("{caption} Error bars: 95% Student-t intervals over seeds."),
+        series,
+        integer_x: true,
+        y: YAxis::FromZero,
+    };
+    Ok(Some(line_chart(dir, "top_activations_per_layer", &chart)?))
+}
+
 /// Mean and interval over a group's runs at each step every run logged.
 fn curve_points(g: &Group, read: fn(&RunDir) -> Result<Curve>) -> Result<Vec<Point>> {
     let runs: Vec<(u64, Curve)> = g
@@ -369,6 +468,66 @@ fn gate_histogram(dir: &Path, summary: &Summary) -> Result<Option<ChartFile>> {
     Ok(Some(line_chart(dir, "gate_scores", &chart)?))
 }
 
+/// The numeric config key swept within variants, when there is exactly one (a learning-rate
+/// sweep): the report then draws each metric against it, one line per variant.
+fn swept_key(summary: &Summary) -> Option<&str> {
+    let [key] = summary.differing_keys.as_slice() else { return None };
+    let numeric = summary.groups.iter().all(|g| {
+        let config = serde_json::to_value(&g.runs[0].file.config).expect("configs serialise");
+        crate::summary::lookup(&config, key).is_number()
+    });
+    numeric.then_some(key.as_str())
+}
+
+/// A metric against the swept key, one line per variant (the stability frontier of a
+/// learning-rate sweep), on a log axis; diverged and unfinished runs are left out of the points,
+/// and counted in the caption.
+fn frontier_figure(dir: &Path, summary: &Summary, key: &str, metric: Metric, stem: &str) -> Result<Option<ChartFile>> {
+    let mut variants: Vec<&str> = Vec::new();
+    for g in &summary.groups {
+        if !variants.contains(&g.variant.as_str()) {
+            variants.push(&g.variant);
+        }
+    }
+    let value_of = |g: &Group| {
+        let config = serde_json::to_value(&g.runs[0].file.config).expect("configs serialise");
+        crate::summary::lookup(&config, key).as_f64().unwrap_or(f64::NAN)
+    };
+    let mut series = Vec::new();
+    let mut lost = Vec::new();
+    for (colour, v) in variants.iter().enumerate() {
+        let mut points: Vec<Point> = summary
+            .groups
+            .iter()
+            .filter(|g| g.variant == *v)
+            .filter_map(|g| {
+                let (x, e) = (value_of(g), g.estimates.get(&metric)?);
+                (x > 0.0).then(|| Point { x: x.log2(), y: e.mean, lo: e.lo, hi: e.hi })
+            })
+            .collect();
+        points.sort_by(|a, b| a.x.total_cmp(&b.x));
+        for g in summary.groups.iter().filter(|g| g.variant == *v && g.done() < g.runs.len()) {
+            lost.push(format!("{} at {key} = {}: {}", v, value_of(g), crate::summary::status_words(g)));
+        }
+        series.push(Series { label: v.to_string(), colour, points, style: SeriesStyle::Markers });
+    }
+    if series.iter().all(|s| s.points.is_empty()) {
+        return Ok(None);
+    }
+    let lost =
+        if lost.is_empty() { "Every run finished.".to_string() } else { format!("Left out: {}.", lost.join("; ")) };
+    let chart = LineChart {
+        title: format!("{} against {key} (the stability frontier)", metric.name()),
+        x_label: format!("log2({key})"),
+        y_label: format!("{} ({})", metric.name(), metric.source()),
+        caption: format!("One line per variant; means over seeds with 95% Student-t error bars. {lost}"),
+        series,
+        integer_x: false,
+        y: if metric == Metric::Spikes { YAxis::FromZero } else { YAxis::Fit },
+    };
+    Ok(Some(line_chart(dir, stem, &chart)?))
+}
+
 /// Draws every figure of `summary` into `dir`, in sections.
 pub fn write(dir: &Path, summary: &Summary) -> Result<Vec<Section>> {
     // Several layers: a profile per layer, and the mean over layers per configuration.
@@ -387,16 +546,32 @@ pub fn write(dir: &Path, summary: &Summary) -> Result<Vec<Section>> {
     let activations = vec![
         layer_figure(dir, summary, &MAX_ACT_LAYERS)?,
         if deep { value_figure(dir, summary, &MAX_ACT_VALUE)? } else { None },
+        top_activation_figure(dir, summary)?,
         curve_figure(dir, summary, &CURVES[2])?,
     ];
     let gates = vec![
         gate_histogram(dir, summary)?,
         value_figure(dir, summary, &GATE_MEAN)?,
         curve_figure(dir, summary, &CURVES[3])?,
+        curve_figure(dir, summary, &CURVES[4])?,
+        curve_figure(dir, summary, &CURVES[5])?,
     ];
-    Ok([("Attention sink", sink), ("Loss", loss), ("Massive activations", activations), ("Gates", gates)]
-        .into_iter()
-        .map(|(title, charts)| Section { title: title.into(), charts: charts.into_iter().flatten().collect() })
-        .filter(|s| !s.charts.is_empty())
-        .collect())
+    let frontier = match swept_key(summary) {
+        Some(key) => vec![
+            frontier_figure(dir, summary, key, Metric::BestValLoss, "frontier_best_val_loss")?,
+            frontier_figure(dir, summary, key, Metric::Spikes, "frontier_spikes")?,
+        ],
+        None => vec![],
+    };
+    Ok([
+        ("Attention sink", sink),
+        ("Loss", loss),
+        ("Stability", frontier),
+        ("Massive activations", activations),
+        ("Gates", gates),
+    ]
+    .into_iter()
+    .map(|(title, charts)| Section { title: title.into(), charts: charts.into_iter().flatten().collect() })
+    .filter(|s| !s.charts.is_empty())
+    .collect())
 }

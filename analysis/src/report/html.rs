@@ -85,6 +85,9 @@ pub fn write(
         html.push_str(&table(&paired_header(), &paired));
     }
     let _ = writeln!(html, "<p class=\"note\">{}</p>", escape(DEFINITIONS));
+    if summary.groups.iter().any(|g| !g.verdicts.is_empty()) {
+        let _ = writeln!(html, "<p class=\"note\">{}</p>", escape(crate::summary::VERDICT_RULE));
+    }
     let mut figure = 0;
     for (k, section) in sections.iter().enumerate() {
         let _ = writeln!(html, "<h2>{}. {}</h2>", k + 4, escape(&section.title));

@@ -39,7 +39,13 @@ pub fn paired_cells(g: &Group, summary: &Summary) -> Option<Vec<String>> {
     let b = &summary.groups[g.baseline?];
     let pairs = g.versus_baseline.values().map(|e| e.n).max().unwrap_or(0);
     let mut cells = vec![g.name(), b.name(), pairs.to_string()];
-    cells.extend(PAIRED_METRICS.iter().map(|m| cell(g.versus_baseline.get(m), m.digits(), true)));
+    cells.extend(PAIRED_METRICS.iter().map(|m| {
+        let c = cell(g.versus_baseline.get(m), m.digits(), true);
+        match g.verdicts.get(m) {
+            Some(v) => format!("{c} · {}", v.words()),
+            None => c,
+        }
+    }));
     Some(cells)
 }
 
@@ -112,6 +118,9 @@ pub fn markdown(title: &str, setup: &Setup, finding: &str, summary: &Summary) ->
         let _ = writeln!(md, "\nConfigurations of one variant differ in: {}.", summary.differing_keys.join(", "));
     }
     let _ = writeln!(md, "\n{DEFINITIONS}");
+    if summary.groups.iter().any(|g| !g.verdicts.is_empty()) {
+        let _ = writeln!(md, "\n{}", crate::summary::VERDICT_RULE);
+    }
     md
 }
 
@@ -133,6 +142,7 @@ pub fn csv(summary: &Summary) -> String {
     for m in Metric::ALL {
         head.extend(["mean", "lo", "hi", "n"].map(|s| format!("delta_{}_{s}", m.key())));
     }
+    head.extend(PAIRED_METRICS.iter().map(|m| format!("verdict_{}", m.key())));
     let mut out = head.join(",") + "\n";
     let num = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
     for g in &summary.groups {
@@ -165,6 +175,7 @@ pub fn csv(summary: &Summary) -> String {
                 ]);
             }
         }
+        row.extend(PAIRED_METRICS.iter().map(|m| g.verdicts.get(m).map(|v| v.words().to_string()).unwrap_or_default()));
         out += &(row.join(",") + "\n");
     }
     out

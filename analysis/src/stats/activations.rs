@@ -10,6 +10,7 @@ pub(super) struct ActivationAcc {
     max_abs: f64,
     max_at: (usize, usize),
     ratio_sum: f64,
+    top3_sum: [f64; 3],
     batches: u64,
 }
 
@@ -25,8 +26,20 @@ impl ActivationAcc {
         }
         let mut sorted = values;
         let mid = sorted.len() / 2;
-        let median = *sorted.select_nth_unstable_by(mid, f32::total_cmp).1 as f64;
-        self.ratio_sum += top as f64 / median.max(1e-12);
+        let median = (*sorted.select_nth_unstable_by(mid, f32::total_cmp).1 as f64).max(1e-12);
+        self.ratio_sum += top as f64 / median;
+        // The three largest, in order, in one pass over the upper half (which holds them after
+        // the selection above).
+        let mut top3 = [0f32; 3];
+        for &v in &sorted[mid..] {
+            if v > top3[2] {
+                top3[2] = v;
+                top3.sort_unstable_by(|a, b| b.total_cmp(a));
+            }
+        }
+        for (k, v) in top3.iter().enumerate() {
+            self.top3_sum[k] += *v as f64 / median;
+        }
         self.batches += 1;
     }
 
@@ -35,5 +48,6 @@ impl ActivationAcc {
         layer.max_activation = self.max_abs;
         layer.max_at = self.max_at;
         layer.top1_median_ratio = ratio((self.ratio_sum, self.batches));
+        layer.top3_median_ratio = self.top3_sum.map(|s| ratio((s, self.batches)));
     }
 }

@@ -13,6 +13,9 @@ pub(super) struct GateAcc {
     histogram: Vec<u64>,
     first: (f64, u64),
     other: (f64, u64),
+    logit_sum: f64,
+    /// Every score so far lay in [0, 1] (a sigmoid's), so logits mean something.
+    not_probabilities: bool,
 }
 
 impl GateAcc {
@@ -34,6 +37,9 @@ impl GateAcc {
             self.below[1] += (s < 0.01) as u64;
             let bin = ((s.clamp(0.0, 1.0) * bins as f64) as usize).min(bins - 1);
             self.histogram[bin] += 1;
+            self.not_probabilities |= !(0.0..=1.0).contains(&s);
+            let p = s.clamp(1e-7, 1.0 - 1e-7);
+            self.logit_sum += (p / (1.0 - p)).ln().abs();
         }
         self.n += all.len() as u64;
         if positions > 1 {
@@ -53,6 +59,7 @@ impl GateAcc {
             below_0_1: ratio((self.below[0] as f64, self.n)),
             below_0_01: ratio((self.below[1] as f64, self.n)),
             histogram: self.histogram.clone(),
+            mean_abs_logit: (!self.not_probabilities && self.n > 0).then(|| ratio((self.logit_sum, self.n))),
             first_token_mean: (self.first.1 > 0).then(|| ratio(self.first)),
             other_tokens_mean: (self.other.1 > 0).then(|| ratio(self.other)),
             scores: self.n,

@@ -70,6 +70,10 @@ pub struct GateStats {
     pub below_0_01: f64,
     /// Histogram counts over [0, 1] (`gate_bins` bins).
     pub histogram: Vec<u64>,
+    /// Mean |logit| `|ln(s / (1 − s))|` of the scores, for gates whose scores are probabilities
+    /// (sigmoid; scores clamped to [1e-7, 1 − 1e-7]).
+    #[serde(default)]
+    pub mean_abs_logit: Option<f64>,
     /// Mean score at the first position (input-dependent gates).
     pub first_token_mean: Option<f64>,
     /// Mean score at the other positions.
@@ -93,6 +97,9 @@ pub struct LayerStats {
     pub max_at: (usize, usize),
     /// Largest |h| over the median |h|, mean over batches.
     pub top1_median_ratio: f64,
+    /// The three largest |h| over the median |h|, mean over batches (Sun et al. 2024's top-1..3).
+    #[serde(default)]
+    pub top3_median_ratio: [f64; 3],
     /// Gate statistics, when the layer has a gate.
     pub gate: Option<GateStats>,
     /// Mean |SDPA output| before the gate (and SDPA non-linearity).

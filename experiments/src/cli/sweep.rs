@@ -97,7 +97,7 @@ pub fn list(grid_name: Option<&str>, json: bool) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&v).unwrap());
             } else {
                 for g in grids {
-                    println!("{:<8} {:>3} variants  {}", g.name, g.variants.len(), g.description);
+                    println!("{:<12} {:>3} variants  {}", g.name, g.variants.len(), g.description);
                 }
                 println!("presets:");
                 for (name, what) in PRESETS {
