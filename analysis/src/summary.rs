@@ -536,6 +536,7 @@ fn estimate(g: &mut Group) {
         per_layer(&|l| l.first_token_attention[1]).into_iter().map(|e| e.clipped((0.0, 1.0))).collect();
     g.max_activation_per_layer =
         per_layer(&|l| l.max_activation).into_iter().map(|e| e.clipped((0.0, f64::INFINITY))).collect();
+    g.top_activation_ratios_per_layer = std::array::from_fn(|k| per_layer(&|l| l.top3_median_ratio[k]));
     let mut histogram: Vec<u64> = Vec::new();
     for (_, a) in &analysed {
         for gate in a.stats.layers.iter().filter_map(|l| l.gate.as_ref()) {
