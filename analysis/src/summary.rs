@@ -292,7 +292,7 @@ pub fn verdict(metric: Metric, delta: &Estimate, baseline: &Estimate, chance: Op
 
 /// One run's numbers.
 #[derive(Debug, Clone)]
-pub struct RunRecord {
+pub struct GroupRun {
     /// Its folder.
     pub run: RunDir,
     /// `config.json`.
@@ -320,7 +320,7 @@ pub struct Group {
     /// Parameters.
     pub params: usize,
     /// The runs, by seed.
-    pub runs: Vec<RunRecord>,
+    pub runs: Vec<GroupRun>,
     /// Per metric, over the finished runs' seeds.
     pub estimates: BTreeMap<Metric, Estimate>,
     /// Per metric, the paired difference to the baseline of the same configuration.
@@ -445,7 +445,7 @@ pub fn summarize(sweep: &Path) -> Result<Summary> {
                 groups.len() - 1
             }
         };
-        groups[k].runs.push(RunRecord { run, file, status, analysis, metrics });
+        groups[k].runs.push(GroupRun { run, file, status, analysis, metrics });
     }
     // Variants in order of first appearance, their groups together.
     let order: Vec<String> = groups.iter().fold(Vec::new(), |mut v, g| {
@@ -514,7 +514,7 @@ pub fn show_value(v: &serde_json::Value) -> String {
 }
 
 fn estimate(g: &mut Group) {
-    let done: Vec<&RunRecord> = g.runs.iter().filter(|r| r.status.is_done()).collect();
+    let done: Vec<&GroupRun> = g.runs.iter().filter(|r| r.status.is_done()).collect();
     for metric in Metric::ALL {
         let values: Vec<(u64, f64)> =
             done.iter().filter_map(|r| Some((r.file.meta.seed, *r.metrics.get(&metric)?))).collect();

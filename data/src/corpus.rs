@@ -76,6 +76,25 @@ impl CorpusSpec {
         }
     }
 
+    /// Checks, without reading it, that the corpus can be had: a local path exists. A name that
+    /// is neither a built-in corpus nor an existing path is refused with the built-in names (and
+    /// the one it most resembles).
+    pub fn check(&self) -> Result<(), DataError> {
+        let CorpusSpec::Text { path } = self else { return Ok(()) };
+        if path.exists() {
+            return Ok(());
+        }
+        let name = path.display().to_string();
+        let built_in = ["bigram-backcopy", "zipf-markov", "tinyshakespeare"];
+        let looks_like_name = !name.contains(['/', '.']);
+        let hint = match built_in.iter().find(|b| looks_like_name && (b.starts_with(&name) || b.contains(&name))) {
+            Some(b) => format!(" (did you mean {b}? built-in corpora: {})", built_in.join(", ")),
+            None if looks_like_name => format!(" (built-in corpora: {})", built_in.join(", ")),
+            None => String::new(),
+        };
+        Err(DataError::in_file(path, format!("no such file or directory{hint}")))
+    }
+
     /// A short name for logs and run folders.
     pub fn describe(&self) -> String {
         match self {

@@ -136,9 +136,13 @@ pub fn open(backend: Backend, index: usize) -> Result<Device> {
         });
     }
     let device = backend.device(index)?;
-    probe(&device).map_err(|e| ExperimentError::Backend {
-        backend: backend.name().into(),
-        message: format!("not usable here: {e}"),
+    probe(&device).map_err(|e| {
+        let message = if index > 0 && backend != Backend::TchCuda {
+            format!("no device {index} here (--device-index counts the GPUs this backend sees, from 0): {e}")
+        } else {
+            format!("not usable here: {e}")
+        };
+        ExperimentError::Backend { backend: backend.name().into(), message }
     })?;
     Ok(device)
 }

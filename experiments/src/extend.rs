@@ -8,7 +8,7 @@ use crate::backend::Backend;
 use crate::config::RunConfig;
 use crate::error::{ExperimentError, Result};
 use crate::grid::{self, PlannedRun};
-use crate::sweep::{self, Located, RunRow};
+use crate::sweep::{self, Located, SweepRow};
 use gatelab_rundir::{RunDir, RunMeta, runs_under};
 use std::path::{Path, PathBuf};
 
@@ -107,12 +107,12 @@ pub fn plan(opts: &ExtendOptions) -> Result<ExtendPlan> {
 }
 
 /// Continues every finished run under `opts.path`; returns the new runs' rows.
-pub fn run(opts: &ExtendOptions) -> Result<Vec<RunRow>> {
+pub fn run(opts: &ExtendOptions) -> Result<Vec<SweepRow>> {
     run_plan(plan(opts)?, opts)
 }
 
 /// Runs planned continuations; returns the new runs' rows.
-pub fn run_plan(plan: ExtendPlan, opts: &ExtendOptions) -> Result<Vec<RunRow>> {
+pub fn run_plan(plan: ExtendPlan, opts: &ExtendOptions) -> Result<Vec<SweepRow>> {
     let (runs, metas): (Vec<Located>, Vec<RunMeta>) = plan.runs.into_iter().unzip();
     let meta_of = |l: &Located| metas[runs.iter().position(|r| r.dir.path == l.dir.path).expect("planned")].clone();
     sweep::execute(

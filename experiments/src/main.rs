@@ -110,8 +110,23 @@ fn keep_freed_memory() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn keep_freed_memory() {}
 
+/// Vulkan's loader complains on stderr, at every device it enumerates, when `XDG_RUNTIME_DIR` is
+/// unset or not writable, even for runs that never touch wgpu: point it at a private folder.
+fn quiet_vulkan() {
+    let usable = std::env::var_os("XDG_RUNTIME_DIR")
+        .is_some_and(|d| std::fs::metadata(&d).is_ok_and(|m| m.is_dir() && !m.permissions().readonly()));
+    if !usable {
+        let dir = std::env::temp_dir().join(format!("gatelab-xdg-{}", std::process::id()));
+        if std::fs::create_dir_all(&dir).is_ok() {
+            // SAFETY: called first thing in main, before any other thread exists.
+            unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+        }
+    }
+}
+
 fn main() -> ExitCode {
     keep_freed_memory();
+    quiet_vulkan();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Backends => backends(),
@@ -160,9 +175,24 @@ fn backends() -> Result<()> {
     Ok(())
 }
 
+/// `gatelab params FILE`: the parameter counts of a model config — a run's `config.json`, the
+/// output of `grid show --json`, or a bare model config.
 fn params(config: Option<&Path>) -> Result<()> {
     let config: ModelConfig = match config {
-        Some(path) => gatelab_rundir::read_json(path)?,
+        Some(path) => {
+            let value: serde_json::Value = gatelab_rundir::read_json(path)?;
+            let model = value.pointer("/config/model").or_else(|| value.get("model")).cloned().unwrap_or(value);
+            serde_path_to_error::deserialize(model).map_err(|e| {
+                gatelab::ExperimentError::file(
+                    path,
+                    format!(
+                        "not a model config (nor a run's config.json, nor grid show --json): {}: {}",
+                        e.path(),
+                        e.inner()
+                    ),
+                )
+            })?
+        }
         None => ModelConfig::default(),
     };
     config.validate().map_err(|e| gatelab_rundir::RunDirError::invalid(format!("model.{}", e.field), e.message))?;

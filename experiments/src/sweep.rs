@@ -131,7 +131,7 @@ pub fn git_commit() -> String {
 
 /// One line of the final table.
 #[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct RunRow {
+pub struct SweepRow {
     /// Variant.
     pub variant: String,
     /// Seed.
@@ -148,9 +148,9 @@ pub struct RunRow {
 }
 
 /// The table row of a run folder, from its files.
-pub fn row(located: &Located) -> Result<RunRow> {
+pub fn row(located: &Located) -> Result<SweepRow> {
     let eval = located.dir.last_eval()?;
-    Ok(RunRow {
+    Ok(SweepRow {
         variant: located.run.variant.clone(),
         seed: located.run.seed,
         dir: located.dir.path.clone(),
@@ -180,12 +180,12 @@ pub fn meta(plan: &Plan, opts: &SweepOptions, located: &Located, commit: &str) -
 }
 
 /// Plans and runs the sweep; returns its rows.
-pub fn run(opts: &SweepOptions) -> Result<Vec<RunRow>> {
+pub fn run(opts: &SweepOptions) -> Result<Vec<SweepRow>> {
     run_plan(&plan(opts)?, opts)
 }
 
 /// Runs a planned sweep; returns its rows.
-pub fn run_plan(plan: &Plan, opts: &SweepOptions) -> Result<Vec<RunRow>> {
+pub fn run_plan(plan: &Plan, opts: &SweepOptions) -> Result<Vec<SweepRow>> {
     let commit = git_commit();
     execute(
         &plan.runs,
@@ -215,7 +215,7 @@ pub fn prepare_run<'a>(
     located: &Located,
     meta: RunMeta,
     cache: &'a mut HashMap<String, LmData>,
-) -> Result<(usize, std::result::Result<&'a LmData, String>)> {
+) -> Result<(usize, std::result::Result<&'a LmData, gatelab_data::DataError>)> {
     let (run, dir) = (&located.run, &located.dir);
     std::fs::create_dir_all(&dir.path).map_err(|e| gatelab_rundir::RunDirError::io(&dir.path, e))?;
     if !dir.file(folder::CONFIG).exists() {
@@ -229,7 +229,7 @@ pub fn prepare_run<'a>(
             Ok(d) => {
                 cache.insert(key.clone(), d);
             }
-            Err(e) => return Ok((resume_from, Err(e.to_string()))),
+            Err(e) => return Ok((resume_from, Err(e))),
         }
     }
     let data = &cache[&key];
@@ -279,7 +279,7 @@ pub fn execute(
     device_indices: &[usize],
     meta: impl Fn(&Located) -> RunMeta,
     table: &str,
-) -> Result<Vec<RunRow>> {
+) -> Result<Vec<SweepRow>> {
     let devices = device_indices.iter().map(|&i| backend::open(backend, i)).collect::<Result<Vec<_>>>()?;
     if devices.is_empty() {
         return Err(ExperimentError::option("--devices", "no device to train on"));
@@ -300,7 +300,7 @@ pub fn execute(
             continue;
         }
         let status = match prepare_run(located, meta(located), &mut data_cache)? {
-            (_, Err(reason)) => Status::Failed { reason },
+            (_, Err(e)) => Status::Failed { reason: e.to_string() },
             (resume_from, Ok(data)) => {
                 let resumed =
                     if resume_from > 0 { format!(" (resuming at step {resume_from})") } else { String::new() };
@@ -334,7 +334,7 @@ pub fn execute(
 }
 
 /// The final table.
-pub fn print_table(rows: &[RunRow]) {
+pub fn print_table(rows: &[SweepRow]) {
     let fmt = |v: Option<f64>, p: usize| v.map(|x| format!("{x:.p$}")).unwrap_or_else(|| "-".into());
     println!("{:<28} {:>4} {:<11} {:>10} {:>10}", "variant", "seed", "status", "val loss", "val ppl");
     for r in rows {

@@ -48,3 +48,61 @@ fn data_summarises_a_corpus() {
     assert_eq!(code, 0);
     assert!(stdout.contains("BOS 512") && stdout.contains("analysis    1024 examples of 64 tokens"), "{stdout}");
 }
+
+#[test]
+fn bad_sweeps_are_one_line_naming_the_key_and_write_nothing() {
+    let dir = scratch("cli-sweep");
+    let out = dir.join("out");
+    let out_s = out.display().to_string();
+    let not_json = dir.join("grid.json");
+    std::fs::write(&not_json, "this is not JSON").unwrap();
+    let not_json_s = not_json.display().to_string();
+    let missing = dir.join("nope.txt").display().to_string();
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (vec!["--preset", "tiny", "--data", &missing], format!("{missing}: no such file or directory")),
+        (
+            vec!["--preset", "tiny", "--data", "zipf"],
+            "zipf: no such file or directory (did you mean zipf-markov?".into(),
+        ),
+        (
+            vec!["--preset", "tiny", "model.gate.position=g7"],
+            "grid core, variant baseline: model.gate.position: unknown variant `g7`".into(),
+        ),
+        (
+            vec!["--preset", "tiny", "train.steps=-5"],
+            "grid core, variant baseline: train.steps: invalid value: integer `-5`".into(),
+        ),
+        (vec!["--preset", "tiny", "train.lrr=1"], "override train.lrr: no field lrr in train".into()),
+        (vec!["--preset", "huge"], "--preset huge: expected one of tiny, small, paper".into()),
+        (vec!["--preset", "tiny", "--shard", "4/3"], "--shard 4/3: expected i/N with 1 <= i <= N".into()),
+    ];
+    for (extra, expected) in cases {
+        let mut args = vec!["sweep", "core", "--out", &out_s];
+        args.extend(extra.iter().copied());
+        let (code, _, stderr) = gatelab(&args);
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("gatelab: ") && stderr.contains(&expected), "{args:?}: {stderr}");
+        assert!(!out.exists(), "{args:?} wrote {}", out.display());
+    }
+    let (code, _, stderr) = gatelab(&["sweep", &not_json_s, "--out", &out_s]);
+    assert_eq!(code, 1);
+    assert!(stderr.starts_with(&format!("gatelab: {not_json_s}: not a grid file: ")), "{stderr}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn params_reads_the_configs_gatelab_writes() {
+    let dir = scratch("cli-params");
+    let fixture = common::manifest_dir().join("../rundir/tests/fixtures/sweep-ca03b9e/baseline-61269182f2/config.json");
+    let (code, stdout, stderr) = gatelab(&["params", fixture.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("\"total\": 8320"), "{stdout}");
+    // The output of `grid show --json` too.
+    let (_, shown, _) = gatelab(&["grid", "show", "core", "g1-elementwise", "--preset", "tiny", "--json"]);
+    let path = dir.join("shown.json");
+    std::fs::write(&path, shown).unwrap();
+    let (code, stdout, stderr) = gatelab(&["params", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("\"total\": 9344"), "{stdout}");
+}

@@ -32,8 +32,10 @@ impl RunConfig {
         })
     }
 
-    /// Sets the model's vocabulary from the data and checks every part; errors name the field.
+    /// Sets the model's vocabulary from the data and checks every part (that the corpus can be
+    /// had too); errors name the field or the file.
     pub fn resolve(mut self) -> Result<Self, RunDirError> {
+        self.data.corpus.check()?;
         self.model.vocab_size = self.data_vocab_size()?;
         self.model.validate().map_err(|e| RunDirError::invalid(format!("model.{}", e.field), e.message))?;
         self.train.validate()?;
