@@ -106,7 +106,7 @@ where
         ))
         .map_err(|x| e(&x))?;
         ctx.draw_series(std::iter::once(Text::new(
-            format!("{name} {}", tick_label(*v, xd + 1)),
+            format!("{name} {}", tick_label(*v, (xd + 1).max(3))),
             (*v, SegmentValue::Exact(n)),
             font(12.0, s).color(&REFERENCE),
         )))

@@ -103,10 +103,12 @@ where
         (x0, x1) = (0.0, 1.0);
     }
     let (y0, y1) = chart.y.range(y0, y1);
+    // Points at the ends keep their markers and error bars inside the plot.
+    let pad = if chart.series.iter().any(|s| s.style != SeriesStyle::Band) { 0.03 * (x1 - x0) } else { 0.0 };
     let (x0, x1) = if chart.integer_x {
         (x0 - 0.3, x1 + 0.3)
     } else if x1 > x0 {
-        (x0, x1)
+        (x0 - pad, x1 + pad)
     } else {
         (x0 - 1.0, x1 + 1.0)
     };

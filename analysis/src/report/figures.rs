@@ -502,7 +502,11 @@ fn frontier_figure(dir: &Path, summary: &Summary, key: &str, metric: Metric, ste
             .filter(|g| g.variant == *v)
             .filter_map(|g| {
                 let (x, e) = (value_of(g), g.estimates.get(&metric)?);
-                (x > 0.0).then(|| Point { x: x.log2(), y: e.mean, lo: e.lo, hi: e.hi })
+                {
+                    // Variants side by side at each value, a little apart, so their error bars show.
+                    let shift = 0.05 * (colour as f64 - (variants.len() as f64 - 1.0) / 2.0);
+                    (x > 0.0).then(|| Point { x: x.log2() + shift, y: e.mean, lo: e.lo, hi: e.hi })
+                }
             })
             .collect();
         points.sort_by(|a, b| a.x.total_cmp(&b.x));
@@ -520,7 +524,9 @@ fn frontier_figure(dir: &Path, summary: &Summary, key: &str, metric: Metric, ste
         title: format!("{} against {key} (the stability frontier)", metric.name()),
         x_label: format!("log2({key})"),
         y_label: format!("{} ({})", metric.name(), metric.source()),
-        caption: format!("One line per variant; means over seeds with 95% Student-t error bars. {lost}"),
+        caption: format!(
+            "One line per variant (drawn a little apart at each value); means over seeds with 95% Student-t error bars. {lost}"
+        ),
         series,
         integer_x: false,
         y: if metric == Metric::Spikes { YAxis::FromZero } else { YAxis::Fit },
