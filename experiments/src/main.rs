@@ -20,39 +20,73 @@ struct Cli {
 enum Command {
     /// List the backends this binary was built with and whether each works here.
     Backends,
-    /// Print the exact parameter count of a model config (JSON file), without building it.
+    /// Print the exact parameter counts of a model config, without building it.
+    #[command(
+        after_help = "Examples:\n  gatelab params results/core/baseline-0123456789/config.json\n  gatelab grid show core g1-elementwise --json > g1.json && gatelab params g1.json"
+    )]
     Params {
-        /// A ModelConfig JSON file; the default config when omitted.
+        /// A run's config.json, the output of `grid show --json`, or a model config; the default
+        /// model config when omitted.
         config: Option<PathBuf>,
     },
     /// Train every variant of a grid (resumable: finished runs are skipped, interrupted ones resume).
+    #[command(after_help = "Examples:
+  gatelab sweep core                                  the core grid at the small preset on flex
+  gatelab sweep core --preset tiny --seeds 3          seconds per run, three seeds
+  gatelab sweep core train.lr=3e-3,6e-3 --seeds 3     one configuration per learning rate
+  gatelab sweep my-grid.json --data tinyshakespeare model.n_layers=2
+  gatelab sweep paper --sbatch 8 > paper.sbatch       a Slurm job array of 8 shards
+The override keys, with their values: gatelab grid show core baseline --json")]
     Sweep(cli::sweep::SweepArgs),
     /// Continue finished runs at a longer length and RoPE base, as new runs naming their parent.
+    #[command(after_help = "Examples:
+  gatelab extend results/core --seq-len 512 --rope-theta 1e5 --steps 500")]
     Extend(cli::sweep::ExtendArgs),
     /// Measure sinks, activations and gates of finished runs on their held-out analysis split
     /// (writes analysis.json in each run folder).
+    #[command(after_help = "Examples:
+  gatelab analyze results/core                        every finished run of a sweep
+  gatelab analyze --hf released/gate_elementwise --text sample.txt results/hf/gate")]
     Analyze(cli::analyze::AnalyzeArgs),
     /// Write a finished run as a Hugging Face Qwen3 checkpoint directory.
+    #[command(after_help = "Examples:
+  gatelab export results/core-big/g1-elementwise-0123456789 --out hf/g1")]
     Export(cli::export::ExportArgs),
     /// Report a sweep: one row per configuration with 95% intervals over seeds and paired
     /// differences to the baseline, figures and report.html (analysing runs that need it).
+    #[command(after_help = "Examples:
+  gatelab report results/core                         summary.md, summary.csv, figures, report.html")]
     Report(cli::report::ReportArgs),
     /// Two sweeps side by side: two backends, two seeds, two presets.
+    #[command(after_help = "Examples:
+  gatelab compare results/core results/core-tch --out compare.md")]
     Compare(cli::report::CompareArgs),
     /// Perplexity, first-token attention and needle retrieval beyond the training length, per
     /// RoPE scaling method (writes length.json beside each run; charts for a sweep).
+    #[command(after_help = "Examples:
+  gatelab eval-length results/core                    T, 2T, 4T, 8T under none, linear, ntk, yarn
+  gatelab eval-length results/core --factors 1,4 --methods none,yarn --rope-theta 1e6")]
     EvalLength(cli::length::EvalLengthArgs),
     /// Training, forward and analysis throughput per backend and variant, against the same model
     /// in PyTorch (bench/peer.py), measured side by side.
+    #[command(after_help = "Examples:
+  gatelab bench --compile --rounds 3 --steps 30
+  gatelab bench --interleave --backends flex model.d_model=256 model.n_layers=6")]
     Bench(cli::bench::BenchArgs),
     /// The analysis's cost against a plain forward over the same tokens.
     AnalyzeBench(cli::analyze::AnalyzeBenchArgs),
     /// List grids, or the variants of one (with their paper table and row); show a variant.
+    #[command(
+        after_help = "Examples:\n  gatelab grid list\n  gatelab grid list paper --json\n  gatelab grid show paper g2-headwise --preset tiny --json   every override key and its value"
+    )]
     Grid {
         #[command(subcommand)]
         what: GridCommand,
     },
     /// Prepare a corpus as a run would (tokenizer, splits) and print what it holds.
+    #[command(
+        after_help = "Examples:\n  gatelab data --data tinyshakespeare --tokenizer bpe:1024 --seq-len 256\n  gatelab data --data zipf-markov"
+    )]
     Data {
         #[command(flatten)]
         data: cli::data::DataArgs,

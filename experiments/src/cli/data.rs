@@ -62,18 +62,39 @@ pub fn inspect(args: &DataArgs, save_tokenizer: Option<&PathBuf>) -> Result<()> 
         Some(t) => println!("tokenizer   {} (vocabulary {})", t.describe(), data.vocab.size),
         None => println!("tokenizer   synthetic ids (vocabulary {})", data.vocab.size),
     }
-    println!("ids         BOS {}  EOS {}  PAD {}", data.vocab.bos, data.vocab.eos, data.vocab.pad);
+    let v = &data.vocab;
+    if v.eos == v.bos && v.pad == v.bos {
+        println!("ids         BOS {} (a stream without documents: no EOS, and no padding)", v.bos);
+    } else {
+        println!("ids         BOS {}  EOS {}  PAD {}", v.bos, v.eos, v.pad);
+    }
     if data.units > 0 {
         println!("units       {} dealt to the splits", data.units);
     }
+    let generated = matches!(config.corpus, CorpusSpec::BigramBackcopy(_) | CorpusSpec::ZipfMarkov(_));
     for (name, ds) in [("train", &data.train), ("valid", &data.valid), ("analysis", &data.analysis)] {
-        println!("{name:<11} {} examples of {} tokens", ds.len(), config.seq_len);
+        if generated && name == "train" {
+            println!(
+                "{name:<11} generated on demand from the seed and the index (2^{} examples of {} tokens available)",
+                ds.len().ilog2(),
+                config.seq_len
+            );
+        } else {
+            println!("{name:<11} {} examples of {} tokens", ds.len(), config.seq_len);
+        }
     }
     println!("prepared in {:.2} s", started.elapsed().as_secs_f64());
-    if let (Some(t), Ok(ex)) = (&data.tokenizer, data.analysis.get(0)) {
-        let text = t.decode(&ex.tokens)?;
-        let preview: String = text.chars().take(120).collect();
-        println!("analysis[0] {:?}", preview);
+    match (&data.tokenizer, data.analysis.get(0)) {
+        (Some(t), Ok(ex)) => {
+            let text = t.decode(&ex.tokens)?;
+            let preview: String = text.chars().take(120).collect();
+            println!("analysis[0] {:?}", preview);
+        }
+        (None, Ok(ex)) => {
+            let ids: Vec<String> = ex.tokens.iter().take(24).map(u32::to_string).collect();
+            println!("analysis[0] ids {} …", ids.join(" "));
+        }
+        _ => {}
     }
     if let Some(path) = save_tokenizer {
         let tok = data

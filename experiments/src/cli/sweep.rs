@@ -13,7 +13,7 @@ pub struct SweepArgs {
     grid: String,
     /// key=value overrides of the resolved config, e.g. train.lr=4e-3,8e-3 (commas multiply runs).
     overrides: Vec<String>,
-    /// Scale: tiny (seconds), small (the CPU default), paper (the 1.7B dense shape).
+    /// Scale: tiny (seconds per run, tests), small (the CPU default), paper (the 1.7B dense shape).
     #[arg(long, default_value = "small")]
     preset: String,
     #[command(flatten)]
