@@ -2,7 +2,7 @@
 //! interval, and a small ring at each seed's value, one row per variant, so that a chart with
 //! one value per variant is never drawn as a line.
 
-use super::{ChartFile, REFERENCE, YAxis, caption, colour, font, px, save, tick_decimals, tick_label, wrap};
+use super::{ChartFile, REFERENCE, YAxis, colour, font, frame, px, save, tick_decimals, tick_label, wrap};
 use crate::error::Result;
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::SegmentValue;
@@ -47,13 +47,7 @@ where
     DB::ErrorType: 'static,
 {
     let e = |e: &dyn std::fmt::Display| e.to_string();
-    root.fill(&WHITE).map_err(|x| e(&x))?;
-    let (_, h) = root.dim_in_pixel();
-    let foot = px(14.0 + 17.0 * wrap(&chart.caption, 150).len() as f64, s) as u32;
-    let (top, rest) = root.split_vertically(px(40.0, s));
-    top.draw(&Text::new(chart.title.clone(), (px(16.0, s), px(10.0, s)), font(20.0, s).color(&BLACK)))
-        .map_err(|x| e(&x))?;
-    let (plot, foot_area) = rest.split_vertically(h - px(40.0, s) as u32 - foot);
+    let plot = frame(&root, &chart.title, &chart.caption, s)?;
     let n = chart.rows.len().max(1);
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     for r in &chart.rows {
@@ -128,7 +122,6 @@ where
                 .map_err(|x| e(&x))?;
         }
     }
-    caption(&foot_area, &chart.caption, s)?;
     root.present().map_err(|x| e(&x))
 }
 

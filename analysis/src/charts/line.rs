@@ -1,9 +1,7 @@
 //! Values against a continuous x (training steps, layers, lengths), one line per series, with
 //! the interval of each point drawn as a shaded band or as error bars.
 
-use super::{
-    ChartFile, REFERENCE, SIZE, YAxis, caption, colour, font, legend, px, save, tick_decimals, tick_label, wrap,
-};
+use super::{ChartFile, REFERENCE, SIZE, YAxis, colour, font, frame, legend, px, save, tick_decimals, tick_label};
 use crate::error::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -85,13 +83,8 @@ where
     DB::ErrorType: 'static,
 {
     let e = |e: &dyn std::fmt::Display| e.to_string();
-    root.fill(&WHITE).map_err(|x| e(&x))?;
-    let (w, h) = root.dim_in_pixel();
-    let foot = px(14.0 + 17.0 * wrap(&chart.caption, 150).len() as f64, s) as u32;
-    let (top, rest) = root.split_vertically(px(40.0, s));
-    top.draw(&Text::new(chart.title.clone(), (px(16.0, s), px(10.0, s)), font(20.0, s).color(&BLACK)))
-        .map_err(|x| e(&x))?;
-    let (body, foot_area) = rest.split_vertically(h - px(40.0, s) as u32 - foot);
+    let (w, _) = root.dim_in_pixel();
+    let body = frame(&root, &chart.title, &chart.caption, s)?;
     let (plot, legend_area) = body.split_horizontally(w - px(250.0, s) as u32);
     let finite = chart.series.iter().flat_map(|s| s.points.iter()).filter(|p| p.x.is_finite() && p.y.is_finite());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
@@ -186,7 +179,6 @@ where
         .map(|s| (s.label.clone(), colour_of(s), matches!(s.style, SeriesStyle::Reference | SeriesStyle::Dashed)))
         .collect();
     legend(&legend_area, &entries, s)?;
-    caption(&foot_area, &chart.caption, s)?;
     root.present().map_err(|x| e(&x))
 }
 

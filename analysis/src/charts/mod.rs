@@ -200,6 +200,25 @@ pub(crate) fn legend<DB: DrawingBackend>(
     Ok(())
 }
 
+/// A chart's frame: a white page with `title` on top and `caption` (what the chart aggregates)
+/// at the foot, drawn; returns the area between them.
+pub(crate) fn frame<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    caption_text: &str,
+    s: f64,
+) -> std::result::Result<DrawingArea<DB, Shift>, String> {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let (_, h) = root.dim_in_pixel();
+    let foot = px(14.0 + 17.0 * wrap(caption_text, 150).len() as f64, s) as u32;
+    let (top, rest) = root.split_vertically(px(40.0, s));
+    top.draw(&Text::new(title.to_string(), (px(16.0, s), px(10.0, s)), font(20.0, s).color(&BLACK)))
+        .map_err(|e| e.to_string())?;
+    let (body, foot_area) = rest.split_vertically(h - px(40.0, s) as u32 - foot);
+    caption(&foot_area, caption_text, s)?;
+    Ok(body)
+}
+
 /// The caption at the foot of a chart: what it aggregates, wrapped to the width.
 pub(crate) fn caption<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,

@@ -183,22 +183,18 @@ fn seeds_word(groups: &[&Group]) -> String {
 
 const INTERVALS: &str = "Dots: means over seeds; bars: 95% Student-t intervals; rings: each seed.";
 
+/// A dot chart's row for an estimate over seeds.
+fn dot(label: String, colour: usize, e: &Estimate) -> Dot {
+    Dot { label, colour, mean: e.mean, interval: e.interval(), values: e.values.iter().map(|(_, v)| *v).collect() }
+}
+
 fn value_figure(dir: &Path, summary: &Summary, f: &ValueFigure) -> Result<Option<ChartFile>> {
     let with: Vec<(usize, &Group, &Estimate)> =
         summary.groups.iter().enumerate().filter_map(|(i, g)| Some((i, g, g.estimates.get(&f.metric)?))).collect();
     if with.is_empty() {
         return Ok(None);
     }
-    let rows = with
-        .iter()
-        .map(|(i, g, e)| Dot {
-            label: g.name(),
-            colour: *i,
-            mean: e.mean,
-            interval: e.interval(),
-            values: e.values.iter().map(|(_, v)| *v).collect(),
-        })
-        .collect();
+    let rows = with.iter().map(|(i, g, e)| dot(g.name(), *i, e)).collect();
     let chance = f.chance.then(|| summary.groups.iter().find_map(|g| g.chance)).flatten();
     let groups: Vec<&Group> = with.iter().map(|(_, g, _)| *g).collect();
     let chart = DotChart {
@@ -218,16 +214,7 @@ fn paired_figure(dir: &Path, summary: &Summary, metric: Metric, stem: &str) -> R
     if with.is_empty() {
         return Ok(None);
     }
-    let rows = with
-        .iter()
-        .map(|(i, g, e)| Dot {
-            label: g.name(),
-            colour: *i,
-            mean: e.mean,
-            interval: e.interval(),
-            values: e.values.iter().map(|(_, v)| *v).collect(),
-        })
-        .collect();
+    let rows = with.iter().map(|(i, g, e)| dot(g.name(), *i, e)).collect();
     let chart = DotChart {
         title: format!("{} against the baseline, paired by seed", metric.name()),
         value_label: format!("Δ {} (configuration − its baseline)", metric.name()),
@@ -261,13 +248,7 @@ fn layer_figure(dir: &Path, summary: &Summary, f: &LayerFigure) -> Result<Option
             .enumerate()
             .filter_map(|(i, g)| {
                 let e = of(g).first()?;
-                Some(Dot {
-                    label: g.name(),
-                    colour: i,
-                    mean: e.mean,
-                    interval: e.interval(),
-                    values: e.values.iter().map(|(_, v)| *v).collect(),
-                })
+                Some(dot(g.name(), i, e))
             })
             .collect();
         let chart = DotChart {
@@ -336,13 +317,7 @@ fn top_activation_figure(dir: &Path, summary: &Summary) -> Result<Option<ChartFi
             .flat_map(|(i, g)| {
                 (0..3).filter_map(move |k| {
                     let e = g.top_activation_ratios_per_layer[k].first()?;
-                    Some(Dot {
-                        label: format!("{} · top-{}", g.name(), k + 1),
-                        colour: *i,
-                        mean: e.mean,
-                        interval: e.interval(),
-                        values: e.values.iter().map(|(_, v)| *v).collect(),
-                    })
+                    Some(dot(format!("{} · top-{}", g.name(), k + 1), *i, e))
                 })
             })
             .collect();

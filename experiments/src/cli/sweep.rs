@@ -77,15 +77,7 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
             device: args.device.device.clone(),
         })?;
     }
-    let failed = rows.iter().filter(|r| r.status.word() == "failed").count();
-    if failed > 0 {
-        Err(ExperimentError::Usage(format!(
-            "{failed} of {} runs failed (status.json in their folders says why)",
-            rows.len()
-        )))
-    } else {
-        Ok(())
-    }
+    none_failed(&rows)
 }
 
 pub fn list(grid_name: Option<&str>, json: bool) -> Result<()> {
@@ -190,13 +182,17 @@ pub fn extend(args: ExtendArgs) -> Result<()> {
     let plan = extend::plan(&opts)?;
     eprintln!("extend: {} runs continued at seq_len {} into {}", plan.runs.len(), opts.seq_len, plan.out.display());
     let rows = extend::run_plan(plan, &opts)?;
-    let failed = rows.iter().filter(|r| r.status.word() == "failed").count();
+    none_failed(&rows)
+}
+
+/// An error when runs failed (the command then exits non-zero), saying where to look.
+fn none_failed(rows: &[gatelab::sweep::SweepRow]) -> Result<()> {
+    let failed = rows.iter().filter(|r| matches!(r.status, gatelab_rundir::Status::Failed { .. })).count();
     if failed > 0 {
-        Err(ExperimentError::Usage(format!(
+        return Err(ExperimentError::Usage(format!(
             "{failed} of {} runs failed (status.json in their folders says why)",
             rows.len()
-        )))
-    } else {
-        Ok(())
+        )));
     }
+    Ok(())
 }
