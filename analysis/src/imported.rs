@@ -106,7 +106,9 @@ pub fn analyze_checkpoint(
     run.write_file(&RunFile { meta, config: RunConfig { model: hf.config, data, train: TrainConfig::default() } })?;
     let _ = std::fs::remove_file(run.file(gatelab_rundir::folder::EVAL));
     run.log_eval(&EvalRecord { step: 0, loss, perplexity: loss.exp(), tokens: count })?;
-    let analysis = Analysis { run: out.to_path_buf(), options: options.clone(), stats: acc.finish() };
+    // No interventions on an imported checkpoint: a full-size model would take three more passes.
+    let analysis =
+        Analysis { run: out.to_path_buf(), options: options.clone(), stats: acc.finish(), interventions: None };
     write_json(&run.file(ANALYSIS), &analysis)?;
     run.set_status(&Status::Done)?;
     Ok(analysis)

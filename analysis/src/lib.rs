@@ -6,6 +6,8 @@
 //!   massive activations, gate statistics, entropy, value drain); definitions in
 //!   `docs/metrics.md`.
 //! - [`run`]: analysing a run folder's held-out split into `analysis.json`.
+//! - [`intervene`]: the first token's peak activation set to zero and to its mean (Sun et al.
+//!   2024), with the loss and F-Attn measured again.
 //! - [`dynamics`]: the per-layer snapshot the harness records during training.
 //! - [`length`]: perplexity, first-token attention and needle retrieval beyond the training
 //!   length under each RoPE scaling method.
@@ -21,6 +23,7 @@ pub mod charts;
 pub mod dynamics;
 pub mod error;
 pub mod imported;
+pub mod intervene;
 pub mod length;
 pub mod report;
 pub mod run;

@@ -3,6 +3,7 @@
 //! batch by batch, into `analysis.json`.
 
 use crate::error::{AnalysisError, Result};
+use crate::intervene::Interventions;
 use crate::stats::{Accumulator, Stats, StatsConfig};
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
@@ -25,11 +26,15 @@ pub struct AnalyzeOptions {
     pub max_sequences: usize,
     /// The statistics' settings.
     pub stats: StatsConfig,
+    /// Also run the interventions on the first token's peak activation ([`crate::intervene`]):
+    /// three more passes over the same sequences.
+    #[serde(default)]
+    pub interventions: bool,
 }
 
 impl Default for AnalyzeOptions {
     fn default() -> Self {
-        Self { batch_size: 16, max_sequences: 512, stats: StatsConfig::default() }
+        Self { batch_size: 16, max_sequences: 512, stats: StatsConfig::default(), interventions: true }
     }
 }
 
@@ -42,6 +47,9 @@ pub struct Analysis {
     pub options: AnalyzeOptions,
     /// The statistics.
     pub stats: Stats,
+    /// The first token's peak activation zeroed and set to its mean (absent when not run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interventions: Option<Interventions>,
 }
 
 /// A run's `analysis.json`, if it has one.
@@ -117,14 +125,19 @@ pub fn analyze_run(run: &RunDir, device: &Device, options: &AnalyzeOptions) -> R
     }
     let example = |i: usize| data.analysis.get(i).map_err(|e| gatelab_data::DataError::new(e.to_string()));
     let mut acc = Accumulator::new(options.stats.clone());
+    let mut batches = Vec::new();
     for start in (0..n).step_by(options.batch_size.max(1)) {
         let items = (start..(start + options.batch_size).min(n)).map(example).collect::<Result<Vec<_>, _>>()?;
-        acc.observe(&model, batcher.batch(items, device).inputs);
+        let batch = batcher.batch(items, device);
+        acc.observe(&model, batch.inputs.clone());
+        batches.push(batch);
     }
+    let interventions =
+        if options.interventions { crate::intervene::intervene(&model, &batches, &options.stats) } else { None };
     // The attention maps of one sequence, for the heatmap.
     let first = batcher.batch(vec![example(0)?], device);
     draw_attention_maps(&model, first.inputs, &run.path, &run.name())?;
-    let analysis = Analysis { run: run.path.clone(), options: options.clone(), stats: acc.finish() };
+    let analysis = Analysis { run: run.path.clone(), options: options.clone(), stats: acc.finish(), interventions };
     write_json(&run.file(ANALYSIS), &analysis)?;
     Ok(analysis)
 }

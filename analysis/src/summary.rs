@@ -153,11 +153,24 @@ pub enum Metric {
     Top1Median,
     /// Mean gate score.
     GateMean,
+    /// The first token's peak channel (mean |h|) over the median channel, in the block where the
+    /// peak appears (the interventions' target).
+    PeakRatio,
+    /// Loss over the analysis split, as trained (the interventions' reference).
+    AnalysisLoss,
+    /// That loss with the first token's peak set to 0.
+    LossPeakZeroed,
+    /// That loss with the peak set to its mean over sequences.
+    LossPeakMeaned,
+    /// F-Attn with the peak set to 0.
+    FirstTokenAttentionPeakZeroed,
+    /// F-Attn with the peak set to its mean.
+    FirstTokenAttentionPeakMeaned,
 }
 
 impl Metric {
     /// Every metric, in column order.
-    pub const ALL: [Metric; 8] = [
+    pub const ALL: [Metric; 14] = [
         Metric::ValLoss,
         Metric::BestValLoss,
         Metric::Spikes,
@@ -166,6 +179,12 @@ impl Metric {
         Metric::MaxActivation,
         Metric::Top1Median,
         Metric::GateMean,
+        Metric::PeakRatio,
+        Metric::AnalysisLoss,
+        Metric::LossPeakZeroed,
+        Metric::LossPeakMeaned,
+        Metric::FirstTokenAttentionPeakZeroed,
+        Metric::FirstTokenAttentionPeakMeaned,
     ];
 
     /// Its column name, the same in every table and chart.
@@ -179,6 +198,12 @@ impl Metric {
             Metric::MaxActivation => "max act",
             Metric::Top1Median => "top1/median",
             Metric::GateMean => "gate mean",
+            Metric::PeakRatio => "peak/median",
+            Metric::AnalysisLoss => "loss",
+            Metric::LossPeakZeroed => "loss, peak → 0",
+            Metric::LossPeakMeaned => "loss, peak → mean",
+            Metric::FirstTokenAttentionPeakZeroed => "F-Attn, peak → 0",
+            Metric::FirstTokenAttentionPeakMeaned => "F-Attn, peak → mean",
         }
     }
 
@@ -193,15 +218,25 @@ impl Metric {
             Metric::MaxActivation => "max_activation",
             Metric::Top1Median => "top1_median",
             Metric::GateMean => "gate_mean",
+            Metric::PeakRatio => "peak_ratio",
+            Metric::AnalysisLoss => "analysis_loss",
+            Metric::LossPeakZeroed => "loss_peak_zeroed",
+            Metric::LossPeakMeaned => "loss_peak_meaned",
+            Metric::FirstTokenAttentionPeakZeroed => "first_token_attention_peak_zeroed",
+            Metric::FirstTokenAttentionPeakMeaned => "first_token_attention_peak_meaned",
         }
     }
 
     /// Decimals to print.
     pub fn digits(self) -> usize {
         match self {
-            Metric::ValLoss | Metric::BestValLoss => 4,
+            Metric::ValLoss
+            | Metric::BestValLoss
+            | Metric::AnalysisLoss
+            | Metric::LossPeakZeroed
+            | Metric::LossPeakMeaned => 4,
             Metric::Spikes => 1,
-            Metric::MaxActivation | Metric::Top1Median => 2,
+            Metric::MaxActivation | Metric::Top1Median | Metric::PeakRatio => 2,
             _ => 3,
         }
     }
@@ -209,10 +244,20 @@ impl Metric {
     /// The range the metric cannot leave, if any.
     pub fn bounds(self) -> Option<(f64, f64)> {
         match self {
-            Metric::FirstTokenAttention | Metric::Sink | Metric::GateMean => Some((0.0, 1.0)),
-            Metric::ValLoss | Metric::BestValLoss | Metric::Spikes | Metric::MaxActivation | Metric::Top1Median => {
-                Some((0.0, f64::INFINITY))
-            }
+            Metric::FirstTokenAttention
+            | Metric::Sink
+            | Metric::GateMean
+            | Metric::FirstTokenAttentionPeakZeroed
+            | Metric::FirstTokenAttentionPeakMeaned => Some((0.0, 1.0)),
+            Metric::ValLoss
+            | Metric::BestValLoss
+            | Metric::Spikes
+            | Metric::MaxActivation
+            | Metric::Top1Median
+            | Metric::PeakRatio
+            | Metric::AnalysisLoss
+            | Metric::LossPeakZeroed
+            | Metric::LossPeakMeaned => Some((0.0, f64::INFINITY)),
         }
     }
 
@@ -416,6 +461,14 @@ fn run_metrics(run: &RunDir, analysis: Option<&Analysis>) -> Result<BTreeMap<Met
         m.insert(Metric::Sink, s.sink());
         m.insert(Metric::MaxActivation, s.max_activation());
         m.insert(Metric::Top1Median, crate::stats::mean(s.layers.iter().map(|l| l.top1_median_ratio)));
+        if let Some(i) = &a.interventions {
+            m.insert(Metric::PeakRatio, i.peak_abs / i.median_abs.max(1e-12));
+            m.insert(Metric::AnalysisLoss, i.loss.as_trained);
+            m.insert(Metric::LossPeakZeroed, i.loss.zeroed);
+            m.insert(Metric::LossPeakMeaned, i.loss.meaned);
+            m.insert(Metric::FirstTokenAttentionPeakZeroed, i.first_token_attention.zeroed);
+            m.insert(Metric::FirstTokenAttentionPeakMeaned, i.first_token_attention.meaned);
+        }
         if let Some(g) = s.gate_mean() {
             m.insert(Metric::GateMean, g);
         }

@@ -19,7 +19,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// List the backends this binary was built with and whether each works here.
-    Backends,
+    Backends {
+        /// Print JSON: one object per backend with its name, whether it works, and why not.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the exact parameter counts of a model config, without building it.
     #[command(
         after_help = "Examples:\n  gatelab params results/core/baseline-0123456789/config.json\n  gatelab grid show core g1-elementwise --json > g1.json && gatelab params g1.json"
@@ -93,6 +97,9 @@ The override keys, with their values: gatelab grid show core baseline --json")]
         /// Save the tokenizer (text corpora) to this tokenizer.json.
         #[arg(long)]
         save_tokenizer: Option<PathBuf>,
+        /// Print JSON instead of lines.
+        #[arg(long)]
+        json: bool,
     },
     /// Tokenisation and batching throughput on a text corpus.
     DataBench {
@@ -163,7 +170,7 @@ fn main() -> ExitCode {
     quiet_vulkan();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Backends => backends(),
+        Command::Backends { json } => backends(json),
         Command::Params { config } => params(config.as_deref()),
         Command::Sweep(args) => {
             gatelab::interrupt::install();
@@ -184,7 +191,7 @@ fn main() -> ExitCode {
         Command::Grid { what: GridCommand::Show { grid, variant, preset, json } } => {
             cli::sweep::show(&grid, &variant, &preset, json)
         }
-        Command::Data { data, save_tokenizer } => cli::data::inspect(&data, save_tokenizer.as_ref()),
+        Command::Data { data, save_tokenizer, json } => cli::data::inspect(&data, save_tokenizer.as_ref(), json),
         Command::DataBench { data, vocab, json } => cli::data::bench(&data, vocab, json),
     };
     match result {
@@ -201,10 +208,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn backends() -> Result<()> {
+fn backends(json: bool) -> Result<()> {
+    let mut rows = Vec::new();
     for b in Backend::compiled() {
-        let state = backend::open(b, 0).map(|_| "ok".to_string()).unwrap_or_else(|e| e.one_line());
-        println!("{:<9} {state}", b.name());
+        let state = backend::open(b, 0).map(|_| None).unwrap_or_else(|e| Some(e.one_line()));
+        if json {
+            rows.push(serde_json::json!({ "backend": b.name(), "ok": state.is_none(), "error": state }));
+        } else {
+            println!("{:<9} {}", b.name(), state.as_deref().unwrap_or("ok"));
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
     }
     Ok(())
 }

@@ -43,6 +43,22 @@ fn bad_data_is_one_line_and_a_nonzero_exit() {
 }
 
 #[test]
+fn printing_commands_speak_json_on_request() {
+    let (code, stdout, stderr) = gatelab(&["backends", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let rows: serde_json::Value = serde_json::from_str(&stdout).expect("backends --json");
+    assert!(rows.as_array().unwrap().iter().any(|r| r["backend"] == "flex" && r["ok"] == true), "{rows}");
+    let (code, stdout, stderr) = gatelab(&["data", "--data", "tinyshakespeare", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let data: serde_json::Value = serde_json::from_str(&stdout).expect("data --json");
+    assert_eq!(data["vocab_size"], 259, "{data}");
+    assert!(data["splits"]["train"]["examples"].as_u64().unwrap() > 1000);
+    let (code, stdout, _) = gatelab(&["grid", "list", "core", "--json"]);
+    assert_eq!(code, 0);
+    assert!(serde_json::from_str::<serde_json::Value>(&stdout).is_ok());
+}
+
+#[test]
 fn data_summarises_a_corpus() {
     let (code, stdout, _) = gatelab(&["data", "--data", "zipf-markov", "--seq-len", "64"]);
     assert_eq!(code, 0);

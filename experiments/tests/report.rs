@@ -127,9 +127,10 @@ fn a_learning_rate_sweep_over_two_seeds_reports_one_row_per_configuration() {
     // G1 rows carry a verdict on the paper's claims, by the rule the report states.
     assert!(csv.lines().next().unwrap().contains(",verdict_val_loss,"));
     let verdicts = ["reproduced", "not at this scale", "contradicted", "inconclusive"];
-    assert!(md.lines().filter(|l| l.starts_with("| g1 · ")).count() == 4, "{md}");
+    let tables = md.split("## Interventions").next().unwrap();
+    assert!(tables.lines().filter(|l| l.starts_with("| g1 · ")).count() == 4, "{md}");
     assert!(
-        md.lines().filter(|l| l.starts_with("| g1 · ") && verdicts.iter().any(|v| l.contains(v))).count() == 2,
+        tables.lines().filter(|l| l.starts_with("| g1 · ") && verdicts.iter().any(|v| l.contains(v))).count() == 2,
         "paired rows: {md}"
     );
     assert!(md.contains("Verdicts (G1 sigmoid gates only"));
@@ -167,4 +168,35 @@ fn a_learning_rate_sweep_over_two_seeds_reports_one_row_per_configuration() {
     let numbers: Vec<f64> = svg_texts(&svg).iter().filter_map(|(t, _, _)| t.parse().ok()).collect();
     assert!(numbers.contains(&0.0) && numbers.contains(&1.0), "{numbers:?}");
     assert!(!Path::new(&out.join("report.html")).with_extension("tmp").exists());
+    // The interventions on the first token's peak ran with the analysis, and have their table.
+    assert!(md.contains("## Interventions on the first token's peak activation"), "{md}");
+    assert!(html.contains("Interventions on the first token"));
+    // --json: the same summary, machine-readable; nothing else on stdout.
+    let (code, stdout, stderr) = gatelab(&["report", out.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("report --json prints JSON");
+    let configs = json["configurations"].as_array().unwrap();
+    assert_eq!(configs.len(), 4);
+    for c in configs {
+        assert_eq!(c["estimates"]["val_loss"]["n"], 2, "{c}");
+        assert_eq!(c["estimates"]["loss_peak_zeroed"]["n"], 2, "{c}");
+        let meaned = c["estimates"]["loss_peak_meaned"]["mean"].as_f64().unwrap();
+        assert!(meaned.is_finite() && meaned > 0.0);
+    }
+    assert!(json["verdict_rule"].as_str().unwrap().starts_with("Verdicts"));
+    // --out writes the report elsewhere, linking the run folders from there.
+    let elsewhere = dir.join("reports/pair");
+    let (code, _, stderr) = gatelab(&["report", out.to_str().unwrap(), "--out", elsewhere.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let moved = std::fs::read_to_string(elsewhere.join("report.html")).unwrap();
+    assert!(moved.contains("href=\"../../out/"), "links to the runs from the report's folder");
+    assert!(elsewhere.join("summary.csv").is_file() && elsewhere.join("val_loss.svg").is_file());
+    // analyze --json prints one object per run, with where the peak was edited.
+    let run = summary.groups[0].runs[0].run.path.clone();
+    let (code, stdout, stderr) = gatelab(&["analyze", run.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let rows: serde_json::Value = serde_json::from_str(&stdout).expect("analyze --json prints JSON");
+    assert_eq!(rows.as_array().unwrap().len(), 1);
+    assert_eq!(rows[0]["interventions"]["position"], 0);
+    assert!(rows[0]["first_token_attention"].as_f64().unwrap() > 0.0);
 }

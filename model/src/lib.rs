@@ -31,4 +31,4 @@ pub use gate::{
 };
 pub use probe::{LayerProbe, Probes};
 pub use rope::RopeScaling;
-pub use transformer::{Transformer, cross_entropy, masked_cross_entropy, token_nll};
+pub use transformer::{ResidualEdit, Transformer, cross_entropy, masked_cross_entropy, token_nll};

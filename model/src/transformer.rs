@@ -98,6 +98,20 @@ impl Block {
     }
 }
 
+/// One entry of the residual stream to overwrite: after block `layer`, `h[:, position, channel]`
+/// becomes `value` in every sequence of the batch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResidualEdit {
+    /// The block after which the stream is edited (0-based).
+    pub layer: usize,
+    /// The position.
+    pub position: usize,
+    /// The channel of `d_model`.
+    pub channel: usize,
+    /// The value written.
+    pub value: f32,
+}
+
 /// The decoder-only language model.
 #[derive(Module, Debug)]
 pub struct Transformer {
@@ -150,7 +164,7 @@ impl Transformer {
     /// - tokens: `[batch, seq]`
     /// - output: `[batch, seq, vocab]`
     pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
-        self.run(tokens, None)
+        self.run(tokens, None, None)
     }
 
     /// Logits plus, per layer, attention maps, gate scores, SDPA outputs and the residual stream.
@@ -169,27 +183,52 @@ impl Transformer {
         self.probed(tokens, false)
     }
 
-    fn probed(&self, tokens: Tensor<2, Int>, keep_maps: bool) -> (Tensor<3>, Probes) {
+    /// As [`Transformer::forward_probed`] (`keep_maps`) or [`Transformer::forward_probed_lean`],
+    /// with one entry of the residual stream overwritten after its block (an intervention: Sun et
+    /// al. 2024 set a massive activation to zero or to its mean). The probes show the stream after
+    /// the edit.
+    ///
+    /// # Shapes
+    /// - tokens: `[batch, seq]`, with `edit.position < seq`
+    /// - output: `[batch, seq, vocab]` and one [`LayerProbe`] per layer
+    pub fn forward_probed_edited(
+        &self,
+        tokens: Tensor<2, Int>,
+        edit: &ResidualEdit,
+        keep_maps: bool,
+    ) -> (Tensor<3>, Probes) {
         let mut probes = Vec::with_capacity(self.layers.len());
-        let logits = self.run(tokens, Some((&mut probes, keep_maps)));
+        let logits = self.run(tokens, Some((&mut probes, keep_maps)), Some(edit));
         (logits, Probes { layers: probes })
     }
 
-    fn run(&self, tokens: Tensor<2, Int>, mut probes: Option<(&mut Vec<LayerProbe>, bool)>) -> Tensor<3> {
+    fn probed(&self, tokens: Tensor<2, Int>, keep_maps: bool) -> (Tensor<3>, Probes) {
+        let mut probes = Vec::with_capacity(self.layers.len());
+        let logits = self.run(tokens, Some((&mut probes, keep_maps)), None);
+        (logits, Probes { layers: probes })
+    }
+
+    fn run(
+        &self,
+        tokens: Tensor<2, Int>,
+        mut probes: Option<(&mut Vec<LayerProbe>, bool)>,
+        edit: Option<&ResidualEdit>,
+    ) -> Tensor<3> {
         let device = tokens.device();
-        let [_, t] = tokens.dims();
+        let [b, t] = tokens.dims();
         let (cos, sin) = rope_tables(self.head_dim, self.rope_theta, self.rope_scaling, 0, t, &device);
         let mask = Tensor::<2, Bool>::tril_mask([t, t], 0, &device);
         let mut h = self.embed_tokens.forward(tokens);
-        for layer in &self.layers {
-            match probes.as_mut() {
-                Some((out, keep_maps)) => {
-                    let mut slot = ProbeSlot { keep_maps: *keep_maps, probe: None };
-                    h = layer.forward(h, &cos, &sin, &mask, Some(&mut slot));
-                    let attention = slot.probe.expect("the attention fills its probe");
-                    out.push(LayerProbe { attention, residual: h.clone() });
-                }
-                None => h = layer.forward(h, &cos, &sin, &mask, None),
+        for (i, layer) in self.layers.iter().enumerate() {
+            let mut slot = ProbeSlot { keep_maps: probes.as_ref().is_some_and(|p| p.1), probe: None };
+            h = layer.forward(h, &cos, &sin, &mask, probes.is_some().then_some(&mut slot));
+            if let Some(e) = edit.filter(|e| e.layer == i) {
+                let value = Tensor::<3>::full([b, 1, 1], e.value, &device);
+                h = h.slice_assign([0..b, e.position..e.position + 1, e.channel..e.channel + 1], value);
+            }
+            if let Some((out, _)) = probes.as_mut() {
+                let attention = slot.probe.expect("the attention fills its probe");
+                out.push(LayerProbe { attention, residual: h.clone() });
             }
         }
         self.logits(self.norm.forward(h))

@@ -5,7 +5,10 @@
 
 use super::Section;
 use super::setup::Setup;
-use super::tables::{DEFINITIONS, group_cells, group_header, paired_cells, paired_header};
+use super::tables::{
+    DEFINITIONS, INTERVENTIONS_NOTE, group_cells, group_header, intervention_cells, intervention_header, paired_cells,
+    paired_header,
+};
 use crate::error::Result;
 use crate::summary::Summary;
 use gatelab_rundir::write_atomic;
@@ -84,6 +87,12 @@ pub fn write(
         html.push_str("<h3>Against the baseline, paired by seed</h3>\n");
         html.push_str(&table(&paired_header(), &paired));
     }
+    let edited: Vec<Vec<String>> = summary.groups.iter().filter_map(intervention_cells).collect();
+    if !edited.is_empty() {
+        html.push_str("<h3>Interventions on the first token's peak activation</h3>\n");
+        html.push_str(&table(&intervention_header(), &edited));
+        let _ = writeln!(html, "<p class=\"note\">{}</p>", escape(INTERVENTIONS_NOTE));
+    }
     let _ = writeln!(html, "<p class=\"note\">{}</p>", escape(DEFINITIONS));
     if summary.groups.iter().any(|g| !g.verdicts.is_empty()) {
         let _ = writeln!(html, "<p class=\"note\">{}</p>", escape(crate::summary::VERDICT_RULE));
@@ -107,7 +116,7 @@ pub fn write(
         let Some(r) = g.runs.iter().find(|r| r.run.file("attention_maps.svg").is_file()) else { continue };
         figure += 1;
         let svg = inline_svg(&r.run.file("attention_maps.svg"))?;
-        let rel = r.run.name();
+        let rel = relative(dir, &r.run.path);
         let _ = writeln!(
             maps,
             "<figure id=\"fig{figure}\">{svg}<figcaption>Figure {figure}. {}: attention of one held-out sequence (seed {}). Data: <a href=\"{rel}/attention_maps.csv\">{rel}/attention_maps.csv</a>.</figcaption></figure>",
@@ -120,4 +129,29 @@ pub fn write(
     }
     html.push_str("</body></html>\n");
     Ok(write_atomic(&dir.join("report.html"), html.as_bytes())?)
+}
+
+/// `to` as a path relative to the folder `from` (both resolved), for links in `report.html`;
+/// `to` as given when either cannot be resolved.
+fn relative(from: &Path, to: &Path) -> String {
+    let (Ok(from), Ok(to_abs)) = (from.canonicalize(), to.canonicalize()) else { return to.display().to_string() };
+    let (a, b): (Vec<_>, Vec<_>) = (from.components().collect(), to_abs.components().collect());
+    let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut parts: Vec<String> = vec!["..".to_string(); a.len() - common];
+    parts.extend(b[common..].iter().map(|c| c.as_os_str().to_string_lossy().to_string()));
+    parts.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn links_are_relative_to_the_report() {
+        let root = std::env::temp_dir().join(format!("gatelab-rel-{}", std::process::id()));
+        let (out, run) = (root.join("reports/core"), root.join("results/core/baseline-0"));
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::create_dir_all(&run).unwrap();
+        assert_eq!(super::relative(&out, &run), "../../results/core/baseline-0");
+        assert_eq!(super::relative(&root.join("results/core"), &run), "baseline-0");
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }

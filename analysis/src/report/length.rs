@@ -35,9 +35,10 @@ fn over_seeds(
     Estimate::of(&runs.iter().filter_map(|e| Some((e.seed, f(e.point(method, factor)?)))).collect::<Vec<_>>())
 }
 
-/// Writes the length charts and tables into `dir`; no section when no run has `length.json`.
-pub fn write(dir: &Path, summary: &Summary) -> Result<Option<Section>> {
-    let evals = read_evals(dir)?;
+/// Writes the length charts and tables of the runs under `sweep` into `dir`; no section when no
+/// run has `length.json`.
+pub fn write(sweep: &Path, dir: &Path, summary: &Summary) -> Result<Option<Section>> {
+    let evals = read_evals(sweep)?;
     let Some(first) = evals.first() else { return Ok(None) };
     let groups = by_group(summary, &evals);
     let methods: Vec<ScalingMethod> = ScalingMethod::ALL

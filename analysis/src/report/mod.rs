@@ -58,14 +58,21 @@ impl Report {
 /// `summary.csv`, the figures, `length_summary.*` when runs were evaluated beyond their length,
 /// and `report.html`.
 pub fn write(sweep: &Path) -> Result<Report> {
+    write_to(sweep, sweep)
+}
+
+/// As [`write`], into the folder `out` (created if needed); `report.html` links the run folders'
+/// files relative to it.
+pub fn write_to(sweep: &Path, out: &Path) -> Result<Report> {
     let summary = summarize(sweep)?;
+    std::fs::create_dir_all(out).map_err(|e| crate::error::AnalysisError::run(out, format!("cannot create: {e}")))?;
     let setup = Setup::of(&summary);
     let finding = finding(&summary);
     let title = format!("gatelab report: grid {}", setup.grid);
-    write_atomic(&sweep.join("summary.md"), tables::markdown(&title, &setup, &finding, &summary).as_bytes())?;
-    write_atomic(&sweep.join("summary.csv"), tables::csv(&summary).as_bytes())?;
-    let mut sections = figures::write(sweep, &summary)?;
-    sections.extend(length::write(sweep, &summary)?);
-    html::write(sweep, &title, &setup, &finding, &summary, &sections)?;
+    write_atomic(&out.join("summary.md"), tables::markdown(&title, &setup, &finding, &summary).as_bytes())?;
+    write_atomic(&out.join("summary.csv"), tables::csv(&summary).as_bytes())?;
+    let mut sections = figures::write(out, &summary)?;
+    sections.extend(length::write(sweep, out, &summary)?);
+    html::write(out, &title, &setup, &finding, &summary, &sections)?;
     Ok(Report { title, setup, finding, summary, sections })
 }

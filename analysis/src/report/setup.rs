@@ -21,7 +21,7 @@ fn one_or_all(items: impl Iterator<Item = String>) -> String {
         1 => set.into_iter().next().expect("one"),
         _ => format!(
             "{} (differs between configurations; see the table)",
-            set.into_iter().collect::<Vec<_>>().join(", ")
+            set.into_iter().collect::<Vec<_>>().join("; ")
         ),
     }
 }

@@ -49,6 +49,40 @@ pub fn paired_cells(g: &Group, summary: &Summary) -> Option<Vec<String>> {
     Some(cells)
 }
 
+/// The metrics of the interventions table (the first token's peak activation edited).
+pub const INTERVENTION_METRICS: [Metric; 6] = [
+    Metric::PeakRatio,
+    Metric::AnalysisLoss,
+    Metric::LossPeakZeroed,
+    Metric::LossPeakMeaned,
+    Metric::FirstTokenAttentionPeakZeroed,
+    Metric::FirstTokenAttentionPeakMeaned,
+];
+
+/// The interventions table's rows as cells: configuration, then F-Attn as trained and
+/// [`INTERVENTION_METRICS`]; `None` for a configuration without interventions.
+pub fn intervention_cells(g: &Group) -> Option<Vec<String>> {
+    g.estimates.get(&Metric::AnalysisLoss)?;
+    let mut cells = vec![g.name()];
+    cells.extend(
+        [Metric::FirstTokenAttention]
+            .iter()
+            .chain(&INTERVENTION_METRICS)
+            .map(|m| cell(g.estimates.get(m), m.digits(), false)),
+    );
+    Some(cells)
+}
+
+/// The header of the interventions table.
+pub fn intervention_header() -> Vec<String> {
+    let mut h = vec!["configuration".to_string(), Metric::FirstTokenAttention.name().to_string()];
+    h.extend(INTERVENTION_METRICS.iter().map(|m| m.name().to_string()));
+    h
+}
+
+/// What the interventions table shows.
+pub const INTERVENTIONS_NOTE: &str = "The first token's peak activation edited at analysis time (Sun et al. 2024): in the first block whose largest first-token channel (mean |h| over the analysed sequences) reaches half the largest of any block, that channel of position 0 is set to 0 (peak → 0) or to its mean over the sequences (peak → mean), and the loss over the analysis split (nats per real target) and F-Attn are measured again. peak/median: that channel's mean |h| over the median channel's. A massive activation that serves as a fixed bias leaves the model unchanged at its mean and breaks it at 0; an ordinary channel does neither.";
+
 /// The header of the first table.
 pub fn group_header() -> Vec<String> {
     let mut h: Vec<String> = ["configuration", "paper", "params", "runs done"].map(String::from).to_vec();
@@ -113,6 +147,20 @@ pub fn markdown(title: &str, setup: &Setup, finding: &str, summary: &Summary) ->
         for row in &paired {
             let _ = writeln!(md, "{}", md_row(row));
         }
+    }
+    let edited: Vec<Vec<String>> = summary.groups.iter().filter_map(intervention_cells).collect();
+    if !edited.is_empty() {
+        let header = intervention_header();
+        let _ = writeln!(
+            md,
+            "\n## Interventions on the first token's peak activation\n\n{}\n|{}",
+            md_row(&header),
+            "---|".repeat(header.len())
+        );
+        for row in &edited {
+            let _ = writeln!(md, "{}", md_row(row));
+        }
+        let _ = writeln!(md, "\n{INTERVENTIONS_NOTE}");
     }
     if !summary.differing_keys.is_empty() {
         let _ = writeln!(md, "\nConfigurations of one variant differ in: {}.", summary.differing_keys.join(", "));
@@ -179,4 +227,45 @@ pub fn csv(summary: &Summary) -> String {
         out += &(row.join(",") + "\n");
     }
     out
+}
+
+/// The summary as JSON (`report --json`, `compare --json`): per configuration its variant, label,
+/// paper, gate, parameters, runs, every metric's estimate, the paired differences to its baseline
+/// and the verdicts, with the finding and the rules that define them.
+pub fn json(summary: &Summary, finding: &str) -> serde_json::Value {
+    let estimates =
+        |table: &std::collections::BTreeMap<Metric, Estimate>| -> serde_json::Map<String, serde_json::Value> {
+            table
+                .iter()
+                .map(|(m, e)| (m.key().to_string(), serde_json::to_value(e).expect("estimates serialise")))
+                .collect()
+        };
+    let groups: Vec<serde_json::Value> = summary
+        .groups
+        .iter()
+        .map(|g| {
+            serde_json::json!({
+                "configuration": g.name(),
+                "variant": g.variant,
+                "label": g.label,
+                "paper": g.paper,
+                "gate": g.gate,
+                "params": g.params,
+                "runs": g.runs.len(),
+                "done": g.done(),
+                "diverged": g.diverged(),
+                "baseline": g.baseline.map(|b| summary.groups[b].name()),
+                "estimates": estimates(&g.estimates),
+                "versus_baseline": estimates(&g.versus_baseline),
+                "verdicts": g.verdicts.iter().map(|(m, v)| (m.key().to_string(), serde_json::Value::from(v.words()))).collect::<serde_json::Map<_, _>>(),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "finding": finding,
+        "differing_keys": summary.differing_keys,
+        "configurations": groups,
+        "definitions": DEFINITIONS,
+        "verdict_rule": crate::summary::VERDICT_RULE,
+    })
 }

@@ -31,6 +31,13 @@ pub struct AnalyzeArgs {
     /// At most this many analysis sequences per run.
     #[arg(long, default_value_t = 512)]
     max_sequences: usize,
+    /// Skip the interventions on the first token's peak activation (three passes fewer).
+    #[arg(long)]
+    no_interventions: bool,
+    /// Print each run's numbers as JSON (an array) instead of the table; analysis.json is written
+    /// into each run folder either way.
+    #[arg(long)]
+    json: bool,
 }
 
 impl AnalyzeArgs {
@@ -38,6 +45,7 @@ impl AnalyzeArgs {
         AnalyzeOptions {
             batch_size: self.batch_size.max(1),
             max_sequences: self.max_sequences,
+            interventions: !self.no_interventions,
             ..AnalyzeOptions::default()
         }
     }
@@ -63,13 +71,31 @@ pub fn analyze(args: AnalyzeArgs) -> Result<()> {
     if done.is_empty() {
         return Err(ExperimentError::file(path, "no finished run to analyse (see the lines above)"));
     }
-    println!(
-        "{:<40} {:>6} {:>9} {:>7} {:>9} {:>9}  per-layer F-Attn",
-        "run", "seqs", "F-Attn", "Sink", "max act", "gate mean"
-    );
+    if !args.json {
+        println!(
+            "{:<40} {:>6} {:>9} {:>7} {:>9} {:>9}  per-layer F-Attn",
+            "run", "seqs", "F-Attn", "Sink", "max act", "gate mean"
+        );
+    }
+    let mut rows = Vec::new();
     for run in done {
         let a = analyze_run(&run, &device, &args.options())?;
         let s = &a.stats;
+        if args.json {
+            rows.push(serde_json::json!({
+                "run": run.path,
+                "sequences": s.sequences,
+                "first_token_attention": s.first_token_attention(),
+                "first_token_attention_per_layer": s.layers.iter().map(|l| l.first_token_attention[1]).collect::<Vec<_>>(),
+                "chance_first_token_attention": s.chance_first_token_attention[1],
+                "sink": s.sink(),
+                "max_activation": s.max_activation(),
+                "top1_median_per_layer": s.layers.iter().map(|l| l.top1_median_ratio).collect::<Vec<_>>(),
+                "gate_mean": s.gate_mean(),
+                "interventions": a.interventions,
+            }));
+            continue;
+        }
         let per_layer: Vec<String> = s.layers.iter().map(|l| format!("{:.3}", l.first_token_attention[1])).collect();
         let gate = s.gate_mean().map(|g| format!("{g:.3}")).unwrap_or_else(|| "-".into());
         println!(
@@ -81,6 +107,9 @@ pub fn analyze(args: AnalyzeArgs) -> Result<()> {
             s.max_activation(),
             per_layer.join(" ")
         );
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
     }
     Ok(())
 }

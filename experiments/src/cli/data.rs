@@ -53,46 +53,65 @@ impl DataArgs {
 }
 
 /// `gatelab data`: prepares the corpus and prints what a run would train on.
-pub fn inspect(args: &DataArgs, save_tokenizer: Option<&PathBuf>) -> Result<()> {
+pub fn inspect(args: &DataArgs, save_tokenizer: Option<&PathBuf>, json: bool) -> Result<()> {
     let config = args.config()?;
     let started = Instant::now();
     let data = config.prepare()?;
-    println!("corpus      {}", config.corpus.describe());
-    match &data.tokenizer {
-        Some(t) => println!("tokenizer   {} (vocabulary {})", t.describe(), data.vocab.size),
-        None => println!("tokenizer   synthetic ids (vocabulary {})", data.vocab.size),
-    }
+    // (label, words) for the lines, and the same as JSON.
+    let mut lines: Vec<(&str, String)> = Vec::new();
+    let mut obj = serde_json::Map::new();
+    lines.push(("corpus", config.corpus.describe()));
+    obj.insert("corpus".into(), config.corpus.describe().into());
+    let tokenizer = data.tokenizer.as_ref().map_or_else(|| "synthetic ids".to_string(), |t| t.describe().to_string());
+    lines.push(("tokenizer", format!("{tokenizer} (vocabulary {})", data.vocab.size)));
+    obj.insert("tokenizer".into(), tokenizer.into());
+    obj.insert("vocab_size".into(), data.vocab.size.into());
     let v = &data.vocab;
-    if v.eos == v.bos && v.pad == v.bos {
-        println!("ids         BOS {} (a stream without documents: no EOS, and no padding)", v.bos);
-    } else {
-        println!("ids         BOS {}  EOS {}  PAD {}", v.bos, v.eos, v.pad);
-    }
+    let stream = v.eos == v.bos && v.pad == v.bos;
+    lines.push((
+        "ids",
+        if stream {
+            format!("BOS {} (a stream without documents: no EOS, and no padding)", v.bos)
+        } else {
+            format!("BOS {}  EOS {}  PAD {}", v.bos, v.eos, v.pad)
+        },
+    ));
+    obj.insert("ids".into(), serde_json::json!({ "bos": v.bos, "eos": v.eos, "pad": v.pad, "documents": !stream }));
     if data.units > 0 {
-        println!("units       {} dealt to the splits", data.units);
+        lines.push(("units", format!("{} dealt to the splits", data.units)));
+        obj.insert("units".into(), data.units.into());
     }
     let generated = matches!(config.corpus, CorpusSpec::BigramBackcopy(_) | CorpusSpec::ZipfMarkov(_));
+    let mut splits = serde_json::Map::new();
     for (name, ds) in [("train", &data.train), ("valid", &data.valid), ("analysis", &data.analysis)] {
-        if generated && name == "train" {
-            println!(
-                "{name:<11} generated on demand from the seed and the index (2^{} examples of {} tokens available)",
+        let words = if generated && name == "train" {
+            format!(
+                "generated on demand from the seed and the index (2^{} examples of {} tokens available)",
                 ds.len().ilog2(),
                 config.seq_len
-            );
+            )
         } else {
-            println!("{name:<11} {} examples of {} tokens", ds.len(), config.seq_len);
-        }
+            format!("{} examples of {} tokens", ds.len(), config.seq_len)
+        };
+        lines.push((name, words));
+        splits.insert(
+            name.into(),
+            serde_json::json!({ "examples": ds.len(), "generated": generated && name == "train" }),
+        );
     }
-    println!("prepared in {:.2} s", started.elapsed().as_secs_f64());
+    obj.insert("seq_len".into(), config.seq_len.into());
+    obj.insert("splits".into(), splits.into());
+    lines.push(("prepared in", format!("{:.2} s", started.elapsed().as_secs_f64())));
     match (&data.tokenizer, data.analysis.get(0)) {
         (Some(t), Ok(ex)) => {
-            let text = t.decode(&ex.tokens)?;
-            let preview: String = text.chars().take(120).collect();
-            println!("analysis[0] {:?}", preview);
+            let preview: String = t.decode(&ex.tokens)?.chars().take(120).collect();
+            lines.push(("analysis[0]", format!("{preview:?}")));
+            obj.insert("analysis_preview".into(), preview.into());
         }
         (None, Ok(ex)) => {
             let ids: Vec<String> = ex.tokens.iter().take(24).map(u32::to_string).collect();
-            println!("analysis[0] ids {} …", ids.join(" "));
+            lines.push(("analysis[0]", format!("ids {} …", ids.join(" "))));
+            obj.insert("analysis_preview".into(), ex.tokens.iter().take(24).copied().collect::<Vec<_>>().into());
         }
         _ => {}
     }
@@ -102,7 +121,15 @@ pub fn inspect(args: &DataArgs, save_tokenizer: Option<&PathBuf>) -> Result<()> 
             .as_ref()
             .ok_or_else(|| ExperimentError::option("--save-tokenizer", "synthetic corpora have no tokenizer"))?;
         write_atomic(path, tok.to_json()?.as_bytes())?;
-        println!("wrote {}", path.display());
+        lines.push(("wrote", path.display().to_string()));
+        obj.insert("tokenizer_file".into(), path.display().to_string().into());
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&obj).expect("json"));
+    } else {
+        for (label, words) in lines {
+            println!("{label:<11} {words}");
+        }
     }
     Ok(())
 }

@@ -31,9 +31,9 @@ pub struct EvalLengthArgs {
     /// Needle depths in [0, 1].
     #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,1")]
     depths: Vec<f64>,
-    /// Seed of the needles.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// Seed of the needles (not a training seed: `--seeds` of sweep names those).
+    #[arg(long, alias = "seed", default_value_t = 0)]
+    needle_seed: u64,
     /// Needles of uniformly random tokens instead of spans of held-out text.
     #[arg(long)]
     random_needles: bool,
@@ -42,6 +42,10 @@ pub struct EvalLengthArgs {
     batch_size: usize,
     #[command(flatten)]
     device: DeviceArgs,
+    /// Print each run's length.json as JSON (an array) instead of length_summary.md; the files are
+    /// written either way.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `gatelab eval-length <run|sweep>`: perplexity, first-token attention and needle retrieval at
@@ -62,7 +66,7 @@ pub fn eval_length(args: EvalLengthArgs) -> Result<()> {
     let needle = NeedleConfig {
         depths: args.depths,
         samples: args.needle_samples,
-        seed: args.seed,
+        seed: args.needle_seed,
         from_text: !args.random_needles,
         ..NeedleConfig::default()
     };
@@ -84,24 +88,29 @@ pub fn eval_length(args: EvalLengthArgs) -> Result<()> {
     };
     let runs = runs_under(&args.path)?;
     let device = args.device.open()?;
-    let mut evaluated = 0;
+    let mut evaluated = Vec::new();
     for run in &runs {
         if let Err(e) = gatelab_analysis::run::require_done(run) {
             eprintln!("{}: skipped: {e}", run.name());
             continue;
         }
-        length::eval_length(run, &device, &options, |line| eprintln!("  {line}"))?;
+        let result = length::eval_length(run, &device, &options, |line| eprintln!("  {line}"))?;
         eprintln!("wrote {}/length.json, length.csv, retrieval.csv", run.path.display());
-        evaluated += 1;
+        evaluated.push(serde_json::json!({ "run": run.path, "length": result }));
     }
-    if evaluated == 0 {
+    if evaluated.is_empty() {
         return Err(ExperimentError::file(&args.path, "no finished run to evaluate (see the lines above)"));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&evaluated).expect("json"));
     }
     if !RunDir::is_run(&args.path) {
         let summary = gatelab_analysis::summary::summarize(&args.path)?;
-        let section = gatelab_analysis::report::length::write(&args.path, &summary)?;
+        let section = gatelab_analysis::report::length::write(&args.path, &args.path, &summary)?;
         let md = args.path.join("length_summary.md");
-        print!("{}", std::fs::read_to_string(&md).map_err(|e| ExperimentError::file(&md, e))?);
+        if !args.json {
+            print!("{}", std::fs::read_to_string(&md).map_err(|e| ExperimentError::file(&md, e))?);
+        }
         eprintln!(
             "wrote {0}/length_summary.md, length_summary.csv and {1} figures (SVG, PNG, CSV); `gatelab report {0}` puts them in report.html",
             args.path.display(),

@@ -14,6 +14,14 @@ pub struct ReportArgs {
     /// Where finished runs without analysis.json are analysed.
     #[command(flatten)]
     pub device: DeviceArgs,
+    /// Print the summary as JSON (every metric's mean, interval and n, the paired differences and
+    /// verdicts) instead of summary.md. The files are written either way, into the sweep folder.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the report into this folder instead of the sweep folder (analysis.json stays in each
+    /// run folder, where it belongs).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// `gatelab report <sweep>`: analyses finished runs that lack `analysis.json`, then writes
@@ -34,15 +42,21 @@ pub fn report(args: ReportArgs) -> Result<()> {
             analyze_run(run, &device, &AnalyzeOptions::default())?;
         }
     }
-    let written = report::write(&args.sweep)?;
-    print!(
-        "{}",
-        std::fs::read_to_string(args.sweep.join("summary.md"))
-            .map_err(|e| ExperimentError::file(args.sweep.join("summary.md"), e))?
-    );
+    let out = args.out.clone().unwrap_or_else(|| args.sweep.clone());
+    let written = report::write_to(&args.sweep, &out)?;
+    if args.json {
+        let json = report::tables::json(&written.summary, &written.finding);
+        println!("{}", serde_json::to_string_pretty(&json).expect("json"));
+    } else {
+        print!(
+            "{}",
+            std::fs::read_to_string(out.join("summary.md"))
+                .map_err(|e| ExperimentError::file(out.join("summary.md"), e))?
+        );
+    }
     eprintln!(
         "wrote {0}/report.html, summary.md, summary.csv and {1} figures (SVG, PNG, CSV)",
-        args.sweep.display(),
+        out.display(),
         written.charts().count()
     );
     Ok(())
@@ -57,6 +71,10 @@ pub struct CompareArgs {
     /// Where to write the comparison (markdown).
     #[arg(long, default_value = "compare.md")]
     out: PathBuf,
+    /// Print both summaries as JSON (`{"a": …, "b": …}`, as `report --json`) instead of the
+    /// markdown; the markdown is written to --out either way.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `gatelab compare A B`: two sweeps side by side (each analysed with `gatelab report` first).
@@ -64,7 +82,17 @@ pub fn compare(args: CompareArgs) -> Result<()> {
     let (a, b) = (gatelab_analysis::summary::summarize(&args.a)?, gatelab_analysis::summary::summarize(&args.b)?);
     let md = report::compare(&a, &b, &args.a.display().to_string(), &args.b.display().to_string());
     write_atomic(&args.out, md.as_bytes())?;
-    print!("{md}");
+    if args.json {
+        let side = |s: &gatelab_analysis::summary::Summary, path: &PathBuf| {
+            let mut v = report::tables::json(s, &gatelab_analysis::summary::finding(s));
+            v["sweep"] = serde_json::Value::from(path.display().to_string());
+            v
+        };
+        let json = serde_json::json!({ "a": side(&a, &args.a), "b": side(&b, &args.b) });
+        println!("{}", serde_json::to_string_pretty(&json).expect("json"));
+    } else {
+        print!("{md}");
+    }
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }

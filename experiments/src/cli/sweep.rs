@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct SweepArgs {
-    /// A built-in grid (core, paper) or a grid JSON file.
+    /// A built-in grid (core, paper, ladder, stability, activations; `gatelab grid list`) or a grid JSON file.
     grid: String,
     /// key=value overrides of the resolved config, e.g. train.lr=4e-3,8e-3 (commas multiply runs).
     overrides: Vec<String>,
@@ -75,6 +75,8 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
         super::report::report(super::report::ReportArgs {
             sweep: plan.out.clone(),
             device: args.device.device.clone(),
+            json: false,
+            out: None,
         })?;
     }
     none_failed(&rows)

@@ -6,7 +6,7 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use gatelab_model::weights::{load_safetensors, to_safetensors};
 use gatelab_model::{
-    Combination, GateActivation, GateInput, GatePosition, GateSpec, Granularity, ModelConfig, Transformer,
+    Combination, GateActivation, GateInput, GatePosition, GateSpec, Granularity, ModelConfig, ResidualEdit, Transformer,
 };
 
 fn tiny(gate: GateSpec) -> ModelConfig {
@@ -193,6 +193,43 @@ fn probed_and_training_forwards_agree() {
     let input = tokens(&[&[1, 2, 3, 4, 5, 6, 7, 8]], &device);
     let (probed, _) = model.forward_probed(input.clone());
     assert_eq!(values(probed), values(model.forward(input)));
+}
+
+#[test]
+fn a_residual_edit_writes_one_entry_and_only_changes_what_follows() {
+    let device = Device::flex();
+    let model = tiny(GateSpec::G1_ELEMENTWISE).init(&device).unwrap();
+    let input = tokens(&[&[1, 2, 3, 4, 5, 6], &[6, 5, 4, 3, 2, 1]], &device);
+    let (logits, probes) = model.forward_probed(input.clone());
+    let before = values(probes.layers[0].residual.clone());
+    // Writing back the first sequence's own value changes nothing in the first sequence.
+    let (d, t, vocab) = (24, 6, 29);
+    let same = ResidualEdit { layer: 0, position: 0, channel: 3, value: before[3] };
+    let (unchanged, _) = model.forward_probed_edited(input.clone(), &same, true);
+    let (a, b) = (values(unchanged), values(logits.clone()));
+    assert!(a[..t * vocab].iter().zip(&b[..t * vocab]).all(|(x, y)| (x - y).abs() < 1e-5));
+    // Zeroing position 2's channel 3 after block 0: that entry is 0 in both sequences, the other
+    // entries of block 0's output are untouched, and the logits change from position 2 on only.
+    let edit = ResidualEdit { layer: 0, position: 2, channel: 3, value: 0.0 };
+    let (edited, probes) = model.forward_probed_edited(input, &edit, true);
+    let after = values(probes.layers[0].residual.clone());
+    for (i, (x, y)) in after.iter().zip(&before).enumerate() {
+        let (pos, ch) = ((i / d) % t, i % d);
+        if (pos, ch) == (2, 3) {
+            assert_eq!(*x, 0.0);
+        } else {
+            assert_eq!(x, y, "entry {i}");
+        }
+    }
+    let (a, b) = (values(edited), values(logits));
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        let pos = (i / vocab) % t;
+        if pos < 2 {
+            assert!((x - y).abs() < 1e-5, "logit {i} before the edit changed");
+        }
+    }
+    let changed = a.iter().zip(&b).enumerate().filter(|(i, (x, y))| (i / vocab) % t == 2 && (*x - *y).abs() > 1e-6);
+    assert!(changed.count() > 0, "the edit changed nothing at its position");
 }
 
 #[test]
