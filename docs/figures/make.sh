@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Reruns every study behind docs/findings.md and the README's figure, and copies the figures the
+# docs show into docs/figures/. Each sweep resumes where it stopped (rerun this after an
+# interruption); results land under results/findings/.
+#
+#   docs/figures/make.sh [core|stability|ladder|activations|length ...]   (default: all)
+#   BACKEND=tch GATELAB_FEATURES=tch docs/figures/make.sh                 # faster on a CPU (docs/backends.md)
+#
+# Wall times on the 2-core machine of docs/findings.md, with BACKEND=tch: core 15 min, stability
+# 20 min, ladder 45 min, activations 10 min, length 5 min.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+backend="${BACKEND:-flex}"
+out=results/findings
+figures=docs/figures
+gatelab() { scripts/gatelab "$@"; }
+copy() { cp "$out/$1/$2.png" "$figures/$1-$2.png"; cp "$out/$1/$2.svg" "$figures/$1-$2.svg"; }
+
+study() {
+  case "$1" in
+    core)
+      gatelab sweep core --seeds 3 --backend "$backend" --out "$out/core"
+      copy core first_token_attention_per_layer
+      copy core first_token_attention_over_training
+      cp "$figures/core-first_token_attention_per_layer.png" "$figures/core-first-token-attention.png" ;;
+    stability)
+      gatelab sweep stability --seeds 3 --backend "$backend" --out "$out/stability" train.lr=3e-3,6e-3,1.2e-2,2.4e-2,4.8e-2,9.6e-2,1.92e-1
+      copy stability frontier_best_val_loss
+      copy stability frontier_spikes ;;
+    ladder)
+      gatelab sweep ladder --seeds 3 --backend "$backend" --out "$out/ladder"
+      copy ladder val_loss_vs_baseline
+      copy ladder first_token_attention_per_layer ;;
+    activations)
+      gatelab sweep activations --seeds 3 --backend "$backend" --out "$out/activations"
+      copy activations top_activations_per_layer ;;
+    length)
+      gatelab eval-length "$out/core" --factors 1,2,4 --methods none,yarn --backend "$backend"
+      gatelab report "$out/core" --backend "$backend" >/dev/null
+      copy core length_perplexity_yarn ;;
+    *) echo "make.sh: unknown study $1 (core, stability, ladder, activations, length)" >&2; exit 1 ;;
+  esac
+}
+
+for s in "${@:-core stability ladder activations length}"; do
+  for one in $s; do study "$one"; done
+done
