@@ -166,11 +166,17 @@ pub enum Metric {
     FirstTokenAttentionPeakZeroed,
     /// F-Attn with the peak set to its mean.
     FirstTokenAttentionPeakMeaned,
+    /// F-Attn as a share of each row's mass (equal to F-Attn under softmax).
+    FirstTokenShare,
+    /// The slot cures' weight on their slot, mean over heads, layers and queries ≥ 1.
+    Slot,
+    /// Mean row mass `Σ_k A[i, k]` (1 under softmax).
+    RowMass,
 }
 
 impl Metric {
     /// Every metric, in column order.
-    pub const ALL: [Metric; 14] = [
+    pub const ALL: [Metric; 17] = [
         Metric::ValLoss,
         Metric::BestValLoss,
         Metric::Spikes,
@@ -185,6 +191,9 @@ impl Metric {
         Metric::LossPeakMeaned,
         Metric::FirstTokenAttentionPeakZeroed,
         Metric::FirstTokenAttentionPeakMeaned,
+        Metric::FirstTokenShare,
+        Metric::Slot,
+        Metric::RowMass,
     ];
 
     /// Its column name, the same in every table and chart.
@@ -204,6 +213,9 @@ impl Metric {
             Metric::LossPeakMeaned => "loss, peak → mean",
             Metric::FirstTokenAttentionPeakZeroed => "F-Attn, peak → 0",
             Metric::FirstTokenAttentionPeakMeaned => "F-Attn, peak → mean",
+            Metric::FirstTokenShare => "F-Attn share",
+            Metric::Slot => "slot",
+            Metric::RowMass => "row mass",
         }
     }
 
@@ -224,6 +236,9 @@ impl Metric {
             Metric::LossPeakMeaned => "loss_peak_meaned",
             Metric::FirstTokenAttentionPeakZeroed => "first_token_attention_peak_zeroed",
             Metric::FirstTokenAttentionPeakMeaned => "first_token_attention_peak_meaned",
+            Metric::FirstTokenShare => "first_token_share",
+            Metric::Slot => "slot",
+            Metric::RowMass => "row_mass",
         }
     }
 
@@ -248,7 +263,9 @@ impl Metric {
             | Metric::Sink
             | Metric::GateMean
             | Metric::FirstTokenAttentionPeakZeroed
-            | Metric::FirstTokenAttentionPeakMeaned => Some((0.0, 1.0)),
+            | Metric::FirstTokenAttentionPeakMeaned
+            | Metric::FirstTokenShare
+            | Metric::Slot => Some((0.0, 1.0)),
             Metric::ValLoss
             | Metric::BestValLoss
             | Metric::Spikes
@@ -257,7 +274,8 @@ impl Metric {
             | Metric::PeakRatio
             | Metric::AnalysisLoss
             | Metric::LossPeakZeroed
-            | Metric::LossPeakMeaned => Some((0.0, f64::INFINITY)),
+            | Metric::LossPeakMeaned
+            | Metric::RowMass => Some((0.0, f64::INFINITY)),
         }
     }
 
@@ -459,6 +477,13 @@ fn run_metrics(run: &RunDir, analysis: Option<&Analysis>) -> Result<BTreeMap<Met
         let s = &a.stats;
         m.insert(Metric::FirstTokenAttention, s.first_token_attention());
         m.insert(Metric::Sink, s.sink());
+        m.insert(Metric::FirstTokenShare, s.first_token_share());
+        if let Some(mass) = crate::stats::mean_option(s.layers.iter().map(|l| l.row_mass)) {
+            m.insert(Metric::RowMass, mass);
+        }
+        if let Some(slot) = s.slot() {
+            m.insert(Metric::Slot, slot);
+        }
         m.insert(Metric::MaxActivation, s.max_activation());
         m.insert(Metric::Top1Median, crate::stats::mean(s.layers.iter().map(|l| l.top1_median_ratio)));
         if let Some(i) = &a.interventions {

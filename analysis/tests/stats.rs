@@ -65,6 +65,9 @@ fn probes(batch: usize) -> Probes {
         gate_scores: Some(t4(scores, [batch, T, 2, 1])),
         sdpa_out: sdpa.clone(),
         sdpa_gated: sdpa.mul_scalar(0.25),
+        cure: gatelab_model::SinkCure::Softmax,
+        slot_logits: None,
+        slot: None,
     };
     let residual = Tensor::<3>::from_data(TensorData::new(residual, [batch, T, d]), &Device::flex());
     Probes { layers: vec![LayerProbe { attention, residual }] }
@@ -131,11 +134,18 @@ fn hand_built_probes_give_their_known_statistics() {
 }
 
 #[test]
-fn tiled_recomputation_equals_the_full_maps() {
+fn tiled_recomputation_equals_the_full_maps_under_every_cure() {
+    for cure in gatelab_model::SinkCure::ALL {
+        tiled_equals_full(cure);
+    }
+}
+
+fn tiled_equals_full(cure: gatelab_model::SinkCure) {
     use gatelab_model::{GateSpec, ModelConfig};
     let device = Device::flex();
     device.seed(5);
     let config = ModelConfig {
+        cure,
         vocab_size: 20,
         d_model: 32,
         n_layers: 2,
@@ -166,7 +176,19 @@ fn tiled_recomputation_equals_the_full_maps() {
                 close(*x, *y);
             }
             close(ha.entropy, hb.entropy);
-            assert_eq!(ha.sink_share, hb.sink_share);
+            assert_eq!(ha.sink_share, hb.sink_share, "{}", cure.name());
+            close(ha.first_token_share.unwrap()[1], hb.first_token_share.unwrap()[1]);
+            close(ha.row_mass.unwrap(), hb.row_mass.unwrap());
+            assert_eq!(ha.slot.is_some(), cure.has_slot(), "{}", cure.name());
+            if let (Some(x), Some(y)) = (ha.slot, hb.slot) {
+                close(x, y);
+                // The slot and the keys share one softmax.
+                close(x + ha.row_mass.unwrap(), 1.0);
+            }
+            if cure.is_softmax() {
+                close(ha.row_mass.unwrap(), 1.0);
+                close(ha.first_token_share.unwrap()[1], ha.first_token_attention[1]);
+            }
         }
         assert_eq!(la.max_activation, lb.max_activation);
         assert_eq!(la.gate, lb.gate);

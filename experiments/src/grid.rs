@@ -51,12 +51,13 @@ pub struct Variant {
 }
 
 /// The grids shipped with gatelab.
-pub const BUILTIN: [(&str, &str); 5] = [
+pub const BUILTIN: [(&str, &str); 6] = [
     ("core", include_str!("../grids/core.json")),
     ("paper", include_str!("../grids/paper.json")),
     ("ladder", include_str!("../grids/ladder.json")),
     ("stability", include_str!("../grids/stability.json")),
     ("activations", include_str!("../grids/activations.json")),
+    ("cures", include_str!("../grids/cures.json")),
 ];
 
 /// Loads a built-in grid by name, or a grid file by path.
@@ -106,6 +107,10 @@ pub fn parse_override(s: &str, split: bool) -> Result<(String, Vec<Value>)> {
     Ok((key.to_string(), values))
 }
 
+/// Config fields left out of the JSON at their default (so that configs written before them keep
+/// their hashes): an override may set them although the resolved config does not show them.
+pub const OMITTED_AT_DEFAULT: [&str; 2] = ["model.rope_scaling", "model.cure"];
+
 /// Sets a dotted `key` of `config` to `value`; the key must exist (so typos fail).
 pub fn apply(config: &mut Value, key: &str, value: Value) -> Result<()> {
     let mut node = config;
@@ -114,6 +119,11 @@ pub fn apply(config: &mut Value, key: &str, value: Value) -> Result<()> {
         let obj = node
             .as_object_mut()
             .ok_or_else(|| ExperimentError::override_key(key, format!("{} is not a section", parts[..i].join("."))))?;
+        let omitted = OMITTED_AT_DEFAULT.iter().find(|k| key == **k || key.starts_with(&format!("{k}.")));
+        if !obj.contains_key(*part) && omitted.is_some_and(|k| k.split('.').count() == i + 1) {
+            // The field itself: set it whole (its parts have no defaults to merge into).
+            obj.insert(part.to_string(), Value::Null);
+        }
         if !obj.contains_key(*part) {
             let known: Vec<&String> = obj.keys().collect();
             let at = if i == 0 { String::new() } else { format!(" in {}", parts[..i].join(".")) };

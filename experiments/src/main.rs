@@ -119,16 +119,23 @@ The override keys, with their values: gatelab grid show core baseline --json")]
 enum GridCommand {
     /// The built-in grids, or the variants of GRID.
     List {
+        /// A built-in grid (core, paper, ladder, stability, activations, cures) or a grid JSON file.
         grid: Option<String>,
+        /// Print JSON (each variant with its paper reference and settings).
         #[arg(long)]
         json: bool,
     },
     /// One variant's resolved config.
     Show {
+        /// A built-in grid (core, paper, ladder, stability, activations, cures) or a grid JSON file.
         grid: String,
+        /// One of its variants (`gatelab grid list GRID`).
         variant: String,
+        /// Scale: tiny, small or paper.
         #[arg(long, default_value = "small")]
         preset: String,
+        /// Print the resolved config as JSON: every override key with its value, and the
+        /// parameter counts.
         #[arg(long)]
         json: bool,
     },

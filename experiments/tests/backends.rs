@@ -7,7 +7,7 @@ use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Int, Tensor, TensorData};
 use gatelab::backend::{Backend, open};
-use gatelab_model::{GateSpec, ModelConfig, Transformer, cross_entropy};
+use gatelab_model::{GateSpec, ModelConfig, SinkCure, Transformer, cross_entropy};
 
 fn required() -> Vec<String> {
     std::env::var("GATELAB_REQUIRE_BACKENDS")
@@ -86,7 +86,7 @@ fn one_step_lowers_the_loss_on_every_backend() {
 #[test]
 fn attention_gradients_agree_across_backends() {
     let required = required();
-    let config = ModelConfig {
+    let base = ModelConfig {
         vocab_size: 17,
         d_model: 32,
         n_layers: 2,
@@ -97,6 +97,14 @@ fn attention_gradients_agree_across_backends() {
         gate: GateSpec::G1_ELEMENTWISE,
         ..ModelConfig::default()
     };
+    // Plain softmax, a slot cure through the handwritten backward (the key/value bias), another
+    // with a learned logit, and one through Burn's autodiff (softpick).
+    let configs = [
+        base.clone(),
+        ModelConfig { cure: SinkCure::KvBias, ..base.clone() },
+        ModelConfig { cure: SinkCure::SinkLogit, gate: GateSpec::BASELINE, ..base.clone() },
+        ModelConfig { cure: SinkCure::Softpick, ..base },
+    ];
     let seq: Vec<i64> = (0..2 * 13).map(|i| (i * 7 % 17) as i64).collect();
     let grads_on = |model: Transformer, device: &burn::tensor::Device| -> Vec<(String, Vec<f32>)> {
         let tokens = |s: &[i64]| Tensor::<2, Int>::from_data(TensorData::new(s.to_vec(), [2, 12]), device);
@@ -106,47 +114,57 @@ fn attention_gradients_agree_across_backends() {
         );
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let attn = &model.layers[0].attn;
-        [
+        let host = |name: &str, t: Option<Tensor<2>>| -> (String, Vec<f32>) {
+            (
+                name.to_string(),
+                t.unwrap_or_else(|| panic!("no gradient for {name}")).into_data().iter::<f32>().collect(),
+            )
+        };
+        let mut out: Vec<(String, Vec<f32>)> = [
             ("q_proj", &attn.q_proj.weight),
             ("k_proj", &attn.k_proj.weight),
             ("v_proj", &attn.v_proj.weight),
             ("o_proj", &attn.o_proj.weight),
         ]
         .into_iter()
-        .map(|(name, p)| {
-            (
-                name.to_string(),
-                grads
-                    .get::<2>(p.id)
-                    .unwrap_or_else(|| panic!("no gradient for {name}"))
-                    .into_data()
-                    .iter::<f32>()
-                    .collect(),
-            )
-        })
-        .collect()
-    };
-    let flex = open(Backend::Flex, 0).unwrap().autodiff();
-    let reference_model = config.init(&flex).unwrap();
-    // Parameters initialise on first use: run once so the copies below carry the same values.
-    let _ = reference_model.forward(Tensor::<2, Int>::zeros([1, 4], &flex));
-    let reference = grads_on(reference_model.clone(), &flex);
-    let mut compared = 0;
-    for backend in
-        Backend::compiled().into_iter().filter(|b| !matches!(b, Backend::Flex | Backend::TchCuda | Backend::Auto))
-    {
-        let Some(device) = open_autodiff(backend, &required) else { continue };
-        for ((name, want), (_, got)) in reference.iter().zip(grads_on(reference_model.clone().fork(&device), &device)) {
-            let scale = want.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-12);
-            let worst = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale;
-            println!("{} {name}: worst difference {worst:.2e} of the largest gradient", backend.name());
-            assert!(
-                worst < 1e-4,
-                "{} {name}: gradients differ from flex's by {worst:.2e} of the largest",
-                backend.name()
-            );
+        .map(|(name, p)| host(name, grads.get::<2>(p.id)))
+        .collect();
+        for (name, p) in [("kv_bias_key", &attn.kv_bias_key), ("kv_bias_value", &attn.kv_bias_value)] {
+            if let Some(p) = p {
+                out.push(host(name, grads.get::<2>(p.id)));
+            }
         }
-        compared += 1;
+        if let Some(p) = &attn.sink_logit {
+            out.push(host("sink_logit", grads.get::<1>(p.id).map(|g| g.unsqueeze::<2>())));
+        }
+        out
+    };
+    let mut compared = 0;
+    for config in &configs {
+        let flex = open(Backend::Flex, 0).unwrap().autodiff();
+        let reference_model = config.init(&flex).unwrap();
+        // Parameters initialise on first use: run once so the copies below carry the same values.
+        let _ = reference_model.forward(Tensor::<2, Int>::zeros([1, 4], &flex));
+        let reference = grads_on(reference_model.clone(), &flex);
+        for backend in
+            Backend::compiled().into_iter().filter(|b| !matches!(b, Backend::Flex | Backend::TchCuda | Backend::Auto))
+        {
+            let Some(device) = open_autodiff(backend, &required) else { continue };
+            let got = grads_on(reference_model.clone().fork(&device), &device);
+            assert_eq!(got.len(), reference.len());
+            for ((name, want), (_, got)) in reference.iter().zip(got) {
+                let scale = want.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-12);
+                let worst = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale;
+                let cure = config.cure.name();
+                println!("{} {cure} {name}: worst difference {worst:.2e} of the largest gradient", backend.name());
+                assert!(
+                    worst < 1e-4,
+                    "{} {cure} {name}: gradients differ from flex's by {worst:.2e} of the largest",
+                    backend.name()
+                );
+            }
+            compared += 1;
+        }
     }
-    println!("compared {compared} backends with flex");
+    println!("compared {compared} (backend, cure) pairs with flex");
 }

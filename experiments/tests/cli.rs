@@ -108,6 +108,36 @@ fn bad_sweeps_are_one_line_naming_the_key_and_write_nothing() {
 }
 
 #[test]
+fn report_and_analyze_of_a_sweep_with_nothing_finished_fail_with_advice_that_helps() {
+    let dir = scratch("cli-diverged");
+    let out = dir.join("out");
+    let out_s = out.display().to_string();
+    let args = [
+        "sweep",
+        "core",
+        "--preset",
+        "tiny",
+        "--out",
+        &out_s,
+        "train.lr=1000",
+        "train.steps=150",
+        "train.warmup_steps=5",
+    ];
+    let (_, stdout, stderr) = gatelab(&args);
+    assert_eq!(stdout.matches(" diverged ").count(), 5, "{stdout}{stderr}");
+    let (code, _, stderr) = gatelab(&["report", &out_s]);
+    assert_eq!(code, 1, "{stderr}");
+    let last = stderr.lines().last().unwrap();
+    assert!(last.contains("no finished run (5 of 5 diverged)") && last.contains("lower train.lr"), "{stderr}");
+    // The report still shows each run's state.
+    assert!(std::fs::read_to_string(out.join("summary.md")).unwrap().contains("1 diverged"));
+    let (code, _, stderr) = gatelab(&["analyze", &out_s]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("a diverged run has no final weights; lower train.lr"), "{stderr}");
+    assert!(stderr.lines().last().unwrap().contains("no finished run to analyse"), "{stderr}");
+}
+
+#[test]
 fn params_reads_the_configs_gatelab_writes() {
     let dir = scratch("cli-params");
     let fixture = common::manifest_dir().join("../rundir/tests/fixtures/sweep-ca03b9e/baseline-61269182f2/config.json");

@@ -2,15 +2,16 @@
 //! design space of [`GateSpec`]: one forward for every variant.
 
 use crate::config::ModelConfig;
+use crate::cure::{SinkCure, weights};
 use crate::gate::{
     Combination, GateActivation, GateInput, GatePosition, GateSite, GateSpec, HeadSharing, SdpaNonlinearity,
 };
 use crate::rope::apply_rope;
-use crate::sdpa::sdpa;
+use crate::sdpa::{Slot, sdpa};
 use burn::module::{Module, Param};
 use burn::nn::{Initializer, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::tensor::activation::{sigmoid, silu};
-use burn::tensor::{Bool, Device, Tensor};
+use burn::tensor::{Bool, Device, Distribution, Tensor};
 
 /// A learned gate at one site: logits `X·W_θ` (or `θ`), an activation, and a product or sum with
 /// the tensor at the site. Which site, and every other choice, comes from its [`GateSpec`].
@@ -89,6 +90,13 @@ pub struct AttentionProbe {
     pub sdpa_out: Tensor<4>,
     /// SDPA output after them (what enters `W_o`), `[batch, seq, n_heads, head_dim]`.
     pub sdpa_gated: Tensor<4>,
+    /// How the scores became weights.
+    pub cure: SinkCure,
+    /// The slot cures' slot logit per query, `[batch, n_heads, seq]` (to recompute attention).
+    pub slot_logits: Option<Tensor<3>>,
+    /// The slot cures' weight on the slot per query, `[batch, n_heads, seq]`: where the mass the
+    /// real keys do not take went.
+    pub slot: Option<Tensor<3>>,
 }
 
 /// Where an attention layer leaves its probe, and whether to keep the full attention maps.
@@ -119,8 +127,17 @@ pub struct Attention {
     pub gate: Option<Gate>,
     /// The SDPA-output RMSNorm ablation (Table 3 row 5).
     pub sdpa_norm: Option<RmsNorm>,
+    /// The learned sink logit `b_h` per query head (cure `sink_logit`), `[n_heads]`, zero at
+    /// initialisation.
+    pub sink_logit: Option<Param<Tensor<1>>>,
+    /// The learned extra key `k′` per KV head (cure `kv_bias`), `[n_kv_heads, head_dim]`.
+    pub kv_bias_key: Option<Param<Tensor<2>>>,
+    /// The learned extra value `v′` per KV head (cure `kv_bias`), `[n_kv_heads, head_dim]`.
+    pub kv_bias_value: Option<Param<Tensor<2>>>,
     #[module(skip)]
     spec: GateSpec,
+    #[module(skip)]
+    cure: SinkCure,
     n_heads: usize,
     n_kv_heads: usize,
     head_dim: usize,
@@ -132,6 +149,11 @@ pub(crate) fn linear(d_in: usize, d_out: usize, config: &ModelConfig, device: &D
         .with_bias(false)
         .with_initializer(Initializer::Normal { mean: 0.0, std: config.init_std })
         .init(device)
+}
+
+/// A parameter drawn from the model's normal initialisation.
+fn normal(shape: [usize; 2], config: &ModelConfig, device: &Device) -> Param<Tensor<2>> {
+    Param::from_tensor(Tensor::random(shape, Distribution::Normal(0.0, config.init_std), device))
 }
 
 /// An RMSNorm of width `d` with the model's epsilon.
@@ -153,7 +175,11 @@ impl Attention {
             k_norm: config.qk_norm.then(|| rms_norm(hd, config, device)),
             gate: spec.is_gated().then(|| Gate::new(spec, config, device)),
             sdpa_norm: config.sdpa_rms_norm().then(|| rms_norm(hd, config, device)),
+            sink_logit: (config.cure == SinkCure::SinkLogit).then(|| Param::from_tensor(Tensor::zeros([h], device))),
+            kv_bias_key: (config.cure == SinkCure::KvBias).then(|| normal([kv, hd], config, device)),
+            kv_bias_value: (config.cure == SinkCure::KvBias).then(|| normal([kv, hd], config, device)),
             spec,
+            cure: config.cure,
             n_heads: h,
             n_kv_heads: kv,
             head_dim: hd,
@@ -217,13 +243,25 @@ impl Attention {
         let v = v.swap_dims(1, 2);
         let (q_probe, k_probe) = if probe.is_some() { (Some(q.clone()), Some(k.clone())) } else { (None, None) };
 
-        // Attention without repeating K/V: query heads of one KV group are stacked along the
-        // sequence axis, [b, kv, groups·t, hd] against [b, kv, t, hd], each with the causal mask.
-        // One operation with its own backward pass (`crate::sdpa`).
-        let masked = if groups == 1 { causal_mask.clone() } else { causal_mask.clone().repeat_dim(0, groups) };
-        let (y, attn) = sdpa(q.reshape([b, kv, groups * t, hd]), k, v.clone(), masked, (hd as f64).powf(-0.5));
-        let attn = attn.reshape([b, h, t, t]);
-        let sdpa_out = y.reshape([b, h, t, hd]).swap_dims(1, 2); // [b, t, h, hd]
+        let scale = (hd as f64).powf(-0.5);
+        let (sdpa_out, attn, slot_logits, slot_weights) = if self.cure.is_softmax() || self.cure.has_slot() {
+            // Attention without repeating K/V: query heads of one KV group are stacked along the
+            // sequence axis, [b, kv, groups·t, hd] against [b, kv, t, hd], each with the causal
+            // mask. One operation with its own backward pass (`crate::sdpa`), slot included.
+            let masked = if groups == 1 { causal_mask.clone() } else { causal_mask.clone().repeat_dim(0, groups) };
+            let q = q.clone().reshape([b, kv, groups * t, hd]);
+            let slot = self.slot(&q, b, t, scale);
+            let logits = slot.as_ref().map(|s| s.logit.clone().reshape([b, h, t]));
+            let (y, attn, slot_probs) = sdpa(q, k.clone(), v.clone(), masked, scale, slot);
+            (y.reshape([b, h, t, hd]), attn.reshape([b, h, t, t]), logits, slot_probs.map(|p| p.reshape([b, h, t])))
+        } else {
+            // softpick, sigmoid and clipped softmax: Burn's operations and autodiff (`crate::cure`).
+            let expand = |x: Tensor<4>| x.unsqueeze_dim::<5>(2).expand([b, kv, groups, t, hd]).reshape([b, h, t, hd]);
+            let scores = q.clone().matmul(expand(k.clone()).transpose()).mul_scalar(scale);
+            let (attn, _) = weights(self.cure, scores, causal_mask.clone(), None, 0);
+            (attn.clone().matmul(expand(v.clone())), attn, None, None)
+        };
+        let sdpa_out = sdpa_out.swap_dims(1, 2); // [b, t, h, hd]
 
         // SDPA-output non-linearity ablations, then a G1 gate.
         let y = match self.spec.sdpa_nonlinearity {
@@ -245,9 +283,40 @@ impl Attention {
                 gate_scores: scores,
                 sdpa_out,
                 sdpa_gated: y,
+                cure: self.cure,
+                slot_logits,
+                slot: slot_weights,
             });
         }
         out.reshape([b, t, self.o_proj_width()])
+    }
+
+    /// The slot of a slot cure for the grouped queries `q [b, kv, g·t, hd]`: its logit per row
+    /// (0 for softmax+1, `b_h` for the sink logit, `q·k′·scale` for the key/value bias) and its
+    /// value per KV head (0, 0, `v′`). `None` for the other cures.
+    fn slot(&self, q: &Tensor<4>, b: usize, t: usize, scale: f64) -> Option<Slot> {
+        let (h, kv, hd) = (self.n_heads, self.n_kv_heads, self.head_dim);
+        let groups = h / kv;
+        let device = q.device();
+        let zero_value = || Tensor::<4>::zeros([b, kv, 1, hd], &device);
+        match self.cure {
+            SinkCure::SoftmaxPlusOne => {
+                Some(Slot { logit: Tensor::zeros([b, kv, groups * t, 1], &device), value: zero_value() })
+            }
+            SinkCure::SinkLogit => {
+                let logit = self.sink_logit.as_ref().expect("sink_logit").val();
+                let logit =
+                    logit.reshape([1, kv, groups, 1]).expand([b, kv, groups, t]).reshape([b, kv, groups * t, 1]);
+                Some(Slot { logit, value: zero_value() })
+            }
+            SinkCure::KvBias => {
+                let key = self.kv_bias_key.as_ref().expect("kv_bias_key").val().reshape([1, kv, hd, 1]);
+                let value = self.kv_bias_value.as_ref().expect("kv_bias_value").val().reshape([1, kv, 1, hd]);
+                let logit = q.clone().matmul(key.expand([b, kv, hd, 1])).mul_scalar(scale);
+                Some(Slot { logit, value: value.expand([b, kv, 1, hd]) })
+            }
+            _ => None,
+        }
     }
 
     fn o_proj_width(&self) -> usize {

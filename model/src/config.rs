@@ -1,6 +1,7 @@
 //! [`ModelConfig`]: the shape of a Qwen3-style decoder and its gate, serialisable as JSON, with
 //! validation that names the offending field and exact parameter accounting without allocating.
 
+use crate::cure::SinkCure;
 use crate::gate::{Combination, ConfigError, GatePosition, GateSpec, Granularity, HeadSharing, SdpaNonlinearity};
 use crate::rope::RopeScaling;
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,10 @@ pub struct ModelConfig {
     pub init_std: f64,
     /// The attention's point in the gating design space.
     pub gate: GateSpec,
+    /// How the attention turns scores into weights: softmax, or a cure for the attention sink
+    /// (absent from the JSON for softmax, so earlier runs keep their hashes).
+    #[serde(skip_serializing_if = "SinkCure::is_default")]
+    pub cure: SinkCure,
     /// Narrow the FFN so this (gated) model has the parameter count of the same model without a
     /// gate, as the paper does for its dense models (Table 2). See [`ModelConfig::ffn_width`].
     pub match_baseline_params: bool,
@@ -67,6 +72,7 @@ impl Default for ModelConfig {
             rope_scaling: RopeScaling::None,
             init_std: 0.02,
             gate: GateSpec::BASELINE,
+            cure: SinkCure::Softmax,
             match_baseline_params: false,
         }
     }
@@ -79,7 +85,7 @@ pub struct ParamCount {
     pub embedding: usize,
     /// Untied LM head (0 when tied).
     pub lm_head: usize,
-    /// Attention projections, QK-norm and block norms, all layers, gate excluded.
+    /// Attention projections, QK-norm and a sink cure's parameters, all layers, gate excluded.
     pub attention: usize,
     /// The gate (and SDPA-norm ablation) parameters, all layers: the paper's "+P".
     pub gate: usize,
@@ -125,6 +131,7 @@ impl ModelConfig {
                 format!("{} is odd; RoPE rotates pairs of dimensions", self.head_dim),
             ));
         }
+        self.cure.validate()?;
         if !(self.norm_eps > 0.0 && self.norm_eps.is_finite()) {
             return Err(ConfigError::new("norm_eps", "must be a positive number"));
         }
@@ -195,7 +202,8 @@ impl ModelConfig {
         let kv = 2 * d * self.n_kv_heads * self.head_dim;
         let o = self.n_heads * self.head_dim * d;
         let qk_norm = if self.qk_norm { 2 * self.head_dim } else { 0 };
-        let attention = l * (q + kv + o + qk_norm);
+        let cure = self.cure.params_per_layer(self.n_heads, self.n_kv_heads, self.head_dim);
+        let attention = l * (q + kv + o + qk_norm + cure);
         let gate_extra = self.gate_params_per_layer();
         // The SDPA RMSNorm ablation counts as "gate" (it is the Table 3 alternative to one).
         let gate = l * gate_extra;

@@ -445,6 +445,9 @@ pub fn export_layout(config: &ModelConfig) -> Result<GateLayout, ModelError> {
     if config.ffn_width() == 0 {
         return refuse("an attention-only model (no FFN) has no place in the Qwen3 format");
     }
+    if !config.cure.is_softmax() {
+        return refuse(&format!("the Qwen3 format attends with softmax, not the sink cure {}", config.cure.name()));
+    }
     let g = &config.gate;
     if *g == GateSpec::BASELINE {
         return Ok(GateLayout::None);

@@ -4,6 +4,7 @@
 //!
 //! - [`gate`]: the design space (position G1–G5, granularity, sharing, combination, activation,
 //!   input dependence, SDPA non-linearity ablations).
+//! - [`cure`]: the attention-sink cures ([`SinkCure`]): how scores become weights.
 //! - [`config`]: the model config, [`ModelConfig`], its validation and exact parameter counts.
 //! - [`attention`], [`transformer`]: the modules; [`rope`]: rotary embeddings; [`sdpa`]: the
 //!   attention core as one operation with a handwritten backward pass.
@@ -15,6 +16,7 @@
 
 pub mod attention;
 pub mod config;
+pub mod cure;
 pub mod error;
 pub mod gate;
 pub mod hf;
@@ -25,6 +27,7 @@ pub mod transformer;
 pub mod weights;
 
 pub use config::{ModelConfig, ParamCount};
+pub use cure::SinkCure;
 pub use error::{ConfigError, ModelError};
 pub use gate::{
     Combination, GateActivation, GateInput, GatePosition, GateSpec, Granularity, HeadSharing, SdpaNonlinearity,

@@ -19,6 +19,17 @@
 //! decomposed form; the PyTorch parity tests (`model/tests/model/parity.rs`) check logits and
 //! every gradient through it.
 //!
+//! The slot cures (`crate::cure`: softmax+1, a learned sink logit, a key/value bias) add one
+//! column to the softmax, a slot with a logit `c` per query row and a value `v_slot` per KV head:
+//! `[P_slot | P] = softmax([c | S])`, `O = P·V + P_slot·v_slot`. Its closed-form backward adds
+//!
+//! ```text
+//! dc = P_slot ⊙ (dO·v_slotᵀ − D)     dv_slot = P_slotᵀ·dO
+//! ```
+//!
+//! with the same `D`, which now includes the slot's term; the learned sink logit and key/value
+//! bias get their gradients from `dc` and `dv_slot` through the autodiff graph that built them.
+//!
 //! It is registered as a Burn backend extension for flex, libtorch (cargo feature `tch`) and the
 //! CubeCL backends (cargo feature `wgpu`), each with the forward above, and for autodiff with the
 //! backward above.
@@ -32,36 +43,57 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::{BoolTensor, FloatTensor};
-use burn::backend::{AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
+use burn::backend::{AutodiffBackend, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::tensor::{Bool, Tensor};
 
-/// The forward pass on any backend: `(P·V, P)` with `P = softmax(Q·Kᵀ·scale, masked)`.
+/// The forward pass on any backend: `(P·V + P_slot·v_slot, P, P_slot)` with
+/// `[P_slot | P] = softmax([c | Q·Kᵀ·scale], masked)` when `slot`, else `P = softmax(Q·Kᵀ·scale,
+/// masked)` and `P_slot` a `[1, 1, 1, 1]` zero.
+#[allow(clippy::too_many_arguments)]
 fn forward<B: Backend>(
     q: FloatTensor<B>,
     k: FloatTensor<B>,
     v: FloatTensor<B>,
     masked: BoolTensor<B>,
+    slot_logit: FloatTensor<B>,
+    slot_value: FloatTensor<B>,
     scale: f64,
-) -> (FloatTensor<B>, FloatTensor<B>) {
+    slot: bool,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
     let logits = B::float_mul_scalar(B::float_matmul(q, B::float_swap_dims(k, 2, 3)), scale.into());
-    let probs = B::softmax(B::float_mask_fill(logits, masked, f32::NEG_INFINITY.into()), 3);
-    (B::float_matmul(probs.clone(), v), probs)
+    let logits = B::float_mask_fill(logits, masked, f32::NEG_INFINITY.into());
+    if !slot {
+        let probs = B::softmax(logits, 3);
+        let none = B::float_zeros([1, 1, 1, 1].into(), &probs.device(), probs.dtype().into());
+        return (B::float_matmul(probs.clone(), v), probs, none);
+    }
+    let [b, kv, rows, t] = logits.shape().dims();
+    let all = B::softmax(B::float_cat(vec![slot_logit, logits], 3), 3);
+    let slot_probs = B::float_slice(all.clone(), &[(0..b).into(), (0..kv).into(), (0..rows).into(), (0..1).into()]);
+    let probs = B::float_slice(all, &[(0..b).into(), (0..kv).into(), (0..rows).into(), (1..t + 1).into()]);
+    let out = B::float_add(B::float_matmul(probs.clone(), v), B::float_matmul(slot_probs.clone(), slot_value));
+    (out, probs, slot_probs)
 }
 
 /// The operation, per backend.
 #[backend_extension(Flex, LibTorch: cfg(feature = "tch"), Cube: cfg(feature = "wgpu"), Autodiff)]
 pub trait SdpaOps: Backend {
     /// `q [b, kv, g·t, hd]`, `k`, `v` `[b, kv, t, hd]`, `masked` broadcast to `[b, kv, g·t, t]`
-    /// (true: not attended) → `(out [b, kv, g·t, hd], probs [b, kv, g·t, t])`; `probs` carries no
-    /// gradient.
+    /// (true: not attended); with `slot`, `slot_logit [b, kv, g·t, 1]` and `slot_value
+    /// [b, kv, 1, hd]` (else ignored) → `(out [b, kv, g·t, hd], probs [b, kv, g·t, t], slot_probs
+    /// [b, kv, g·t, 1])`; `probs` and `slot_probs` carry no gradient.
+    #[allow(clippy::too_many_arguments)]
     fn sdpa(
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
         v: FloatTensor<Self>,
         masked: BoolTensor<Self>,
+        slot_logit: FloatTensor<Self>,
+        slot_value: FloatTensor<Self>,
         scale: f64,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        forward::<Self>(q, k, v, masked, scale)
+        slot: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        forward::<Self>(q, k, v, masked, slot_logit, slot_value, scale, slot)
     }
 }
 
@@ -77,22 +109,52 @@ impl SdpaOps for burn::backend::Cube {}
 #[derive(Debug)]
 struct SdpaBackward;
 
-impl<B: Backend> Backward<B, 3> for SdpaBackward {
-    /// `(q, k, v, probs, out, scale)`.
-    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, f64);
+/// What the backward pass keeps: `q, k, v, probs, out, scale`, and with a slot `(slot_probs,
+/// slot_value)`.
+type SdpaState<B> = (
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    f64,
+    Option<(FloatTensor<B>, FloatTensor<B>)>,
+);
 
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
-        let [node_q, node_k, node_v] = ops.parents;
+impl<B: Backend> Backward<B, 5> for SdpaBackward {
+    type State = SdpaState<B>;
+
+    fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node_q, node_k, node_v, node_c, node_sv] = ops.parents;
         let d_out = grads.consume::<B>(&ops.node);
-        let (q, k, v, probs, out, scale) = ops.state;
+        let (q, k, v, probs, out, scale, slot) = ops.state;
         if let Some(node) = node_v {
             grads.register::<B>(node.id, B::float_matmul(B::float_swap_dims(probs.clone(), 2, 3), d_out.clone()));
+        }
+        let slot_wanted = slot.is_some() && (node_c.is_some() || node_sv.is_some());
+        if node_q.is_none() && node_k.is_none() && !slot_wanted {
+            return;
+        }
+        // D = rowsum(dO ⊙ O) = Σ_j P_j dP_j, the slot's term included.
+        let rowsum = B::float_sum_dim(B::float_mul(d_out.clone(), out), 3);
+        if let Some((slot_probs, slot_value)) = slot {
+            if let Some(node) = node_sv {
+                // dv_slot = P_slotᵀ · dO.
+                grads.register::<B>(
+                    node.id,
+                    B::float_matmul(B::float_swap_dims(slot_probs.clone(), 2, 3), d_out.clone()),
+                );
+            }
+            if let Some(node) = node_c {
+                // dc = P_slot ⊙ (dO·v_slotᵀ − D).
+                let d_slot = B::float_matmul(d_out.clone(), B::float_swap_dims(slot_value, 2, 3));
+                grads.register::<B>(node.id, B::float_mul(slot_probs, B::float_sub(d_slot, rowsum.clone())));
+            }
         }
         if node_q.is_none() && node_k.is_none() {
             return;
         }
-        let d_probs = B::float_matmul(d_out.clone(), B::float_swap_dims(v, 2, 3));
-        let rowsum = B::float_sum_dim(B::float_mul(d_out, out), 3);
+        let d_probs = B::float_matmul(d_out, B::float_swap_dims(v, 2, 3));
         let d_scores = B::float_mul_scalar(B::float_mul(probs, B::float_sub(d_probs, rowsum)), scale.into());
         if let Some(node) = node_q {
             grads.register::<B>(node.id, B::float_matmul(d_scores.clone(), k));
@@ -109,35 +171,69 @@ impl<B: Backend + SdpaOps, C: CheckpointStrategy> SdpaOps for Autodiff<B, C> {
         k: FloatTensor<Self>,
         v: FloatTensor<Self>,
         masked: BoolTensor<Self>,
+        slot_logit: FloatTensor<Self>,
+        slot_value: FloatTensor<Self>,
         scale: f64,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let nodes = [q.node(), k.node(), v.node()];
+        slot: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let nodes = [q.node(), k.node(), v.node(), slot_logit.node(), slot_value.node()];
         let (q, k, v) = (q.into_primitive(), k.into_primitive(), v.into_primitive());
+        let (c, sv) = (slot_logit.into_primitive(), slot_value.into_primitive());
         match SdpaBackward.prepare::<C>(nodes).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
-                let (out, probs) = B::sdpa(q.clone(), k.clone(), v.clone(), masked, scale);
-                let state = (q, k, v, probs.clone(), out.clone(), scale);
-                (prep.finish(state, out), Self::from_inner(probs))
+                let (out, probs, slot_probs) =
+                    B::sdpa(q.clone(), k.clone(), v.clone(), masked, c, sv.clone(), scale, slot);
+                let kept = slot.then(|| (slot_probs.clone(), sv));
+                let state = (q, k, v, probs.clone(), out.clone(), scale, kept);
+                (prep.finish(state, out), Self::from_inner(probs), Self::from_inner(slot_probs))
             }
             OpsKind::UnTracked(prep) => {
-                let (out, probs) = B::sdpa(q, k, v, masked, scale);
-                (prep.finish(out), Self::from_inner(probs))
+                let (out, probs, slot_probs) = B::sdpa(q, k, v, masked, c, sv, scale, slot);
+                (prep.finish(out), Self::from_inner(probs), Self::from_inner(slot_probs))
             }
         }
     }
 }
 
+/// The slot of the slot cures (`crate::cure`): a logit per query row and a value per KV head.
+#[derive(Debug, Clone)]
+pub struct Slot {
+    /// `[b, kv, g·t, 1]`.
+    pub logit: Tensor<4>,
+    /// `[b, kv, 1, hd]`.
+    pub value: Tensor<4>,
+}
+
 /// Causal (or otherwise masked) attention on the model's tensors: `q [b, kv, g·t, hd]` (the
 /// query heads of one KV group stacked along the sequence axis), `k`, `v` `[b, kv, t, hd]`,
-/// `masked [g·t, t]` (true: not attended) → `(out [b, kv, g·t, hd], probs [b, kv, g·t, t])`.
-/// `probs` is detached from the autodiff graph: it is for the probes.
-pub fn sdpa(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, masked: Tensor<2, Bool>, scale: f64) -> (Tensor<4>, Tensor<4>) {
-    let (out, probs) = <Dispatch as SdpaOps>::sdpa(
+/// `masked [g·t, t]` (true: not attended), and an optional [`Slot`] → `(out [b, kv, g·t, hd],
+/// probs [b, kv, g·t, t], slot probs [b, kv, g·t, 1] with a slot)`. The probabilities are
+/// detached from the autodiff graph: they are for the probes.
+pub fn sdpa(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    masked: Tensor<2, Bool>,
+    scale: f64,
+    slot: Option<Slot>,
+) -> (Tensor<4>, Tensor<4>, Option<Tensor<4>>) {
+    let has_slot = slot.is_some();
+    let (logit, value) = match slot {
+        Some(s) => (s.logit, s.value),
+        None => {
+            let none = Tensor::<4>::zeros([1, 1, 1, 1], &q.device());
+            (none.clone(), none)
+        }
+    };
+    let (out, probs, slot_probs) = <Dispatch as SdpaOps>::sdpa(
         q.into_dispatch(),
         k.into_dispatch(),
         v.into_dispatch(),
         masked.unsqueeze::<4>().into_dispatch(),
+        logit.into_dispatch(),
+        value.into_dispatch(),
         scale,
+        has_slot,
     );
-    (Tensor::from_dispatch(out), Tensor::from_dispatch(probs))
+    (Tensor::from_dispatch(out), Tensor::from_dispatch(probs), has_slot.then(|| Tensor::from_dispatch(slot_probs)))
 }

@@ -12,6 +12,8 @@
 //! | `layers.L.attn.gate.gate_proj.weight` | `[width, d_model]` (input-dependent gate) |
 //! | `layers.L.attn.gate.gate_theta` | `[width]` (input-independent gate) |
 //! | `layers.L.attn.sdpa_norm.weight` | `[hd]` (SDPA RMSNorm ablation) |
+//! | `layers.L.attn.sink_logit` | `[h]` (sink cure `sink_logit`) |
+//! | `layers.L.attn.kv_bias_key`, `layers.L.attn.kv_bias_value` | `[kv, hd]` (sink cure `kv_bias`) |
 //! | `layers.L.attn_out_norm.weight`, `layers.L.ffn_out_norm.weight` | `[d_model]` (sandwich norm) |
 //! | `layers.L.ffn_norm.weight` | `[d_model]` |
 //! | `layers.L.ffn.{gate,up,down}_proj.weight` | `[d_ff, d]`, `[d_ff, d]`, `[d, d_ff]` |

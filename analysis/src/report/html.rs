@@ -6,8 +6,8 @@
 use super::Section;
 use super::setup::Setup;
 use super::tables::{
-    DEFINITIONS, INTERVENTIONS_NOTE, group_cells, group_header, intervention_cells, intervention_header, paired_cells,
-    paired_header,
+    CURES_NOTE, DEFINITIONS, INTERVENTIONS_NOTE, cure_rows, group_cells, group_header, intervention_cells,
+    intervention_header, paired_cells, paired_header,
 };
 use crate::error::Result;
 use crate::summary::Summary;
@@ -86,6 +86,11 @@ pub fn write(
     if !paired.is_empty() {
         html.push_str("<h3>Against the baseline, paired by seed</h3>\n");
         html.push_str(&table(&paired_header(), &paired));
+    }
+    if let Some((header, rows)) = cure_rows(summary) {
+        html.push_str("<h3>Where the attention goes</h3>\n");
+        html.push_str(&table(&header, &rows));
+        let _ = writeln!(html, "<p class=\"note\">{}</p>", escape(CURES_NOTE));
     }
     let edited: Vec<Vec<String>> = summary.groups.iter().filter_map(intervention_cells).collect();
     if !edited.is_empty() {

@@ -42,7 +42,7 @@ impl Setup {
             if per_config.iter().all(|&n| n == 1) { "" } else { "s" }
         );
         let grid = each(&|r| r.meta.grid.clone());
-        let rows = vec![
+        let mut rows = vec![
             ("grid", grid.clone()),
             ("preset", each(&|r| r.meta.preset.clone())),
             ("data", each(&|r| r.config.data.corpus.describe())),
@@ -105,6 +105,11 @@ impl Setup {
             ),
             ("report by", format!("gatelab {}", env!("CARGO_PKG_VERSION"))),
         ];
+        if runs.iter().any(|r| !r.config.model.cure.is_softmax()) {
+            let cures = each(&|r| r.config.model.cure.name().to_string());
+            let at = rows.iter().position(|(k, _)| *k == "model").map_or(rows.len(), |i| i + 1);
+            rows.insert(at, ("attention weights", cures));
+        }
         Setup { grid, rows: rows.into_iter().map(|(k, v)| (k.to_string(), v)).collect() }
     }
 }

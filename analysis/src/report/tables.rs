@@ -73,6 +73,37 @@ pub fn intervention_cells(g: &Group) -> Option<Vec<String>> {
     Some(cells)
 }
 
+/// The metrics of the cures table: where each configuration's attention mass goes.
+pub const CURE_METRICS: [Metric; 4] =
+    [Metric::FirstTokenAttention, Metric::FirstTokenShare, Metric::Slot, Metric::RowMass];
+
+/// The cures table's rows (every configuration, when any run uses a sink cure).
+pub fn cure_rows(summary: &Summary) -> Option<(Vec<String>, Vec<Vec<String>>)> {
+    let any = summary.groups.iter().any(|g| g.runs.iter().any(|r| !r.file.config.model.cure.is_softmax()));
+    if !any {
+        return None;
+    }
+    let mut header = vec!["configuration".to_string(), "attention weights".to_string()];
+    header.extend(CURE_METRICS.iter().map(|m| m.name().to_string()));
+    let rows = summary
+        .groups
+        .iter()
+        .map(|g| {
+            let mut cells = vec![g.name(), g.runs[0].file.config.model.cure.name().to_string()];
+            cells.extend(CURE_METRICS.iter().map(|m| cell(g.estimates.get(m), m.digits(), false)));
+            cells
+        })
+        .collect();
+    Some((header, rows))
+}
+
+/// What the cures table shows.
+pub const CURES_NOTE: &str = "How each configuration spends its attention (docs/metrics.md, \"Attention that does not sum to 1\"): \
+F-Attn is the absolute weight on position 0; F-Attn share is that weight over the row's total weight on real keys; slot is the weight \
+the slot cures (softmax+1, sink logit, key/value bias) put on their extra slot, where a sink can go instead of position 0; row mass is the \
+total weight on real keys (1 under softmax; less with a slot or softpick; anything under sigmoid attention). Queries ≥ 1, mean over heads \
+and layers.";
+
 /// The header of the interventions table.
 pub fn intervention_header() -> Vec<String> {
     let mut h = vec!["configuration".to_string(), Metric::FirstTokenAttention.name().to_string()];
@@ -147,6 +178,13 @@ pub fn markdown(title: &str, setup: &Setup, finding: &str, summary: &Summary) ->
         for row in &paired {
             let _ = writeln!(md, "{}", md_row(row));
         }
+    }
+    if let Some((header, rows)) = cure_rows(summary) {
+        let _ = writeln!(md, "\n## Where the attention goes\n\n{}\n|{}", md_row(&header), "---|".repeat(header.len()));
+        for row in &rows {
+            let _ = writeln!(md, "{}", md_row(row));
+        }
+        let _ = writeln!(md, "\n{CURES_NOTE}");
     }
     let edited: Vec<Vec<String>> = summary.groups.iter().filter_map(intervention_cells).collect();
     if !edited.is_empty() {

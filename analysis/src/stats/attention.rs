@@ -2,7 +2,6 @@
 //! pass over the attention a tile of queries at a time.
 
 use super::{FIRST_QUERIES, HeadStats, StatsConfig, flat, host, ratio};
-use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Tensor};
 use gatelab_model::attention::AttentionProbe;
 
@@ -19,14 +18,25 @@ pub(super) struct AttentionAcc {
     sinks: Vec<u64>,
     entropy: Vec<f64>,
     entropy_n: u64,
+    /// Σ A[i, 0] / Σ_k A[i, k] per head, for queries ≥ each of [`FIRST_QUERIES`] (counts as
+    /// `f_attn_n`).
+    share: [Vec<f64>; 3],
+    /// Σ over queries ≥ 1 of the row's mass Σ_k A[i, k], and of the slot's weight, per head.
+    row_mass: Vec<f64>,
+    slot: Vec<f64>,
+    has_slot: bool,
 }
 
-/// The attention of `p` as `(first query, probabilities [batch, heads, queries, keys])` tiles:
-/// the kept maps as one tile, or, for lean probes, recomputed in f32 from the queries and keys
-/// `tile` queries at a time (each tile built only when the iteration reaches it).
-fn attention_tiles(p: &AttentionProbe, tile: usize) -> Box<dyn Iterator<Item = (usize, Tensor<4>)> + '_> {
+/// One tile of attention: its first query, the weights `[batch, heads, queries, keys]` and, for
+/// the slot cures, the slot's weight `[batch, heads, queries]`.
+type Tile = (usize, Tensor<4>, Option<Tensor<3>>);
+
+/// The attention of `p` as tiles ([`Tile`]): the kept maps as one tile, or, for lean probes,
+/// recomputed in f32 from the queries and keys `tile` queries at a time under the probe's cure
+/// (`gatelab_model::cure::weights`; each tile built only when the iteration reaches it).
+fn attention_tiles(p: &AttentionProbe, tile: usize) -> Box<dyn Iterator<Item = Tile> + '_> {
     if let Some(maps) = &p.attn {
-        return Box::new(std::iter::once((0, maps.clone())));
+        return Box::new(std::iter::once((0, maps.clone(), p.slot.clone())));
     }
     let [b, h, t, hd] = p.queries.dims();
     let [_, kv, _, _] = p.keys.dims();
@@ -40,7 +50,9 @@ fn attention_tiles(p: &AttentionProbe, tile: usize) -> Box<dyn Iterator<Item = (
         let scores = q.matmul(k.transpose()).mul_scalar(scale);
         // Query i0 + r sees keys 0..=i0 + r.
         let future = Tensor::<2, Bool>::tril_mask([i1 - i0, i1], i0 as i64, &scores.device());
-        (i0, softmax(scores.mask_fill(future.unsqueeze::<4>(), f32::NEG_INFINITY), 3))
+        let slot_logits = p.slot_logits.clone().map(|l| l.slice([0..b, 0..h, i0..i1]));
+        let (weights, slot) = gatelab_model::cure::weights(p.cure, scores, future, slot_logits, i0);
+        (i0, weights, slot)
     }))
 }
 
@@ -54,11 +66,15 @@ impl AttentionAcc {
             self.alpha = vec![vec![0.0; cfg.alpha_positions.min(t)]; h];
             self.sinks = vec![0; h];
             self.entropy = vec![0.0; h];
+            self.share = std::array::from_fn(|_| vec![0.0; h]);
+            self.row_mass = vec![0.0; h];
+            self.slot = vec![0.0; h];
         }
         let k_max = self.alpha[0].len();
         let mut alpha_sums = vec![0.0f64; b * h * k_max];
-        for (i0, probs) in attention_tiles(p, cfg.query_tile) {
+        for (i0, probs, slot) in attention_tiles(p, cfg.query_tile) {
             self.add_first_token(&probs, i0);
+            self.add_mass(&probs, slot, i0);
             Self::add_columns(&probs, k_max, &mut alpha_sums);
             self.add_entropy(probs, i0);
         }
@@ -75,10 +91,14 @@ impl AttentionAcc {
         }
     }
 
-    /// F-Attn per head for each first query, from a tile whose first query is `i0`.
+    /// F-Attn per head for each first query, as the absolute weight on key 0 and as its share of
+    /// the row's mass, from a tile whose first query is `i0`.
     fn add_first_token(&mut self, probs: &Tensor<4>, i0: usize) {
-        let [b, h, n, _] = probs.dims();
+        let [b, h, n, keys] = probs.dims();
         let col0 = probs.clone().slice([0..b, 0..h, 0..n, 0..1]).reshape([b, h, n]);
+        // A row with no mass (softpick can give one) has no share: counted as 0.
+        let mass = probs.clone().slice([0..b, 0..h, 0..n, 0..keys]).sum_dim(3).reshape([b, h, n]);
+        let share = col0.clone() / mass.clone().clamp_min(1e-30);
         for (j, &m) in FIRST_QUERIES.iter().enumerate() {
             let from = m.saturating_sub(i0).min(n);
             if from < n {
@@ -86,7 +106,32 @@ impl AttentionAcc {
                 for (acc_h, s) in self.f_attn[j].iter_mut().zip(sums) {
                     *acc_h += s;
                 }
+                let shares = host(share.clone().slice([0..b, 0..h, from..n]).sum_dims(&[0, 2]).reshape([h]));
+                for (acc_h, s) in self.share[j].iter_mut().zip(shares) {
+                    *acc_h += s;
+                }
                 self.f_attn_n[j] += (b * (n - from)) as u64;
+            }
+        }
+    }
+
+    /// The row mass Σ_k A[i, k] and the slot's weight, summed over queries ≥ 1, per head.
+    fn add_mass(&mut self, probs: &Tensor<4>, slot: Option<Tensor<3>>, i0: usize) {
+        let [b, h, n, keys] = probs.dims();
+        let from = if i0 == 0 { 1 } else { 0 };
+        if from >= n {
+            return;
+        }
+        let mass = probs.clone().slice([0..b, 0..h, from..n, 0..keys]).sum_dim(3).sum_dims(&[0, 2]).reshape([h]);
+        for (acc, v) in self.row_mass.iter_mut().zip(host(mass)) {
+            *acc += v;
+        }
+        if let Some(slot) = slot {
+            self.has_slot = true;
+            for (acc, v) in
+                self.slot.iter_mut().zip(host(slot.slice([0..b, 0..h, from..n]).sum_dims(&[0, 2]).reshape([h])))
+            {
+                *acc += v;
             }
         }
     }
@@ -127,6 +172,9 @@ impl AttentionAcc {
                 alpha: self.alpha[h].iter().map(|a| a / seqs).collect(),
                 sink_share: self.sinks[h] as f64 / seqs,
                 entropy: ratio((self.entropy[h], self.entropy_n)),
+                first_token_share: Some(std::array::from_fn(|j| ratio((self.share[j][h], self.f_attn_n[j])))),
+                row_mass: Some(ratio((self.row_mass[h], self.entropy_n))),
+                slot: self.has_slot.then(|| ratio((self.slot[h], self.entropy_n))),
             })
             .collect()
     }

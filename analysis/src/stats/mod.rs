@@ -57,6 +57,18 @@ pub struct HeadStats {
     pub sink_share: f64,
     /// Mean attention entropy (nats) of queries ≥ 1.
     pub entropy: f64,
+    /// F-Attn as the share of each row's mass, `A[i, 0] / Σ_k A[i, k]`, over queries `≥ 0, ≥ 1,
+    /// ≥ 4`: equal to F-Attn under softmax; the cures' rows need not sum to 1 (absent in analyses
+    /// made before the cures).
+    #[serde(default)]
+    pub first_token_share: Option<[f64; 3]>,
+    /// Mean row mass `Σ_k A[i, k]` of queries ≥ 1 (1 under softmax).
+    #[serde(default)]
+    pub row_mass: Option<f64>,
+    /// Mean weight on the slot of the slot cures (softmax+1, sink logit, key/value bias), queries
+    /// ≥ 1: where the sink went.
+    #[serde(default)]
+    pub slot: Option<f64>,
 }
 
 /// Gate statistics of one layer.
@@ -91,6 +103,15 @@ pub struct LayerStats {
     pub first_token_attention: [f64; 3],
     /// Sink_1^ε: share of (sequence, head) pairs with α(0) > ε.
     pub sink: f64,
+    /// F-Attn as a share of the row's mass (see [`HeadStats::first_token_share`]), mean over heads.
+    #[serde(default)]
+    pub first_token_share: Option<[f64; 3]>,
+    /// Mean row mass, mean over heads.
+    #[serde(default)]
+    pub row_mass: Option<f64>,
+    /// Mean slot weight, mean over heads (slot cures).
+    #[serde(default)]
+    pub slot: Option<f64>,
     /// Largest |h| of the block's output.
     pub max_activation: f64,
     /// Where: (position, dimension).
@@ -135,6 +156,18 @@ impl Stats {
         mean(self.layers.iter().map(|l| l.first_token_attention[1]))
     }
 
+    /// F-Attn (queries ≥ 1) as a share of the row's mass, averaged over layers (F-Attn itself for
+    /// analyses made before the cures).
+    pub fn first_token_share(&self) -> f64 {
+        mean(self.layers.iter().map(|l| l.first_token_share.map_or(l.first_token_attention[1], |s| s[1])))
+    }
+
+    /// The slot cures' mean slot weight over layers, if the model has a slot.
+    pub fn slot(&self) -> Option<f64> {
+        let slots: Vec<f64> = self.layers.iter().filter_map(|l| l.slot).collect();
+        (!slots.is_empty() && slots.len() == self.layers.len()).then(|| mean(slots.into_iter()))
+    }
+
     /// Sink_1^ε averaged over layers.
     pub fn sink(&self) -> f64 {
         mean(self.layers.iter().map(|l| l.sink))
@@ -156,6 +189,12 @@ impl Stats {
 pub fn mean(values: impl Iterator<Item = f64>) -> f64 {
     let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
     if n == 0 { f64::NAN } else { sum / n as f64 }
+}
+
+/// The mean of `values` when every one is present.
+pub fn mean_option(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    let all: Option<Vec<f64>> = values.collect();
+    all.filter(|v| !v.is_empty()).map(|v| mean(v.into_iter()))
 }
 
 /// F-Attn of uniform causal attention over queries `min_query..seq` (`mean_i 1/(i+1)`): the
@@ -245,6 +284,14 @@ impl Accumulator {
                         mean(heads.iter().map(|h| h.first_token_attention[j]))
                     }),
                     sink: mean(heads.iter().map(|h| h.sink_share)),
+                    first_token_share: heads.iter().all(|h| h.first_token_share.is_some()).then(|| {
+                        std::array::from_fn(|j| mean(heads.iter().filter_map(|h| h.first_token_share.map(|s| s[j]))))
+                    }),
+                    row_mass: heads
+                        .iter()
+                        .all(|h| h.row_mass.is_some())
+                        .then(|| mean(heads.iter().filter_map(|h| h.row_mass))),
+                    slot: heads.iter().all(|h| h.slot.is_some()).then(|| mean(heads.iter().filter_map(|h| h.slot))),
                     heads,
                     gate: acc.gates.as_ref().map(gates::GateAcc::finish),
                     ..LayerStats::default()

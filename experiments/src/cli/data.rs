@@ -12,8 +12,8 @@ use std::time::Instant;
 /// Which corpus and how to cut it (shared by the commands that read data).
 #[derive(clap::Args, Debug, Clone)]
 pub struct DataArgs {
-    /// Corpus: bigram-backcopy, zipf-markov, a text file, a directory of .txt files, a .jsonl
-    /// file, or hf:NAME[:SUBSET].
+    /// Corpus: bigram-backcopy, zipf-markov, tinyshakespeare (built in), a text file, a directory of .txt
+    /// files, a .jsonl file, or hf:NAME[:SUBSET] (cargo feature `hub`).
     #[arg(long, default_value = "bigram-backcopy")]
     pub data: String,
     /// Tokenizer for text corpora: bytes, bpe:VOCAB (trained on the training split), file:PATH.

@@ -59,6 +59,20 @@ pub fn report(args: ReportArgs) -> Result<()> {
         out.display(),
         written.charts().count()
     );
+    let groups = &written.summary.groups;
+    if groups.iter().all(|g| g.done() == 0) {
+        let diverged: usize = groups.iter().map(|g| g.diverged()).sum();
+        let runs: usize = groups.iter().map(|g| g.runs.len()).sum();
+        let advice = if diverged == runs {
+            "every run diverged: lower train.lr (or raise train.warmup_steps) and sweep again"
+        } else {
+            "see each run's status in summary.md: rerun the sweep to resume unfinished runs; failed runs name their cause in status.json"
+        };
+        return Err(ExperimentError::file(
+            &args.sweep,
+            format!("no finished run ({diverged} of {runs} diverged), so nothing was measured: {advice}"),
+        ));
+    }
     Ok(())
 }
 

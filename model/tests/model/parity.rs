@@ -1,4 +1,5 @@
-//! Parity with PyTorch: every point of the gating design space, fed the same weights and tokens to
+//! Parity with PyTorch: every point of the gating design space and every sink cure (alone and
+//! with G1), fed the same weights and tokens to
 //! gatelab (flex, f32) and to the independent reference `tests/reference/gatelab_ref.py` (torch
 //! 2.9, computing in f64 so the comparison measures gatelab's own f32 error), must give the same logits (≤ 1e-4 max abs) and parameter gradients of the same cross-entropy
 //! loss (≤ 1e-3, max abs error relative to the tensor's largest gradient). G1 elementwise is also
@@ -12,7 +13,7 @@ use crate::common::{Lcg, batch_tensors, read_safetensors, reference_python, temp
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Device, Distribution, Gradients, Tensor};
 use gatelab_model::weights::to_safetensors;
-use gatelab_model::{GatePosition, GateSpec, Granularity, ModelConfig, cross_entropy};
+use gatelab_model::{GatePosition, GateSpec, Granularity, ModelConfig, SinkCure, cross_entropy};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -117,14 +118,20 @@ fn compare(case: &Case) -> (Vec<String>, f32, f32) {
         problems.push(format!("{}: parameter names differ: gatelab {a:?}, torch {b:?}", case.name));
         return (problems, err, f32::INFINITY);
     }
+    // A case whose formulas lose precision in f32 whoever computes them (softpick's small
+    // denominators) is held to 4× PyTorch's own f32 error on it, where that exceeds GRAD_TOL.
+    let tol = torch.get("f32_grad_error").map_or(GRAD_TOL, |e| GRAD_TOL.max(4.0 * e[0]));
     let mut worst = 0.0f32;
     for (name, g) in &ours {
         let reference = theirs[name];
         let scale = reference.iter().fold(0.0f32, |m, x| m.max(x.abs())).max(1e-12);
         let rel = max_abs_diff(g, reference) / scale;
         worst = worst.max(rel);
-        if rel.is_nan() || rel > GRAD_TOL {
-            problems.push(format!("{}: gradient of {name} differs by {rel:.3e} (relative)", case.name));
+        if rel.is_nan() || rel > tol {
+            problems.push(format!(
+                "{}: gradient of {name} differs by {rel:.3e} (relative; tolerance {tol:.1e})",
+                case.name
+            ));
         }
     }
     (problems, err, worst)
@@ -151,6 +158,16 @@ fn every_design_point_matches_pytorch() {
         for spec in [GateSpec::BASELINE, GateSpec::G1_ELEMENTWISE] {
             let config = ModelConfig { gate: spec, ..arch.clone() };
             cases.push(write_case(&root, cases.len(), format!("{} [{arch_name}]", spec.label()), &config, false));
+        }
+    }
+    // Every sink cure alone and with G1 elementwise and headwise, cycling the architectures.
+    let g1h = GateSpec::at(GatePosition::G1, Granularity::Headwise);
+    for (i, cure) in SinkCure::ALL.into_iter().filter(|c| !c.is_softmax()).enumerate() {
+        for (j, spec) in [GateSpec::BASELINE, GateSpec::G1_ELEMENTWISE, g1h].into_iter().enumerate() {
+            let (arch_name, arch) = &archs[(i + j) % archs.len()];
+            let config = ModelConfig { gate: spec, cure, ..arch.clone() };
+            let name = format!("{} + {} [{arch_name}]", cure.name(), spec.label());
+            cases.push(write_case(&root, cases.len(), name, &config, false));
         }
     }
     // G1 elementwise against transformers' Qwen3NextAttention (an implementation nobody here wrote).

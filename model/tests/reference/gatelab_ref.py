@@ -86,6 +86,46 @@ class Reference:
             scores = scores.mean(dim=2, keepdim=True)
         return y * scores if g["combination"] == "multiplicative" else y + scores
 
+    def cure(self, pre, q, scores, future, v):
+        """Attention output [b, h, t, hd] from scaled scores [b, h, t, t] under the config's sink
+        cure, each written from its definition (not gatelab's stable or slot forms)."""
+        c, p = self.c, self.p
+        cure = c.get("cure", "softmax")
+        zeta, gamma = 1.0, -0.03
+        if isinstance(cure, dict):
+            (name, params), = cure.items()
+            zeta, gamma = params["zeta"], params["gamma"]
+        else:
+            name = cure
+        b, h, t, _ = scores.shape
+        hd = v.shape[-1]
+        if name == "softmax":
+            return scores.masked_fill(future, float("-inf")).softmax(-1) @ v
+        if name == "clipped_softmax":
+            w = scores.masked_fill(future, float("-inf")).softmax(-1)
+            return torch.clamp((zeta - gamma) * w + gamma, 0.0, 1.0) @ v
+        if name == "sigmoid":
+            bias = -torch.log(torch.arange(1, t + 1, dtype=DTYPE)).view(1, 1, t, 1)
+            return torch.sigmoid(scores + bias).masked_fill(future, 0.0) @ v
+        if name == "softpick":
+            e = (scores.exp() - 1.0).masked_fill(future, 0.0)
+            return (F.relu(e) / (e.abs().sum(-1, keepdim=True) + 1e-6)) @ v
+        # The slot cures: exp(s_i) / (exp(c) + sum_j exp(s_j)), plus the slot's value.
+        kv = c["n_kv_heads"]
+        if name == "softmax_plus_one":
+            slot, value = torch.zeros(b, h, t, 1), torch.zeros(1, h, 1, hd)
+        elif name == "sink_logit":
+            slot, value = p[pre + "sink_logit"].view(1, h, 1, 1).expand(b, h, t, 1), torch.zeros(1, h, 1, hd)
+        elif name == "kv_bias":
+            key = p[pre + "kv_bias_key"].repeat_interleave(h // kv, dim=0)  # [h, hd]
+            slot = (q @ key.view(1, h, hd, 1)) / math.sqrt(hd)
+            value = p[pre + "kv_bias_value"].repeat_interleave(h // kv, dim=0).view(1, h, 1, hd)
+        else:
+            raise ValueError(f"unknown cure {name}")
+        exp = scores.masked_fill(future, float("-inf")).exp()
+        denominator = slot.exp() + exp.sum(-1, keepdim=True)
+        return (exp / denominator) @ v + (slot.exp() / denominator) * value
+
     def attention(self, i, x, cos, sin):
         c, g, p = self.c, self.g, self.p
         pre = f"layers.{i}.attn."
@@ -110,8 +150,7 @@ class Reference:
         v = v.repeat_interleave(h // kv, dim=1)
         scores = (q @ k.transpose(-1, -2)) / math.sqrt(hd)
         future = torch.triu(torch.ones(t, t, dtype=torch.bool), diagonal=1)
-        scores = scores.masked_fill(future, float("-inf"))
-        y = (scores.softmax(-1) @ v).transpose(1, 2)  # [b, t, h, hd]
+        y = self.cure(pre, q, scores, future, v).transpose(1, 2)  # [b, t, h, hd]
         if g["sdpa_nonlinearity"] == "rms_norm":
             y = rms_norm(y, p[pre + "sdpa_norm.weight"], c["norm_eps"])
         elif g["sdpa_nonlinearity"] == "silu":
@@ -193,24 +232,40 @@ def qwen3next_attention(cfg, params):
     return attention
 
 
-def run_case(case: Path):
-    cfg = json.loads((case / "config.json").read_text())
+def gradients(case: Path, cfg, dtype, attention_of=None):
+    """Logits, loss and parameter gradients of the case's batch, computed in `dtype`."""
+    global DTYPE
+    DTYPE = dtype
+    torch.set_default_dtype(dtype)
     batch = json.loads((case / "batch.json").read_text())
-    params = {k: v.to(DTYPE).requires_grad_(True) for k, v in load_file(str(case / "weights.safetensors")).items()}
+    params = {k: v.to(dtype).requires_grad_(True) for k, v in load_file(str(case / "weights.safetensors")).items()}
     tokens = torch.tensor(batch["tokens"], dtype=torch.long)
     targets = torch.tensor(batch["targets"], dtype=torch.long)
-    model = Reference(cfg, params)
-    mode = (case / "mode").read_text().strip() if (case / "mode").exists() else ""
-    attention = qwen3next_attention(cfg, params) if mode == "qwen3next" else None
-    logits = model.forward(tokens, attention)
+    attention = attention_of(cfg, params) if attention_of else None
+    logits = Reference(cfg, params).forward(tokens, attention)
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
-    out = {"logits": logits.detach().float().contiguous()}
-    if mode != "qwen3next":
+    grads = {}
+    if attention_of is None:
         loss.backward()
-        for name, p in params.items():
-            grad = p.grad if p.grad is not None else torch.zeros_like(p)
-            out["grad." + name] = grad.float().contiguous()
-    out["loss"] = loss.detach().float().reshape(1)
+        grads = {name: (p.grad if p.grad is not None else torch.zeros_like(p)).double() for name, p in params.items()}
+    return logits.detach(), loss.detach(), grads
+
+
+def run_case(case: Path):
+    cfg = json.loads((case / "config.json").read_text())
+    mode = (case / "mode").read_text().strip() if (case / "mode").exists() else ""
+    attention_of = qwen3next_attention if mode == "qwen3next" else None
+    logits, loss, grads = gradients(case, cfg, torch.float64, attention_of)
+    out = {"logits": logits.float().contiguous(), "loss": loss.float().reshape(1)}
+    for name, grad in grads.items():
+        out["grad." + name] = grad.float().contiguous()
+    if grads and cfg.get("cure", "softmax") != "softmax":
+        # How well-conditioned the case is: the same formulas in float32 against float64, in the
+        # measure the parity test uses. Some cures (softpick, with its small denominators) lose
+        # precision in f32 whoever computes them; gatelab must do as well as PyTorch does.
+        _, _, grads32 = gradients(case, cfg, torch.float32)
+        worst = max(((grads[k] - grads32[k]).abs().max() / grads[k].abs().max().clamp_min(1e-12)).item() for k in grads)
+        out["f32_grad_error"] = torch.tensor([worst], dtype=torch.float32)
     save_file(out, str(case / "torch.safetensors"))
 
 
