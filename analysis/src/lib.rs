@@ -8,6 +8,8 @@
 //! - [`run`]: analysing a run folder's held-out split into `analysis.json`.
 //! - [`intervene`]: the first token's peak activation set to zero and to its mean (Sun et al.
 //!   2024), with the loss and F-Attn measured again.
+//! - [`eval`]: held-out perplexity of a run or a text file, and the streaming probe (first token
+//!   kept or evicted from a sliding window).
 //! - [`dynamics`]: the per-layer snapshot the harness records during training.
 //! - [`length`]: perplexity, first-token attention and needle retrieval beyond the training
 //!   length under each RoPE scaling method.
@@ -22,6 +24,7 @@
 pub mod charts;
 pub mod dynamics;
 pub mod error;
+pub mod eval;
 pub mod imported;
 pub mod intervene;
 pub mod length;

@@ -172,11 +172,14 @@ pub enum Metric {
     Slot,
     /// Mean row mass `Σ_k A[i, k]` (1 under softmax).
     RowMass,
+    /// The streaming probe's perplexity with the first token evicted from the window over that
+    /// with it kept (`gatelab eval --window`).
+    StreamingRatio,
 }
 
 impl Metric {
     /// Every metric, in column order.
-    pub const ALL: [Metric; 17] = [
+    pub const ALL: [Metric; 18] = [
         Metric::ValLoss,
         Metric::BestValLoss,
         Metric::Spikes,
@@ -194,6 +197,7 @@ impl Metric {
         Metric::FirstTokenShare,
         Metric::Slot,
         Metric::RowMass,
+        Metric::StreamingRatio,
     ];
 
     /// Its column name, the same in every table and chart.
@@ -216,6 +220,7 @@ impl Metric {
             Metric::FirstTokenShare => "F-Attn share",
             Metric::Slot => "slot",
             Metric::RowMass => "row mass",
+            Metric::StreamingRatio => "streaming ratio",
         }
     }
 
@@ -239,6 +244,7 @@ impl Metric {
             Metric::FirstTokenShare => "first_token_share",
             Metric::Slot => "slot",
             Metric::RowMass => "row_mass",
+            Metric::StreamingRatio => "streaming_ratio",
         }
     }
 
@@ -275,7 +281,8 @@ impl Metric {
             | Metric::AnalysisLoss
             | Metric::LossPeakZeroed
             | Metric::LossPeakMeaned
-            | Metric::RowMass => Some((0.0, f64::INFINITY)),
+            | Metric::RowMass
+            | Metric::StreamingRatio => Some((0.0, f64::INFINITY)),
         }
     }
 
@@ -285,6 +292,7 @@ impl Metric {
             Metric::ValLoss => "the last validation pass (eval.jsonl)",
             Metric::BestValLoss => "the lowest validation pass (eval.jsonl)",
             Metric::Spikes => "training log (metrics.jsonl)",
+            Metric::StreamingRatio => "gatelab eval --window (perplexity.json)",
             _ => "the held-out analysis split (analysis.json)",
         }
     }
@@ -472,6 +480,9 @@ fn run_metrics(run: &RunDir, analysis: Option<&Analysis>) -> Result<BTreeMap<Met
     }
     if let Some(last) = run.metrics()?.last() {
         m.insert(Metric::Spikes, last.spikes as f64);
+    }
+    if let Some(s) = crate::eval::read_eval(run)?.and_then(|e| e.streaming) {
+        m.insert(Metric::StreamingRatio, s.ratio);
     }
     if let Some(a) = analysis {
         let s = &a.stats;

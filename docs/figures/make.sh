@@ -3,7 +3,7 @@
 # docs show into docs/figures/. Each sweep resumes where it stopped (rerun this after an
 # interruption); results land under results/findings/.
 #
-#   docs/figures/make.sh [core|stability|ladder|activations|length ...]   (default: all)
+#   docs/figures/make.sh [core|stability|ladder|activations|cures|length ...]   (default: all)
 #   BACKEND=tch GATELAB_FEATURES=tch docs/figures/make.sh                 # faster on a CPU (docs/backends.md)
 #
 # Wall times on the 2-core machine of docs/findings.md, with BACKEND=tch: core 15 min, stability
@@ -34,14 +34,17 @@ study() {
     activations)
       gatelab sweep activations --seeds 3 --backend "$backend" --out "$out/activations"
       copy activations top_activations_per_layer ;;
+    cures)
+      gatelab sweep cures --seeds 3 --backend "$backend" --out "$out/cures"
+      copy cures first_token_attention_per_layer ;;
     length)
       gatelab eval-length "$out/core" --factors 1,2,4 --methods none,yarn --backend "$backend"
       gatelab report "$out/core" --backend "$backend" >/dev/null
       copy core length_perplexity_yarn ;;
-    *) echo "make.sh: unknown study $1 (core, stability, ladder, activations, length)" >&2; exit 1 ;;
+    *) echo "make.sh: unknown study $1 (core, stability, ladder, activations, cures, length)" >&2; exit 1 ;;
   esac
 }
 
-for s in "${@:-core stability ladder activations length}"; do
+for s in "${@:-core stability ladder activations cures length}"; do
   for one in $s; do study "$one"; done
 done

@@ -65,6 +65,13 @@ The override keys, with their values: gatelab grid show core baseline --json")]
     #[command(after_help = "Examples:
   gatelab compare results/core results/core-tch --out compare.md")]
     Compare(cli::report::CompareArgs),
+    /// Held-out perplexity of finished runs (their validation split, or --text), and the
+    /// streaming probe (--window): writes perplexity.json beside each run.
+    #[command(after_help = "Examples:
+  gatelab eval results/core --json                               validation perplexity of every run
+  gatelab eval results/ladder/m-baseline-530114c5d2 --text data/corpora/tinyshakespeare.txt --seq-len 256
+  gatelab eval results/cures --window 32                          first token kept vs evicted from a 32-key window")]
+    Eval(cli::eval::EvalArgs),
     /// Perplexity, first-token attention and needle retrieval beyond the training length, per
     /// RoPE scaling method (writes length.json beside each run; charts for a sweep).
     #[command(after_help = "Examples:
@@ -191,6 +198,7 @@ fn main() -> ExitCode {
         Command::Export(args) => cli::export::export(args),
         Command::Report(args) => cli::report::report(args),
         Command::Compare(args) => cli::report::compare(args),
+        Command::Eval(args) => cli::eval::eval(args),
         Command::EvalLength(args) => cli::length::eval_length(args),
         Command::Bench(args) => cli::bench::bench(args),
         Command::AnalyzeBench(args) => cli::analyze::analyze_bench(args),

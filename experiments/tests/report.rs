@@ -191,6 +191,29 @@ fn a_learning_rate_sweep_over_two_seeds_reports_one_row_per_configuration() {
     let moved = std::fs::read_to_string(elsewhere.join("report.html")).unwrap();
     assert!(moved.contains("href=\"../../out/"), "links to the runs from the report's folder");
     assert!(elsewhere.join("summary.csv").is_file() && elsewhere.join("val_loss.svg").is_file());
+    // eval: held-out perplexity of every run as JSON, with the streaming probe; the report then
+    // carries the streaming ratio.
+    let (code, stdout, stderr) = gatelab(&["eval", out.to_str().unwrap(), "--window", "8", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let evals: serde_json::Value = serde_json::from_str(&stdout).expect("eval --json prints JSON");
+    assert_eq!(evals.as_array().unwrap().len(), 8);
+    for e in evals.as_array().unwrap() {
+        let (loss, ppl) = (e["loss"].as_f64().unwrap(), e["perplexity"].as_f64().unwrap());
+        assert!((loss.exp() - ppl).abs() < 1e-9 * ppl && e["source"] == "validation split", "{e}");
+        let s = &e["streaming"];
+        assert_eq!(s["window"], 8);
+        let ratio = s["ratio"].as_f64().unwrap();
+        assert!((ratio - s["first_evicted"].as_f64().unwrap() / s["first_kept"].as_f64().unwrap()).abs() < 1e-9);
+    }
+    let (code, _, stderr) = gatelab(&["report", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    let head: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = head.iter().position(|h| *h == "streaming_ratio_mean").expect("a streaming ratio column");
+    assert!(csv.lines().skip(1).all(|l| l.split(',').nth(col).is_some_and(|v| v.parse::<f64>().is_ok())), "{csv}");
+    let (code, _, stderr) = gatelab(&["eval", out.to_str().unwrap(), "--window", "32"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("--window: must be between 1 and the window length 32"), "{stderr}");
     // analyze --json prints one object per run, with where the peak was edited.
     let run = summary.groups[0].runs[0].run.path.clone();
     let (code, stdout, stderr) = gatelab(&["analyze", run.to_str().unwrap(), "--json"]);

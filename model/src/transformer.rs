@@ -164,7 +164,18 @@ impl Transformer {
     /// - tokens: `[batch, seq]`
     /// - output: `[batch, seq, vocab]`
     pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
-        self.run(tokens, None, None)
+        self.run(tokens, None, None, None)
+    }
+
+    /// Logits with attention restricted by `masked` instead of the causal mask alone (e.g. a
+    /// sliding window: the streaming probe).
+    ///
+    /// # Shapes
+    /// - tokens: `[batch, seq]`
+    /// - masked: `[seq, seq]`, true where query `i` may not see key `j` (it must hide the future)
+    /// - output: `[batch, seq, vocab]`
+    pub fn forward_masked(&self, tokens: Tensor<2, Int>, masked: Tensor<2, Bool>) -> Tensor<3> {
+        self.run(tokens, None, None, Some(masked))
     }
 
     /// Logits plus, per layer, attention maps, gate scores, SDPA outputs and the residual stream.
@@ -198,13 +209,13 @@ impl Transformer {
         keep_maps: bool,
     ) -> (Tensor<3>, Probes) {
         let mut probes = Vec::with_capacity(self.layers.len());
-        let logits = self.run(tokens, Some((&mut probes, keep_maps)), Some(edit));
+        let logits = self.run(tokens, Some((&mut probes, keep_maps)), Some(edit), None);
         (logits, Probes { layers: probes })
     }
 
     fn probed(&self, tokens: Tensor<2, Int>, keep_maps: bool) -> (Tensor<3>, Probes) {
         let mut probes = Vec::with_capacity(self.layers.len());
-        let logits = self.run(tokens, Some((&mut probes, keep_maps)), None);
+        let logits = self.run(tokens, Some((&mut probes, keep_maps)), None, None);
         (logits, Probes { layers: probes })
     }
 
@@ -213,11 +224,12 @@ impl Transformer {
         tokens: Tensor<2, Int>,
         mut probes: Option<(&mut Vec<LayerProbe>, bool)>,
         edit: Option<&ResidualEdit>,
+        masked: Option<Tensor<2, Bool>>,
     ) -> Tensor<3> {
         let device = tokens.device();
         let [b, t] = tokens.dims();
         let (cos, sin) = rope_tables(self.head_dim, self.rope_theta, self.rope_scaling, 0, t, &device);
-        let mask = Tensor::<2, Bool>::tril_mask([t, t], 0, &device);
+        let mask = masked.unwrap_or_else(|| Tensor::<2, Bool>::tril_mask([t, t], 0, &device));
         let mut h = self.embed_tokens.forward(tokens);
         for (i, layer) in self.layers.iter().enumerate() {
             let mut slot = ProbeSlot { keep_maps: probes.as_ref().is_some_and(|p| p.1), probe: None };

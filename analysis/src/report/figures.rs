@@ -99,6 +99,33 @@ const GATE_MEAN: ValueFigure = ValueFigure {
     chance: false,
 };
 
+const SHARE: ValueFigure = ValueFigure {
+    stem: "first_token_share",
+    title: "First-token attention as a share of the row",
+    metric: Metric::FirstTokenShare,
+    label: "A[i, 0] / Σ_k A[i, k] (probability)",
+    axis: YAxis::Probability,
+    chance: true,
+};
+
+const SLOT: ValueFigure = ValueFigure {
+    stem: "slot_weight",
+    title: "Weight on the slot (where the sink went)",
+    metric: Metric::Slot,
+    label: "weight on the extra slot (probability)",
+    axis: YAxis::Probability,
+    chance: false,
+};
+
+const STREAMING: ValueFigure = ValueFigure {
+    stem: "streaming_ratio",
+    title: "Streaming probe: first token evicted over kept",
+    metric: Metric::StreamingRatio,
+    label: "perplexity ratio (evicted / kept)",
+    axis: YAxis::Fit,
+    chance: false,
+};
+
 const CURVES: [CurveFigure; 6] = [
     CurveFigure {
         stem: "loss_curves",
@@ -537,6 +564,16 @@ pub fn write(dir: &Path, summary: &Summary) -> Result<Vec<Section>> {
         curve_figure(dir, summary, &CURVES[4])?,
         curve_figure(dir, summary, &CURVES[5])?,
     ];
+    let cured = summary.groups.iter().any(|g| g.runs.iter().any(|r| !r.file.config.model.cure.is_softmax()));
+    let cures = if cured {
+        vec![
+            value_figure(dir, summary, &SHARE)?,
+            value_figure(dir, summary, &SLOT)?,
+            value_figure(dir, summary, &STREAMING)?,
+        ]
+    } else {
+        vec![value_figure(dir, summary, &STREAMING)?]
+    };
     let frontier = match swept_key(summary) {
         Some(key) => vec![
             frontier_figure(dir, summary, key, Metric::BestValLoss, "frontier_best_val_loss")?,
@@ -546,6 +583,7 @@ pub fn write(dir: &Path, summary: &Summary) -> Result<Vec<Section>> {
     };
     Ok([
         ("Attention sink", sink),
+        ("Where the attention goes", cures),
         ("Loss", loss),
         ("Stability", frontier),
         ("Massive activations", activations),

@@ -74,8 +74,8 @@ pub fn intervention_cells(g: &Group) -> Option<Vec<String>> {
 }
 
 /// The metrics of the cures table: where each configuration's attention mass goes.
-pub const CURE_METRICS: [Metric; 4] =
-    [Metric::FirstTokenAttention, Metric::FirstTokenShare, Metric::Slot, Metric::RowMass];
+pub const CURE_METRICS: [Metric; 5] =
+    [Metric::FirstTokenAttention, Metric::FirstTokenShare, Metric::Slot, Metric::RowMass, Metric::StreamingRatio];
 
 /// The cures table's rows (every configuration, when any run uses a sink cure).
 pub fn cure_rows(summary: &Summary) -> Option<(Vec<String>, Vec<Vec<String>>)> {
@@ -102,7 +102,8 @@ pub const CURES_NOTE: &str = "How each configuration spends its attention (docs/
 F-Attn is the absolute weight on position 0; F-Attn share is that weight over the row's total weight on real keys; slot is the weight \
 the slot cures (softmax+1, sink logit, key/value bias) put on their extra slot, where a sink can go instead of position 0; row mass is the \
 total weight on real keys (1 under softmax; less with a slot or softpick; anything under sigmoid attention). Queries ≥ 1, mean over heads \
-and layers.";
+and layers. streaming ratio (after gatelab eval --window W): held-out perplexity under a sliding window of W keys with the first token \
+evicted over that with it kept, at positions ≥ W; well above 1 means the model leans on its first token.";
 
 /// The header of the interventions table.
 pub fn intervention_header() -> Vec<String> {

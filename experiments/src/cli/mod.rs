@@ -3,6 +3,7 @@
 pub mod analyze;
 pub mod bench;
 pub mod data;
+pub mod eval;
 pub mod export;
 pub mod length;
 pub mod report;

@@ -1,0 +1,326 @@
+//! Held-out perplexity of a finished run, and the streaming probe (StreamingLLM, Xiao et al. 2023,
+//! arXiv 2309.17453): the same positions scored under a sliding window of `W` keys with the first
+//! token kept in the window and with it evicted, against full attention. A model that leans on
+//! its sink loses much more when the first token is evicted; the ratio of the two perplexities
+//! says how much. Definitions: `docs/metrics.md`.
+//!
+//! Text is scored as `analyze --hf` reads it: the run's tokenizer turns the file into one stream
+//! (an EOS after each document), cut into windows of `seq_len` tokens, each after BOS; a window's
+//! `seq_len` targets are its tokens, predicted from BOS and the tokens before them.
+
+use crate::error::{AnalysisError, Result};
+use crate::run::{load_model, require_done};
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataset::Dataset;
+use burn::tensor::{Bool, Device, Tensor, TensorData};
+use gatelab_data::corpus::load_text;
+use gatelab_data::{LmBatcher, Tokenizer};
+use gatelab_model::{Transformer, token_nll};
+use gatelab_rundir::RunDir;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Where `gatelab eval` leaves its result in a run folder (the report reads the streaming ratio
+/// from it).
+pub const PERPLEXITY: &str = "perplexity.json";
+
+/// A run's `perplexity.json`, if it has one.
+pub fn read_eval(run: &RunDir) -> Result<Option<EvalResult>> {
+    let path = run.file(PERPLEXITY);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    Ok(Some(gatelab_rundir::read_json(&path)?))
+}
+
+/// What to score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalOptions {
+    /// A text file (or folder of `.txt`, or JSONL) instead of the run's validation split.
+    pub text: Option<PathBuf>,
+    /// Tokens per window for `text` (default: the run's training length).
+    pub seq_len: Option<usize>,
+    /// At most this many windows.
+    pub sequences: usize,
+    /// Windows per batch.
+    pub batch_size: usize,
+    /// The streaming probe's window `W` (keys per query), if wanted.
+    pub window: Option<usize>,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        Self { text: None, seq_len: None, sequences: 256, batch_size: 16, window: None }
+    }
+}
+
+/// The streaming probe's result over the positions `i ≥ window` (where a window leaves keys out).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Streaming {
+    /// Keys per query, `W`.
+    pub window: usize,
+    /// Targets scored (positions ≥ `W` of every window).
+    pub tokens: usize,
+    /// Perplexity with full causal attention.
+    pub full: f64,
+    /// With keys `i−W+1..=i` and the first token.
+    pub first_kept: f64,
+    /// With keys `i−W+1..=i` only: the first token evicted.
+    pub first_evicted: f64,
+    /// `first_evicted / first_kept`: how much the model leans on its first token.
+    pub ratio: f64,
+}
+
+/// `gatelab eval`'s result for one run.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct EvalResult {
+    /// The run folder.
+    pub run: PathBuf,
+    /// What was scored: `validation split` or the text file.
+    pub source: String,
+    /// Windows scored.
+    pub sequences: usize,
+    /// Their length.
+    pub seq_len: usize,
+    /// Targets scored.
+    pub tokens: usize,
+    /// Mean negative log-likelihood per target (nats).
+    pub loss: f64,
+    /// `exp(loss)`.
+    pub perplexity: f64,
+    /// The streaming probe, when asked.
+    pub streaming: Option<Streaming>,
+}
+
+/// Token windows with their targets, `[BOS, x_1, …]` of `seq_len + 1` ids each.
+struct Windows {
+    ids: Vec<Vec<i64>>,
+    seq_len: usize,
+    source: String,
+    /// Targets equal to it are padding and not scored.
+    pad: u32,
+}
+
+/// The run's tokenizer: its `tokenizer.json`, else the one its data config builds.
+fn run_tokenizer(run: &RunDir) -> Result<Tokenizer> {
+    let path = run.file(gatelab_rundir::folder::TOKENIZER);
+    if path.is_file() {
+        return Ok(Tokenizer::load(&path)?);
+    }
+    let config = run.read_file()?.config;
+    config.data.prepare()?.tokenizer.ok_or_else(|| {
+        AnalysisError::run(
+            &run.path,
+            "trained on a synthetic corpus, which has no tokenizer: --text needs a run trained on text",
+        )
+    })
+}
+
+/// `text` as windows of `seq_len` tokens after BOS (module docs), at most `max`.
+pub fn text_windows(tokenizer: &Tokenizer, text: &Path, seq_len: usize, max: usize) -> Result<Vec<Vec<i64>>> {
+    let mut stream = Vec::new();
+    for doc in load_text(text)? {
+        stream.extend(tokenizer.encode(&doc)?);
+        stream.push(tokenizer.eos);
+    }
+    let windows: Vec<Vec<i64>> = stream
+        .chunks_exact(seq_len)
+        .take(max)
+        .map(|w| std::iter::once(tokenizer.bos).chain(w.iter().copied()).map(i64::from).collect())
+        .collect();
+    if windows.is_empty() {
+        return Err(AnalysisError::run(text, format!("{} tokens, fewer than one window of {seq_len}", stream.len())));
+    }
+    Ok(windows)
+}
+
+fn windows(run: &RunDir, options: &EvalOptions) -> Result<Windows> {
+    let config = run.read_file()?.config;
+    if let Some(text) = &options.text {
+        let seq_len = options.seq_len.unwrap_or(config.data.seq_len);
+        if seq_len < 2 {
+            return Err(AnalysisError::option("--seq-len", "must be at least 2"));
+        }
+        let ids = text_windows(&run_tokenizer(run)?, text, seq_len, options.sequences)?;
+        return Ok(Windows { ids, seq_len, source: text.display().to_string(), pad: u32::MAX });
+    }
+    if options.seq_len.is_some_and(|n| n != config.data.seq_len) {
+        return Err(AnalysisError::option(
+            "--seq-len",
+            format!(
+                "the validation split has windows of the run's length {}; give --text to score other lengths",
+                config.data.seq_len
+            ),
+        ));
+    }
+    let data = config.data.prepare()?;
+    let n = options.sequences.min(data.valid.len());
+    let ids = (0..n)
+        .map(|i| {
+            data.valid
+                .get(i)
+                .map(|e| e.tokens.iter().map(|&t| i64::from(t)).collect())
+                .map_err(|e| gatelab_data::DataError::new(e.to_string()).into())
+        })
+        .collect::<Result<Vec<Vec<i64>>>>()?;
+    if ids.is_empty() {
+        return Err(AnalysisError::run(&run.path, "the validation split is empty"));
+    }
+    Ok(Windows { ids, seq_len: config.data.seq_len, source: "validation split".into(), pad: data.vocab.pad })
+}
+
+/// `[t, t]`, true where query `i` may not see key `j`: the future, and with a window `W` the keys
+/// before `i − W + 1` (all but the first token, when `keep_first`).
+pub fn window_mask(t: usize, window: Option<usize>, keep_first: bool, device: &Device) -> Tensor<2, Bool> {
+    let hidden: Vec<bool> = (0..t * t)
+        .map(|k| {
+            let (i, j) = (k / t, k % t);
+            let outside = window.is_some_and(|w| i - j.min(i) >= w && !(keep_first && j == 0));
+            j > i || outside
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(hidden, [t, t]), device)
+}
+
+/// Σ NLL and count of the targets at positions `from..` of every window, under `mask`.
+fn nll(
+    model: &Transformer,
+    w: &Windows,
+    mask: &Tensor<2, Bool>,
+    from: usize,
+    options: &EvalOptions,
+    device: &Device,
+) -> (f64, usize) {
+    let (mut sum, mut count) = (0.0, 0);
+    let t = w.seq_len;
+    let batcher = LmBatcher { pad: w.pad };
+    for chunk in w.ids.chunks(options.batch_size.max(1)) {
+        let items = chunk
+            .iter()
+            .map(|ids| gatelab_data::LmExample { tokens: ids.iter().map(|&x| x as u32).collect() })
+            .collect();
+        let batch = batcher.batch(items, device);
+        let logits = model.forward_masked(batch.inputs, mask.clone());
+        let b = chunk.len();
+        let real = batch.mask.slice([0..b, from..t]);
+        let per = token_nll(logits, batch.targets).slice([0..b, from..t]) * real.clone();
+        sum += f64::from(per.sum().into_scalar::<f32>());
+        count += real.sum().into_scalar::<f32>() as usize;
+    }
+    (sum, count)
+}
+
+/// Scores a finished run (module docs).
+pub fn eval_run(run: &RunDir, device: &Device, options: &EvalOptions) -> Result<EvalResult> {
+    require_done(run)?;
+    let config = run.read_file()?.config;
+    let model = load_model(run, &config.model, device)?;
+    let w = windows(run, options)?;
+    let t = w.seq_len;
+    let full = window_mask(t, None, false, device);
+    let (sum, count) = nll(&model, &w, &full, 0, options, device);
+    let loss = sum / count.max(1) as f64;
+    let streaming = match options.window {
+        None => None,
+        Some(window) if window == 0 || window >= t => {
+            return Err(AnalysisError::option(
+                "--window",
+                format!("must be between 1 and the window length {t} (exclusive), got {window}"),
+            ));
+        }
+        Some(window) => {
+            let ppl = |mask: &Tensor<2, Bool>| {
+                let (s, n) = nll(&model, &w, mask, window, options, device);
+                ((s / n.max(1) as f64).exp(), n)
+            };
+            let (full_ppl, n) = ppl(&full);
+            let (kept, _) = ppl(&window_mask(t, Some(window), true, device));
+            let (evicted, _) = ppl(&window_mask(t, Some(window), false, device));
+            Some(Streaming {
+                window,
+                tokens: n,
+                full: full_ppl,
+                first_kept: kept,
+                first_evicted: evicted,
+                ratio: evicted / kept,
+            })
+        }
+    };
+    Ok(EvalResult {
+        run: run.path.clone(),
+        source: w.source,
+        sequences: w.ids.len(),
+        seq_len: t,
+        tokens: count,
+        loss,
+        perplexity: loss.exp(),
+        streaming,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gatelab_model::{ModelConfig, SinkCure};
+
+    fn hidden(m: Tensor<2, Bool>) -> Vec<bool> {
+        m.into_data().iter::<bool>().collect()
+    }
+
+    #[test]
+    fn windows_hide_the_future_and_the_distant_past_and_keep_the_first_token_on_request() {
+        let device = Device::flex();
+        let t = 5;
+        let causal = hidden(window_mask(t, None, false, &device));
+        for i in 0..t {
+            for j in 0..t {
+                assert_eq!(causal[i * t + j], j > i);
+            }
+        }
+        // W = 2: query 4 sees keys 3 and 4, and key 0 when it is kept.
+        let evicted = hidden(window_mask(t, Some(2), false, &device));
+        let kept = hidden(window_mask(t, Some(2), true, &device));
+        assert_eq!(&evicted[4 * t..5 * t], &[true, true, true, false, false]);
+        assert_eq!(&kept[4 * t..5 * t], &[false, true, true, false, false]);
+        // Query 1 sees keys 0 and 1 either way.
+        assert_eq!(&evicted[t..2 * t], &[false, false, true, true, true]);
+    }
+
+    #[test]
+    fn the_causal_mask_given_explicitly_is_the_plain_forward_and_a_window_changes_far_positions() {
+        let device = Device::flex();
+        for cure in [SinkCure::Softmax, SinkCure::SinkLogit, SinkCure::Sigmoid] {
+            let model = ModelConfig {
+                vocab_size: 11,
+                d_model: 16,
+                n_layers: 1,
+                n_heads: 2,
+                n_kv_heads: 1,
+                head_dim: 8,
+                d_ff: 0,
+                init_std: 0.5,
+                cure,
+                ..ModelConfig::default()
+            }
+            .init(&device)
+            .unwrap();
+            let tokens =
+                Tensor::<2, burn::tensor::Int>::from_data(TensorData::new(vec![1i64, 4, 2, 7, 3, 9], [1, 6]), &device);
+            let plain: Vec<f32> = model.forward(tokens.clone()).into_data().iter::<f32>().collect();
+            let masked: Vec<f32> = model
+                .forward_masked(tokens.clone(), window_mask(6, None, false, &device))
+                .into_data()
+                .iter::<f32>()
+                .collect();
+            assert_eq!(plain, masked, "{}", cure.name());
+            let windowed: Vec<f32> = model
+                .forward_masked(tokens, window_mask(6, Some(2), false, &device))
+                .into_data()
+                .iter::<f32>()
+                .collect();
+            // Positions 0 and 1 see everything they saw before; position 5 does not.
+            assert_eq!(&plain[..2 * 11], &windowed[..2 * 11]);
+            assert!(plain[5 * 11..].iter().zip(&windowed[5 * 11..]).any(|(a, b)| (a - b).abs() > 1e-6));
+        }
+    }
+}
