@@ -12,7 +12,6 @@ use crate::error::{AnalysisError, Result};
 use crate::run::{ANALYSIS, Analysis, AnalyzeOptions};
 use crate::stats::Accumulator;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use gatelab_data::corpus::load_text;
 use gatelab_data::{CorpusSpec, DataConfig, Packing, Tokenizer, TokenizerSpec};
 use gatelab_model::token_nll;
 use gatelab_rundir::{EvalRecord, RunConfig, RunDir, RunFile, RunMeta, Status, TrainConfig, write_json};
@@ -57,24 +56,12 @@ pub fn analyze_checkpoint(
             ),
         ));
     }
-    let mut stream = Vec::new();
-    for doc in load_text(text)? {
-        stream.extend(tokenizer.encode(&doc)?);
-        stream.push(tokenizer.eos);
-    }
-    let windows: Vec<Vec<i32>> = stream
-        .chunks_exact(seq_len)
-        .take(options.max_sequences)
-        .map(|w| std::iter::once(tokenizer.bos).chain(w.iter().copied()).map(|t| t as i32).collect())
-        .collect();
-    if windows.is_empty() {
-        return Err(AnalysisError::run(text, format!("{} tokens, fewer than one window of {seq_len}", stream.len())));
-    }
+    let windows = crate::eval::text_windows(&tokenizer, text, seq_len, options.max_sequences)?;
     std::fs::create_dir_all(out).map_err(|e| gatelab_rundir::RunDirError::io(out, e))?;
     let (mut acc, mut nll, mut count) = (Accumulator::new(options.stats.clone()), 0.0, 0usize);
     let batch = options.batch_size.max(1);
     for (k, chunk) in windows.chunks(batch).enumerate() {
-        let ids: Vec<i32> = chunk.iter().flat_map(|w| w.iter().copied()).collect();
+        let ids: Vec<i64> = chunk.iter().flat_map(|w| w.iter().copied()).collect();
         let all = Tensor::<2, Int>::from_data(TensorData::new(ids, [chunk.len(), seq_len + 1]), device);
         let (inputs, targets) =
             (all.clone().slice([0..chunk.len(), 0..seq_len]), all.slice([0..chunk.len(), 1..seq_len + 1]));
