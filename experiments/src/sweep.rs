@@ -323,7 +323,6 @@ pub fn execute(
     }
     display.finish();
     write_json(&out.join(table), &rows)?;
-    print_table(&rows);
     eprintln!(
         "{} runs in {}; results in {}",
         rows.len(),

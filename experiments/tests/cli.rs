@@ -56,6 +56,43 @@ fn printing_commands_speak_json_on_request() {
     let (code, stdout, _) = gatelab(&["grid", "list", "core", "--json"]);
     assert_eq!(code, 0);
     assert!(serde_json::from_str::<serde_json::Value>(&stdout).is_ok());
+    // A sweep prints its runs and the report's summary as JSON, one document each.
+    let dir = scratch("cli-json");
+    let grid = dir.join("one.json");
+    std::fs::write(&grid, r#"{"name": "one", "variants": [{"name": "baseline", "paper": "Table 1 row 1"}]}"#).unwrap();
+    let out = dir.join("out").display().to_string();
+    let args = [
+        "sweep",
+        grid.to_str().unwrap(),
+        "--preset",
+        "tiny",
+        "--data",
+        "tinyshakespeare",
+        "--out",
+        &out,
+        "--json",
+        "train.steps=150",
+        "train.warmup_steps=10",
+    ];
+    let (code, stdout, stderr) = gatelab(&args);
+    assert_eq!(code, 0, "{stderr}");
+    let docs: Vec<serde_json::Value> =
+        serde_json::Deserializer::from_str(&stdout).into_iter().collect::<Result<_, _>>().expect("JSON documents");
+    assert_eq!(docs.len(), 2, "{stdout}");
+    assert_eq!(docs[0]["runs"][0]["status"]["state"], "done");
+    assert_eq!(docs[1]["configurations"][0]["runs"], 1);
+    // eval scores a text file with the run's tokenizer, in windows after BOS.
+    let text = common::manifest_dir().join("../data/corpora/tinyshakespeare.txt").display().to_string();
+    let (code, stdout, stderr) =
+        gatelab(&["eval", &out, "--text", &text, "--seq-len", "64", "--sequences", "8", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let scored: serde_json::Value = serde_json::from_str(&stdout).expect("eval --json");
+    let first = &scored[0];
+    assert_eq!(
+        (first["source"].as_str(), first["sequences"].as_u64(), first["tokens"].as_u64()),
+        (Some(text.as_str()), Some(8), Some(8 * 64))
+    );
+    assert!(first["perplexity"].as_f64().unwrap() > 1.0);
 }
 
 #[test]

@@ -39,6 +39,9 @@ pub struct SweepArgs {
     /// Do not analyse the runs and write the report at the end (a shard never does).
     #[arg(long)]
     no_report: bool,
+    /// Print the runs (and the report's summary) as JSON instead of tables.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn sweep(args: SweepArgs) -> Result<()> {
@@ -71,11 +74,16 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
         opts.backend.name()
     );
     let rows = sweep::run_plan(&plan, &opts)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "runs": rows })).expect("json"));
+    } else {
+        sweep::print_table(&rows);
+    }
     if !args.no_report && opts.shard.is_none() && rows.iter().any(|r| r.status.is_done()) {
         super::report::report(super::report::ReportArgs {
             sweep: plan.out.clone(),
             device: args.device.device.clone(),
-            json: false,
+            json: args.json,
             out: None,
         })?;
     }
@@ -164,6 +172,9 @@ pub struct ExtendArgs {
     out: Option<PathBuf>,
     #[command(flatten)]
     device: TrainDeviceArgs,
+    /// Print the runs as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `gatelab extend`: continue finished runs at a longer length as new runs naming their parent.
@@ -184,6 +195,11 @@ pub fn extend(args: ExtendArgs) -> Result<()> {
     let plan = extend::plan(&opts)?;
     eprintln!("extend: {} runs continued at seq_len {} into {}", plan.runs.len(), opts.seq_len, plan.out.display());
     let rows = extend::run_plan(plan, &opts)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "runs": rows })).expect("json"));
+    } else {
+        gatelab::sweep::print_table(&rows);
+    }
     none_failed(&rows)
 }
 
