@@ -13,7 +13,8 @@
 //! treat it as the usual convention, not as proof. One seed has no interval.
 //!
 //! **Paired differences.** A gated configuration's baseline is the ungated configuration that is
-//! otherwise identical (its config with `model.gate` removed). The same seed means the same
+//! otherwise identical (its config with `model.gate` removed); an ungated configuration with a
+//! sink cure is compared with plain softmax, otherwise identical. The same seed means the same
 //! initialisation stream and the same batch at every step (the batch of step `s` depends only on
 //! the seed and `s`), so a variant's run and the baseline's run of the same seed differ by the
 //! gate alone. The difference is taken seed
@@ -684,20 +685,28 @@ fn estimate(g: &mut Group) {
 /// The baseline of the same configuration: the ungated group whose config (less the seed) is this
 /// group's with the gate removed, on the same backend. A learning-rate sweep pairs each gate with
 /// the baseline of its own learning rate; a size ladder, with the baseline of its own size.
+///
+/// A sink cure without a gate is paired with the plain-softmax configuration that is otherwise
+/// identical (the cure's own effect); a cure with a gate, with the same cure without the gate (the
+/// gate's effect on top of the cure).
 fn pair_with_baselines(groups: &mut [Group]) {
-    let ungated_key = |g: &Group| {
+    let reference_key = |g: &Group, softmax: bool| {
         let file = &g.runs[0].file;
         let mut config = file.config_without_seed();
         config.model.gate = GateSpec::BASELINE;
+        if softmax {
+            config.model.cure = gatelab_model::SinkCure::Softmax;
+        }
         serde_json::to_string(&(config, &file.meta.backend)).expect("configs serialise")
     };
     for i in 0..groups.len() {
-        if groups[i].is_baseline() {
+        let cured = !groups[i].runs[0].file.config.model.cure.is_softmax();
+        if groups[i].is_baseline() && !cured {
             continue;
         }
-        let want = ungated_key(&groups[i]);
-        let Some(b) =
-            (0..groups.len()).find(|&b| groups[b].is_baseline() && group_key(&groups[b].runs[0].file) == want)
+        let want = reference_key(&groups[i], groups[i].is_baseline());
+        let Some(b) = (0..groups.len())
+            .find(|&b| b != i && groups[b].is_baseline() && group_key(&groups[b].runs[0].file) == want)
         else {
             continue;
         };
@@ -718,7 +727,9 @@ fn pair_with_baselines(groups: &mut [Group]) {
 
 /// What the baseline shows, in words: the first sentence of every report.
 pub fn finding(summary: &Summary) -> String {
-    let Some(base) = summary.groups.iter().find(|g| g.is_baseline()) else {
+    let plain = |g: &&Group| g.is_baseline() && g.runs[0].file.config.model.cure.is_softmax();
+    let Some(base) = summary.groups.iter().find(plain).or_else(|| summary.groups.iter().find(|g| g.is_baseline()))
+    else {
         return "This sweep has no ungated baseline, so it says nothing about whether a gate removes a sink.".into();
     };
     if base.done() == 0 {

@@ -223,3 +223,52 @@ fn a_learning_rate_sweep_over_two_seeds_reports_one_row_per_configuration() {
     assert_eq!(rows[0]["interventions"]["position"], 0);
     assert!(rows[0]["first_token_attention"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn a_cure_is_paired_with_softmax_and_a_cure_with_a_gate_with_the_cure_alone() {
+    let dir = scratch("report-cures");
+    let grid = dir.join("cures.json");
+    std::fs::write(
+        &grid,
+        r#"{"name": "three", "variants": [
+            {"name": "baseline", "paper": "softmax"},
+            {"name": "sink-logit", "paper": "gpt-oss", "set": {"model.cure": "sink_logit"}},
+            {"name": "sink-logit-g1", "paper": "gpt-oss + G1", "set": {"model.cure": "sink_logit", "model.gate.position": "g1"}}
+        ]}"#,
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let args = [
+        "sweep",
+        grid.to_str().unwrap(),
+        "--preset",
+        "tiny",
+        "--seeds",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "train.steps=200",
+        "train.eval_every=100",
+    ];
+    let (code, _, stderr) = gatelab(&args);
+    assert_eq!(code, 0, "{stderr}");
+    let summary = summarize(&out).unwrap();
+    let name_of = |i: Option<usize>| i.map(|b| summary.groups[b].name());
+    for g in &summary.groups {
+        let expected = match g.name().as_str() {
+            "baseline" => None,
+            "sink-logit" => Some("baseline".to_string()),
+            "sink-logit-g1" => Some("sink-logit".to_string()),
+            other => panic!("unexpected {other}"),
+        };
+        assert_eq!(name_of(g.baseline), expected, "{}", g.name());
+    }
+    // The slot's weight is measured for the cures, and the report says where the attention went.
+    let cured = summary.groups.iter().find(|g| g.name() == "sink-logit").unwrap();
+    let slot = cured.estimates[&Metric::Slot].mean;
+    assert!(slot > 0.0 && slot < 1.0, "{slot}");
+    assert!(!summary.groups.iter().find(|g| g.name() == "baseline").unwrap().estimates.contains_key(&Metric::Slot));
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.contains("## Where the attention goes") && md.contains("| sink-logit | sink_logit |"), "{md}");
+    assert!(md.contains("- **attention weights**: sink_logit; softmax (differs"), "{md}");
+}

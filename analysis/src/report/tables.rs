@@ -103,7 +103,8 @@ F-Attn is the absolute weight on position 0; F-Attn share is that weight over th
 the slot cures (softmax+1, sink logit, key/value bias) put on their extra slot, where a sink can go instead of position 0; row mass is the \
 total weight on real keys (1 under softmax; less with a slot or softpick; anything under sigmoid attention). Queries ≥ 1, mean over heads \
 and layers. streaming ratio (after gatelab eval --window W): held-out perplexity under a sliding window of W keys with the first token \
-evicted over that with it kept, at positions ≥ W; well above 1 means the model leans on its first token.";
+evicted over that with it kept, at positions ≥ W; well above 1 means the model leans on its first token. In the paired table a cure \
+without a gate is compared with softmax (the cure's cost or gain), and a cure with G1 with the same cure without it (the gate on top).";
 
 /// The header of the interventions table.
 pub fn intervention_header() -> Vec<String> {
