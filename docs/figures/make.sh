@@ -6,8 +6,8 @@
 #   docs/figures/make.sh [core|stability|ladder|activations|cures|length ...]   (default: all)
 #   BACKEND=tch GATELAB_FEATURES=tch docs/figures/make.sh                 # faster on a CPU (docs/backends.md)
 #
-# Wall times on the 2-core machine of docs/findings.md, with BACKEND=tch: core 15 min, stability
-# 20 min, ladder 45 min, activations 10 min, length 5 min.
+# Wall times on the 2-core machine of docs/findings.md, with BACKEND=tch: core 18 min, stability
+# 28 min, ladder 60 min, activations 10-25 min, cures 66 min, length 3 min.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 backend="${BACKEND:-flex}"
@@ -36,7 +36,12 @@ study() {
       copy activations top_activations_per_layer ;;
     cures)
       gatelab sweep cures --seeds 3 --backend "$backend" --out "$out/cures"
-      copy cures first_token_attention_per_layer ;;
+      gatelab eval "$out/cures" --window 32 --backend "$backend" >/dev/null
+      gatelab eval-length "$out/cures" --factors 1,4 --methods yarn --sequences 32 --sink-sequences 8 --needle-samples 2 --backend "$backend" >/dev/null
+      gatelab report "$out/cures" --backend "$backend" >/dev/null
+      copy cures first_token_attention_per_layer
+      copy cures slot_weight
+      copy cures streaming_ratio ;;
     length)
       gatelab eval-length "$out/core" --factors 1,2,4 --methods none,yarn --backend "$backend"
       gatelab report "$out/core" --backend "$backend" >/dev/null
