@@ -74,27 +74,26 @@ fn tick_labels_differ_even_on_a_narrow_axis() {
     );
 }
 
+/// Sweeps the grid `grid` (its JSON) in `dir` at the tiny preset, two seeds, 200 steps, with
+/// `overrides`; returns the sweep folder and what the sweep printed.
+fn tiny_sweep_of_two_seeds(dir: &Path, grid: &str, overrides: &[&str]) -> (std::path::PathBuf, String) {
+    let file = dir.join("grid.json");
+    std::fs::write(&file, grid).unwrap();
+    let out = dir.join("out");
+    let mut args =
+        vec!["sweep", file.to_str().unwrap(), "--preset", "tiny", "--seeds", "2", "--out", out.to_str().unwrap()];
+    args.extend(overrides);
+    args.extend(["train.steps=200", "train.eval_every=100"]);
+    let (code, stdout, stderr) = gatelab(&args);
+    assert_eq!(code, 0, "{stderr}");
+    (out, stdout)
+}
+
 #[test]
 fn a_learning_rate_sweep_over_two_seeds_reports_one_row_per_configuration() {
     let dir = scratch("report");
-    let grid = dir.join("pair.json");
-    std::fs::write(&grid, r#"{"name": "pair", "variants": [{"name": "baseline", "paper": "Table 1 row 1"}, {"name": "g1", "paper": "Table 1 row 5", "set": {"model.gate.position": "g1"}}]}"#).unwrap();
-    let out = dir.join("out");
-    let args = [
-        "sweep",
-        grid.to_str().unwrap(),
-        "--preset",
-        "tiny",
-        "--seeds",
-        "2",
-        "--out",
-        out.to_str().unwrap(),
-        "train.lr=3e-3,6e-3",
-        "train.steps=200",
-        "train.eval_every=100",
-    ];
-    let (code, stdout, stderr) = gatelab(&args);
-    assert_eq!(code, 0, "{stderr}");
+    let grid = r#"{"name": "pair", "variants": [{"name": "baseline", "paper": "Table 1 row 1"}, {"name": "g1", "paper": "Table 1 row 5", "set": {"model.gate.position": "g1"}}]}"#;
+    let (out, stdout) = tiny_sweep_of_two_seeds(&dir, grid, &["train.lr=3e-3,6e-3"]);
     // Two variants × two learning rates, each over two seeds: four rows, none pooled.
     let summary = summarize(&out).unwrap();
     assert_eq!(summary.groups.len(), 4);
@@ -227,31 +226,12 @@ fn a_learning_rate_sweep_over_two_seeds_reports_one_row_per_configuration() {
 #[test]
 fn a_cure_is_paired_with_softmax_and_a_cure_with_a_gate_with_the_cure_alone() {
     let dir = scratch("report-cures");
-    let grid = dir.join("cures.json");
-    std::fs::write(
-        &grid,
-        r#"{"name": "three", "variants": [
+    let grid = r#"{"name": "three", "variants": [
             {"name": "baseline", "paper": "softmax"},
             {"name": "sink-logit", "paper": "gpt-oss", "set": {"model.cure": "sink_logit"}},
             {"name": "sink-logit-g1", "paper": "gpt-oss + G1", "set": {"model.cure": "sink_logit", "model.gate.position": "g1"}}
-        ]}"#,
-    )
-    .unwrap();
-    let out = dir.join("out");
-    let args = [
-        "sweep",
-        grid.to_str().unwrap(),
-        "--preset",
-        "tiny",
-        "--seeds",
-        "2",
-        "--out",
-        out.to_str().unwrap(),
-        "train.steps=200",
-        "train.eval_every=100",
-    ];
-    let (code, _, stderr) = gatelab(&args);
-    assert_eq!(code, 0, "{stderr}");
+        ]}"#;
+    let (out, _) = tiny_sweep_of_two_seeds(&dir, grid, &[]);
     let summary = summarize(&out).unwrap();
     let name_of = |i: Option<usize>| i.map(|b| summary.groups[b].name());
     for g in &summary.groups {

@@ -151,6 +151,13 @@ pub(crate) fn linear(d_in: usize, d_out: usize, config: &ModelConfig, device: &D
         .init(device)
 }
 
+/// Each KV head repeated for the query heads of its group: `[b, kv, t, hd]` → `[b, kv·groups, t,
+/// hd]`, the query heads of one group contiguous (the model's convention).
+pub fn repeat_kv(x: Tensor<4>, groups: usize) -> Tensor<4> {
+    let [b, kv, t, hd] = x.dims();
+    x.unsqueeze_dim::<5>(2).expand([b, kv, groups, t, hd]).reshape([b, kv * groups, t, hd])
+}
+
 /// A parameter drawn from the model's normal initialisation.
 fn normal(shape: [usize; 2], config: &ModelConfig, device: &Device) -> Param<Tensor<2>> {
     Param::from_tensor(Tensor::random(shape, Distribution::Normal(0.0, config.init_std), device))
@@ -256,10 +263,9 @@ impl Attention {
             (y.reshape([b, h, t, hd]), attn.reshape([b, h, t, t]), logits, slot_probs.map(|p| p.reshape([b, h, t])))
         } else {
             // softpick, sigmoid and clipped softmax: Burn's operations and autodiff (`crate::cure`).
-            let expand = |x: Tensor<4>| x.unsqueeze_dim::<5>(2).expand([b, kv, groups, t, hd]).reshape([b, h, t, hd]);
-            let scores = q.clone().matmul(expand(k.clone()).transpose()).mul_scalar(scale);
+            let scores = q.clone().matmul(repeat_kv(k.clone(), groups).transpose()).mul_scalar(scale);
             let (attn, _) = weights(self.cure, scores, causal_mask.clone(), None, 0);
-            (attn.clone().matmul(expand(v.clone())), attn, None, None)
+            (attn.clone().matmul(repeat_kv(v.clone(), groups)), attn, None, None)
         };
         let sdpa_out = sdpa_out.swap_dims(1, 2); // [b, t, h, hd]
 

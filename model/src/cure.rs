@@ -13,7 +13,7 @@
 //! | `sigmoid` | `σ(s_i − ln(i + 1))`, query `i` seeing `i + 1` keys; no normalisation | – |
 //! | `clipped_softmax` | `clip((ζ − γ)·softmax(s)_i + γ, 0, 1)` | – |
 //!
-//! The first three and `kv_bias` put the missing mass in an extra *slot*: the real keys' weights
+//! `softmax_plus_one`, `sink_logit` and `kv_bias` put the missing mass in an extra *slot*: the real keys' weights
 //! sum to less than 1, and the slot's share is reported (where the sink went). `sigmoid` rows need
 //! not sum to 1 at all; `softpick` rows sum to at most 1.
 

@@ -40,8 +40,7 @@ fn attention_tiles(p: &AttentionProbe, tile: usize) -> Box<dyn Iterator<Item = T
     }
     let [b, h, t, hd] = p.queries.dims();
     let [_, kv, _, _] = p.keys.dims();
-    // Query heads of one KV group are contiguous (the model's convention).
-    let keys = p.keys.clone().unsqueeze_dim::<5>(2).expand([b, kv, h / kv, t, hd]).reshape([b, h, t, hd]);
+    let keys = gatelab_model::attention::repeat_kv(p.keys.clone(), h / kv);
     let scale = (hd as f64).powf(-0.5);
     Box::new((0..t).step_by(tile.max(1)).map(move |i0| {
         let i1 = (i0 + tile.max(1)).min(t);

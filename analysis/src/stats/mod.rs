@@ -164,8 +164,7 @@ impl Stats {
 
     /// The slot cures' mean slot weight over layers, if the model has a slot.
     pub fn slot(&self) -> Option<f64> {
-        let slots: Vec<f64> = self.layers.iter().filter_map(|l| l.slot).collect();
-        (!slots.is_empty() && slots.len() == self.layers.len()).then(|| mean(slots.into_iter()))
+        mean_option(self.layers.iter().map(|l| l.slot))
     }
 
     /// Sink_1^ε averaged over layers.
@@ -287,11 +286,8 @@ impl Accumulator {
                     first_token_share: heads.iter().all(|h| h.first_token_share.is_some()).then(|| {
                         std::array::from_fn(|j| mean(heads.iter().filter_map(|h| h.first_token_share.map(|s| s[j]))))
                     }),
-                    row_mass: heads
-                        .iter()
-                        .all(|h| h.row_mass.is_some())
-                        .then(|| mean(heads.iter().filter_map(|h| h.row_mass))),
-                    slot: heads.iter().all(|h| h.slot.is_some()).then(|| mean(heads.iter().filter_map(|h| h.slot))),
+                    row_mass: mean_option(heads.iter().map(|h| h.row_mass)),
+                    slot: mean_option(heads.iter().map(|h| h.slot)),
                     heads,
                     gate: acc.gates.as_ref().map(gates::GateAcc::finish),
                     ..LayerStats::default()
