@@ -102,13 +102,12 @@ struct Windows {
 }
 
 /// The run's tokenizer: its `tokenizer.json`, else the one its data config builds.
-fn run_tokenizer(run: &RunDir) -> Result<Tokenizer> {
+fn run_tokenizer(run: &RunDir, data: &gatelab_data::DataConfig) -> Result<Tokenizer> {
     let path = run.file(gatelab_rundir::folder::TOKENIZER);
     if path.is_file() {
         return Ok(Tokenizer::load(&path)?);
     }
-    let config = run.read_file()?.config;
-    config.data.prepare()?.tokenizer.ok_or_else(|| {
+    data.prepare()?.tokenizer.ok_or_else(|| {
         AnalysisError::run(
             &run.path,
             "trained on a synthetic corpus, which has no tokenizer: --text needs a run trained on text",
@@ -134,26 +133,26 @@ pub fn text_windows(tokenizer: &Tokenizer, text: &Path, seq_len: usize, max: usi
     Ok(windows)
 }
 
-fn windows(run: &RunDir, options: &EvalOptions) -> Result<Windows> {
-    let config = run.read_file()?.config;
+fn windows(run: &RunDir, data: &gatelab_data::DataConfig, options: &EvalOptions) -> Result<Windows> {
     if let Some(text) = &options.text {
-        let seq_len = options.seq_len.unwrap_or(config.data.seq_len);
+        let seq_len = options.seq_len.unwrap_or(data.seq_len);
         if seq_len < 2 {
             return Err(AnalysisError::option("--seq-len", "must be at least 2"));
         }
-        let ids = text_windows(&run_tokenizer(run)?, text, seq_len, options.sequences)?;
+        let ids = text_windows(&run_tokenizer(run, data)?, text, seq_len, options.sequences)?;
         return Ok(Windows { ids, seq_len, source: text.display().to_string(), pad: u32::MAX });
     }
-    if options.seq_len.is_some_and(|n| n != config.data.seq_len) {
+    if options.seq_len.is_some_and(|n| n != data.seq_len) {
         return Err(AnalysisError::option(
             "--seq-len",
             format!(
                 "the validation split has windows of the run's length {}; give --text to score other lengths",
-                config.data.seq_len
+                data.seq_len
             ),
         ));
     }
-    let data = config.data.prepare()?;
+    let seq_len = data.seq_len;
+    let data = data.prepare()?;
     let n = options.sequences.min(data.valid.len());
     let ids = (0..n)
         .map(|i| {
@@ -166,7 +165,7 @@ fn windows(run: &RunDir, options: &EvalOptions) -> Result<Windows> {
     if ids.is_empty() {
         return Err(AnalysisError::run(&run.path, "the validation split is empty"));
     }
-    Ok(Windows { ids, seq_len: config.data.seq_len, source: "validation split".into(), pad: data.vocab.pad })
+    Ok(Windows { ids, seq_len, source: "validation split".into(), pad: data.vocab.pad })
 }
 
 /// `[t, t]`, true where query `i` may not see key `j`: the future, and with a window `W` the keys
@@ -182,18 +181,17 @@ pub fn window_mask(t: usize, window: Option<usize>, keep_first: bool, device: &D
     Tensor::from_data(TensorData::new(hidden, [t, t]), device)
 }
 
-/// Σ NLL and count of the targets at positions `from..` of every window, under `mask`.
-fn nll(
+/// Per position of the window, the Σ NLL and the count of its real targets over every window,
+/// under `mask`.
+fn position_nll(
     model: &Transformer,
     w: &Windows,
     mask: &Tensor<2, Bool>,
-    from: usize,
     options: &EvalOptions,
     device: &Device,
-) -> (f64, usize) {
-    let (mut sum, mut count) = (0.0, 0);
-    let t = w.seq_len;
+) -> (Vec<f64>, Vec<f64>) {
     let batcher = LmBatcher { pad: w.pad };
+    let (mut sums, mut counts) = (vec![0.0; w.seq_len], vec![0.0; w.seq_len]);
     for chunk in w.ids.chunks(options.batch_size.max(1)) {
         let items = chunk
             .iter()
@@ -201,13 +199,22 @@ fn nll(
             .collect();
         let batch = batcher.batch(items, device);
         let logits = model.forward_masked(batch.inputs, mask.clone());
-        let b = chunk.len();
-        let real = batch.mask.slice([0..b, from..t]);
-        let per = token_nll(logits, batch.targets).slice([0..b, from..t]) * real.clone();
-        sum += f64::from(per.sum().into_scalar::<f32>());
-        count += real.sum().into_scalar::<f32>() as usize;
+        let nll = (token_nll(logits, batch.targets) * batch.mask.clone()).sum_dim(0);
+        let real = batch.mask.sum_dim(0);
+        for (acc, v) in sums.iter_mut().zip(nll.into_data().iter::<f32>()) {
+            *acc += f64::from(v);
+        }
+        for (acc, v) in counts.iter_mut().zip(real.into_data().iter::<f32>()) {
+            *acc += f64::from(v);
+        }
     }
-    (sum, count)
+    (sums, counts)
+}
+
+/// Mean NLL over the positions `from..` of per-position sums and counts, and the count.
+fn mean_from((sums, counts): &(Vec<f64>, Vec<f64>), from: usize) -> (f64, usize) {
+    let (s, n): (f64, f64) = (sums[from..].iter().sum(), counts[from..].iter().sum());
+    (s / n.max(1.0), n as usize)
 }
 
 /// Scores a finished run (module docs).
@@ -215,11 +222,10 @@ pub fn eval_run(run: &RunDir, device: &Device, options: &EvalOptions) -> Result<
     require_done(run)?;
     let config = run.read_file()?.config;
     let model = load_model(run, &config.model, device)?;
-    let w = windows(run, options)?;
+    let w = windows(run, &config.data, options)?;
     let t = w.seq_len;
-    let full = window_mask(t, None, false, device);
-    let (sum, count) = nll(&model, &w, &full, 0, options, device);
-    let loss = sum / count.max(1) as f64;
+    let full = position_nll(&model, &w, &window_mask(t, None, false, device), options, device);
+    let (loss, count) = mean_from(&full, 0);
     let streaming = match options.window {
         None => None,
         Some(window) if window == 0 || window >= t => {
@@ -229,17 +235,17 @@ pub fn eval_run(run: &RunDir, device: &Device, options: &EvalOptions) -> Result<
             ));
         }
         Some(window) => {
-            let ppl = |mask: &Tensor<2, Bool>| {
-                let (s, n) = nll(&model, &w, mask, window, options, device);
-                ((s / n.max(1) as f64).exp(), n)
+            // The same positions i ≥ W under each mask; full attention's are in `full` already.
+            let ppl = |per_position: &(Vec<f64>, Vec<f64>)| mean_from(per_position, window);
+            let windowed = |keep_first| {
+                position_nll(&model, &w, &window_mask(t, Some(window), keep_first, device), options, device)
             };
-            let (full_ppl, n) = ppl(&full);
-            let (kept, _) = ppl(&window_mask(t, Some(window), true, device));
-            let (evicted, _) = ppl(&window_mask(t, Some(window), false, device));
+            let (full_loss, n) = ppl(&full);
+            let (kept, evicted) = (ppl(&windowed(true)).0.exp(), ppl(&windowed(false)).0.exp());
             Some(Streaming {
                 window,
                 tokens: n,
-                full: full_ppl,
+                full: full_loss.exp(),
                 first_kept: kept,
                 first_evicted: evicted,
                 ratio: evicted / kept,

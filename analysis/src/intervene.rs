@@ -58,11 +58,22 @@ fn measure(model: &Transformer, batches: &[LmBatch], edit: Option<&ResidualEdit>
             None => model.forward_probed_lean(batch.inputs.clone()),
         };
         acc.add(&probes);
-        let n = scalar(batch.mask.clone().sum());
-        loss_sum += scalar(masked_cross_entropy(logits, batch.targets.clone(), batch.mask.clone())) * n;
+        let (sum, n) = batch_loss(logits, batch);
+        loss_sum += sum;
         targets += n;
     }
-    (if targets > 0.0 { loss_sum / targets } else { f64::NAN }, acc.finish().first_token_attention())
+    (mean_loss(loss_sum, targets), acc.finish().first_token_attention())
+}
+
+/// Σ cross-entropy over the real targets of `batch` (`logits` its model output), and their count.
+pub(crate) fn batch_loss(logits: Tensor<3>, batch: &LmBatch) -> (f64, f64) {
+    let n = scalar(batch.mask.clone().sum());
+    (scalar(masked_cross_entropy(logits, batch.targets.clone(), batch.mask.clone())) * n, n)
+}
+
+/// The mean of a loss sum over `targets` targets (NaN for none).
+pub(crate) fn mean_loss(sum: f64, targets: f64) -> f64 {
+    if targets > 0.0 { sum / targets } else { f64::NAN }
 }
 
 fn scalar(t: Tensor<1>) -> f64 {
@@ -95,9 +106,16 @@ fn first_token_channels(model: &Transformer, batches: &[LmBatch]) -> Vec<(Vec<f6
         .collect()
 }
 
-/// Finds the first token's peak and measures the model as trained, with the peak zeroed and with
-/// it set to its mean. `None` for a model without blocks or an empty `batches`.
-pub fn intervene(model: &Transformer, batches: &[LmBatch], stats: &StatsConfig) -> Option<Interventions> {
+/// Finds the first token's peak and measures the model with the peak zeroed and with it set to
+/// its mean, beside `as_trained`: the (loss, F-Attn) of the same `batches` without an edit, which
+/// the caller's own pass over them has measured. `None` for a model without blocks or an empty
+/// `batches`.
+pub fn intervene(
+    model: &Transformer,
+    batches: &[LmBatch],
+    stats: &StatsConfig,
+    as_trained: (f64, f64),
+) -> Option<Interventions> {
     let channels = first_token_channels(model, batches);
     let peak_of = |abs: &[f64]| abs.iter().copied().enumerate().max_by(|a, b| a.1.total_cmp(&b.1));
     let highest = channels.iter().filter_map(|(abs, _)| peak_of(abs)).map(|p| p.1).fold(f64::NAN, f64::max);
@@ -109,7 +127,7 @@ pub fn intervene(model: &Transformer, batches: &[LmBatch], stats: &StatsConfig) 
     let median_abs = sorted[sorted.len() / 2];
     let mean_value = signed[channel];
     let edit = |value: f64| ResidualEdit { layer, position: POSITION, channel, value: value as f32 };
-    let plain = measure(model, batches, None, stats);
+    let plain = as_trained;
     let zeroed = measure(model, batches, Some(&edit(0.0)), stats);
     let meaned = measure(model, batches, Some(&edit(mean_value)), stats);
     Some(Interventions {
@@ -160,7 +178,8 @@ mod tests {
         let row: Vec<u32> = vec![1, 5, 3, 9, 2, 7, 4, 11, 6];
         // Every sequence the same: the first token's activation is its own mean.
         let batches = vec![batch(&[row.clone(), row.clone()], &device), batch(&[row], &device)];
-        let found = intervene(&model, &batches, &StatsConfig::default()).unwrap();
+        let plain = measure(&model, &batches, None, &StatsConfig::default());
+        let found = intervene(&model, &batches, &StatsConfig::default(), plain).unwrap();
         assert_eq!(found.position, POSITION);
         assert!(found.layer < 2 && found.channel < 16);
         assert!(found.peak_abs >= found.median_abs && found.peak_abs > 0.0);
@@ -176,7 +195,8 @@ mod tests {
         let device = Device::flex();
         let model = model(&device);
         let batches = vec![batch(&[vec![1, 2, 3, 4, 5], vec![1, 6, 7, 8, 9]], &device)];
-        let found = intervene(&model, &batches, &StatsConfig::default()).unwrap();
+        let plain = measure(&model, &batches, None, &StatsConfig::default());
+        let found = intervene(&model, &batches, &StatsConfig::default(), plain).unwrap();
         let channels = first_token_channels(&model, &batches);
         let (abs, _) = &channels[found.layer];
         assert!(abs.iter().all(|v| *v <= found.peak_abs + 1e-12));

@@ -125,19 +125,29 @@ pub fn analyze_run(run: &RunDir, device: &Device, options: &AnalyzeOptions) -> R
     }
     let example = |i: usize| data.analysis.get(i).map_err(|e| gatelab_data::DataError::new(e.to_string()));
     let mut acc = Accumulator::new(options.stats.clone());
-    let mut batches = Vec::new();
+    // The interventions reuse these batches and this pass's loss and F-Attn as the unedited model's.
+    let (mut batches, mut loss_sum, mut targets) = (Vec::new(), 0.0, 0.0);
     for start in (0..n).step_by(options.batch_size.max(1)) {
         let items = (start..(start + options.batch_size).min(n)).map(example).collect::<Result<Vec<_>, _>>()?;
         let batch = batcher.batch(items, device);
-        acc.observe(&model, batch.inputs.clone());
-        batches.push(batch);
+        let logits = acc.observe(&model, batch.inputs.clone());
+        if options.interventions {
+            let (sum, count) = crate::intervene::batch_loss(logits, &batch);
+            (loss_sum, targets) = (loss_sum + sum, targets + count);
+            batches.push(batch);
+        }
     }
-    let interventions =
-        if options.interventions { crate::intervene::intervene(&model, &batches, &options.stats) } else { None };
+    let stats = acc.finish();
+    let as_trained = (crate::intervene::mean_loss(loss_sum, targets), stats.first_token_attention());
+    let interventions = if options.interventions {
+        crate::intervene::intervene(&model, &batches, &options.stats, as_trained)
+    } else {
+        None
+    };
     // The attention maps of one sequence, for the heatmap.
     let first = batcher.batch(vec![example(0)?], device);
     draw_attention_maps(&model, first.inputs, &run.path, &run.name())?;
-    let analysis = Analysis { run: run.path.clone(), options: options.clone(), stats: acc.finish(), interventions };
+    let analysis = Analysis { run: run.path.clone(), options: options.clone(), stats, interventions };
     write_json(&run.file(ANALYSIS), &analysis)?;
     Ok(analysis)
 }
