@@ -5,10 +5,7 @@
 
 use super::Section;
 use super::setup::Setup;
-use super::tables::{
-    CURES_NOTE, DEFINITIONS, INTERVENTIONS_NOTE, cure_rows, group_cells, group_header, intervention_cells,
-    intervention_header, paired_cells, paired_header,
-};
+use super::tables::{DEFINITIONS, extra_tables, group_cells, group_header, paired_cells, paired_header};
 use crate::error::Result;
 use crate::summary::Summary;
 use gatelab_rundir::write_atomic;
@@ -87,16 +84,10 @@ pub fn write(
         html.push_str("<h3>Against the baseline, paired by seed</h3>\n");
         html.push_str(&table(&paired_header(), &paired));
     }
-    if let Some((header, rows)) = cure_rows(summary) {
-        html.push_str("<h3>Where the attention goes</h3>\n");
-        html.push_str(&table(&header, &rows));
-        let _ = writeln!(html, "<p class=\"note\">{}</p>", escape(CURES_NOTE));
-    }
-    let edited: Vec<Vec<String>> = summary.groups.iter().filter_map(intervention_cells).collect();
-    if !edited.is_empty() {
-        html.push_str("<h3>Interventions on the first token's peak activation</h3>\n");
-        html.push_str(&table(&intervention_header(), &edited));
-        let _ = writeln!(html, "<p class=\"note\">{}</p>", escape(INTERVENTIONS_NOTE));
+    for t in extra_tables(summary) {
+        let _ = writeln!(html, "<h3>{}</h3>", escape(t.title));
+        html.push_str(&table(&t.header, &t.rows));
+        let _ = writeln!(html, "<p class=\"note\">{}</p>", escape(t.note));
     }
     let _ = writeln!(html, "<p class=\"note\">{}</p>", escape(DEFINITIONS));
     if summary.groups.iter().any(|g| !g.verdicts.is_empty()) {

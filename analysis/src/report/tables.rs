@@ -49,8 +49,73 @@ pub fn paired_cells(g: &Group, summary: &Summary) -> Option<Vec<String>> {
     Some(cells)
 }
 
-/// The metrics of the interventions table (the first token's peak activation edited).
-pub const INTERVENTION_METRICS: [Metric; 6] = [
+/// A table shown only when the sweep has what it reports: its section title, header, rows and
+/// the note that defines its columns.
+pub struct NoteTable {
+    /// Section title.
+    pub title: &'static str,
+    /// Column names.
+    pub header: Vec<String>,
+    /// Cells, one row per configuration.
+    pub rows: Vec<Vec<String>>,
+    /// What the columns mean.
+    pub note: &'static str,
+}
+
+/// `configuration`, the `leading` columns, then `metrics`' names.
+fn header_of(leading: &[&str], metrics: &[Metric]) -> Vec<String> {
+    let mut h: Vec<String> =
+        std::iter::once("configuration").chain(leading.iter().copied()).map(String::from).collect();
+    h.extend(metrics.iter().map(|m| m.name().to_string()));
+    h
+}
+
+/// The group's name, the `leading` cells, then its estimates of `metrics`.
+fn cells_of(g: &Group, leading: Vec<String>, metrics: &[Metric]) -> Vec<String> {
+    let mut cells = vec![g.name()];
+    cells.extend(leading);
+    cells.extend(metrics.iter().map(|m| cell(g.estimates.get(m), m.digits(), false)));
+    cells
+}
+
+/// The tables beside the two main ones: where the attention goes (when any run uses a sink cure)
+/// and the interventions on the first token's peak (for the configurations analysed with them).
+pub fn extra_tables(summary: &Summary) -> Vec<NoteTable> {
+    let mut tables = Vec::new();
+    if summary.groups.iter().any(|g| g.runs.iter().any(|r| !r.file.config.model.cure.is_softmax())) {
+        let rows = summary
+            .groups
+            .iter()
+            .map(|g| cells_of(g, vec![g.runs[0].file.config.model.cure.name().to_string()], &CURE_METRICS))
+            .collect();
+        tables.push(NoteTable {
+            title: "Where the attention goes",
+            header: header_of(&["attention weights"], &CURE_METRICS),
+            rows,
+            note: CURES_NOTE,
+        });
+    }
+    let edited: Vec<Vec<String>> = summary
+        .groups
+        .iter()
+        .filter(|g| g.estimates.contains_key(&Metric::AnalysisLoss))
+        .map(|g| cells_of(g, vec![], &INTERVENTION_COLUMNS))
+        .collect();
+    if !edited.is_empty() {
+        tables.push(NoteTable {
+            title: "Interventions on the first token's peak activation",
+            header: header_of(&[], &INTERVENTION_COLUMNS),
+            rows: edited,
+            note: INTERVENTIONS_NOTE,
+        });
+    }
+    tables
+}
+
+/// The interventions table's columns: F-Attn as trained, the peak's size, then the loss and F-Attn
+/// as trained and with the peak edited.
+const INTERVENTION_COLUMNS: [Metric; 7] = [
+    Metric::FirstTokenAttention,
     Metric::PeakRatio,
     Metric::AnalysisLoss,
     Metric::LossPeakZeroed,
@@ -59,43 +124,9 @@ pub const INTERVENTION_METRICS: [Metric; 6] = [
     Metric::FirstTokenAttentionPeakMeaned,
 ];
 
-/// The interventions table's rows as cells: configuration, then F-Attn as trained and
-/// [`INTERVENTION_METRICS`]; `None` for a configuration without interventions.
-pub fn intervention_cells(g: &Group) -> Option<Vec<String>> {
-    g.estimates.get(&Metric::AnalysisLoss)?;
-    let mut cells = vec![g.name()];
-    cells.extend(
-        [Metric::FirstTokenAttention]
-            .iter()
-            .chain(&INTERVENTION_METRICS)
-            .map(|m| cell(g.estimates.get(m), m.digits(), false)),
-    );
-    Some(cells)
-}
-
 /// The metrics of the cures table: where each configuration's attention mass goes.
 pub const CURE_METRICS: [Metric; 5] =
     [Metric::FirstTokenAttention, Metric::FirstTokenShare, Metric::Slot, Metric::RowMass, Metric::StreamingRatio];
-
-/// The cures table's rows (every configuration, when any run uses a sink cure).
-pub fn cure_rows(summary: &Summary) -> Option<(Vec<String>, Vec<Vec<String>>)> {
-    let any = summary.groups.iter().any(|g| g.runs.iter().any(|r| !r.file.config.model.cure.is_softmax()));
-    if !any {
-        return None;
-    }
-    let mut header = vec!["configuration".to_string(), "attention weights".to_string()];
-    header.extend(CURE_METRICS.iter().map(|m| m.name().to_string()));
-    let rows = summary
-        .groups
-        .iter()
-        .map(|g| {
-            let mut cells = vec![g.name(), g.runs[0].file.config.model.cure.name().to_string()];
-            cells.extend(CURE_METRICS.iter().map(|m| cell(g.estimates.get(m), m.digits(), false)));
-            cells
-        })
-        .collect();
-    Some((header, rows))
-}
 
 /// What the cures table shows.
 pub const CURES_NOTE: &str = "How each configuration spends its attention (docs/metrics.md, \"Attention that does not sum to 1\"): \
@@ -105,13 +136,6 @@ total weight on real keys (1 under softmax; less with a slot or softpick; anythi
 and layers. streaming ratio (after gatelab eval --window W): held-out perplexity under a sliding window of W keys with the first token \
 evicted over that with it kept, at positions ≥ W; well above 1 means the model leans on its first token. In the paired table a cure \
 without a gate is compared with softmax (the cure's cost or gain), and a cure with G1 with the same cure without it (the gate on top).";
-
-/// The header of the interventions table.
-pub fn intervention_header() -> Vec<String> {
-    let mut h = vec!["configuration".to_string(), Metric::FirstTokenAttention.name().to_string()];
-    h.extend(INTERVENTION_METRICS.iter().map(|m| m.name().to_string()));
-    h
-}
 
 /// What the interventions table shows.
 pub const INTERVENTIONS_NOTE: &str = "The first token's peak activation edited at analysis time (Sun et al. 2024): in the first block whose largest first-token channel (mean |h| over the analysed sequences) reaches half the largest of any block, that channel of position 0 is set to 0 (peak → 0) or to its mean over the sequences (peak → mean), and the loss over the analysis split (nats per real target) and F-Attn are measured again. peak/median: that channel's mean |h| over the median channel's. A massive activation that serves as a fixed bias leaves the model unchanged at its mean and breaks it at 0; an ordinary channel does neither.";
@@ -181,26 +205,12 @@ pub fn markdown(title: &str, setup: &Setup, finding: &str, summary: &Summary) ->
             let _ = writeln!(md, "{}", md_row(row));
         }
     }
-    if let Some((header, rows)) = cure_rows(summary) {
-        let _ = writeln!(md, "\n## Where the attention goes\n\n{}\n|{}", md_row(&header), "---|".repeat(header.len()));
-        for row in &rows {
+    for t in extra_tables(summary) {
+        let _ = writeln!(md, "\n## {}\n\n{}\n|{}", t.title, md_row(&t.header), "---|".repeat(t.header.len()));
+        for row in &t.rows {
             let _ = writeln!(md, "{}", md_row(row));
         }
-        let _ = writeln!(md, "\n{CURES_NOTE}");
-    }
-    let edited: Vec<Vec<String>> = summary.groups.iter().filter_map(intervention_cells).collect();
-    if !edited.is_empty() {
-        let header = intervention_header();
-        let _ = writeln!(
-            md,
-            "\n## Interventions on the first token's peak activation\n\n{}\n|{}",
-            md_row(&header),
-            "---|".repeat(header.len())
-        );
-        for row in &edited {
-            let _ = writeln!(md, "{}", md_row(row));
-        }
-        let _ = writeln!(md, "\n{INTERVENTIONS_NOTE}");
+        let _ = writeln!(md, "\n{}", t.note);
     }
     if !summary.differing_keys.is_empty() {
         let _ = writeln!(md, "\nConfigurations of one variant differ in: {}.", summary.differing_keys.join(", "));
