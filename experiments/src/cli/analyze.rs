@@ -4,7 +4,6 @@ use super::DeviceArgs;
 use gatelab::{ExperimentError, Result};
 use gatelab_analysis::run::{AnalyzeOptions, analyze_run};
 use gatelab_data::DataConfig;
-use gatelab_rundir::{RunDir, runs_under};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
@@ -58,19 +57,8 @@ pub fn analyze(args: AnalyzeArgs) -> Result<()> {
     let Some(path) = &args.path else {
         return Err(ExperimentError::Usage("analyze: give a run or sweep folder, or --hf DIR --text FILE".into()));
     };
-    let runs = runs_under(path)?;
+    let done = super::finished_runs(path, "analyse")?;
     let device = args.device.open()?;
-    let (done, unfinished): (Vec<RunDir>, Vec<RunDir>) = runs.into_iter().partition(RunDir::is_done);
-    for run in &unfinished {
-        eprintln!(
-            "{}: skipped: {}",
-            run.name(),
-            gatelab_analysis::run::require_done(run).err().map(|e| e.to_string()).unwrap_or_default()
-        );
-    }
-    if done.is_empty() {
-        return Err(ExperimentError::file(path, "no finished run to analyse (see the lines above)"));
-    }
     if !args.json {
         println!(
             "{:<40} {:>6} {:>9} {:>7} {:>9} {:>9}  per-layer F-Attn",

@@ -4,7 +4,7 @@
 use super::DeviceArgs;
 use gatelab::{ExperimentError, Result};
 use gatelab_analysis::eval::{EvalOptions, PERPLEXITY, eval_run};
-use gatelab_rundir::{runs_under, write_json};
+use gatelab_rundir::write_json;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -38,7 +38,6 @@ pub struct EvalArgs {
 /// `gatelab eval PATH`: scores each finished run, prints the results and writes each run's
 /// `perplexity.json` (which the report reads).
 pub fn eval(args: EvalArgs) -> Result<()> {
-    let runs = runs_under(&args.path)?;
     let options = EvalOptions {
         text: args.text.clone(),
         seq_len: args.seq_len,
@@ -51,19 +50,13 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     {
         return Err(ExperimentError::file(text, "no such file or directory"));
     }
+    let runs = super::finished_runs(&args.path, "evaluate")?;
     let device = args.device.open()?;
     let mut results = Vec::new();
     for run in &runs {
-        if let Err(e) = gatelab_analysis::run::require_done(run) {
-            eprintln!("{}: skipped: {e}", run.name());
-            continue;
-        }
         let result = eval_run(run, &device, &options)?;
         write_json(&run.file(PERPLEXITY), &result)?;
         results.push(result);
-    }
-    if results.is_empty() {
-        return Err(ExperimentError::file(&args.path, "no finished run to evaluate (see the lines above)"));
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results).expect("json"));

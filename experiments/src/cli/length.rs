@@ -3,7 +3,7 @@
 
 use super::DeviceArgs;
 use gatelab::{ExperimentError, Result};
-use gatelab_rundir::{RunDir, runs_under};
+use gatelab_rundir::RunDir;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -86,20 +86,13 @@ pub fn eval_length(args: EvalLengthArgs) -> Result<()> {
         needle,
         ..LengthOptions::default()
     };
-    let runs = runs_under(&args.path)?;
+    let runs = super::finished_runs(&args.path, "evaluate")?;
     let device = args.device.open()?;
     let mut evaluated = Vec::new();
     for run in &runs {
-        if let Err(e) = gatelab_analysis::run::require_done(run) {
-            eprintln!("{}: skipped: {e}", run.name());
-            continue;
-        }
         let result = length::eval_length(run, &device, &options, |line| eprintln!("  {line}"))?;
         eprintln!("wrote {}/length.json, length.csv, retrieval.csv", run.path.display());
         evaluated.push(serde_json::json!({ "run": run.path, "length": result }));
-    }
-    if evaluated.is_empty() {
-        return Err(ExperimentError::file(&args.path, "no finished run to evaluate (see the lines above)"));
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&evaluated).expect("json"));

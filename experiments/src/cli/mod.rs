@@ -9,8 +9,25 @@ pub mod length;
 pub mod report;
 pub mod sweep;
 
-use gatelab::Result;
 use gatelab::backend::{self, Backend};
+use gatelab::{ExperimentError, Result};
+use gatelab_rundir::{RunDir, runs_under};
+use std::path::Path;
+
+/// The finished runs under `path` (a run or sweep folder). Each other run is named on stderr with
+/// its state and what would finish it; with none finished, an error says what could not be done
+/// (`doing`: "analyse", "evaluate").
+pub fn finished_runs(path: &Path, doing: &str) -> Result<Vec<RunDir>> {
+    let (done, unfinished): (Vec<RunDir>, Vec<RunDir>) = runs_under(path)?.into_iter().partition(RunDir::is_done);
+    for run in &unfinished {
+        let why = gatelab_analysis::run::require_done(run).err().map(|e| e.to_string()).unwrap_or_default();
+        eprintln!("{}: skipped: {why}", run.name());
+    }
+    if done.is_empty() {
+        return Err(ExperimentError::file(path, format!("no finished run to {doing} (see the lines above)")));
+    }
+    Ok(done)
+}
 
 /// Where a command computes: the backend and its device.
 #[derive(clap::Args, Debug, Clone)]
