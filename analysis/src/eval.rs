@@ -193,10 +193,8 @@ fn position_nll(
     let batcher = LmBatcher { pad: w.pad };
     let (mut sums, mut counts) = (vec![0.0; w.seq_len], vec![0.0; w.seq_len]);
     for chunk in w.ids.chunks(options.batch_size.max(1)) {
-        let items = chunk
-            .iter()
-            .map(|ids| gatelab_data::LmExample { tokens: ids.iter().map(|&x| x as u32).collect() })
-            .collect();
+        let items =
+            chunk.iter().map(|ids| gatelab_data::LmExample::new(ids.iter().map(|&x| x as u32).collect())).collect();
         let batch = batcher.batch(items, device);
         let logits = model.forward_masked(batch.inputs, mask.clone());
         let nll = (token_nll(logits, batch.targets) * batch.mask.clone()).sum_dim(0);

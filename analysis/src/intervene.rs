@@ -168,7 +168,7 @@ mod tests {
     }
 
     fn batch(rows: &[Vec<u32>], device: &Device) -> LmBatch {
-        LmBatcher { pad: 0 }.batch(rows.iter().map(|r| LmExample { tokens: r.clone() }).collect(), device)
+        LmBatcher { pad: 0 }.batch(rows.iter().map(|r| LmExample::new(r.clone())).collect(), device)
     }
 
     #[test]

@@ -160,6 +160,10 @@ pub struct LengthPoint {
     pub tokens: usize,
     /// Mean loss of positions `[sT, (s+1)T)`, per segment `s`.
     pub segment_loss: Vec<f64>,
+    /// Share of the counted targets predicted (argmax): on a recall corpus, the answers recalled
+    /// (absent from evaluations written before it).
+    #[serde(default)]
+    pub accuracy: Option<f64>,
     /// F-Attn per layer (queries ≥ 1, mean over heads).
     pub first_token_attention: Vec<f64>,
     /// F-Attn of uniform causal attention at this length.
@@ -187,6 +191,10 @@ pub struct LengthEval {
     pub rope_theta: f64,
     /// False when held-out windows at other lengths may overlap training text (one packed file).
     pub held_out_clean: bool,
+    /// For a recall corpus, the accuracy of guessing a value uniformly (1 / values): the points'
+    /// `accuracy` is then recall of the held-out queries' answers.
+    #[serde(default)]
+    pub recall_chance: Option<f64>,
     /// What was measured.
     pub options: LengthOptions,
     /// Per method and length.
@@ -271,23 +279,44 @@ fn fillers(data: &LmData, seq_len: usize, count: usize) -> Result<Vec<Vec<u32>>>
     Ok(out)
 }
 
-/// Loss of `batches` under `model`: total, per segment of `t` positions.
-fn perplexity(model: &Transformer, batches: &[gatelab_data::LmBatch], t: usize) -> (f64, usize, Vec<f64>) {
+/// Held-out scores of `batches` under `model`, over the targets their masks count.
+struct Scores {
+    /// Mean loss.
+    loss: f64,
+    /// Targets counted.
+    tokens: usize,
+    /// Mean loss per segment of `t` positions.
+    segment_loss: Vec<f64>,
+    /// Share of targets that are the argmax prediction.
+    accuracy: f64,
+}
+
+/// Loss (total and per segment of `t` positions) and argmax accuracy of `batches` under `model`.
+fn score(model: &Transformer, batches: &[gatelab_data::LmBatch], t: usize) -> Scores {
     let mut seg: Vec<(f64, f64)> = Vec::new();
+    let mut right = 0.0;
     for b in batches {
         let [n, len] = b.targets.dims();
-        let nll: Vec<f32> =
-            token_nll(model.forward(b.inputs.clone()), b.targets.clone()).into_data().iter::<f32>().collect();
+        let logits = model.forward(b.inputs.clone());
+        let predicted: Vec<i64> = logits.clone().argmax(2).into_data().iter::<i64>().collect();
+        let targets: Vec<i64> = b.targets.clone().into_data().iter::<i64>().collect();
+        let nll: Vec<f32> = token_nll(logits, b.targets.clone()).into_data().iter::<f32>().collect();
         let mask: Vec<f32> = b.mask.clone().into_data().iter::<f32>().collect();
         seg.resize(len.div_ceil(t), (0.0, 0.0));
         for i in 0..n * len {
             let s = (i % len) / t;
             seg[s].0 += (nll[i] * mask[i]) as f64;
             seg[s].1 += mask[i] as f64;
+            right += if predicted[i] == targets[i] { mask[i] as f64 } else { 0.0 };
         }
     }
     let (sum, count) = seg.iter().fold((0.0, 0.0), |(a, b), (s, c)| (a + s, b + c));
-    (sum / count.max(1.0), count as usize, seg.iter().map(|(s, c)| if *c > 0.0 { s / c } else { f64::NAN }).collect())
+    Scores {
+        loss: sum / count.max(1.0),
+        tokens: count as usize,
+        segment_loss: seg.iter().map(|(s, c)| if *c > 0.0 { s / c } else { f64::NAN }).collect(),
+        accuracy: right / count.max(1.0),
+    }
 }
 
 /// Argmax predictions at the answer positions of `probes`, against their values: (right tokens,
@@ -339,6 +368,16 @@ pub fn eval_length(
     let t = data_cfg.seq_len;
     let theta = options.rope_theta.unwrap_or(model_cfg.rope_theta);
     let model = load_model(run, &model_cfg, device)?;
+    // A recall corpus's probe asks what it trained: one key, one value, as its pairs are.
+    let recall_chance = match &data_cfg.corpus {
+        gatelab_data::CorpusSpec::Mqar(m) => Some(1.0 / m.keys() as f64),
+        _ => None,
+    };
+    let mut options = options.clone();
+    if recall_chance.is_some() {
+        (options.needle.key_len, options.needle.value_len, options.needle.from_text) = (1, 1, false);
+    }
+    let options = &options;
     let mut points: Vec<LengthPoint> = Vec::new();
     let mut clean = true;
     for &factor in &options.factors {
@@ -355,16 +394,18 @@ pub fn eval_length(
         let n = options.needle.samples;
         let fill = fillers(&data, length, options.needle.depths.len() * n)?;
         let specials = [data.vocab.bos, data.vocab.eos, data.vocab.pad];
-        // Keys and values are spans of held-out text (the fillers').
+        // Keys and values are spans of held-out text (the fillers'), or a recall corpus's own.
         let pool: Vec<u32> = fill.iter().flatten().copied().collect();
+        let plant = |filler: &[u32], d: f64, s: usize| match &data.recall {
+            Some(ids) => options.needle.plant_recall(filler, d, s, data.vocab.bos, ids),
+            None => options.needle.plant(filler, d, s, data.vocab.size, specials, &pool),
+        };
         let probes: Vec<Vec<Needle>> = options
             .needle
             .depths
             .iter()
             .enumerate()
-            .map(|(k, &d)| {
-                (0..n).map(|s| options.needle.plant(&fill[k * n + s], d, s, data.vocab.size, specials, &pool)).collect()
-            })
+            .map(|(k, &d)| (0..n).map(|s| plant(&fill[k * n + s], d, s)).collect())
             .collect();
         for &method in &options.methods {
             let scaling = method.at(factor as f64, t);
@@ -376,7 +417,7 @@ pub fn eval_length(
             }
             let started = std::time::Instant::now();
             let m = model.clone().with_rope(theta, scaling)?;
-            let (loss, tokens, segment_loss) = perplexity(&m, &valid, t);
+            let Scores { loss, tokens, segment_loss, accuracy } = score(&m, &valid, t);
             let mut acc = Accumulator::new(options.stats.clone());
             for b in &sink {
                 acc.observe(&m, b.inputs.clone());
@@ -407,6 +448,7 @@ pub fn eval_length(
                 perplexity: loss.exp(),
                 tokens,
                 segment_loss,
+                accuracy: Some(accuracy),
                 first_token_attention: stats.layers.iter().map(|l| l.first_token_attention[1]).collect(),
                 chance: stats.chance_first_token_attention[1],
                 retrieval_accuracy: over_depths(|d| d.accuracy),
@@ -414,10 +456,11 @@ pub fn eval_length(
                 retrieval,
             };
             progress(&format!(
-                "{variant} {}×T={length} {}: ppl {:.3}, F-Attn {:.3}, retrieval {:.3} (control {:.3}) [{:.1} s]",
+                "{variant} {}×T={length} {}: ppl {:.3}, accuracy {:.3}, F-Attn {:.3}, retrieval {:.3} (control {:.3}) [{:.1} s]",
                 factor,
                 method.name(),
                 point.perplexity,
+                accuracy,
                 point.mean_first_token_attention(),
                 point.retrieval_accuracy,
                 point.control_accuracy,
@@ -433,6 +476,7 @@ pub fn eval_length(
         train_length: t,
         rope_theta: theta,
         held_out_clean: clean,
+        recall_chance,
         options: options.clone(),
         points,
     };
@@ -443,17 +487,18 @@ pub fn eval_length(
 fn write_run_files(run: &RunDir, eval: &LengthEval) -> Result<()> {
     write_json(&run.file(LENGTH), eval)?;
     let mut csv = String::from(
-        "method,factor,length,loss,perplexity,last_segment_loss,first_token_attention,chance,retrieval_accuracy,control_accuracy\n",
+        "method,factor,length,loss,perplexity,accuracy,last_segment_loss,first_token_attention,chance,retrieval_accuracy,control_accuracy\n",
     );
     for p in &eval.points {
         let _ = writeln!(
             csv,
-            "{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{}",
             p.method.name(),
             p.factor,
             p.length,
             p.loss,
             p.perplexity,
+            p.accuracy.unwrap_or(f64::NAN),
             p.segment_loss.last().copied().unwrap_or(f64::NAN),
             p.mean_first_token_attention(),
             p.chance,

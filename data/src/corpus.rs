@@ -2,6 +2,7 @@
 //! loading of local text into documents, with errors that name the file and line.
 
 use crate::error::DataError;
+use crate::mqar::Mqar;
 use crate::synthetic::{BigramBackcopy, ZipfMarkov};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -14,6 +15,8 @@ pub enum CorpusSpec {
     BigramBackcopy(BigramBackcopy),
     /// A Zipfian Markov "language" with document boundaries, generated in process.
     ZipfMarkov(ZipfMarkov),
+    /// Multi-query associative recall, generated in process (the retrieval positive control).
+    Mqar(Mqar),
     /// tinyshakespeare (Karpathy's char-rnn corpus, 1.1 MB of public-domain Shakespeare), shipped
     /// inside gatelab (`data/corpora/`): natural text that needs no download. One document.
     Tinyshakespeare,
@@ -37,14 +40,16 @@ impl Default for CorpusSpec {
 }
 
 impl CorpusSpec {
-    /// Parses a `--data` value: `bigram-backcopy`, `zipf-markov`, `tinyshakespeare`,
-    /// `hf:NAME[:SUBSET]`, or a path.
+    /// Parses a `--data` value: `bigram-backcopy`, `zipf-markov`, `mqar[:vocab=V,pairs=P,queries=Q,seed=S]`,
+    /// `tinyshakespeare`, `hf:NAME[:SUBSET]`, or a path.
     pub fn parse(s: &str) -> Result<Self, DataError> {
         match s {
             "" => Err(DataError::new("--data: empty")),
             "bigram-backcopy" | "bigram_backcopy" => Ok(CorpusSpec::BigramBackcopy(BigramBackcopy::default())),
             "zipf-markov" | "zipf_markov" => Ok(CorpusSpec::ZipfMarkov(ZipfMarkov::default())),
             "tinyshakespeare" => Ok(CorpusSpec::Tinyshakespeare),
+            "mqar" => Ok(CorpusSpec::Mqar(Mqar::default())),
+            _ if s.starts_with("mqar:") => parse_mqar(s),
             _ => match s.strip_prefix("hf:") {
                 Some(rest) => {
                     let (dataset, subset) = match rest.split_once(':') {
@@ -85,7 +90,7 @@ impl CorpusSpec {
             return Ok(());
         }
         let name = path.display().to_string();
-        let built_in = ["bigram-backcopy", "zipf-markov", "tinyshakespeare"];
+        let built_in = ["bigram-backcopy", "zipf-markov", "mqar", "tinyshakespeare"];
         let looks_like_name = !name.contains(['/', '.']);
         let hint = match built_in.iter().find(|b| looks_like_name && (b.starts_with(&name) || b.contains(&name))) {
             Some(b) => format!(" (did you mean {b}? built-in corpora: {})", built_in.join(", ")),
@@ -95,11 +100,20 @@ impl CorpusSpec {
         Err(DataError::in_file(path, format!("no such file or directory{hint}")))
     }
 
+    /// Whether the corpus is generated in process (ids, no text, no tokenizer).
+    pub fn is_synthetic(&self) -> bool {
+        matches!(self, CorpusSpec::BigramBackcopy(_) | CorpusSpec::ZipfMarkov(_) | CorpusSpec::Mqar(_))
+    }
+
     /// A short name for logs and run folders.
     pub fn describe(&self) -> String {
         match self {
             CorpusSpec::BigramBackcopy(_) => "bigram-backcopy".into(),
             CorpusSpec::ZipfMarkov(_) => "zipf-markov".into(),
+            CorpusSpec::Mqar(m) if *m == Mqar::default() => "mqar".into(),
+            CorpusSpec::Mqar(m) => {
+                format!("mqar:vocab={},pairs={},queries={},seed={}", m.vocab, m.pairs, m.query_count(), m.seed)
+            }
             CorpusSpec::Tinyshakespeare => "tinyshakespeare".into(),
             CorpusSpec::Text { path } => path.display().to_string(),
             CorpusSpec::Hub { dataset, subset } => {
@@ -107,6 +121,25 @@ impl CorpusSpec {
             }
         }
     }
+}
+
+/// `mqar:vocab=V,pairs=P,queries=Q,seed=S` (any subset, the rest at their defaults).
+fn parse_mqar(s: &str) -> Result<CorpusSpec, DataError> {
+    let mut spec = Mqar::default();
+    for setting in s["mqar:".len()..].split(',').filter(|p| !p.is_empty()) {
+        let bad =
+            || DataError::new(format!("--data {s}: expected mqar:vocab=V,pairs=P,queries=Q,seed=S, got {setting:?}"));
+        let (key, value) = setting.split_once('=').ok_or_else(bad)?;
+        let value: u64 = value.trim().parse().map_err(|_| bad())?;
+        match key.trim() {
+            "vocab" => spec.vocab = value as usize,
+            "pairs" => spec.pairs = value as usize,
+            "queries" => spec.queries = value as usize,
+            "seed" => spec.seed = value,
+            _ => return Err(bad()),
+        }
+    }
+    Ok(CorpusSpec::Mqar(spec))
 }
 
 /// The text of tinyshakespeare, embedded in the binary.

@@ -22,6 +22,7 @@
 
 use crate::corpus::CorpusSpec;
 use crate::error::DataError;
+use crate::mqar::{Mqar, RecallIds};
 use crate::rng::Rng;
 use crate::synthetic::{BigramBackcopyCorpus, ZipfMarkovCorpus};
 use crate::tokenizer::{Tokenizer, TokenizerSpec};
@@ -99,6 +100,16 @@ pub struct Vocab {
 pub struct LmExample {
     /// The ids.
     pub tokens: Vec<u32>,
+    /// Which of the `seq_len` targets the loss counts, where a corpus says (the answers of a
+    /// recall task); `None`: every target but PAD.
+    pub scored: Option<Vec<bool>>,
+}
+
+impl LmExample {
+    /// An example whose every real target counts.
+    pub fn new(tokens: Vec<u32>) -> Self {
+        Self { tokens, scored: None }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -106,6 +117,7 @@ enum Source {
     Windows(Arc<Vec<Vec<u32>>>),
     Bigram { corpus: Arc<BigramBackcopyCorpus>, first: u64, len: usize },
     Zipf { corpus: Arc<ZipfMarkovCorpus>, first: u64, len: usize },
+    Recall { corpus: Arc<Mqar>, first: u64, len: usize },
 }
 
 /// One split's examples; implements burn-dataset's [`Dataset`].
@@ -121,22 +133,22 @@ impl Dataset<LmExample> for LmDataset {
             return Err(DatasetError::new(DataError::new(format!("example {index} of {}", self.len()))));
         }
         let n = self.seq_len + 1;
-        let tokens = match &self.source {
-            Source::Windows(w) => w[index].clone(),
-            Source::Bigram { corpus, first, .. } => {
-                corpus.sequence(first + index as u64, n).into_iter().map(|t| t as u32).collect()
+        let ids = |seq: Vec<usize>| seq.into_iter().map(|t| t as u32).collect();
+        Ok(match &self.source {
+            Source::Windows(w) => LmExample::new(w[index].clone()),
+            Source::Bigram { corpus, first, .. } => LmExample::new(ids(corpus.sequence(first + index as u64, n))),
+            Source::Zipf { corpus, first, .. } => LmExample::new(ids(corpus.sequence(first + index as u64, n))),
+            Source::Recall { corpus, first, .. } => {
+                let seq = corpus.sequence(first + index as u64, n);
+                LmExample { tokens: ids(seq.tokens), scored: Some(seq.answers) }
             }
-            Source::Zipf { corpus, first, .. } => {
-                corpus.sequence(first + index as u64, n).into_iter().map(|t| t as u32).collect()
-            }
-        };
-        Ok(LmExample { tokens })
+        })
     }
 
     fn len(&self) -> usize {
         match &self.source {
             Source::Windows(w) => w.len(),
-            Source::Bigram { len, .. } | Source::Zipf { len, .. } => *len,
+            Source::Bigram { len, .. } | Source::Zipf { len, .. } | Source::Recall { len, .. } => *len,
         }
     }
 }
@@ -159,12 +171,25 @@ pub struct LmData {
     /// Whether the splits were dealt as windows of one packed stream: then windows cut at another
     /// `seq_len` are dealt anew, and held-out windows may overlap text trained on at this one.
     pub packed: bool,
+    /// Key and value ids, for a recall corpus (the loss counts only its answers).
+    pub recall: Option<RecallIds>,
 }
 
 /// Blocks of indices of the synthetic splits: far enough apart never to meet.
 const SYNTHETIC_BLOCK: u64 = 1 << 40;
 
 impl DataConfig {
+    /// Checks, without preparing it, that the corpus can be had (a local path exists) and that a
+    /// synthetic corpus's parameters make sense at this `seq_len`; errors name the field or file.
+    pub fn check(&self) -> Result<(), DataError> {
+        match &self.corpus {
+            CorpusSpec::BigramBackcopy(spec) => spec.validate(),
+            CorpusSpec::ZipfMarkov(spec) => spec.validate(),
+            CorpusSpec::Mqar(spec) => spec.validate(self.seq_len),
+            other => other.check(),
+        }
+    }
+
     /// Loads, tokenises and splits the corpus.
     pub fn prepare(&self) -> Result<LmData, DataError> {
         if self.seq_len < 2 {
@@ -195,6 +220,7 @@ impl DataConfig {
                     analysis: split(2, n_analysis),
                     units: 0,
                     packed: false,
+                    recall: None,
                 })
             }
             CorpusSpec::ZipfMarkov(spec) => {
@@ -212,6 +238,27 @@ impl DataConfig {
                     analysis: split(2, n_analysis),
                     units: 0,
                     packed: false,
+                    recall: None,
+                })
+            }
+            CorpusSpec::Mqar(spec) => {
+                spec.validate(seq_len)?;
+                let corpus = Arc::new(spec.clone());
+                let split = |s: u64, len: usize| LmDataset {
+                    source: Source::Recall { corpus: corpus.clone(), first: block(s), len },
+                    seq_len,
+                };
+                let bos = spec.bos() as u32;
+                Ok(LmData {
+                    tokenizer: None,
+                    // No documents, no padding; the loss counts the answers (`LmExample::scored`).
+                    vocab: Vocab { size: spec.vocab_size(), bos, eos: bos, pad: bos },
+                    train: split(0, n_train),
+                    valid: split(1, n_valid),
+                    analysis: split(2, n_analysis),
+                    units: 0,
+                    packed: false,
+                    recall: Some(spec.ids()),
                 })
             }
             CorpusSpec::Tinyshakespeare | CorpusSpec::Text { .. } => {
@@ -322,6 +369,7 @@ impl DataConfig {
             analysis: split(analysis),
             units,
             packed,
+            recall: None,
         })
     }
 }
@@ -355,14 +403,14 @@ fn deal(
 }
 
 /// A batch: inputs and next-token targets `[batch, seq_len]`, and a mask `[batch, seq_len]` that
-/// is 0 where the target is PAD.
+/// is 0 where the target is PAD or, for a recall corpus, not an answer.
 #[derive(Debug, Clone)]
 pub struct LmBatch {
     /// Ids the model reads.
     pub inputs: Tensor<2, Int>,
     /// Ids it predicts.
     pub targets: Tensor<2, Int>,
-    /// 1 for real targets, 0 for padding.
+    /// 1 for the targets the loss counts, 0 for padding (and a recall task's non-answers).
     pub mask: Tensor<2>,
 }
 
@@ -383,7 +431,8 @@ impl Batcher<LmExample, LmBatch> for LmBatcher {
         for ex in &items {
             inputs.extend(ex.tokens[..t].iter().map(|&x| x as i64));
             targets.extend(ex.tokens[1..].iter().map(|&x| x as i64));
-            mask.extend(ex.tokens[1..].iter().map(|&x| if x == self.pad { 0.0f32 } else { 1.0 }));
+            let counted = |i: usize, x: u32| x != self.pad && ex.scored.as_ref().is_none_or(|s| s[i]);
+            mask.extend(ex.tokens[1..].iter().enumerate().map(|(i, &x)| if counted(i, x) { 1.0f32 } else { 0.0 }));
         }
         LmBatch {
             inputs: Tensor::from_data(TensorData::new(inputs, [b, t]), device),

@@ -5,6 +5,8 @@
 //! - [`corpus`]: what a corpus is ([`CorpusSpec`]) and loading local text (file, directory, JSONL).
 //! - [`synthetic`]: in-process corpora, deterministic by seed, no files: Bigram-Backcopy (the
 //!   attention-sink positive control) and a Zipf-Markov language with documents.
+//! - [`mqar`]: multi-query associative recall, the retrieval positive control (the loss counts
+//!   only its answers).
 //! - [`tokenizer`]: bytes, trained byte-level BPE, or an existing `tokenizer.json`.
 //! - [`examples`]: windows, splits, [`LmDataset`], [`LmBatcher`].
 //! - [`retrieval`]: a needle-in-a-haystack key–value probe for long contexts, generated in process.
@@ -13,6 +15,7 @@
 pub mod corpus;
 pub mod dataset;
 pub mod error;
+pub mod mqar;
 pub mod retrieval;
 pub mod rng;
 pub mod synthetic;

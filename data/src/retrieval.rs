@@ -14,10 +14,14 @@
 //! Key and value are, by default, two spans of held-out text (`from_text`: in-distribution tokens,
 //! which a model that copies what it has seen can retrieve; the control measures what the text's
 //! own statistics give), or else tokens drawn uniformly from the vocabulary less BOS, EOS and PAD.
+//! On a recall corpus ([`crate::mqar`]) the key is one of its keys that the filler does not hold
+//! and the value one of its values ([`NeedleConfig::plant_recall`]): the probe then asks what the
+//! corpus trained the model to do, so a model that recalls must score above the control there.
 //! Either way they are drawn by a generator seeded from `(seed, seq_len, depth, sample)`: the same
 //! probe on every machine.
 
 use crate::error::DataError;
+use crate::mqar::RecallIds;
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -114,12 +118,7 @@ impl NeedleConfig {
         let seq_len = filler.len();
         let n = self.key_len + self.value_len;
         assert!(2 * n < seq_len, "needle does not fit; call validate first");
-        let mut rng = Rng::new(
-            self.seed
-                ^ (seq_len as u64).wrapping_mul(0x2545_F491_4F6C_DD1D)
-                ^ depth.to_bits().rotate_left(17)
-                ^ (sample as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        );
+        let mut rng = self.rng(seq_len, depth, sample);
         let (key, value): (Vec<u32>, Vec<u32>) = if self.from_text && text.len() > self.key_len.max(self.value_len) {
             let mut span = |len: usize| {
                 let at = rng.below(text.len() - len + 1);
@@ -135,8 +134,39 @@ impl NeedleConfig {
             };
             ((0..self.key_len).map(|_| draw()).collect(), (0..self.value_len).map(|_| draw()).collect())
         };
+        self.place(filler, specials[0], depth, key, value)
+    }
+
+    /// Plants probe number `sample` at `depth` into `filler`, a held-out sequence of a recall
+    /// corpus (`seq_len` ids, BOS not included): the key is one the filler does not hold (so the
+    /// control cannot know the value), the value any of the corpus's values. Recall probes are
+    /// `key_len` keys and `value_len` values, as the corpus's pairs are (1 and 1).
+    pub fn plant_recall(&self, filler: &[u32], depth: f64, sample: usize, bos: u32, ids: &RecallIds) -> Needle {
+        assert!(2 * (self.key_len + self.value_len) < filler.len(), "needle does not fit; call validate first");
+        let mut rng = self.rng(filler.len(), depth, sample);
+        let unused: Vec<u32> = ids.keys.clone().filter(|k| !filler.contains(k)).collect();
+        assert!(unused.len() >= self.key_len, "every key occurs in the filler; the corpus needs more keys than pairs");
+        let key = (0..self.key_len).map(|_| unused[rng.below(unused.len())]).collect();
+        let values = ids.values.end - ids.values.start;
+        let value = (0..self.value_len).map(|_| ids.values.start + rng.below(values as usize) as u32).collect();
+        self.place(filler, bos, depth, key, value)
+    }
+
+    fn rng(&self, seq_len: usize, depth: f64, sample: usize) -> Rng {
+        Rng::new(
+            self.seed
+                ^ (seq_len as u64).wrapping_mul(0x2545_F491_4F6C_DD1D)
+                ^ depth.to_bits().rotate_left(17)
+                ^ (sample as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        )
+    }
+
+    /// The probe and its control: BOS, the filler, the needle at `depth`, the query at the end.
+    fn place(&self, filler: &[u32], bos: u32, depth: f64, key: Vec<u32>, value: Vec<u32>) -> Needle {
+        let seq_len = filler.len();
+        let n = self.key_len + self.value_len;
         let mut control = Vec::with_capacity(seq_len + 1);
-        control.push(specials[0]);
+        control.push(bos);
         control.extend_from_slice(filler);
         // The query: key and value as the last n tokens.
         let query = seq_len + 1 - n;

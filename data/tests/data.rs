@@ -344,3 +344,25 @@ fn tinyshakespeare_is_built_in_and_packed() {
     assert!(windows * 128 <= 1_115_395 && windows * 128 > 1_115_394 - 2 * 128, "{windows} windows");
     assert!(CorpusSpec::parse("bigram-backcopy").unwrap().documents().is_err(), "synthetic corpora are not text");
 }
+
+#[test]
+fn recall_probes_use_a_key_the_sequence_lacks() {
+    use gatelab_data::mqar::Mqar;
+    use gatelab_data::retrieval::NeedleConfig;
+    let spec = Mqar { vocab: 32, pairs: 4, ..Mqar::default() };
+    let config = NeedleConfig { key_len: 1, value_len: 1, ..NeedleConfig::default() };
+    for len in [32, 256] {
+        let seq = spec.sequence(11, len + 1);
+        let filler: Vec<u32> = seq.tokens[1..].iter().map(|&t| t as u32).collect();
+        for (s, &depth) in config.depths.iter().enumerate() {
+            let n = config.plant_recall(&filler, depth, s, spec.bos() as u32, &spec.ids());
+            assert_eq!(n, config.plant_recall(&filler, depth, s, spec.bos() as u32, &spec.ids()), "deterministic");
+            assert!(n.key[0] < 16 && !filler.contains(&n.key[0]), "a key of the corpus the filler lacks: {n:?}");
+            assert!((16..32).contains(&n.value[0]));
+            // With the needle the key occurs twice (needle, query); in the control only at the query.
+            assert_eq!(n.tokens.iter().filter(|&&t| t == n.key[0]).count(), 2);
+            assert_eq!(n.control.iter().filter(|&&t| t == n.key[0]).count(), 1);
+            assert_eq!((n.tokens[n.answer.start], n.tokens[n.answer.start + 1]), (n.key[0], n.value[0]));
+        }
+    }
+}

@@ -3,17 +3,18 @@
 # docs show into docs/figures/. Each sweep resumes where it stopped (rerun this after an
 # interruption); results land under results/findings/.
 #
-#   docs/figures/make.sh [core|stability|ladder|activations|cures|length ...]   (default: all)
+#   docs/figures/make.sh [core|stability|ladder|activations|cures|length|recall ...]   (default: all)
 #   BACKEND=tch GATELAB_FEATURES=tch docs/figures/make.sh                 # faster on a CPU (docs/backends.md)
 #
 # Wall times on the 2-core machine of docs/findings.md, with BACKEND=tch: core 18 min, stability
-# 28 min, ladder 60 min, activations 10-25 min, cures 66 min, length 3 min.
+# 28 min, ladder 60 min, activations 10-25 min, cures 66 min, length 3 min; recall (flex is enough)
+# about 20 min.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 backend="${BACKEND:-flex}"
 out=results/findings
 figures=docs/figures
-gatelab() { scripts/gatelab "$@"; }
+gatelab() { ${GATELAB_BIN:-scripts/gatelab} "$@"; }
 copy() { cp "$out/$1/$2.png" "$figures/$1-$2.png"; cp "$out/$1/$2.svg" "$figures/$1-$2.svg"; }
 
 study() {
@@ -46,10 +47,23 @@ study() {
       gatelab eval-length "$out/core" --factors 1,2,4 --methods none,yarn --backend "$backend"
       gatelab report "$out/core" --backend "$backend" >/dev/null
       copy core length_perplexity_yarn ;;
-    *) echo "make.sh: unknown study $1 (core, stability, ladder, activations, cures, length)" >&2; exit 1 ;;
+    recall)
+      # Trained at T = 32; recall at 1T..8T under each RoPE scaling; then continued at 2T with a
+      # larger base (extend) and evaluated at the same absolute lengths (64..256 = its 1T..4T).
+      gatelab sweep recall --seeds 3 --backend "$backend" --out "$out/recall"
+      gatelab eval-length "$out/recall" --factors 1,2,4,8 --sequences 128 --needle-samples 16 --backend "$backend" >/dev/null
+      gatelab report "$out/recall" --backend "$backend" >/dev/null
+      gatelab extend "$out/recall" --seq-len 64 --rope-theta 100000 --steps 500 --backend "$backend" --out "$out/recall-ext64"
+      gatelab eval-length "$out/recall-ext64" --factors 1,2,4 --sequences 128 --needle-samples 16 --backend "$backend" >/dev/null
+      gatelab report "$out/recall-ext64" --backend "$backend" >/dev/null
+      for m in none linear ntk yarn; do copy recall "length_recall_$m"; done
+      copy recall length_retrieval
+      copy recall-ext64 length_recall_none
+      copy recall-ext64 length_recall_yarn ;;
+    *) echo "make.sh: unknown study $1 (core, stability, ladder, activations, cures, length, recall)" >&2; exit 1 ;;
   esac
 }
 
-for s in "${@:-core stability ladder activations cures length}"; do
+for s in "${@:-core stability ladder activations cures length recall}"; do
   for one in $s; do study "$one"; done
 done

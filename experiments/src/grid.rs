@@ -51,13 +51,14 @@ pub struct Variant {
 }
 
 /// The grids shipped with gatelab.
-pub const BUILTIN: [(&str, &str); 6] = [
+pub const BUILTIN: [(&str, &str); 7] = [
     ("core", include_str!("../grids/core.json")),
     ("paper", include_str!("../grids/paper.json")),
     ("ladder", include_str!("../grids/ladder.json")),
     ("stability", include_str!("../grids/stability.json")),
     ("activations", include_str!("../grids/activations.json")),
     ("cures", include_str!("../grids/cures.json")),
+    ("recall", include_str!("../grids/recall.json")),
 ];
 
 /// Loads a built-in grid by name, or a grid file by path.

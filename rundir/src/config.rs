@@ -26,6 +26,7 @@ impl RunConfig {
         Ok(match (&self.data.corpus, &self.data.tokenizer) {
             (CorpusSpec::BigramBackcopy(b), _) => b.vocab_size(),
             (CorpusSpec::ZipfMarkov(z), _) => z.vocab_size(),
+            (CorpusSpec::Mqar(m), _) => m.vocab_size(),
             (_, TokenizerSpec::Bytes) => gatelab_data::Tokenizer::bytes().vocab_size(),
             (_, TokenizerSpec::Bpe { vocab_size }) => *vocab_size,
             (_, TokenizerSpec::File { path }) => gatelab_data::Tokenizer::load(path)?.vocab_size(),
@@ -35,7 +36,7 @@ impl RunConfig {
     /// Sets the model's vocabulary from the data and checks every part (that the corpus can be
     /// had too); errors name the field or the file.
     pub fn resolve(mut self) -> Result<Self, RunDirError> {
-        self.data.corpus.check()?;
+        self.data.check()?;
         self.model.vocab_size = self.data_vocab_size()?;
         self.model.validate().map_err(|e| RunDirError::invalid(format!("model.{}", e.field), e.message))?;
         self.train.validate()?;

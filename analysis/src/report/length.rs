@@ -90,6 +90,31 @@ pub fn write(sweep: &Path, dir: &Path, summary: &Summary) -> Result<Option<Secti
             y: YAxis::Fit,
         };
         charts.push(line_chart(dir, &format!("length_perplexity_{}", m.name()), &chart)?);
+        // Recall against length: the length study's headline on a recall corpus.
+        if let Some(chance) = first.recall_chance
+            && evals.iter().all(|e| e.points.iter().all(|p| p.accuracy.is_some()))
+        {
+            let mut recall = series(&|p| p.accuracy.unwrap_or(f64::NAN));
+            recall.push(Series {
+                label: "chance (a uniform guess among the values)".into(),
+                colour: 0,
+                points: factors.iter().map(|&k| Point::at((k * t) as f64, chance)).collect(),
+                style: SeriesStyle::Reference,
+            });
+            let chart = LineChart {
+                title: format!("Associative recall against context length (RoPE scaling: {})", m.name()),
+                x_label: format!("evaluation length (tokens; trained at {t})"),
+                y_label: "answers recalled (argmax)".into(),
+                caption: format!(
+                    "Share of the queries' answers predicted, over {} held-out recall sequences per length (the same pairs and queries spread over more noise as the length grows). Means over seeds, 95% Student-t error bars.",
+                    first.options.sequences
+                ),
+                series: recall,
+                integer_x: false,
+                y: YAxis::Probability,
+            };
+            charts.push(line_chart(dir, &format!("length_recall_{}", m.name()), &chart)?);
+        }
         let mut fattn = series(&|p| p.mean_first_token_attention());
         let chance: Vec<Point> = factors
             .iter()
@@ -178,7 +203,13 @@ fn retrieval_grid(
             n.samples,
             n.key_len,
             n.value_len,
-            if n.from_text { "spans of held-out text" } else { "random tokens" }
+            if first.recall_chance.is_some() {
+                "a key the sequence does not hold and a value, of the recall corpus"
+            } else if n.from_text {
+                "spans of held-out text"
+            } else {
+                "random tokens"
+            }
         ),
         panels,
         columns: 2,
@@ -209,7 +240,7 @@ fn write_tables(
         "---:|".repeat(factors.len())
     );
     let mut csv = String::from(
-        "configuration,method,factor,length,perplexity,perplexity_lo,perplexity_hi,last_segment_loss,first_token_attention,retrieval_accuracy,control_accuracy,runs\n",
+        "configuration,method,factor,length,perplexity,perplexity_lo,perplexity_hi,accuracy,accuracy_lo,accuracy_hi,last_segment_loss,first_token_attention,retrieval_accuracy,control_accuracy,runs\n",
     );
     let num = |e: &Option<Estimate>| e.as_ref().map_or(String::new(), |e| e.mean.to_string());
     for (i, runs) in groups {
@@ -222,20 +253,47 @@ fn write_tables(
             let _ = writeln!(md, "| {name} | {} | {} |", m.name(), cells.join(" | "));
             for &k in factors {
                 let ppl = over_seeds(runs, m, k, &|p| p.perplexity);
+                let acc = over_seeds(runs, m, k, &|p| p.accuracy.unwrap_or(f64::NAN));
+                let bound = |e: &Option<Estimate>, f: fn(&Estimate) -> Option<f64>| {
+                    e.as_ref().and_then(f).map_or(String::new(), |v| v.to_string())
+                };
                 let _ = writeln!(
                     csv,
-                    "\"{name}\",{},{k},{},{},{},{},{},{},{},{},{}",
+                    "\"{name}\",{},{k},{},{},{},{},{},{},{},{},{},{},{},{}",
                     m.name(),
                     k * t,
                     num(&ppl),
-                    ppl.as_ref().and_then(|e| e.lo).map_or(String::new(), |v| v.to_string()),
-                    ppl.as_ref().and_then(|e| e.hi).map_or(String::new(), |v| v.to_string()),
+                    bound(&ppl, |e| e.lo),
+                    bound(&ppl, |e| e.hi),
+                    num(&acc),
+                    bound(&acc, |e| e.lo),
+                    bound(&acc, |e| e.hi),
                     num(&over_seeds(runs, m, k, &|p| p.segment_loss.last().copied().unwrap_or(f64::NAN))),
                     num(&over_seeds(runs, m, k, &|p| p.mean_first_token_attention())),
                     num(&over_seeds(runs, m, k, &|p| p.retrieval_accuracy)),
                     num(&over_seeds(runs, m, k, &|p| p.control_accuracy)),
                     runs.len()
                 );
+            }
+        }
+    }
+    if let Some(chance) = first.recall_chance {
+        let _ = writeln!(
+            md,
+            "\nAnswers recalled (argmax over the held-out queries; chance {chance:.3}):\n\n| configuration | method | {} |\n|---|---|{}",
+            head.join(" | "),
+            "---:|".repeat(factors.len())
+        );
+        for (i, runs) in groups {
+            let name = summary.groups[*i].name();
+            for &m in methods {
+                let cells: Vec<String> = factors
+                    .iter()
+                    .map(|&k| {
+                        over_seeds(runs, m, k, &|p| p.accuracy.unwrap_or(f64::NAN)).map_or("-".into(), |e| e.show(3))
+                    })
+                    .collect();
+                let _ = writeln!(md, "| {name} | {} | {} |", m.name(), cells.join(" | "));
             }
         }
     }

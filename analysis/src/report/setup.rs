@@ -49,10 +49,7 @@ impl Setup {
             (
                 "tokenizer",
                 each(&|r| {
-                    if matches!(
-                        r.config.data.corpus,
-                        gatelab_data::CorpusSpec::BigramBackcopy(_) | gatelab_data::CorpusSpec::ZipfMarkov(_)
-                    ) {
+                    if r.config.data.corpus.is_synthetic() {
                         "synthetic ids".into()
                     } else {
                         r.config.data.tokenizer.describe()

@@ -12,8 +12,8 @@ use std::time::Instant;
 /// Which corpus and how to cut it (shared by the commands that read data).
 #[derive(clap::Args, Debug, Clone)]
 pub struct DataArgs {
-    /// Corpus: bigram-backcopy, zipf-markov, tinyshakespeare (built in), a text file, a directory of .txt
-    /// files, a .jsonl file, or hf:NAME[:SUBSET] (cargo feature `hub`).
+    /// Corpus: bigram-backcopy, zipf-markov, mqar[:vocab=V,pairs=P,queries=Q], tinyshakespeare (built
+    /// in), a text file, a directory of .txt files, a .jsonl file, or hf:NAME[:SUBSET] (cargo feature `hub`).
     #[arg(long, default_value = "bigram-backcopy")]
     pub data: String,
     /// Tokenizer for text corpora: bytes, bpe:VOCAB (trained on the training split), file:PATH.
@@ -77,11 +77,31 @@ pub fn inspect(args: &DataArgs, save_tokenizer: Option<&PathBuf>, json: bool) ->
         },
     ));
     obj.insert("ids".into(), serde_json::json!({ "bos": v.bos, "eos": v.eos, "pad": v.pad, "documents": !stream }));
+    if let CorpusSpec::Mqar(m) = &config.corpus {
+        let k = m.keys();
+        lines.push((
+            "task",
+            format!(
+                "multi-query associative recall: {} key-value pairs (keys 0..{k}, values {k}..{}), then {} queries among NOISE {} per sequence; the loss counts the {} answers only (chance accuracy 1/{k} = {:.3})",
+                m.pairs,
+                2 * k,
+                m.query_count(),
+                m.noise(),
+                m.query_count(),
+                1.0 / k as f64
+            ),
+        ));
+        obj.insert(
+            "recall".into(),
+            serde_json::json!({ "pairs": m.pairs, "queries": m.query_count(), "keys": k, "values": k,
+                "noise": m.noise(), "answers_per_sequence": m.query_count(), "chance_accuracy": 1.0 / k as f64 }),
+        );
+    }
     if data.units > 0 {
         lines.push(("units", format!("{} dealt to the splits", data.units)));
         obj.insert("units".into(), data.units.into());
     }
-    let generated = matches!(config.corpus, CorpusSpec::BigramBackcopy(_) | CorpusSpec::ZipfMarkov(_));
+    let generated = config.corpus.is_synthetic();
     let mut splits = serde_json::Map::new();
     for (name, ds) in [("train", &data.train), ("valid", &data.valid), ("analysis", &data.analysis)] {
         let words = if generated && name == "train" {

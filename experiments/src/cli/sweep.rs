@@ -18,7 +18,7 @@ pub struct SweepArgs {
     preset: String,
     #[command(flatten)]
     device: TrainDeviceArgs,
-    /// Replace every run's corpus: bigram-backcopy, zipf-markov, tinyshakespeare, a path, hf:NAME.
+    /// Replace every run's corpus: bigram-backcopy, zipf-markov, mqar[:vocab=V,pairs=P,queries=Q], tinyshakespeare, a path, hf:NAME.
     #[arg(long)]
     data: Option<String>,
     /// Results folder (default results/<grid name>).
