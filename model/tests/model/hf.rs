@@ -182,3 +182,52 @@ fn write_checkpoint(dir: &Path, checkpoint: hf::HfCheckpoint) {
     std::fs::write(dir.join("config.json"), checkpoint.config_json).unwrap();
     std::fs::write(dir.join("model.safetensors"), checkpoint.weights).unwrap();
 }
+
+/// Every field the authors' `modeling_qwen3.py` (qiuzh20/gated_attention @49645df) reads from its
+/// config, less those `PretrainedConfig` supplies itself (`_attn_implementation`, `output_*`,
+/// `use_return_dict`, `num_labels`, `problem_type`, `classifier_dropout` and the like): their
+/// configuration class does not define `qkv_bias`, so a G1 export that left it out would not load.
+const AUTHORS_FIELDS: [&str; 22] = [
+    "attention_dropout",
+    "elementwise_attn_output_gate",
+    "head_dim",
+    "headwise_attn_output_gate",
+    "hidden_act",
+    "hidden_size",
+    "initializer_range",
+    "intermediate_size",
+    "max_position_embeddings",
+    "max_window_layers",
+    "num_attention_heads",
+    "num_hidden_layers",
+    "num_key_value_heads",
+    "pad_token_id",
+    "qkv_bias",
+    "rms_norm_eps",
+    "rope_scaling",
+    "rope_theta",
+    "sliding_window",
+    "use_qk_norm",
+    "use_sliding_window",
+    "vocab_size",
+];
+
+#[test]
+fn a_g1_export_carries_every_field_the_authors_code_reads() {
+    let device = Device::flex();
+    for granularity in [Granularity::Elementwise, Granularity::Headwise] {
+        let config = gated_config(GateSpec { granularity, ..GateSpec::G1_ELEMENTWISE });
+        let model = config.init(&device).unwrap();
+        let checkpoint = hf::export(&model, &config, Some([94, 95, 96])).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&checkpoint.config_json).unwrap();
+        for field in AUTHORS_FIELDS {
+            assert!(json.get(field).is_some(), "{granularity:?} export lacks {field}: {json}");
+        }
+        assert_eq!((json["qkv_bias"].as_bool(), json["use_qk_norm"].as_bool()), (Some(false), Some(true)));
+        let gates = (json["elementwise_attn_output_gate"].as_bool(), json["headwise_attn_output_gate"].as_bool());
+        let expected =
+            if granularity == Granularity::Elementwise { (Some(true), Some(false)) } else { (Some(false), Some(true)) };
+        assert_eq!(gates, expected);
+        assert_eq!(json["use_sliding_window"].as_bool(), Some(false));
+    }
+}
