@@ -70,7 +70,7 @@ fn probes(batch: usize) -> Probes {
         slot: None,
     };
     let residual = Tensor::<3>::from_data(TensorData::new(residual, [batch, T, d]), &Device::flex());
-    Probes { layers: vec![LayerProbe { attention, residual }] }
+    Probes { layers: vec![LayerProbe { attention, residual, routing: None }] }
 }
 
 fn close(a: f64, b: f64) {

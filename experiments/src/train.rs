@@ -65,7 +65,8 @@ fn batch_of(
 /// One step's forward passes: the whole batch on one device, or, data parallel, one shard per
 /// device on a fork of the model. Each shard's mean loss is weighted by its share of the batch's
 /// real (non-PAD) targets, so the weighted sum is the batch's mean loss and the summed gradients
-/// are its gradient.
+/// are its gradient. A mixture-of-experts model's auxiliary loss (load balance, z-loss) joins the
+/// objective that is differentiated; the loss reported is the cross-entropy alone.
 pub struct Shards {
     /// `(the replica, its weighted loss)` per device.
     parts: Vec<(Transformer, Tensor<1>)>,
@@ -84,9 +85,11 @@ impl Shards {
     ) -> Result<Self> {
         if devices.len() == 1 {
             let batch = batch_of(ds, indices.iter().copied(), batcher, &devices[0])?;
-            let loss = masked_cross_entropy(model.forward(batch.inputs), batch.targets, batch.mask);
+            let (logits, aux) = model.forward_with_aux(batch.inputs);
+            let loss = masked_cross_entropy(logits, batch.targets, batch.mask);
             let value = loss.clone().into_scalar::<f32>() as f64;
-            return Ok(Self { parts: vec![(model.clone(), loss)], loss: value });
+            let objective = aux.map_or(loss.clone(), |a| loss + a);
+            return Ok(Self { parts: vec![(model.clone(), objective)], loss: value });
         }
         let per = indices.len().div_ceil(devices.len());
         let mut parts = Vec::new();
@@ -98,19 +101,21 @@ impl Shards {
             let replica = if k == 0 { model.clone() } else { model.clone().fork(device) };
             let batch = batch_of(ds, chunk.iter().copied(), batcher, device)?;
             let count = batch.mask.clone().sum().into_scalar::<f32>() as f64;
-            let loss = masked_cross_entropy(replica.forward(batch.inputs), batch.targets, batch.mask);
+            let (logits, aux) = replica.forward_with_aux(batch.inputs);
+            let loss = masked_cross_entropy(logits, batch.targets, batch.mask);
             counted.push(count);
-            parts.push((replica, loss));
+            parts.push((replica, loss, aux));
         }
         let total: f64 = counted.iter().sum::<f64>().max(1.0);
         let mut value = 0.0;
         let parts = parts
             .into_iter()
             .zip(counted)
-            .map(|((replica, loss), count)| {
+            .map(|((replica, loss, aux), count)| {
                 let weighted = loss.mul_scalar(count / total);
                 value += weighted.clone().into_scalar::<f32>() as f64;
-                (replica, weighted)
+                let objective = aux.map_or(weighted.clone(), |a| weighted + a.mul_scalar(count / total));
+                (replica, objective)
             })
             .collect();
         Ok(Self { parts, loss: value })

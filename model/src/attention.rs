@@ -6,6 +6,7 @@ use crate::cure::{SinkCure, weights};
 use crate::gate::{
     Combination, GateActivation, GateInput, GatePosition, GateSite, GateSpec, HeadSharing, SdpaNonlinearity,
 };
+use crate::moe::ExpertProjection;
 use crate::rope::apply_rope;
 use crate::sdpa::{Slot, sdpa};
 use burn::module::{Module, Param};
@@ -134,6 +135,12 @@ pub struct Attention {
     pub kv_bias_key: Option<Param<Tensor<2>>>,
     /// The learned extra value `v′` per KV head (cure `kv_bias`), `[n_kv_heads, head_dim]`.
     pub kv_bias_value: Option<Param<Tensor<2>>>,
+    /// Switch-Head key experts per KV head (`k_proj` is expert 0).
+    pub k_experts: Option<ExpertProjection>,
+    /// Switch-Head value experts per KV head (`v_proj` is expert 0).
+    pub v_experts: Option<ExpertProjection>,
+    /// Switch-Head output experts per query head (`o_proj` is expert 0).
+    pub o_experts: Option<ExpertProjection>,
     #[module(skip)]
     spec: GateSpec,
     #[module(skip)]
@@ -172,7 +179,7 @@ impl Attention {
     /// Builds the attention of one block of `config` (assumed validated).
     pub fn new(config: &ModelConfig, device: &Device) -> Self {
         let (d, h, kv, hd) = (config.d_model, config.n_heads, config.n_kv_heads, config.head_dim);
-        let spec = config.gate;
+        let (spec, sh) = (config.gate, config.switch_head);
         Self {
             q_proj: linear(d, h * hd, config, device),
             k_proj: linear(d, kv * hd, config, device),
@@ -185,6 +192,9 @@ impl Attention {
             sink_logit: (config.cure == SinkCure::SinkLogit).then(|| Param::from_tensor(Tensor::zeros([h], device))),
             kv_bias_key: (config.cure == SinkCure::KvBias).then(|| normal([kv, hd], config, device)),
             kv_bias_value: (config.cure == SinkCure::KvBias).then(|| normal([kv, hd], config, device)),
+            k_experts: (sh.keys && !sh.is_off()).then(|| ExpertProjection::new(sh, d, kv * hd, kv, config, device)),
+            v_experts: (sh.values && !sh.is_off()).then(|| ExpertProjection::new(sh, d, kv * hd, kv, config, device)),
+            o_experts: (sh.outputs && !sh.is_off()).then(|| ExpertProjection::new(sh, h * hd, d, h, config, device)),
             spec,
             cure: config.cure,
             n_heads: h,
@@ -235,9 +245,13 @@ impl Attention {
         // Projections, each [b, t, heads, hd]; G4/G3/G2 gates act right after them.
         let q = self.q_proj.forward(x.clone()).reshape([b, t, h, hd]);
         let q = self.gate_at(GatePosition::G4, q, &x, &mut scores);
-        let k = self.k_proj.forward(x.clone()).reshape([b, t, kv, hd]);
+        let project = |proj: &Linear, experts: &Option<ExpertProjection>| match experts {
+            Some(e) => e.project(x.clone(), proj.weight.val(), &x),
+            None => proj.forward(x.clone()).reshape([b, t, kv, hd]),
+        };
+        let k = project(&self.k_proj, &self.k_experts);
         let k = self.gate_at(GatePosition::G3, k, &x, &mut scores);
-        let v = self.v_proj.forward(x.clone()).reshape([b, t, kv, hd]);
+        let v = project(&self.v_proj, &self.v_experts);
         let v = self.gate_at(GatePosition::G2, v, &x, &mut scores);
         let (q, k) = match (&self.q_norm, &self.k_norm) {
             (Some(qn), Some(kn)) => (qn.forward(q), kn.forward(k)),
@@ -277,7 +291,10 @@ impl Attention {
         };
         let y = self.gate_at(GatePosition::G1, y, &x, &mut scores);
 
-        let out = self.o_proj.forward(y.clone().reshape([b, t, h * hd]));
+        let out = match &self.o_experts {
+            Some(e) => e.project_out(y.clone(), self.o_proj.weight.val(), &x),
+            None => self.o_proj.forward(y.clone().reshape([b, t, h * hd])),
+        };
         let out = self.gate_at(GatePosition::G5, out.reshape([b, t, 1, self.o_proj_width()]), &x, &mut scores);
         if let Some(slot) = probe {
             let attn = slot.keep_maps.then_some(attn);

@@ -3,6 +3,7 @@
 
 use crate::cure::SinkCure;
 use crate::gate::{Combination, ConfigError, GatePosition, GateSpec, Granularity, HeadSharing, SdpaNonlinearity};
+use crate::moe::{MoeSpec, SwitchHeadSpec};
 use crate::rope::RopeScaling;
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +53,14 @@ pub struct ModelConfig {
     /// Narrow the FFN so this (gated) model has the parameter count of the same model without a
     /// gate, as the paper does for its dense models (Table 2). See [`ModelConfig::ffn_width`].
     pub match_baseline_params: bool,
+    /// The FFN as a mixture of experts (absent from the JSON when dense, so earlier runs keep
+    /// their hashes); with experts, `d_ff` is not used.
+    #[serde(skip_serializing_if = "MoeSpec::is_dense")]
+    pub moe: MoeSpec,
+    /// Switch-Head attention: key/value/output projections as experts per head (absent from the
+    /// JSON when off).
+    #[serde(skip_serializing_if = "SwitchHeadSpec::is_off")]
+    pub switch_head: SwitchHeadSpec,
 }
 
 impl Default for ModelConfig {
@@ -74,6 +83,8 @@ impl Default for ModelConfig {
             gate: GateSpec::BASELINE,
             cure: SinkCure::Softmax,
             match_baseline_params: false,
+            moe: MoeSpec::default(),
+            switch_head: SwitchHeadSpec::default(),
         }
     }
 }
@@ -89,8 +100,10 @@ pub struct ParamCount {
     pub attention: usize,
     /// The gate (and SDPA-norm ablation) parameters, all layers: the paper's "+P".
     pub gate: usize,
-    /// FFN parameters, all layers.
+    /// FFN parameters, all layers (a mixture of experts: router, routed and shared experts).
     pub ffn: usize,
+    /// Switch-Head's extra projection experts and routers, all layers (0 without Switch-Head).
+    pub switch_head: usize,
     /// RMSNorm weights outside attention and FFN (block norms and the final norm).
     pub norms: usize,
     /// Everything.
@@ -132,6 +145,21 @@ impl ModelConfig {
             ));
         }
         self.cure.validate()?;
+        self.moe.validate()?;
+        self.switch_head.validate()?;
+        if self.qk_norm && self.switch_head.keys && self.switch_head.top_k == 1 {
+            return Err(ConfigError::new(
+                "switch_head.top_k",
+                "with one key expert per head QK-norm divides the router's score out of the key, so the router \
+                 gets no gradient (as for a headwise G3 gate); use top_k ≥ 2, keys false or qk_norm false",
+            ));
+        }
+        if !self.moe.is_dense() && self.match_baseline_params {
+            return Err(ConfigError::new(
+                "match_baseline_params",
+                "narrows a dense FFN; a mixture-of-experts model matches by its expert count instead",
+            ));
+        }
         if !(self.norm_eps > 0.0 && self.norm_eps.is_finite()) {
             return Err(ConfigError::new("norm_eps", "must be a positive number"));
         }
@@ -185,6 +213,9 @@ impl ModelConfig {
     /// `round(gate params per layer / (3·d_model))`, so the gated model is within `1.5·d_model`
     /// parameters per layer of the ungated one.
     pub fn ffn_width(&self) -> usize {
+        if !self.moe.is_dense() {
+            return 0;
+        }
         if !self.match_baseline_params || self.d_ff == 0 {
             return self.d_ff;
         }
@@ -208,12 +239,18 @@ impl ModelConfig {
         // The SDPA RMSNorm ablation counts as "gate" (it is the Table 3 alternative to one).
         let gate = l * gate_extra;
         let d_ff = self.ffn_width();
-        let ffn = l * 3 * d * d_ff;
-        let sublayers = if d_ff > 0 { 2 } else { 1 };
+        let ffn = l * (3 * d * d_ff + self.moe.params_per_layer(d));
+        let switch_head = l * self.switch_head.params_per_layer(self);
+        let sublayers = if self.has_ffn() { 2 } else { 1 };
         let per_block_norms = sublayers * if self.sandwich_norm { 2 } else { 1 };
         let norms = l * per_block_norms * d + d;
-        let total = embedding + lm_head + attention + gate + ffn + norms;
-        ParamCount { embedding, lm_head, attention, gate, ffn, norms, total }
+        let total = embedding + lm_head + attention + gate + ffn + switch_head + norms;
+        ParamCount { embedding, lm_head, attention, gate, ffn, switch_head, norms, total }
+    }
+
+    /// Whether the blocks have an FFN sublayer (dense or mixture of experts).
+    pub fn has_ffn(&self) -> bool {
+        self.ffn_width() > 0 || !self.moe.is_dense()
     }
 
     /// Whether the SDPA RMSNorm ablation is on.

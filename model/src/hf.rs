@@ -442,6 +442,12 @@ pub fn export_layout(config: &ModelConfig) -> Result<GateLayout, ModelError> {
     if config.sandwich_norm {
         return refuse("sandwich norm has no place in the Qwen3 format");
     }
+    if !config.moe.is_dense() {
+        return refuse("a mixture-of-experts FFN has no place in the dense Qwen3 format");
+    }
+    if !config.switch_head.is_off() {
+        return refuse("Switch-Head attention has no place in the Qwen3 format");
+    }
     if config.ffn_width() == 0 {
         return refuse("an attention-only model (no FFN) has no place in the Qwen3 format");
     }

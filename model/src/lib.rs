@@ -8,6 +8,7 @@
 //! - [`config`]: the model config, [`ModelConfig`], its validation and exact parameter counts.
 //! - [`attention`], [`transformer`]: the modules; [`rope`]: rotary embeddings; [`sdpa`]: the
 //!   attention core as one operation with a handwritten backward pass.
+//! - [`moe`]: the mixture-of-experts FFN ([`MoeSpec`]) and Switch-Head attention ([`SwitchHeadSpec`]).
 //! - [`probe`]: what [`Transformer::forward_probed`] returns.
 //! - [`error`]: the error types, [`ConfigError`] and [`ModelError`].
 //! - [`weights`]: safetensors interchange with PyTorch, names documented there.
@@ -20,6 +21,7 @@ pub mod cure;
 pub mod error;
 pub mod gate;
 pub mod hf;
+pub mod moe;
 pub mod probe;
 pub mod rope;
 pub mod sdpa;
@@ -32,6 +34,7 @@ pub use error::{ConfigError, ModelError};
 pub use gate::{
     Combination, GateActivation, GateInput, GatePosition, GateSpec, Granularity, HeadSharing, SdpaNonlinearity,
 };
+pub use moe::{MoeSpec, Routing, SwitchHeadSpec};
 pub use probe::{LayerProbe, Probes};
 pub use rope::RopeScaling;
 pub use transformer::{ResidualEdit, Transformer, cross_entropy, masked_cross_entropy, token_nll};

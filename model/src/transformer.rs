@@ -4,6 +4,7 @@
 use crate::attention::{Attention, ProbeSlot, linear, rms_norm};
 use crate::config::ModelConfig;
 use crate::gate::ConfigError;
+use crate::moe::{MoeFfn, Routing};
 use crate::probe::{LayerProbe, Probes};
 use crate::rope::{RopeScaling, rope_tables};
 use burn::module::Module;
@@ -23,6 +24,15 @@ pub struct FeedForward {
 }
 
 impl FeedForward {
+    /// A SwiGLU `d_model → width → d_model` with the model's initialisation.
+    pub fn new(d_model: usize, width: usize, config: &ModelConfig, device: &Device) -> Self {
+        Self {
+            gate_proj: linear(d_model, width, config, device),
+            up_proj: linear(d_model, width, config, device),
+            down_proj: linear(width, d_model, config, device),
+        }
+    }
+
     /// # Shapes
     /// - x: `[batch, seq, d_model]` → `[batch, seq, d_model]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
@@ -42,8 +52,10 @@ pub struct Block {
     pub attn_out_norm: Option<RmsNorm>,
     /// Norm before the FFN (absent in attention-only models).
     pub ffn_norm: Option<RmsNorm>,
-    /// The FFN (absent when `d_ff = 0`).
+    /// The FFN (absent when `d_ff = 0` or the FFN is a mixture of experts).
     pub ffn: Option<FeedForward>,
+    /// The mixture-of-experts FFN (with `moe.experts > 0`).
+    pub moe: Option<MoeFfn>,
     /// Sandwich norm on the FFN output.
     pub ffn_out_norm: Option<RmsNorm>,
 }
@@ -52,22 +64,21 @@ impl Block {
     fn new(config: &ModelConfig, device: &Device) -> Self {
         let d = config.d_model;
         let d_ff = config.ffn_width();
-        let has_ffn = d_ff > 0;
+        let has_ffn = config.has_ffn();
         let sandwich = config.sandwich_norm;
         Self {
             attn_norm: rms_norm(d, config, device),
             attn: Attention::new(config, device),
             attn_out_norm: sandwich.then(|| rms_norm(d, config, device)),
             ffn_norm: has_ffn.then(|| rms_norm(d, config, device)),
-            ffn: has_ffn.then(|| FeedForward {
-                gate_proj: linear(d, d_ff, config, device),
-                up_proj: linear(d, d_ff, config, device),
-                down_proj: linear(d_ff, d, config, device),
-            }),
+            ffn: (d_ff > 0).then(|| FeedForward::new(d, d_ff, config, device)),
+            moe: (!config.moe.is_dense()).then(|| MoeFfn::new(config, device)),
             ffn_out_norm: (sandwich && has_ffn).then(|| rms_norm(d, config, device)),
         }
     }
 
+    /// The block, and the routing of its mixture-of-experts FFN if it has one.
+    ///
     /// # Shapes
     /// - h: `[batch, seq, d_model]` → `[batch, seq, d_model]`
     fn forward(
@@ -77,24 +88,28 @@ impl Block {
         sin: &Tensor<2>,
         mask: &Tensor<2, Bool>,
         probe: Option<&mut ProbeSlot>,
-    ) -> Tensor<3> {
+    ) -> (Tensor<3>, Option<Routing>) {
         let a = self.attn.forward(self.attn_norm.forward(h.clone()), cos, sin, mask, probe);
         let a = match &self.attn_out_norm {
             Some(n) => n.forward(a),
             None => a,
         };
         let h = h + a;
-        match (&self.ffn_norm, &self.ffn) {
-            (Some(norm), Some(ffn)) => {
-                let f = ffn.forward(norm.forward(h.clone()));
-                let f = match &self.ffn_out_norm {
-                    Some(n) => n.forward(f),
-                    None => f,
-                };
-                h + f
+        let Some(norm) = &self.ffn_norm else { return (h, None) };
+        let z = norm.forward(h.clone());
+        let (f, routing) = match (&self.ffn, &self.moe) {
+            (Some(ffn), _) => (ffn.forward(z), None),
+            (None, Some(moe)) => {
+                let (f, routing) = moe.forward(z);
+                (f, Some(routing))
             }
-            _ => h,
-        }
+            (None, None) => unreachable!("a block with an FFN norm has an FFN"),
+        };
+        let f = match &self.ffn_out_norm {
+            Some(n) => n.forward(f),
+            None => f,
+        };
+        (h + f, routing)
     }
 }
 
@@ -164,7 +179,19 @@ impl Transformer {
     /// - tokens: `[batch, seq]`
     /// - output: `[batch, seq, vocab]`
     pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
-        self.run(tokens, None, None, None)
+        self.run(tokens, None, None, None, &mut None)
+    }
+
+    /// Logits and the auxiliary loss to add to the training objective: the mixture-of-experts
+    /// layers' load-balancing and z-losses, weighted and summed (`None` for a dense model).
+    ///
+    /// # Shapes
+    /// - tokens: `[batch, seq]`
+    /// - output: `[batch, seq, vocab]`, and `[1]`
+    pub fn forward_with_aux(&self, tokens: Tensor<2, Int>) -> (Tensor<3>, Option<Tensor<1>>) {
+        let mut aux = None;
+        let logits = self.run(tokens, None, None, None, &mut aux);
+        (logits, aux)
     }
 
     /// Logits with attention restricted by `masked` instead of the causal mask alone (e.g. a
@@ -175,7 +202,7 @@ impl Transformer {
     /// - masked: `[seq, seq]`, true where query `i` may not see key `j` (it must hide the future)
     /// - output: `[batch, seq, vocab]`
     pub fn forward_masked(&self, tokens: Tensor<2, Int>, masked: Tensor<2, Bool>) -> Tensor<3> {
-        self.run(tokens, None, None, Some(masked))
+        self.run(tokens, None, None, Some(masked), &mut None)
     }
 
     /// Logits plus, per layer, attention maps, gate scores, SDPA outputs and the residual stream.
@@ -209,13 +236,13 @@ impl Transformer {
         keep_maps: bool,
     ) -> (Tensor<3>, Probes) {
         let mut probes = Vec::with_capacity(self.layers.len());
-        let logits = self.run(tokens, Some((&mut probes, keep_maps)), Some(edit), None);
+        let logits = self.run(tokens, Some((&mut probes, keep_maps)), Some(edit), None, &mut None);
         (logits, Probes { layers: probes })
     }
 
     fn probed(&self, tokens: Tensor<2, Int>, keep_maps: bool) -> (Tensor<3>, Probes) {
         let mut probes = Vec::with_capacity(self.layers.len());
-        let logits = self.run(tokens, Some((&mut probes, keep_maps)), None, None);
+        let logits = self.run(tokens, Some((&mut probes, keep_maps)), None, None, &mut None);
         (logits, Probes { layers: probes })
     }
 
@@ -225,6 +252,7 @@ impl Transformer {
         mut probes: Option<(&mut Vec<LayerProbe>, bool)>,
         edit: Option<&ResidualEdit>,
         masked: Option<Tensor<2, Bool>>,
+        aux: &mut Option<Tensor<1>>,
     ) -> Tensor<3> {
         let device = tokens.device();
         let [b, t] = tokens.dims();
@@ -233,14 +261,21 @@ impl Transformer {
         let mut h = self.embed_tokens.forward(tokens);
         for (i, layer) in self.layers.iter().enumerate() {
             let mut slot = ProbeSlot { keep_maps: probes.as_ref().is_some_and(|p| p.1), probe: None };
-            h = layer.forward(h, &cos, &sin, &mask, probes.is_some().then_some(&mut slot));
+            let (out, routing) = layer.forward(h, &cos, &sin, &mask, probes.is_some().then_some(&mut slot));
+            h = out;
+            if let Some(r) = &routing {
+                *aux = Some(match aux.take() {
+                    Some(a) => a + r.aux.clone(),
+                    None => r.aux.clone(),
+                });
+            }
             if let Some(e) = edit.filter(|e| e.layer == i) {
                 let value = Tensor::<3>::full([b, 1, 1], e.value, &device);
                 h = h.slice_assign([0..b, e.position..e.position + 1, e.channel..e.channel + 1], value);
             }
             if let Some((out, _)) = probes.as_mut() {
                 let attention = slot.probe.expect("the attention fills its probe");
-                out.push(LayerProbe { attention, residual: h.clone() });
+                out.push(LayerProbe { attention, residual: h.clone(), routing });
             }
         }
         self.logits(self.norm.forward(h))

@@ -290,3 +290,95 @@ fn padding_targets_do_not_count() {
     assert!((masked - first3).abs() < 1e-6, "{masked} vs {first3}");
     assert!((masked - all).abs() > 1e-4);
 }
+
+/// The small mixture-of-experts and Switch-Head shapes the tests below use.
+fn moe(switch_head: gatelab_model::SwitchHeadSpec, shared: usize) -> ModelConfig {
+    ModelConfig {
+        moe: gatelab_model::MoeSpec {
+            experts: 4,
+            top_k: 2,
+            d_expert: 12,
+            shared_experts: shared,
+            ..Default::default()
+        },
+        switch_head,
+        ..tiny(GateSpec::BASELINE)
+    }
+}
+
+fn switch(experts: usize, top_k: usize, keys: bool, values: bool, outputs: bool) -> gatelab_model::SwitchHeadSpec {
+    gatelab_model::SwitchHeadSpec { experts, top_k, keys, values, outputs }
+}
+
+#[test]
+fn experts_count_route_and_respect_causality() {
+    let device = Device::flex();
+    for (sh, shared) in [
+        (gatelab_model::SwitchHeadSpec::default(), 0),
+        (gatelab_model::SwitchHeadSpec::default(), 1),
+        (switch(4, 2, true, true, false), 0),
+        (switch(3, 1, false, true, true), 1),
+    ] {
+        let config = moe(sh, shared);
+        config.validate().unwrap();
+        let model = config.init(&device).unwrap();
+        assert_eq!(config.param_count().total, model.num_params(), "{config:?}");
+        // The dense FFN is replaced, not kept beside the experts.
+        assert!(model.layers.iter().all(|l| l.ffn.is_none() && l.moe.is_some()));
+        let a = tokens(&[&[1, 2, 3, 4, 5, 6, 7, 8]], &device);
+        let b = tokens(&[&[1, 2, 3, 4, 9, 10, 11, 12]], &device);
+        let (la, lb) = (values(model.forward(a.clone())), values(model.forward(b)));
+        assert_eq!(la[..4 * 29], lb[..4 * 29], "routing must not see the future");
+        // Every token goes to exactly top_k experts; the aux loss is finite and positive.
+        let (_, probes) = model.forward_probed(a.clone());
+        for layer in &probes.layers {
+            let r = layer.routing.as_ref().expect("a mixture-of-experts layer reports its routing");
+            let per_token: Vec<f32> = r.chosen.clone().sum_dim(2).into_data().iter::<f32>().collect();
+            assert!(per_token.iter().all(|&n| n == 2.0), "{per_token:?}");
+            let balance = r.balance.clone().into_scalar::<f32>();
+            assert!(balance >= 1.0 - 1e-4 && balance.is_finite(), "balance {balance} (1 when perfectly balanced)");
+        }
+        let (_, aux) = model.forward_with_aux(a);
+        assert!(aux.unwrap().into_scalar::<f32>() > 0.0);
+    }
+    // A dense model has no auxiliary loss; nonsense is refused naming the field.
+    assert!(tiny(GateSpec::BASELINE).init(&device).unwrap().forward_with_aux(tokens(&[&[1, 2]], &device)).1.is_none());
+    let bad = ModelConfig {
+        moe: gatelab_model::MoeSpec { top_k: 5, ..moe(Default::default(), 0).moe },
+        ..moe(Default::default(), 0)
+    };
+    assert_eq!(bad.validate().unwrap_err().field, "moe.top_k");
+    let bad = moe(switch(2, 1, false, false, false), 0);
+    assert_eq!(bad.validate().unwrap_err().field, "switch_head");
+    let json = serde_json::to_string(&tiny(GateSpec::BASELINE)).unwrap();
+    assert!(!json.contains("moe") && !json.contains("switch_head"), "dense configs keep their JSON (and hashes)");
+}
+
+#[test]
+fn a_one_expert_value_switch_head_is_a_headwise_value_gate() {
+    // Switch-Head v 1top1 = σ(x·w_h) · (x·W_v)_h: the G2 headwise gate (the paper's Table 6 note).
+    let device = Device::flex();
+    let gated = tiny(GateSpec::at(GatePosition::G2, Granularity::Headwise)).init(&device).unwrap();
+    let switch_config = ModelConfig { switch_head: switch(1, 1, false, true, false), ..tiny(GateSpec::BASELINE) };
+    assert_eq!(
+        switch_config.param_count().total,
+        tiny(GateSpec::at(GatePosition::G2, Granularity::Headwise)).param_count().total
+    );
+    let mut switched = switch_config.init(&device).unwrap();
+    // Copy every weight; the gate's projection becomes the router.
+    {
+        use burn::store::{ModuleSnapshot, SafetensorsStore};
+        let path = tempfile_dir("switch1").join("gated.safetensors");
+        gated.save_into(&mut SafetensorsStore::from_file(&path).overwrite(true)).unwrap();
+        let result = switched.load_from(&mut SafetensorsStore::from_file(&path).allow_partial(true)).unwrap();
+        assert!(result.errors.is_empty(), "{result:?}");
+    }
+    for (s, g) in switched.layers.iter_mut().zip(&gated.layers) {
+        let router = &mut s.attn.v_experts.as_mut().unwrap().router;
+        router.weight = Param::from_tensor(g.attn.gate.as_ref().unwrap().gate_proj.as_ref().unwrap().weight.val());
+    }
+    let input = tokens(&[&[3, 1, 4, 1, 5, 9, 2, 6]], &device);
+    let (a, b) = (values(gated.forward(input.clone())), values(switched.forward(input)));
+    let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(worst < 1e-5, "logits differ by {worst}");
+}

@@ -13,7 +13,9 @@ use crate::common::{Lcg, batch_tensors, read_safetensors, reference_python, temp
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Device, Distribution, Gradients, Tensor};
 use gatelab_model::weights::to_safetensors;
-use gatelab_model::{GatePosition, GateSpec, Granularity, ModelConfig, SinkCure, cross_entropy};
+use gatelab_model::{
+    GatePosition, GateSpec, Granularity, ModelConfig, MoeSpec, SinkCure, SwitchHeadSpec, cross_entropy,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -79,9 +81,11 @@ fn write_case(root: &Path, index: usize, name: String, config: &ModelConfig, qwe
     let model = config.init(&device).unwrap_or_else(|e| panic!("{name}: {e}")).map(&mut Perturb);
     let mut rng = Lcg(index as u64 + 1);
     let (tokens, targets, batch_json) = batch_tensors(&mut rng, 2, 7, config.vocab_size, &device);
-    let logits = model.forward(tokens);
+    let (logits, aux) = model.forward_with_aux(tokens);
     let values = logits.clone().into_data().try_to_vec::<f32>().unwrap();
+    // The training objective: a mixture-of-experts model's auxiliary losses join the cross-entropy.
     let loss = cross_entropy(logits, targets);
+    let loss = aux.map_or(loss.clone(), |a| loss + a);
     let grads = loss.backward();
     std::fs::write(dir.join("weights.safetensors"), to_safetensors(&model).unwrap()).unwrap();
     std::fs::write(dir.join("grads.safetensors"), to_safetensors(&model.clone().map(&mut ToGrads(&grads))).unwrap())
@@ -169,6 +173,33 @@ fn every_design_point_matches_pytorch() {
             let name = format!("{} + {} [{arch_name}]", cure.name(), spec.label());
             cases.push(write_case(&root, cases.len(), name, &config, false));
         }
+    }
+    // The mixture-of-experts FFN (router included, through its auxiliary losses) and Switch-Head in
+    // the paper's Table 6 forms (kv / v; E top-k), alone and with G1, on the dense architectures.
+    let moe = |shared: usize, normalize_top_k: bool| MoeSpec {
+        experts: 4,
+        top_k: 2,
+        d_expert: 12,
+        shared_experts: shared,
+        normalize_top_k,
+        balance_coef: 0.1,
+        z_coef: 0.01,
+    };
+    let sh = |experts, top_k, keys, outputs| SwitchHeadSpec { experts, top_k, keys, values: true, outputs };
+    let sparse = [
+        ("moe 4top2", moe(0, true), SwitchHeadSpec::default(), GateSpec::BASELINE),
+        ("moe 4top2 + shared, unnormalised", moe(1, false), SwitchHeadSpec::default(), GateSpec::BASELINE),
+        ("moe 4top2 + G1", moe(0, true), SwitchHeadSpec::default(), GateSpec::G1_ELEMENTWISE),
+        ("switch-head kv 4top4", MoeSpec::default(), sh(4, 4, true, false), GateSpec::BASELINE),
+        ("switch-head v 4top2", MoeSpec::default(), sh(4, 2, false, false), GateSpec::BASELINE),
+        ("switch-head v 1top1", MoeSpec::default(), sh(1, 1, false, false), GateSpec::BASELINE),
+        ("switch-head vo 3top1 + G1", MoeSpec::default(), sh(3, 1, false, true), GateSpec::G1_ELEMENTWISE),
+        ("moe 4top2 + switch-head kv 3top2", moe(0, true), sh(3, 2, true, false), GateSpec::BASELINE),
+    ];
+    for (i, (label, moe, switch_head, gate)) in sparse.into_iter().enumerate() {
+        let (arch_name, arch) = &archs[i % 3];
+        let config = ModelConfig { moe, switch_head, gate, ..arch.clone() };
+        cases.push(write_case(&root, cases.len(), format!("{label} [{arch_name}]"), &config, false));
     }
     // G1 elementwise against transformers' Qwen3NextAttention (an implementation nobody here wrote).
     for (arch_name, arch) in archs.iter().filter(|(_, a)| a.qk_norm) {

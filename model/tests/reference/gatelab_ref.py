@@ -56,10 +56,18 @@ ACTIVATIONS = {
 }
 
 
+def top_k_mask(scores, k):
+    """1 where a score is at least the k-th largest of its row (ties all chosen), else 0; no grad."""
+    s = scores.detach()
+    kth = s.topk(k, dim=-1).values[..., k - 1 : k]
+    return (s >= kth).to(scores.dtype)
+
+
 class Reference:
     def __init__(self, cfg, params):
         self.c = cfg
         self.p = params
+        self.aux = torch.zeros((), dtype=DTYPE)
         g = cfg["gate"]
         self.g = {
             "position": g.get("position", "none"),
@@ -126,14 +134,41 @@ class Reference:
         denominator = slot.exp() + exp.sum(-1, keepdim=True)
         return (exp / denominator) @ v + (slot.exp() / denominator) * value
 
+    def switch_weights(self, pre, name, x, heads):
+        """Switch-Head routing for one projection: sigmoid scores of the top-k experts per head,
+        [b, t, heads, E]; None when the projection has no experts."""
+        key = pre + f"{name}_experts.router.weight"
+        if key not in self.p:
+            return None
+        sh = self.c["switch_head"]
+        b, t, _ = x.shape
+        s = torch.sigmoid(x @ self.p[key].T).view(b, t, heads, sh["experts"])
+        return s * top_k_mask(s, sh["top_k"])
+
+    def switch_all(self, pre, name, dense):
+        """Every expert of a projection, [E, d_in, d_out]: the dense projection (PyTorch layout
+        [out, in]) first, then the extra experts."""
+        first = dense.T[None]
+        extra = self.p.get(pre + f"{name}_experts.extra")
+        return first if extra is None else torch.cat([first, extra], dim=0)
+
+    def project(self, pre, name, x, heads, hd):
+        dense = self.p[pre + f"{name}_proj.weight"]
+        b, t, _ = x.shape
+        w = self.switch_weights(pre, name, x, heads)
+        if w is None:
+            return (x @ dense.T).view(b, t, heads, hd)
+        experts = self.switch_all(pre, name, dense)
+        return sum((x @ experts[e]).view(b, t, heads, hd) * w[..., e : e + 1] for e in range(experts.shape[0]))
+
     def attention(self, i, x, cos, sin):
         c, g, p = self.c, self.g, self.p
         pre = f"layers.{i}.attn."
         b, t, _ = x.shape
         h, kv, hd = c["n_heads"], c["n_kv_heads"], c["head_dim"]
         q = (x @ p[pre + "q_proj.weight"].T).view(b, t, h, hd)
-        k = (x @ p[pre + "k_proj.weight"].T).view(b, t, kv, hd)
-        v = (x @ p[pre + "v_proj.weight"].T).view(b, t, kv, hd)
+        k = self.project(pre, "k", x, kv, hd)
+        v = self.project(pre, "v", x, kv, hd)
         if g["position"] == "g4":
             q = self.gate(pre, q, x)
         if g["position"] == "g3":
@@ -157,7 +192,12 @@ class Reference:
             y = F.silu(y)
         if g["position"] == "g1":
             y = self.gate(pre, y, x)
-        out = y.reshape(b, t, h * hd) @ p[pre + "o_proj.weight"].T
+        w = self.switch_weights(pre, "o", x, h)
+        if w is None:
+            out = y.reshape(b, t, h * hd) @ p[pre + "o_proj.weight"].T
+        else:
+            experts = self.switch_all(pre, "o", p[pre + "o_proj.weight"])
+            out = sum((y * w[..., e : e + 1]).reshape(b, t, h * hd) @ experts[e] for e in range(experts.shape[0]))
         if g["position"] == "g5":
             out = self.gate(pre, out.view(b, t, 1, -1), x).view(b, t, -1)
         return out
@@ -177,15 +217,46 @@ class Reference:
             h = h + a
             if pre + "ffn_norm.weight" in p:
                 z = rms_norm(h, p[pre + "ffn_norm.weight"], eps)
-                f = (F.silu(z @ p[pre + "ffn.gate_proj.weight"].T) * (z @ p[pre + "ffn.up_proj.weight"].T)) @ p[
-                    pre + "ffn.down_proj.weight"
-                ].T
+                if pre + "moe.router.weight" in p:
+                    f = self.moe(pre + "moe.", z)
+                else:
+                    f = (F.silu(z @ p[pre + "ffn.gate_proj.weight"].T) * (z @ p[pre + "ffn.up_proj.weight"].T)) @ p[
+                        pre + "ffn.down_proj.weight"
+                    ].T
                 if c["sandwich_norm"]:
                     f = rms_norm(f, p[pre + "ffn_out_norm.weight"], eps)
                 h = h + f
         h = rms_norm(h, p["norm.weight"], eps)
         head = p["embed_tokens.weight"] if c["tie_embeddings"] else p["lm_head.weight"]
         return h @ head.T
+
+
+    def moe(self, pre, z):
+        """The mixture-of-experts FFN, written from its definition: softmax router, top-k
+        (renormalised when asked), each expert a SwiGLU, shared experts always on; the weighted
+        load-balancing loss E·Σ f_e·P_e and z-loss mean(logsumexp²) join `self.aux`."""
+        m, p = self.c["moe"], self.p
+        n_experts, k = m["experts"], m["top_k"]
+        logits = z @ p[pre + "router.weight"].T
+        probs = torch.softmax(logits, dim=-1)
+        chosen = top_k_mask(probs, k)
+        w = probs * chosen
+        if m["normalize_top_k"]:
+            w = w / w.sum(-1, keepdim=True)
+        f = 0
+        for e in range(n_experts):
+            hidden = F.silu(z @ p[pre + "gate_proj"][e]) * (z @ p[pre + "up_proj"][e])
+            f = f + (hidden @ p[pre + "down_proj"][e]) * w[..., e : e + 1]
+        if pre + "shared.gate_proj.weight" in p:
+            s = pre + "shared."
+            f = f + (F.silu(z @ p[s + "gate_proj.weight"].T) * (z @ p[s + "up_proj.weight"].T)) @ p[s + "down_proj.weight"].T
+        n = z.shape[0] * z.shape[1]
+        share = chosen.reshape(n, n_experts).sum(0) / (n * k)
+        mean_prob = probs.reshape(n, n_experts).mean(0)
+        balance = n_experts * (share * mean_prob).sum()
+        z_loss = torch.logsumexp(logits, dim=-1).pow(2).mean()
+        self.aux = self.aux + m["balance_coef"] * balance + m["z_coef"] * z_loss
+        return f
 
 
 def qwen3next_attention(cfg, params):
@@ -242,8 +313,10 @@ def gradients(case: Path, cfg, dtype, attention_of=None):
     tokens = torch.tensor(batch["tokens"], dtype=torch.long)
     targets = torch.tensor(batch["targets"], dtype=torch.long)
     attention = attention_of(cfg, params) if attention_of else None
-    logits = Reference(cfg, params).forward(tokens, attention)
-    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+    reference = Reference(cfg, params)
+    logits = reference.forward(tokens, attention)
+    # The training objective: cross-entropy plus a mixture-of-experts model's auxiliary losses.
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)) + reference.aux
     grads = {}
     if attention_of is None:
         loss.backward()
