@@ -400,6 +400,8 @@ pub struct GroupRun {
 pub struct Group {
     /// Its variant.
     pub variant: String,
+    /// Other variants whose configuration this is (`name (paper row)`): the same runs stand for them.
+    pub also: Vec<String>,
     /// The paper's table and row.
     pub paper: String,
     /// What tells it apart from the variant's other configurations (`train.lr=0.006`), empty
@@ -432,9 +434,15 @@ pub struct Group {
 }
 
 impl Group {
-    /// `variant · label`, or the variant alone.
+    /// `variant · label`, or the variant alone; with `= other` for every other name of the
+    /// same configuration.
     pub fn name(&self) -> String {
-        if self.label.is_empty() { self.variant.clone() } else { format!("{} · {}", self.variant, self.label) }
+        let mut name = self.variant.clone();
+        for other in &self.also {
+            name.push_str(" = ");
+            name.push_str(other.split(" (").next().unwrap_or(other));
+        }
+        if self.label.is_empty() { name } else { format!("{name} · {}", self.label) }
     }
 
     /// Runs that finished every step.
@@ -535,6 +543,7 @@ pub fn summarize(sweep: &Path) -> Result<Summary> {
                 let c = &file.config.model;
                 groups.push(Group {
                     variant: file.meta.variant.clone(),
+                    also: file.meta.also.clone(),
                     paper: file.meta.paper.clone(),
                     label: String::new(),
                     gate: c.gate.label(),

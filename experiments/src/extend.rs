@@ -99,8 +99,14 @@ pub fn plan(opts: &ExtendOptions) -> Result<ExtendPlan> {
             gatelab_version: env!("CARGO_PKG_VERSION").into(),
             ..file.meta
         };
-        let run =
-            PlannedRun { variant, paper: meta.paper.clone(), overrides: changes.clone(), seed: meta.seed, config };
+        let run = PlannedRun {
+            variant,
+            paper: meta.paper.clone(),
+            overrides: changes.clone(),
+            seed: meta.seed,
+            config,
+            also: meta.also.clone(),
+        };
         planned.push((Located { run, dir, hash }, meta));
     }
     Ok(ExtendPlan { runs: planned, out })

@@ -110,7 +110,17 @@ pub fn parse_override(s: &str, split: bool) -> Result<(String, Vec<Value>)> {
 
 /// Config fields left out of the JSON at their default (so that configs written before them keep
 /// their hashes): an override may set them although the resolved config does not show them.
-pub const OMITTED_AT_DEFAULT: [&str; 2] = ["model.rope_scaling", "model.cure"];
+pub const OMITTED_AT_DEFAULT: [&str; 4] = ["model.rope_scaling", "model.cure", "model.moe", "model.switch_head"];
+
+/// What an omitted field is before an override sets it: the sections (`model.moe`,
+/// `model.switch_head`) their defaults, so one of their fields can be set alone; the others null.
+fn omitted_default(field: &str) -> Value {
+    match field {
+        "model.moe" => serde_json::to_value(gatelab_model::MoeSpec::default()).expect("serialises"),
+        "model.switch_head" => serde_json::to_value(gatelab_model::SwitchHeadSpec::default()).expect("serialises"),
+        _ => Value::Null,
+    }
+}
 
 /// Sets a dotted `key` of `config` to `value`; the key must exist (so typos fail).
 pub fn apply(config: &mut Value, key: &str, value: Value) -> Result<()> {
@@ -121,9 +131,8 @@ pub fn apply(config: &mut Value, key: &str, value: Value) -> Result<()> {
             .as_object_mut()
             .ok_or_else(|| ExperimentError::override_key(key, format!("{} is not a section", parts[..i].join("."))))?;
         let omitted = OMITTED_AT_DEFAULT.iter().find(|k| key == **k || key.starts_with(&format!("{k}.")));
-        if !obj.contains_key(*part) && omitted.is_some_and(|k| k.split('.').count() == i + 1) {
-            // The field itself: set it whole (its parts have no defaults to merge into).
-            obj.insert(part.to_string(), Value::Null);
+        if let Some(field) = omitted.filter(|k| !obj.contains_key(*part) && k.split('.').count() == i + 1) {
+            obj.insert(part.to_string(), omitted_default(field));
         }
         if !obj.contains_key(*part) {
             let known: Vec<&String> = obj.keys().collect();
@@ -165,10 +174,14 @@ pub struct PlannedRun {
     pub seed: u64,
     /// The resolved config.
     pub config: RunConfig,
+    /// Other variants (`name (paper row)`) that resolve to this very configuration: trained once,
+    /// as this run, and reported under every name.
+    pub also: Vec<String>,
 }
 
 /// Expands a grid over the preset, overrides and seeds, resolving and checking every run; the
-/// first problem is returned (naming the variant) before anything runs.
+/// first problem is returned (naming the variant) before anything runs. A variant whose resolved
+/// configuration equals an earlier one's is not planned again: it joins that run's `also`.
 pub fn plan(
     grid: &Grid,
     preset: &RunConfig,
@@ -210,12 +223,19 @@ pub fn plan(
                     .iter()
                     .map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
                     .collect();
+                // Two names for one model (e.g. Switch-Head v 1top1, which the paper calls the value
+                // headwise gate): trained once, under the first name, reported under both.
+                if let Some(same) = runs.iter_mut().find(|r: &&mut PlannedRun| r.config == config) {
+                    same.also.push(format!("{} ({})", variant.name, variant.paper));
+                    continue;
+                }
                 runs.push(PlannedRun {
                     variant: variant.name.clone(),
                     paper: variant.paper.clone(),
                     overrides,
                     seed,
                     config,
+                    also: Vec::new(),
                 });
             }
         }

@@ -169,6 +169,7 @@ pub fn meta(plan: &Plan, opts: &SweepOptions, located: &Located, commit: &str) -
         preset: opts.preset.clone(),
         overrides: located.run.overrides.clone(),
         seed: located.run.seed,
+        also: located.run.also.clone(),
         backend: opts.backend.name().into(),
         device_index: opts.device_index,
         devices: opts.devices.clone(),

@@ -44,36 +44,51 @@ fn one_step_lowers_the_loss_on_every_backend() {
     let mut ran = 0;
     for backend in Backend::compiled().into_iter().filter(|b| !matches!(b, Backend::TchCuda | Backend::Auto)) {
         let Some(device) = open_autodiff(backend, &required) else { continue };
-        for gate in [GateSpec::BASELINE, GateSpec::G1_ELEMENTWISE] {
-            let config = ModelConfig {
-                vocab_size: 17,
-                d_model: 32,
-                n_layers: 2,
-                n_heads: 2,
-                n_kv_heads: 1,
-                head_dim: 16,
-                d_ff: 48,
-                gate,
-                ..ModelConfig::default()
-            };
+        let base = ModelConfig {
+            vocab_size: 17,
+            d_model: 32,
+            n_layers: 2,
+            n_heads: 2,
+            n_kv_heads: 1,
+            head_dim: 16,
+            d_ff: 48,
+            ..ModelConfig::default()
+        };
+        // Dense with and without G1, and the paper's sparse kind: a mixture-of-experts FFN (its
+        // auxiliary losses in the objective) with Switch-Head key and value experts.
+        let sparse = ModelConfig {
+            moe: gatelab_model::MoeSpec { experts: 4, top_k: 2, d_expert: 16, ..Default::default() },
+            switch_head: gatelab_model::SwitchHeadSpec {
+                experts: 3,
+                top_k: 2,
+                keys: true,
+                values: true,
+                outputs: false,
+            },
+            ..base.clone()
+        };
+        for (label, config) in [
+            ("baseline", base.clone()),
+            ("g1", ModelConfig { gate: GateSpec::G1_ELEMENTWISE, ..base.clone() }),
+            ("moe + switch-head", sparse),
+        ] {
             let model = config.init(&device).unwrap();
             let seq: Vec<i64> = (0..2 * 9).map(|i| (i * 7 % 17) as i64).collect();
             let tokens = |s: &[i64]| Tensor::<2, Int>::from_data(TensorData::new(s.to_vec(), [2, 8]), &device);
             let inputs = tokens(&[&seq[0..8], &seq[9..17]].concat());
             let targets = tokens(&[&seq[1..9], &seq[10..18]].concat());
             let mut optim = AdamWConfig::new().init();
-            let loss = cross_entropy(model.forward(inputs.clone()), targets.clone());
+            let (logits, aux) = model.forward_with_aux(inputs.clone());
+            let loss = cross_entropy(logits, targets.clone());
+            let loss = aux.map_or(loss.clone(), |a| loss + a);
             let before = loss.clone().into_scalar::<f32>();
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             let model = optim.step(1e-2, model, grads);
-            let after = cross_entropy(model.forward(inputs), targets).into_scalar::<f32>();
-            println!("{} {}: loss {before:.5} -> {after:.5}", backend.name(), gate.label());
-            assert!(
-                after.is_finite() && after < before,
-                "{} {}: loss {before} -> {after}",
-                backend.name(),
-                gate.label()
-            );
+            let (logits, aux) = model.forward_with_aux(inputs);
+            let after = cross_entropy(logits, targets);
+            let after = aux.map_or(after.clone(), |a| after + a).into_scalar::<f32>();
+            println!("{} {label}: loss {before:.5} -> {after:.5}", backend.name());
+            assert!(after.is_finite() && after < before, "{} {label}: loss {before} -> {after}", backend.name());
         }
         ran += 1;
     }

@@ -24,6 +24,10 @@ pub struct RunMeta {
     /// The seed.
     #[serde(default)]
     pub seed: u64,
+    /// Other variants of the grid (`name (paper row)`) whose resolved configuration is this one:
+    /// the run stands for them too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<String>,
     /// The backend.
     #[serde(default)]
     pub backend: String,

@@ -4,7 +4,7 @@
 use super::{caption, font, px, save, wrap};
 use crate::error::Result;
 use plotters::coord::Shift;
-use plotters::coord::ranged1d::SegmentValue;
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::fmt::Write as _;
@@ -203,6 +203,29 @@ pub struct HeatGrid {
     pub columns: usize,
 }
 
+/// An axis of `n` unit cells on `[0, n]` whose key points are the cells' centres, so each label
+/// sits under (or beside) its cell, however few cells there are.
+#[derive(Clone)]
+struct Cells(usize);
+
+impl Ranged for Cells {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        let span = self.0.max(1) as f64;
+        limit.0 + (value / span * (limit.1 - limit.0) as f64).round() as i32
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, _hint: Hint) -> Vec<f64> {
+        (0..self.0).map(|i| i as f64 + 0.5).collect()
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        0.0..self.0.max(1) as f64
+    }
+}
+
 fn draw_heat_grid<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     g: &HeatGrid,
@@ -217,22 +240,21 @@ where
     let rows = g.panels.len().div_ceil(columns);
     for (cell, panel) in grid.split_evenly((rows, columns)).iter().zip(&g.panels) {
         let (nr, nc) = (panel.rows.len(), panel.cols.len());
-        // Segmented axes put each label at the centre of its cell; row 0 is drawn at the top.
+        // Cell (r, c) spans [c, c + 1] × [y, y + 1] with y = nr − 1 − r (row 0 at the top); the
+        // axes' key points are the cells' centres, so every label sits under its cell (one row or
+        // one column too).
         let mut ctx = ChartBuilder::on(cell)
             .caption(&panel.title, font(14.0, s))
             .margin(px(8.0, s))
             .x_label_area_size(px(36.0, s))
             .y_label_area_size(px(56.0, s))
-            .build_cartesian_2d((0..nc.max(1) - 1).into_segmented(), (0..nr.max(1) - 1).into_segmented())
+            .build_cartesian_2d(Cells(nc), Cells(nr))
             .map_err(|e| err(&e))?;
         let (rl, cl) = (panel.rows.clone(), panel.cols.clone());
-        let col_name = move |v: &SegmentValue<usize>| match v {
-            SegmentValue::CenterOf(i) => cl.get(*i).cloned().unwrap_or_default(),
-            _ => String::new(),
-        };
-        let row_name = move |v: &SegmentValue<usize>| match v {
-            SegmentValue::CenterOf(i) if *i < nr => rl[nr - 1 - *i].clone(),
-            _ => String::new(),
+        let col_name = move |v: &f64| cl.get(v.floor() as usize).cloned().unwrap_or_default();
+        let row_name = move |v: &f64| {
+            let i = v.floor() as usize;
+            if i < nr { rl[nr - 1 - i].clone() } else { String::new() }
         };
         ctx.configure_mesh()
             .disable_mesh()
@@ -250,14 +272,8 @@ where
             (0..nr).flat_map(|r| (0..nc).map(move |c| (r, c))).map(|(r, c)| (r, c, panel.values[r][c])).collect();
         ctx.draw_series(cells.iter().map(|&(r, c, v)| {
             let colour = if v.is_finite() { heat(v as f32) } else { RGBColor(200, 200, 200) };
-            let y = nr - 1 - r;
-            Rectangle::new(
-                [
-                    (SegmentValue::Exact(c), SegmentValue::Exact(y)),
-                    (SegmentValue::Exact(c + 1), SegmentValue::Exact(y + 1)),
-                ],
-                colour.filled(),
-            )
+            let y = (nr - 1 - r) as f64;
+            Rectangle::new([(c as f64, y), (c as f64 + 1.0, y + 1.0)], colour.filled())
         }))
         .map_err(|e| err(&e))?;
         // The value in each cell, dark on light, light on dark.
@@ -265,7 +281,7 @@ where
             let ink = if v > 0.55 { WHITE } else { BLACK };
             Text::new(
                 format!("{v:.2}"),
-                (SegmentValue::CenterOf(c), SegmentValue::CenterOf(nr - 1 - r)),
+                (c as f64 + 0.5, (nr - 1 - r) as f64 + 0.5),
                 font(11.0, s).color(&ink).pos(Pos::new(HPos::Center, VPos::Center)),
             )
         }))

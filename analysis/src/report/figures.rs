@@ -3,7 +3,10 @@
 //! over seeds. Each configuration keeps one colour in every figure.
 
 use super::Section;
-use crate::charts::{ChartFile, Dot, DotChart, LineChart, Point, Series, SeriesStyle, YAxis, dot_chart, line_chart};
+use crate::charts::{
+    ChartFile, Dot, DotChart, HeatGrid, HeatPanel, LineChart, Point, Series, SeriesStyle, YAxis, dot_chart, heat_grid,
+    line_chart,
+};
 use crate::error::Result;
 use crate::summary::{Estimate, Group, Metric, Summary};
 use gatelab_rundir::RunDir;
@@ -470,6 +473,55 @@ fn gate_histogram(dir: &Path, summary: &Summary) -> Result<Option<ChartFile>> {
     Ok(Some(line_chart(dir, "gate_scores", &chart)?))
 }
 
+/// Expert load per layer for each mixture-of-experts configuration: one heat map per
+/// configuration, layers down, experts across (mean over seeds).
+fn expert_load(dir: &Path, summary: &Summary) -> Result<Option<ChartFile>> {
+    let panels: Vec<HeatPanel> = summary
+        .groups
+        .iter()
+        .filter_map(|g| {
+            let runs: Vec<Vec<&crate::stats::RoutingStats>> = g
+                .runs
+                .iter()
+                .filter_map(|r| r.analysis.as_ref())
+                .map(|a| a.stats.layers.iter().filter_map(|l| l.routing.as_ref()).collect::<Vec<_>>())
+                .filter(|l| !l.is_empty())
+                .collect();
+            let (layers, experts) = (runs.first()?.len(), runs.first()?.first()?.load.len());
+            let values = (0..layers)
+                .map(|l| {
+                    (0..experts)
+                        .map(|e| {
+                            let load = runs.iter().map(|r| r[l].load[e]).sum::<f64>() / runs.len() as f64;
+                            (load * experts as f64 / 2.0).min(1.0)
+                        })
+                        .collect()
+                })
+                .collect();
+            Some(HeatPanel {
+                title: g.name(),
+                rows: (0..layers).map(|l| format!("layer {l}")).collect(),
+                cols: (0..experts).map(|e| e.to_string()).collect(),
+                values,
+            })
+        })
+        .collect();
+    if panels.is_empty() {
+        return Ok(None);
+    }
+    let grid = HeatGrid {
+        title: "Expert load per layer (mixture-of-experts FFN)".into(),
+        row_label: "layer".into(),
+        col_label: "expert".into(),
+        value_label: "load × E / 2 (0.5: a balanced share; 1: twice it or more)".into(),
+        aggregation: "An expert's share of the routing slots over the analysed sequences, times the number of experts and halved, so a balanced router is 0.5 everywhere; mean over seeds. The routing table gives the numbers.".into(),
+        panels,
+        columns: 3,
+    };
+    heat_grid(dir, "expert_load", &grid)?;
+    Ok(Some(ChartFile { stem: "expert_load".into(), title: grid.title, caption: grid.aggregation }))
+}
+
 /// The numeric config key swept within variants, when there is exactly one (a learning-rate
 /// sweep): the report then draws each metric against it, one line per variant.
 fn swept_key(summary: &Summary) -> Option<&str> {
@@ -574,6 +626,7 @@ pub fn write(dir: &Path, summary: &Summary) -> Result<Vec<Section>> {
     } else {
         vec![value_figure(dir, summary, &STREAMING)?]
     };
+    let routing = vec![expert_load(dir, summary)?];
     let frontier = match swept_key(summary) {
         Some(key) => vec![
             frontier_figure(dir, summary, key, Metric::BestValLoss, "frontier_best_val_loss")?,
@@ -588,6 +641,7 @@ pub fn write(dir: &Path, summary: &Summary) -> Result<Vec<Section>> {
         ("Stability", frontier),
         ("Massive activations", activations),
         ("Gates", gates),
+        ("Mixture-of-experts routing", routing),
     ]
     .into_iter()
     .map(|(title, charts)| Section { title: title.into(), charts: charts.into_iter().flatten().collect() })

@@ -61,8 +61,36 @@ impl Setup {
                 "model",
                 each(&|r| {
                     let m = &r.config.model;
-                    let ffn =
-                        if m.d_ff == 0 { "attention-only".to_string() } else { format!("SwiGLU {}", m.ffn_width()) };
+                    let mut ffn = if !m.moe.is_dense() {
+                        format!(
+                            "mixture-of-experts FFN: {} SwiGLU experts of {}, top-{}{}",
+                            m.moe.experts,
+                            m.moe.d_expert,
+                            m.moe.top_k,
+                            if m.moe.shared_experts > 0 {
+                                format!(", {} shared", m.moe.shared_experts)
+                            } else {
+                                String::new()
+                            }
+                        )
+                    } else if m.d_ff == 0 {
+                        "attention-only".to_string()
+                    } else {
+                        format!("SwiGLU {}", m.ffn_width())
+                    };
+                    let sh = &m.switch_head;
+                    if !sh.is_off() {
+                        let on: Vec<&str> = [(sh.keys, "key"), (sh.values, "value"), (sh.outputs, "output")]
+                            .into_iter()
+                            .filter_map(|(on, name)| on.then_some(name))
+                            .collect();
+                        ffn.push_str(&format!(
+                            "; Switch-Head: {} {} experts per head, top-{}",
+                            sh.experts,
+                            on.join("/"),
+                            sh.top_k
+                        ));
+                    }
                     format!(
                         "{} layers, d_model {}, {} heads ({} KV) of {}, {ffn}",
                         m.n_layers, m.d_model, m.n_heads, m.n_kv_heads, m.head_dim

@@ -109,7 +109,58 @@ pub fn extra_tables(summary: &Summary) -> Vec<NoteTable> {
             note: INTERVENTIONS_NOTE,
         });
     }
+    let routed: Vec<Vec<String>> = summary.groups.iter().filter_map(routing_cells).collect();
+    if !routed.is_empty() {
+        tables.push(NoteTable {
+            title: "Mixture-of-experts routing",
+            header: [
+                "configuration",
+                "experts",
+                "busiest / idlest expert",
+                "router entropy / ln E",
+                "balance loss",
+                "z-loss",
+                "dropped",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows: routed,
+            note: ROUTING_NOTE,
+        });
+    }
     tables
+}
+
+const ROUTING_NOTE: &str = "Over the analysed sequences, every layer, mean over seeds. Load: an expert's share of the routing slots (1/E each when balanced); busiest / idlest: the largest share over the smallest, worst layer. Router entropy: the mean entropy of a token's router distribution over its largest value, ln E (1: the router is uniform). Balance loss: E·Σ f_e·P_e, unweighted (1 when balanced). Dropped: tokens no expert took (gatelab's experts have no capacity limit).";
+
+/// A mixture-of-experts configuration's routing row (None for a dense one).
+fn routing_cells(g: &crate::summary::Group) -> Option<Vec<String>> {
+    let layers: Vec<Vec<&crate::stats::RoutingStats>> = g
+        .runs
+        .iter()
+        .filter_map(|r| r.analysis.as_ref())
+        .map(|a| a.stats.layers.iter().filter_map(|l| l.routing.as_ref()).collect::<Vec<_>>())
+        .filter(|l| !l.is_empty())
+        .collect();
+    let first = layers.first()?.first()?;
+    let all = || layers.iter().flatten();
+    let n = all().count() as f64;
+    let mean = |f: &dyn Fn(&crate::stats::RoutingStats) -> f64| all().map(|r| f(r)).sum::<f64>() / n;
+    let spread = all()
+        .map(|r| {
+            let (hi, lo) = r.load.iter().fold((0.0f64, f64::INFINITY), |(h, l), &x| (h.max(x), l.min(x)));
+            hi / lo.max(1e-12)
+        })
+        .fold(0.0f64, f64::max);
+    Some(vec![
+        g.name(),
+        first.load.len().to_string(),
+        if spread.is_finite() && spread < 1e6 { format!("{spread:.2}") } else { "∞ (an expert idle)".into() },
+        format!("{:.3}", mean(&|r| r.entropy / r.max_entropy.max(1e-12))),
+        format!("{:.3}", mean(&|r| r.balance_loss)),
+        format!("{:.3}", mean(&|r| r.z_loss)),
+        format!("{:.3}", mean(&|r| r.dropped)),
+    ])
 }
 
 /// The interventions table's columns: F-Attn as trained, the peak's size, then the loss and F-Attn

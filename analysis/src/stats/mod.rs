@@ -17,6 +17,7 @@
 mod activations;
 mod attention;
 mod gates;
+mod routing;
 mod values;
 
 use burn::tensor::{Int, Tensor};
@@ -71,6 +72,25 @@ pub struct HeadStats {
     pub slot: Option<f64>,
 }
 
+/// A mixture-of-experts layer's routing.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct RoutingStats {
+    /// Each expert's share of the routing slots (sums to 1; `1/experts` each when balanced).
+    pub load: Vec<f64>,
+    /// Each expert's mean router probability.
+    pub mean_probability: Vec<f64>,
+    /// Mean entropy of a token's router distribution (nats).
+    pub entropy: f64,
+    /// Its largest possible value, `ln(experts)`.
+    pub max_entropy: f64,
+    /// Mean load-balancing loss (unweighted; 1 when balanced).
+    pub balance_loss: f64,
+    /// Mean router z-loss (unweighted).
+    pub z_loss: f64,
+    /// Share of tokens dropped (0: no expert capacity limit).
+    pub dropped: f64,
+}
+
 /// Gate statistics of one layer.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct GateStats {
@@ -123,6 +143,9 @@ pub struct LayerStats {
     pub top3_median_ratio: [f64; 3],
     /// Gate statistics, when the layer has a gate.
     pub gate: Option<GateStats>,
+    /// Routing statistics, when the layer's FFN is a mixture of experts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<RoutingStats>,
     /// Mean |SDPA output| before the gate (and SDPA non-linearity).
     pub sdpa_abs_before: f64,
     /// Mean |SDPA output| after them.
@@ -224,6 +247,7 @@ struct LayerAcc {
     attention: attention::AttentionAcc,
     activations: activations::ActivationAcc,
     gates: Option<gates::GateAcc>,
+    routing: Option<routing::RoutingAcc>,
     values: values::ValueAcc,
 }
 
@@ -267,6 +291,9 @@ impl Accumulator {
                 acc.gates.get_or_insert_with(|| gates::GateAcc::new(self.config.gate_bins)).add(scores);
             }
             acc.values.add(p);
+            if let Some(r) = &layer.routing {
+                acc.routing.get_or_insert_with(routing::RoutingAcc::default).add(r);
+            }
         }
         self.sequences += probes.layers.first().map_or(0, |l| l.attention.queries.dims()[0] as u64);
     }
@@ -290,6 +317,7 @@ impl Accumulator {
                     slot: mean_option(heads.iter().map(|h| h.slot)),
                     heads,
                     gate: acc.gates.as_ref().map(gates::GateAcc::finish),
+                    routing: acc.routing.as_ref().map(routing::RoutingAcc::finish),
                     ..LayerStats::default()
                 };
                 acc.activations.finish_into(&mut layer);

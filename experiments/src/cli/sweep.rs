@@ -73,6 +73,16 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
         opts.preset,
         opts.backend.name()
     );
+    let mut said = std::collections::BTreeSet::new();
+    for l in plan.runs.iter().filter(|l| !l.run.also.is_empty()) {
+        if said.insert(&l.run.variant) {
+            eprintln!(
+                "  {} is the same configuration as {}: trained once, reported under every name",
+                l.run.also.join(", "),
+                l.run.variant
+            );
+        }
+    }
     let rows = sweep::run_plan(&plan, &opts)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "runs": rows })).expect("json"));
@@ -109,16 +119,32 @@ pub fn list(grid_name: Option<&str>, json: bool) -> Result<()> {
         }
         Some(name) => {
             let g = grid::load(name)?;
+            // Variants that resolve (at the CPU default preset) to the configuration of an earlier one.
+            let mut same_as = std::collections::BTreeMap::new();
+            for run in grid::plan(&g, &preset("small")?, None, &[], 1)? {
+                for other in &run.also {
+                    let name = other.split(" (").next().unwrap_or(other).to_string();
+                    same_as.insert(name, run.variant.clone());
+                }
+            }
             if json {
                 let v: Vec<_> = g
                     .variants
                     .iter()
-                    .map(|v| serde_json::json!({"name": v.name, "paper": v.paper, "note": v.note, "set": v.set}))
+                    .map(|v| {
+                        let mut row =
+                            serde_json::json!({"name": v.name, "paper": v.paper, "note": v.note, "set": v.set});
+                        if let Some(first) = same_as.get(&v.name) {
+                            row["same_as"] = first.clone().into();
+                        }
+                        row
+                    })
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&v).unwrap());
             } else {
                 for v in &g.variants {
-                    println!("{:<32} {:<22} {}", v.name, v.paper, v.note);
+                    let same = same_as.get(&v.name).map(|f| format!("[= {f}: trained once] ")).unwrap_or_default();
+                    println!("{:<32} {:<22} {same}{}", v.name, v.paper, v.note);
                 }
             }
         }
@@ -143,7 +169,16 @@ pub fn show(grid_name: &str, variant: &str, preset_name: &str, json: bool) -> Re
         println!("{} ({}){}", v.name, v.paper, if v.note.is_empty() { String::new() } else { format!(": {}", v.note) });
         println!("gate: {}", run.config.model.gate.label());
         let p = run.config.model.param_count();
-        println!("parameters: {} (gate {}), FFN width {}", p.total, p.gate, run.config.model.ffn_width());
+        let m = &run.config.model;
+        let ffn = if m.moe.is_dense() {
+            format!("FFN width {}", m.ffn_width())
+        } else {
+            format!(
+                "FFN {} experts of {}, top-{} ({} shared)",
+                m.moe.experts, m.moe.d_expert, m.moe.top_k, m.moe.shared_experts
+            )
+        };
+        println!("parameters: {} (gate {}, Switch-Head {}), {ffn}", p.total, p.gate, p.switch_head);
         println!("{}", serde_json::to_string_pretty(&run.config).unwrap());
     }
     Ok(())
