@@ -63,7 +63,14 @@ fn batch_of(
 }
 
 /// One step's forward passes: the whole batch on one device, or, data parallel, one shard per
-/// device on a fork of the model. Each shard's mean loss is weighted by its share of the batch's
+/// device on a fork of the model.
+///
+/// Why gatelab's own loop and not Burn's distributed runtime (`DistributedContext`, `all_reduce`,
+/// burn-train's DDP strategy): in Burn 0.22.1 `all_reduce` has a transport between devices only
+/// on CUDA; flex and tch do not implement it and wgpu has no device transport
+/// (`examples/collective_probe.rs` shows each). This loop works on every backend and keeps exact
+/// resume on any device count; on CUDA machines Burn's runtime is the better engine, untested here
+/// (issue 21). Each shard's mean loss is weighted by its share of the batch's
 /// real (non-PAD) targets, so the weighted sum is the batch's mean loss and the summed gradients
 /// are its gradient. A mixture-of-experts model's auxiliary loss (load balance, z-loss) joins the
 /// objective that is differentiated; the loss reported is the cross-entropy alone.
