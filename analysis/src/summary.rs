@@ -523,7 +523,12 @@ fn run_metrics(run: &RunDir, analysis: Option<&Analysis>) -> Result<BTreeMap<Met
 
 /// The key that pools runs: the config less its seed, and the backend.
 fn group_key(file: &RunFile) -> String {
-    serde_json::to_string(&(file.config_without_seed(), &file.meta.backend)).expect("configs serialise")
+    // Continued runs (`extend`) pool by their parents' configuration, each seed from its own parent.
+    let parent = file.config.train.init_from.as_ref().map(|p| match RunDir::new(p.clone()).read_file() {
+        Ok(parent) => serde_json::to_string(&(parent.config_without_seed(), parent.meta.variant)).expect("serialises"),
+        Err(_) => p.display().to_string(),
+    });
+    serde_json::to_string(&(file.config_without_seed(), &file.meta.backend, parent)).expect("configs serialise")
 }
 
 /// Reads every run folder under `sweep` and groups the runs by configuration.

@@ -8,7 +8,7 @@
 #
 # Wall times on the 2-core machine of docs/findings.md, with BACKEND=tch: core 18 min, stability
 # 28 min, ladder 60 min, activations 10-25 min, cures 66 min, length 3 min; recall (flex is enough)
-# about 20 min.
+# about 40 min.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 backend="${BACKEND:-flex}"

@@ -9,15 +9,16 @@ mod common;
 
 use common::{gatelab, scratch};
 
-/// The tiny recall setting (docs/recall.md): 8 keys, 8 values, 3 pairs and 3 queries in 24 tokens,
-/// two attention-only layers of 32.
+/// The tiny recall setting (docs/recall.md): the `recall` grid's data and model (16 keys, 16
+/// values, 4 pairs and 4 queries in 32 tokens; two attention-only layers of 64) for 600 steps,
+/// about 10 seconds: it recalls every held-out answer.
 const GRID: &str = r#"{"name": "tiny-recall", "set": {
-    "data.corpus": {"kind": "mqar", "vocab": 16, "pairs": 3},
-    "data.seq_len": 24,
-    "model.n_layers": 2, "model.d_model": 32, "model.n_heads": 2, "model.n_kv_heads": 2, "model.head_dim": 16,
-    "model.d_ff": 0, "model.qk_norm": false, "model.tie_embeddings": false,
-    "train.steps": 1500, "train.batch_size": 32, "train.lr": 3e-3, "train.warmup_steps": 100,
-    "train.eval_every": 500, "train.checkpoint_every": 500, "train.dynamics_every": 500},
+    "data.corpus": {"kind": "mqar", "vocab": 32, "pairs": 4},
+    "data.seq_len": 32,
+    "model.n_layers": 2, "model.d_model": 64, "model.n_heads": 2, "model.n_kv_heads": 2, "model.head_dim": 32,
+    "model.d_ff": 0, "model.qk_norm": true, "model.tie_embeddings": false,
+    "train.steps": 600, "train.batch_size": 64, "train.lr": 3e-3, "train.warmup_steps": 100,
+    "train.eval_every": 200, "train.checkpoint_every": 600, "train.dynamics_every": 600},
   "variants": [{"name": "baseline", "paper": "Table 1 row 1"}]}"#;
 
 fn length_eval(sweep: &Path) -> LengthEval {
@@ -93,18 +94,18 @@ fn a_tiny_model_learns_recall_and_the_needle_probe_fires_on_it_only() {
         assert_eq!(code, 0, "{err}");
     }
     let (t, u) = (length_eval(Path::new(&trained)), length_eval(Path::new(&untrained)));
-    assert_eq!(t.recall_chance, Some(0.125));
+    assert_eq!(t.recall_chance, Some(1.0 / 16.0));
     let (t1, u1) = (&t.points[0], &u.points[0]);
     assert_eq!((t1.factor, u1.factor), (1, 1));
-    // Learnt: answers recalled far above chance (1/8); untrained: about chance.
+    // Learnt: answers recalled far above chance (1/16); untrained: about chance.
     let (ta, ua) = (t1.accuracy.unwrap(), u1.accuracy.unwrap());
-    assert!(ta > 4.0 * 0.125, "trained recall {ta}");
-    assert!(ua < 2.0 * 0.125, "untrained recall {ua}");
+    assert!(ta > 0.9, "trained recall {ta}");
+    assert!(ua < 3.0 / 16.0, "untrained recall {ua}");
     // The probe: a recall probe is one key and one value, the key absent from the sequence.
     assert_eq!((t.options.needle.key_len, t.options.needle.value_len), (1, 1));
     // It fires on the trained model (needle clearly above its no-needle control) …
     assert!(
-        t1.retrieval_accuracy > t1.control_accuracy + 0.1,
+        t1.retrieval_accuracy > t1.control_accuracy + 0.2,
         "trained: {} vs control {}",
         t1.retrieval_accuracy,
         t1.control_accuracy
@@ -117,6 +118,6 @@ fn a_tiny_model_learns_recall_and_the_needle_probe_fires_on_it_only() {
         u1.control_accuracy
     );
     for p in t.points.iter().chain(&u.points) {
-        assert!(p.control_accuracy < 0.3, "without the needle nothing can be recalled: {p:?}");
+        assert!(p.control_accuracy < 0.25, "without the needle nothing can be recalled: {p:?}");
     }
 }

@@ -67,10 +67,14 @@ pub struct RunFile {
 }
 
 impl RunFile {
-    /// The config without its seed: runs that share it are seeds of one configuration.
+    /// The config without its seed (and, for a continued run, without the parent folder it
+    /// started from): runs that share it are seeds of one configuration.
     pub fn config_without_seed(&self) -> RunConfig {
         let mut c = self.config.clone();
         c.train.seed = 0;
+        // A continued run's parent is its seed's run: what its parent was is pooled by the
+        // parent's own configuration (`gatelab_analysis::summary`), not by its folder.
+        c.train.init_from = None;
         c
     }
 }

@@ -96,7 +96,7 @@ pub fn write(sweep: &Path, dir: &Path, summary: &Summary) -> Result<Option<Secti
         {
             let mut recall = series(&|p| p.accuracy.unwrap_or(f64::NAN));
             recall.push(Series {
-                label: "chance (a uniform guess among the values)".into(),
+                label: "chance (1 / values)".into(),
                 colour: 0,
                 points: factors.iter().map(|&k| Point::at((k * t) as f64, chance)).collect(),
                 style: SeriesStyle::Reference,
