@@ -445,6 +445,16 @@ impl Group {
         if self.label.is_empty() { name } else { format!("{name} · {}", self.label) }
     }
 
+    /// Per analysed run, its mixture-of-experts layers' routing (runs of a dense model left out).
+    pub fn routing(&self) -> Vec<Vec<&crate::stats::RoutingStats>> {
+        self.runs
+            .iter()
+            .filter_map(|r| r.analysis.as_ref())
+            .map(|a| a.stats.layers.iter().filter_map(|l| l.routing.as_ref()).collect::<Vec<_>>())
+            .filter(|layers| !layers.is_empty())
+            .collect()
+    }
+
     /// Runs that finished every step.
     pub fn done(&self) -> usize {
         self.runs.iter().filter(|r| r.status.is_done()).count()
@@ -523,12 +533,23 @@ fn run_metrics(run: &RunDir, analysis: Option<&Analysis>) -> Result<BTreeMap<Met
 
 /// The key that pools runs: the config less its seed, and the backend.
 fn group_key(file: &RunFile) -> String {
-    // Continued runs (`extend`) pool by their parents' configuration, each seed from its own parent.
+    pool_key(file.config_without_seed(), file)
+}
+
+/// The key of `config` (a run's, less its seed, perhaps edited) on `file`'s backend. Continued runs
+/// (`extend`) pool by their parents' configuration, each seed from its own parent; the parent's gate
+/// and cure are left out (a continued run keeps them, so its own config has them), so that a gated
+/// continuation pairs with the baseline's.
+fn pool_key(config: gatelab_rundir::RunConfig, file: &RunFile) -> String {
     let parent = file.config.train.init_from.as_ref().map(|p| match RunDir::new(p.clone()).read_file() {
-        Ok(parent) => serde_json::to_string(&(parent.config_without_seed(), parent.meta.variant)).expect("serialises"),
+        Ok(parent) => {
+            let mut c = parent.config_without_seed();
+            (c.model.gate, c.model.cure) = (GateSpec::BASELINE, gatelab_model::SinkCure::Softmax);
+            serde_json::to_string(&c).expect("configs serialise")
+        }
         Err(_) => p.display().to_string(),
     });
-    serde_json::to_string(&(file.config_without_seed(), &file.meta.backend, parent)).expect("configs serialise")
+    serde_json::to_string(&(config, &file.meta.backend, parent)).expect("configs serialise")
 }
 
 /// Reads every run folder under `sweep` and groups the runs by configuration.
@@ -711,7 +732,7 @@ fn pair_with_baselines(groups: &mut [Group]) {
         if softmax {
             config.model.cure = gatelab_model::SinkCure::Softmax;
         }
-        serde_json::to_string(&(config, &file.meta.backend)).expect("configs serialise")
+        pool_key(config, file)
     };
     for i in 0..groups.len() {
         let cured = !groups[i].runs[0].file.config.model.cure.is_softmax();

@@ -203,63 +203,40 @@ impl DataConfig {
         let seq_len = self.seq_len;
         let block = |split: u64| self.seed.wrapping_mul(1 << 44).wrapping_add(split * SYNTHETIC_BLOCK);
         let [n_train, n_valid, n_analysis] = self.synthetic_examples;
+        // A generated corpus: each split its own block of indices, no tokenizer, no units.
+        let generated = |source: &dyn Fn(u64, usize) -> Source, vocab: Vocab, recall: Option<RecallIds>| {
+            let split = |s: u64, len: usize| LmDataset { source: source(block(s), len), seq_len };
+            LmData {
+                tokenizer: None,
+                vocab,
+                train: split(0, n_train),
+                valid: split(1, n_valid),
+                analysis: split(2, n_analysis),
+                units: 0,
+                packed: false,
+                recall,
+            }
+        };
+        // Streams without documents or padding: EOS and PAD are never emitted (BOS stands for them).
+        let stream = |size: usize, bos: usize| Vocab { size, bos: bos as u32, eos: bos as u32, pad: bos as u32 };
         match &self.corpus {
             CorpusSpec::BigramBackcopy(spec) => {
                 let corpus = Arc::new(spec.build()?);
-                let split = |s: u64, len: usize| LmDataset {
-                    source: Source::Bigram { corpus: corpus.clone(), first: block(s), len },
-                    seq_len,
-                };
-                let bos = spec.bos() as u32;
-                Ok(LmData {
-                    tokenizer: None,
-                    // No documents, no padding: EOS and PAD are never emitted.
-                    vocab: Vocab { size: spec.vocab_size(), bos, eos: bos, pad: bos },
-                    train: split(0, n_train),
-                    valid: split(1, n_valid),
-                    analysis: split(2, n_analysis),
-                    units: 0,
-                    packed: false,
-                    recall: None,
-                })
+                let source = |first, len| Source::Bigram { corpus: corpus.clone(), first, len };
+                Ok(generated(&source, stream(spec.vocab_size(), spec.bos()), None))
             }
             CorpusSpec::ZipfMarkov(spec) => {
                 let corpus = Arc::new(spec.build()?);
-                let split = |s: u64, len: usize| LmDataset {
-                    source: Source::Zipf { corpus: corpus.clone(), first: block(s), len },
-                    seq_len,
-                };
+                let source = |first, len| Source::Zipf { corpus: corpus.clone(), first, len };
                 let v = spec.vocab as u32;
-                Ok(LmData {
-                    tokenizer: None,
-                    vocab: Vocab { size: spec.vocab_size(), bos: v, eos: v + 1, pad: v + 2 },
-                    train: split(0, n_train),
-                    valid: split(1, n_valid),
-                    analysis: split(2, n_analysis),
-                    units: 0,
-                    packed: false,
-                    recall: None,
-                })
+                Ok(generated(&source, Vocab { size: spec.vocab_size(), bos: v, eos: v + 1, pad: v + 2 }, None))
             }
             CorpusSpec::Mqar(spec) => {
+                // The loss counts the answers only (`LmExample::scored`).
                 spec.validate(seq_len)?;
                 let corpus = Arc::new(spec.clone());
-                let split = |s: u64, len: usize| LmDataset {
-                    source: Source::Recall { corpus: corpus.clone(), first: block(s), len },
-                    seq_len,
-                };
-                let bos = spec.bos() as u32;
-                Ok(LmData {
-                    tokenizer: None,
-                    // No documents, no padding; the loss counts the answers (`LmExample::scored`).
-                    vocab: Vocab { size: spec.vocab_size(), bos, eos: bos, pad: bos },
-                    train: split(0, n_train),
-                    valid: split(1, n_valid),
-                    analysis: split(2, n_analysis),
-                    units: 0,
-                    packed: false,
-                    recall: Some(spec.ids()),
-                })
+                let source = |first, len| Source::Recall { corpus: corpus.clone(), first, len };
+                Ok(generated(&source, stream(spec.vocab_size(), spec.bos()), Some(spec.ids())))
             }
             CorpusSpec::Tinyshakespeare | CorpusSpec::Text { .. } => {
                 self.prepare_text(self.corpus.documents()?, &self.corpus.describe())

@@ -71,12 +71,7 @@ impl MoeSpec {
         if self.is_dense() {
             return Ok(());
         }
-        if self.top_k == 0 || self.top_k > self.experts {
-            return Err(ConfigError::new(
-                "moe.top_k",
-                format!("must be between 1 and moe.experts = {}, got {}", self.experts, self.top_k),
-            ));
-        }
+        top_k_fits("moe", self.top_k, self.experts)?;
         if self.d_expert == 0 {
             return Err(ConfigError::new("moe.d_expert", "must be at least 1 with moe.experts > 0"));
         }
@@ -130,12 +125,7 @@ impl SwitchHeadSpec {
         if self.is_off() {
             return Ok(());
         }
-        if self.top_k == 0 || self.top_k > self.experts {
-            return Err(ConfigError::new(
-                "switch_head.top_k",
-                format!("must be between 1 and switch_head.experts = {}, got {}", self.experts, self.top_k),
-            ));
-        }
+        top_k_fits("switch_head", self.top_k, self.experts)?;
         if !(self.keys || self.values || self.outputs) {
             return Err(ConfigError::new("switch_head", "experts on no projection: set keys, values or outputs"));
         }
@@ -154,6 +144,17 @@ impl SwitchHeadSpec {
         let o = (e - 1) * c.n_heads * c.head_dim * d + d * c.n_heads * e;
         usize::from(self.keys) * kv + usize::from(self.values) * kv + usize::from(self.outputs) * o
     }
+}
+
+/// `section.top_k` must be between 1 and `section.experts`.
+fn top_k_fits(section: &str, top_k: usize, experts: usize) -> Result<(), ConfigError> {
+    if top_k == 0 || top_k > experts {
+        return Err(ConfigError::new(
+            format!("{section}.top_k"),
+            format!("must be between 1 and {section}.experts = {experts}, got {top_k}"),
+        ));
+    }
+    Ok(())
 }
 
 /// A parameter drawn from the model's normal initialisation.

@@ -480,13 +480,7 @@ fn expert_load(dir: &Path, summary: &Summary) -> Result<Option<ChartFile>> {
         .groups
         .iter()
         .filter_map(|g| {
-            let runs: Vec<Vec<&crate::stats::RoutingStats>> = g
-                .runs
-                .iter()
-                .filter_map(|r| r.analysis.as_ref())
-                .map(|a| a.stats.layers.iter().filter_map(|l| l.routing.as_ref()).collect::<Vec<_>>())
-                .filter(|l| !l.is_empty())
-                .collect();
+            let runs = g.routing();
             let (layers, experts) = (runs.first()?.len(), runs.first()?.first()?.load.len());
             let values = (0..layers)
                 .map(|l| {

@@ -135,13 +135,7 @@ const ROUTING_NOTE: &str = "Over the analysed sequences, every layer, mean over 
 
 /// A mixture-of-experts configuration's routing row (None for a dense one).
 fn routing_cells(g: &crate::summary::Group) -> Option<Vec<String>> {
-    let layers: Vec<Vec<&crate::stats::RoutingStats>> = g
-        .runs
-        .iter()
-        .filter_map(|r| r.analysis.as_ref())
-        .map(|a| a.stats.layers.iter().filter_map(|l| l.routing.as_ref()).collect::<Vec<_>>())
-        .filter(|l| !l.is_empty())
-        .collect();
+    let layers = g.routing();
     let first = layers.first()?.first()?;
     let all = || layers.iter().flatten();
     let n = all().count() as f64;
