@@ -3,12 +3,12 @@
 # docs show into docs/figures/. Each sweep resumes where it stopped (rerun this after an
 # interruption); results land under results/findings/.
 #
-#   docs/figures/make.sh [core|stability|ladder|activations|cures|length|recall ...]   (default: all)
+#   docs/figures/make.sh [core|stability|ladder|activations|cures|length|recall|recall-lr ...]   (default: all)
 #   BACKEND=tch GATELAB_FEATURES=tch docs/figures/make.sh                 # faster on a CPU (docs/backends.md)
 #
 # Wall times on the 2-core machine of docs/findings.md, with BACKEND=tch: core 18 min, stability
 # 28 min, ladder 60 min, activations 10-25 min, cures 66 min, length 3 min; recall (flex is enough)
-# about 40 min.
+# about 40 min, recall-lr 15 min.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 backend="${BACKEND:-flex}"
@@ -60,10 +60,17 @@ study() {
       copy recall length_retrieval
       copy recall-ext64 length_recall_none
       copy recall-ext64 length_recall_yarn ;;
-    *) echo "make.sh: unknown study $1 (core, stability, ladder, activations, cures, length, recall)" >&2; exit 1 ;;
+    recall-lr)
+      # The same at a learning rate of 1e-3 (2000 steps), where the gated models learn the task at T
+      # too: recall beyond T then compares extrapolation, not learning.
+      gatelab sweep recall --seeds 3 --backend "$backend" --out "$out/recall-lr1e-3" --no-report train.lr=1e-3 train.steps=2000
+      gatelab eval-length "$out/recall-lr1e-3" --factors 1,2,4,8 --sequences 128 --needle-samples 16 --backend "$backend" >/dev/null
+      gatelab report "$out/recall-lr1e-3" --backend "$backend" >/dev/null
+      for m in none yarn; do copy recall-lr1e-3 "length_recall_$m"; done ;;
+    *) echo "make.sh: unknown study $1 (core, stability, ladder, activations, cures, length, recall, recall-lr)" >&2; exit 1 ;;
   esac
 }
 
-for s in "${@:-core stability ladder activations cures length recall}"; do
+for s in "${@:-core stability ladder activations cures length recall recall-lr}"; do
   for one in $s; do study "$one"; done
 done

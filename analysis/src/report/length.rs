@@ -290,10 +290,43 @@ fn write_tables(
                 let cells: Vec<String> = factors
                     .iter()
                     .map(|&k| {
-                        over_seeds(runs, m, k, &|p| p.accuracy.unwrap_or(f64::NAN)).map_or("-".into(), |e| e.show(3))
+                        over_seeds(runs, m, k, &|p| p.accuracy.unwrap_or(f64::NAN))
+                            .map_or("-".into(), |e| e.clipped((0.0, 1.0)).show(3))
                     })
                     .collect();
                 let _ = writeln!(md, "| {name} | {} | {} |", m.name(), cells.join(" | "));
+            }
+        }
+        // Each gate against the baseline of its configuration, seed by seed (the same seed: the
+        // same initialisation stream, batches and probes).
+        let paired: Vec<(usize, &Vec<&LengthEval>, &Vec<&LengthEval>)> = groups
+            .iter()
+            .filter_map(|(i, runs)| {
+                let b = summary.groups[*i].baseline?;
+                groups.iter().find(|(j, _)| *j == b).map(|(_, base)| (*i, runs, base))
+            })
+            .collect();
+        if !paired.is_empty() {
+            let _ = writeln!(
+                md,
+                "\nAnswers recalled, paired difference to the baseline (Δ = gate − baseline, seed by seed):\n\n| configuration | method | {} |\n|---|---|{}",
+                head.join(" | "),
+                "---:|".repeat(factors.len())
+            );
+            let recalled = |p: &LengthPoint| p.accuracy.unwrap_or(f64::NAN);
+            for (i, runs, base) in paired {
+                for &m in methods {
+                    let cells: Vec<String> = factors
+                        .iter()
+                        .map(|&k| {
+                            over_seeds(runs, m, k, &recalled)
+                                .zip(over_seeds(base, m, k, &recalled))
+                                .and_then(|(g, b)| g.paired_minus(&b))
+                                .map_or("-".into(), |d| d.show_signed(3))
+                        })
+                        .collect();
+                    let _ = writeln!(md, "| {} | {} | {} |", summary.groups[i].name(), m.name(), cells.join(" | "));
+                }
             }
         }
     }
