@@ -19,10 +19,13 @@ const GRID: &str = r#"{"name": "tiny-recall", "set": {
     "model.d_ff": 0, "model.qk_norm": true, "model.tie_embeddings": false,
     "train.steps": 600, "train.batch_size": 64, "train.lr": 3e-3, "train.warmup_steps": 100,
     "train.eval_every": 200, "train.checkpoint_every": 600, "train.dynamics_every": 600},
-  "variants": [{"name": "baseline", "paper": "Table 1 row 1"}]}"#;
+  "variants": [{"name": "baseline", "paper": "Table 1 row 1"},
+               {"name": "g1-elementwise", "paper": "Table 1 row 5", "set": {"model.gate.position": "g1"}}]}"#;
 
+/// The baseline's `length.json` in `sweep`.
 fn length_eval(sweep: &Path) -> LengthEval {
-    let run = gatelab_rundir::runs_under(sweep).unwrap().remove(0);
+    let runs = gatelab_rundir::runs_under(sweep).unwrap();
+    let run = runs.iter().find(|r| r.read_file().unwrap().meta.variant == "baseline").unwrap();
     serde_json::from_str(&std::fs::read_to_string(run.file("length.json")).unwrap()).unwrap()
 }
 
@@ -117,6 +120,11 @@ fn a_tiny_model_learns_recall_and_the_needle_probe_fires_on_it_only() {
         u1.retrieval_accuracy,
         u1.control_accuracy
     );
+    // A sweep's length summary pairs each gate with its baseline, seed by seed.
+    let summary = std::fs::read_to_string(Path::new(&trained).join("length_summary.md")).unwrap();
+    assert!(summary.contains("paired difference to the baseline"), "{summary}");
+    assert!(summary.contains("| g1-elementwise | none | "), "{summary}");
+    assert!(Path::new(&trained).join("length_recall_none.png").is_file());
     for p in t.points.iter().chain(&u.points) {
         assert!(p.control_accuracy < 0.25, "without the needle nothing can be recalled: {p:?}");
     }
