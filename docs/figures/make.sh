@@ -3,12 +3,13 @@
 # docs show into docs/figures/. Each sweep resumes where it stopped (rerun this after an
 # interruption); results land under results/findings/.
 #
-#   docs/figures/make.sh [core|stability|ladder|activations|cures|length|recall|recall-lr ...]   (default: all)
+#   docs/figures/make.sh [core|stability|ladder|activations|cures|length|recall|recall-lr|recall-frontier ...]
+#   (default: all)
 #   BACKEND=tch GATELAB_FEATURES=tch docs/figures/make.sh                 # faster on a CPU (docs/backends.md)
 #
 # Wall times on the 2-core machine of docs/findings.md, with BACKEND=tch: core 18 min, stability
 # 28 min, ladder 60 min, activations 10-25 min, cures 66 min, length 3 min; recall (flex is enough)
-# about 40 min, recall-lr 15 min.
+# about 40 min, recall-lr 15 min, recall-frontier 30 min.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 backend="${BACKEND:-flex}"
@@ -67,10 +68,17 @@ study() {
       gatelab eval-length "$out/recall-lr1e-3" --factors 1,2,4,8 --sequences 128 --needle-samples 16 --backend "$backend" >/dev/null
       gatelab report "$out/recall-lr1e-3" --backend "$backend" >/dev/null
       for m in none yarn; do copy recall-lr1e-3 "length_recall_$m"; done ;;
-    *) echo "make.sh: unknown study $1 (core, stability, ladder, activations, cures, length, recall, recall-lr)" >&2; exit 1 ;;
+    recall-frontier)
+      # Learning recall against the learning rate: 1e-3, 2e-3, 3e-3 at 2000 steps (shares the 1e-3
+      # runs' configuration with recall-lr, not their folder).
+      gatelab sweep recall --seeds 3 --backend "$backend" --out "$out/recall-lr" --no-report train.lr=1e-3,2e-3,3e-3 train.steps=2000
+      gatelab report "$out/recall-lr" --backend "$backend" >/dev/null
+      cp "$out/recall-lr/frontier_best_val_loss.png" "$figures/recall-frontier_best_val_loss.png"
+      cp "$out/recall-lr/frontier_best_val_loss.svg" "$figures/recall-frontier_best_val_loss.svg" ;;
+    *) echo "make.sh: unknown study $1 (core, stability, ladder, activations, cures, length, recall, recall-lr, recall-frontier)" >&2; exit 1 ;;
   esac
 }
 
-for s in "${@:-core stability ladder activations cures length recall recall-lr}"; do
+for s in "${@:-core stability ladder activations cures length recall recall-lr recall-frontier}"; do
   for one in $s; do study "$one"; done
 done
