@@ -400,8 +400,8 @@ pub struct GroupRun {
 pub struct Group {
     /// Its variant.
     pub variant: String,
-    /// Other variants whose configuration this is (`name (paper row)`): the same runs stand for them.
-    pub also: Vec<String>,
+    /// Other variants whose configuration this is: the same runs stand for them.
+    pub also: Vec<gatelab_rundir::OtherName>,
     /// The paper's table and row.
     pub paper: String,
     /// What tells it apart from the variant's other configurations (`train.lr=0.006`), empty
@@ -440,7 +440,7 @@ impl Group {
         let mut name = self.variant.clone();
         for other in &self.also {
             name.push_str(" = ");
-            name.push_str(other.split(" (").next().unwrap_or(other));
+            name.push_str(&other.variant);
         }
         if self.label.is_empty() { name } else { format!("{name} · {}", self.label) }
     }
@@ -734,15 +734,15 @@ fn pair_with_baselines(groups: &mut [Group]) {
         }
         pool_key(config, file)
     };
+    // Each group's key once (a continued run's reads its parent's config.json).
+    let keys: Vec<String> = groups.iter().map(|g| group_key(&g.runs[0].file)).collect();
     for i in 0..groups.len() {
         let cured = !groups[i].runs[0].file.config.model.cure.is_softmax();
         if groups[i].is_baseline() && !cured {
             continue;
         }
         let want = reference_key(&groups[i], groups[i].is_baseline());
-        let Some(b) = (0..groups.len())
-            .find(|&b| b != i && groups[b].is_baseline() && group_key(&groups[b].runs[0].file) == want)
-        else {
+        let Some(b) = (0..groups.len()).find(|&b| b != i && groups[b].is_baseline() && keys[b] == want) else {
             continue;
         };
         groups[i].baseline = Some(b);

@@ -174,9 +174,9 @@ pub struct PlannedRun {
     pub seed: u64,
     /// The resolved config.
     pub config: RunConfig,
-    /// Other variants (`name (paper row)`) that resolve to this very configuration: trained once,
-    /// as this run, and reported under every name.
-    pub also: Vec<String>,
+    /// Other variants that resolve to this very configuration: trained once, as this run, and
+    /// reported under every name.
+    pub also: Vec<gatelab_rundir::OtherName>,
 }
 
 /// Expands a grid over the preset, overrides and seeds, resolving and checking every run; the
@@ -226,7 +226,10 @@ pub fn plan(
                 // Two names for one model (e.g. Switch-Head v 1top1, which the paper calls the value
                 // headwise gate): trained once, under the first name, reported under both.
                 if let Some(same) = runs.iter_mut().find(|r: &&mut PlannedRun| r.config == config) {
-                    same.also.push(format!("{} ({})", variant.name, variant.paper));
+                    same.also.push(gatelab_rundir::OtherName {
+                        variant: variant.name.clone(),
+                        paper: variant.paper.clone(),
+                    });
                     continue;
                 }
                 runs.push(PlannedRun {

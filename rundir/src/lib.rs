@@ -32,6 +32,6 @@ pub use config::{RunConfig, TrainConfig};
 pub use error::{RunDirError, one_line};
 pub use folder::{Checkpoint, RunDir, runs_under};
 pub use fs::{append_jsonl, read_json, read_jsonl, write_atomic, write_json};
-pub use meta::{RunFile, RunMeta};
+pub use meta::{OtherName, RunFile, RunMeta};
 pub use records::{DynamicsRecord, EvalRecord, LayerSnapshot, StepRecord};
 pub use status::Status;

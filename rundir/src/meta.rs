@@ -4,6 +4,22 @@ use crate::config::RunConfig;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+/// Another variant of a grid that resolves to a run's configuration (the paper's Switch-Head v
+/// 1top1 and the value headwise gate): its name and paper row. Shown as `name (paper row)`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct OtherName {
+    /// The variant.
+    pub variant: String,
+    /// Its paper table and row.
+    pub paper: String,
+}
+
+impl std::fmt::Display for OtherName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.variant, self.paper)
+    }
+}
+
 /// What `config.json` records beside the config.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 pub struct RunMeta {
@@ -24,10 +40,10 @@ pub struct RunMeta {
     /// The seed.
     #[serde(default)]
     pub seed: u64,
-    /// Other variants of the grid (`name (paper row)`) whose resolved configuration is this one:
-    /// the run stands for them too.
+    /// Other variants of the grid whose resolved configuration is this one: the run stands for
+    /// them too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub also: Vec<String>,
+    pub also: Vec<OtherName>,
     /// The backend.
     #[serde(default)]
     pub backend: String,

@@ -243,6 +243,7 @@ fn write_tables(
         "configuration,method,factor,length,perplexity,perplexity_lo,perplexity_hi,accuracy,accuracy_lo,accuracy_hi,last_segment_loss,first_token_attention,retrieval_accuracy,control_accuracy,runs\n",
     );
     let num = |e: &Option<Estimate>| e.as_ref().map_or(String::new(), |e| e.mean.to_string());
+    let recalled = |p: &LengthPoint| p.accuracy.unwrap_or(f64::NAN);
     for (i, runs) in groups {
         let name = summary.groups[*i].name();
         for &m in methods {
@@ -253,7 +254,7 @@ fn write_tables(
             let _ = writeln!(md, "| {name} | {} | {} |", m.name(), cells.join(" | "));
             for &k in factors {
                 let ppl = over_seeds(runs, m, k, &|p| p.perplexity);
-                let acc = over_seeds(runs, m, k, &|p| p.accuracy.unwrap_or(f64::NAN));
+                let acc = over_seeds(runs, m, k, &recalled);
                 let bound = |e: &Option<Estimate>, f: fn(&Estimate) -> Option<f64>| {
                     e.as_ref().and_then(f).map_or(String::new(), |v| v.to_string())
                 };
@@ -289,10 +290,7 @@ fn write_tables(
             for &m in methods {
                 let cells: Vec<String> = factors
                     .iter()
-                    .map(|&k| {
-                        over_seeds(runs, m, k, &|p| p.accuracy.unwrap_or(f64::NAN))
-                            .map_or("-".into(), |e| e.clipped((0.0, 1.0)).show(3))
-                    })
+                    .map(|&k| over_seeds(runs, m, k, &recalled).map_or("-".into(), |e| e.clipped((0.0, 1.0)).show(3)))
                     .collect();
                 let _ = writeln!(md, "| {name} | {} | {} |", m.name(), cells.join(" | "));
             }
@@ -313,7 +311,6 @@ fn write_tables(
                 head.join(" | "),
                 "---:|".repeat(factors.len())
             );
-            let recalled = |p: &LengthPoint| p.accuracy.unwrap_or(f64::NAN);
             for (i, runs, base) in paired {
                 for &m in methods {
                     let cells: Vec<String> = factors

@@ -78,7 +78,7 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
         if said.insert(&l.run.variant) {
             eprintln!(
                 "  {} is the same configuration as {}: trained once, reported under every name",
-                l.run.also.join(", "),
+                l.run.also.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
                 l.run.variant
             );
         }
@@ -123,8 +123,7 @@ pub fn list(grid_name: Option<&str>, json: bool) -> Result<()> {
             let mut same_as = std::collections::BTreeMap::new();
             for run in grid::plan(&g, &preset("small")?, None, &[], 1)? {
                 for other in &run.also {
-                    let name = other.split(" (").next().unwrap_or(other).to_string();
-                    same_as.insert(name, run.variant.clone());
+                    same_as.insert(other.variant.clone(), run.variant.clone());
                 }
             }
             if json {
