@@ -3,12 +3,12 @@
 
 use crate::config::ModelConfig;
 use crate::cure::{SinkCure, weights};
+use crate::fused::{rms_norm, rope, sigmoid_gate};
 use crate::gate::{
     Combination, GateActivation, GateInput, GatePosition, GateSite, GateSpec, HeadSharing, SdpaNonlinearity,
 };
 use crate::moe::ExpertProjection;
-use crate::rope::apply_rope;
-use crate::sdpa::{Slot, sdpa};
+use crate::sdpa::{Slot, causal_sdpa, sdpa};
 use burn::module::{Module, Param};
 use burn::nn::{Initializer, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::tensor::activation::{sigmoid, silu};
@@ -40,14 +40,17 @@ impl Gate {
         Self { gate_proj, gate_theta, spec, site }
     }
 
-    /// Gates `y` and returns it with the scores (after the activation and head sharing).
+    /// Gates `y` and returns it with the scores (after the activation and head sharing) when
+    /// `keep_scores` (the probes want them); without it the paper's gate (sigmoid, multiplicative,
+    /// head-specific, elementwise) runs as one fused operation ([`crate::fused::sigmoid_gate`]) and
+    /// no scores are returned.
     ///
     /// # Shapes
     /// - y: `[batch, seq, heads, head_width]` (the site's heads)
     /// - x: `[batch, seq, d_model]`, the pre-normed layer input
     /// - output: `[batch, seq, heads, head_width]`
     /// - scores: `[batch or 1, seq or 1, heads or 1, head_width or 1]`
-    pub fn forward(&self, y: Tensor<4>, x: &Tensor<3>) -> (Tensor<4>, Tensor<4>) {
+    pub fn forward(&self, y: Tensor<4>, x: &Tensor<3>, keep_scores: bool) -> (Tensor<4>, Option<Tensor<4>>) {
         let [b, t, _, _] = y.dims();
         let (heads, per_head) = (self.site.heads, self.spec.scores_per_head(self.site));
         let logits: Tensor<4> = match (&self.gate_proj, &self.gate_theta) {
@@ -55,6 +58,12 @@ impl Gate {
             (None, Some(theta)) => theta.val().reshape([1, 1, heads, per_head]),
             (None, None) => unreachable!("a gate has logits"),
         };
+        let paper_gate = self.spec.activation == GateActivation::Sigmoid
+            && self.spec.combination == Combination::Multiplicative
+            && self.spec.sharing == HeadSharing::HeadSpecific;
+        if paper_gate && !keep_scores && logits.dims() == y.dims() {
+            return (sigmoid_gate(y, logits), None);
+        }
         let mut scores = match self.spec.activation {
             GateActivation::Sigmoid => sigmoid(logits),
             GateActivation::Silu => silu(logits),
@@ -68,7 +77,7 @@ impl Gate {
             Combination::Multiplicative => y * scores.clone(),
             Combination::Additive => y + scores.clone(),
         };
-        (gated, scores)
+        (gated, Some(scores))
     }
 }
 
@@ -171,7 +180,7 @@ fn normal(shape: [usize; 2], config: &ModelConfig, device: &Device) -> Param<Ten
 }
 
 /// An RMSNorm of width `d` with the model's epsilon.
-pub(crate) fn rms_norm(d: usize, config: &ModelConfig, device: &Device) -> RmsNorm {
+pub(crate) fn norm_layer(d: usize, config: &ModelConfig, device: &Device) -> RmsNorm {
     RmsNormConfig::new(d).with_epsilon(config.norm_eps).init(device)
 }
 
@@ -185,10 +194,10 @@ impl Attention {
             k_proj: linear(d, kv * hd, config, device),
             v_proj: linear(d, kv * hd, config, device),
             o_proj: linear(h * hd, d, config, device),
-            q_norm: config.qk_norm.then(|| rms_norm(hd, config, device)),
-            k_norm: config.qk_norm.then(|| rms_norm(hd, config, device)),
+            q_norm: config.qk_norm.then(|| norm_layer(hd, config, device)),
+            k_norm: config.qk_norm.then(|| norm_layer(hd, config, device)),
             gate: spec.is_gated().then(|| Gate::new(spec, config, device)),
-            sdpa_norm: config.sdpa_rms_norm().then(|| rms_norm(hd, config, device)),
+            sdpa_norm: config.sdpa_rms_norm().then(|| norm_layer(hd, config, device)),
             sink_logit: (config.cure == SinkCure::SinkLogit).then(|| Param::from_tensor(Tensor::zeros([h], device))),
             kv_bias_key: (config.cure == SinkCure::KvBias).then(|| normal([kv, hd], config, device)),
             kv_bias_value: (config.cure == SinkCure::KvBias).then(|| normal([kv, hd], config, device)),
@@ -203,18 +212,19 @@ impl Attention {
         }
     }
 
-    /// Applies the gate if it sits at `position`; records its scores.
+    /// Applies the gate if it sits at `position`; records its scores if `keep_scores`.
     fn gate_at(
         &self,
         position: GatePosition,
         y: Tensor<4>,
         x: &Tensor<3>,
         scores: &mut Option<Tensor<4>>,
+        keep_scores: bool,
     ) -> Tensor<4> {
         match &self.gate {
             Some(gate) if self.spec.position == position => {
-                let (gated, s) = gate.forward(y, x);
-                *scores = Some(s);
+                let (gated, s) = gate.forward(y, x, keep_scores);
+                *scores = s;
                 gated
             }
             _ => y,
@@ -222,12 +232,14 @@ impl Attention {
     }
 
     /// Attention over the pre-normed input `x`. With `probe`, the intermediate tensors are kept
-    /// there; without it nothing extra is computed or retained.
+    /// there; without it nothing extra is computed or retained. `causal` says that `causal_mask`
+    /// is exactly the causal mask (nothing else hidden): softmax attention then runs the fused
+    /// causal operation ([`crate::sdpa::causal_sdpa`]) when nothing is probed.
     ///
     /// # Shapes
     /// - x: `[batch, seq, d_model]`
     /// - cos, sin: `[seq, head_dim]` (see [`crate::rope::rope_tables`])
-    /// - causal_mask: `[seq, seq]`, `true` above the diagonal (the future)
+    /// - causal_mask: `[seq, seq]`, `true` where a query may not see a key (at least the future)
     /// - output: `[batch, seq, d_model]`
     pub fn forward(
         &self,
@@ -235,37 +247,46 @@ impl Attention {
         cos: &Tensor<2>,
         sin: &Tensor<2>,
         causal_mask: &Tensor<2, Bool>,
+        causal: bool,
         probe: Option<&mut ProbeSlot>,
     ) -> Tensor<3> {
         let [b, t, _] = x.dims();
         let (h, kv, hd) = (self.n_heads, self.n_kv_heads, self.head_dim);
         let groups = h / kv;
         let mut scores = None;
+        let keep = probe.is_some();
 
         // Projections, each [b, t, heads, hd]; G4/G3/G2 gates act right after them.
         let q = self.q_proj.forward(x.clone()).reshape([b, t, h, hd]);
-        let q = self.gate_at(GatePosition::G4, q, &x, &mut scores);
+        let q = self.gate_at(GatePosition::G4, q, &x, &mut scores, keep);
         let project = |proj: &Linear, experts: &Option<ExpertProjection>| match experts {
             Some(e) => e.project(x.clone(), proj.weight.val(), &x),
             None => proj.forward(x.clone()).reshape([b, t, kv, hd]),
         };
         let k = project(&self.k_proj, &self.k_experts);
-        let k = self.gate_at(GatePosition::G3, k, &x, &mut scores);
+        let k = self.gate_at(GatePosition::G3, k, &x, &mut scores, keep);
         let v = project(&self.v_proj, &self.v_experts);
-        let v = self.gate_at(GatePosition::G2, v, &x, &mut scores);
+        let v = self.gate_at(GatePosition::G2, v, &x, &mut scores, keep);
         let (q, k) = match (&self.q_norm, &self.k_norm) {
-            (Some(qn), Some(kn)) => (qn.forward(q), kn.forward(k)),
+            (Some(qn), Some(kn)) => (rms_norm(qn, q), rms_norm(kn, k)),
             _ => (q, k),
         };
 
         // [b, heads, t, hd], RoPE on queries and keys.
-        let q = apply_rope(q.swap_dims(1, 2), cos, sin);
-        let k = apply_rope(k.swap_dims(1, 2), cos, sin);
+        let q = rope(q, cos, sin).swap_dims(1, 2);
+        let k = rope(k, cos, sin).swap_dims(1, 2);
         let v = v.swap_dims(1, 2);
         let (q_probe, k_probe) = if probe.is_some() { (Some(q.clone()), Some(k.clone())) } else { (None, None) };
 
         let scale = (hd as f64).powf(-0.5);
-        let (sdpa_out, attn, slot_logits, slot_weights) = if self.cure.is_softmax() || self.cure.has_slot() {
+        let (sdpa_out, attn, slot_logits, slot_weights) = if causal && probe.is_none() && self.cure.is_softmax() {
+            // Training and plain forward passes: no probabilities kept (`crate::sdpa`'s fused
+            // causal path), the grouped layout below.
+            let masked = if groups == 1 { causal_mask.clone() } else { causal_mask.clone().repeat_dim(0, groups) };
+            let q = q.clone().reshape([b, kv, groups * t, hd]);
+            let y = causal_sdpa(q, k.clone(), v.clone(), masked, scale);
+            (y.reshape([b, h, t, hd]), None, None, None)
+        } else if self.cure.is_softmax() || self.cure.has_slot() {
             // Attention without repeating K/V: query heads of one KV group are stacked along the
             // sequence axis, [b, kv, groups·t, hd] against [b, kv, t, hd], each with the causal
             // mask. One operation with its own backward pass (`crate::sdpa`), slot included.
@@ -274,30 +295,35 @@ impl Attention {
             let slot = self.slot(&q, b, t, scale);
             let logits = slot.as_ref().map(|s| s.logit.clone().reshape([b, h, t]));
             let (y, attn, slot_probs) = sdpa(q, k.clone(), v.clone(), masked, scale, slot);
-            (y.reshape([b, h, t, hd]), attn.reshape([b, h, t, t]), logits, slot_probs.map(|p| p.reshape([b, h, t])))
+            (
+                y.reshape([b, h, t, hd]),
+                Some(attn.reshape([b, h, t, t])),
+                logits,
+                slot_probs.map(|p| p.reshape([b, h, t])),
+            )
         } else {
             // softpick, sigmoid and clipped softmax: Burn's operations and autodiff (`crate::cure`).
             let scores = q.clone().matmul(repeat_kv(k.clone(), groups).transpose()).mul_scalar(scale);
             let (attn, _) = weights(self.cure, scores, causal_mask.clone(), None, 0);
-            (attn.clone().matmul(repeat_kv(v.clone(), groups)), attn, None, None)
+            (attn.clone().matmul(repeat_kv(v.clone(), groups)), Some(attn), None, None)
         };
         let sdpa_out = sdpa_out.swap_dims(1, 2); // [b, t, h, hd]
 
         // SDPA-output non-linearity ablations, then a G1 gate.
         let y = match self.spec.sdpa_nonlinearity {
             SdpaNonlinearity::None => sdpa_out.clone(),
-            SdpaNonlinearity::RmsNorm => self.sdpa_norm.as_ref().expect("sdpa_norm").forward(sdpa_out.clone()),
+            SdpaNonlinearity::RmsNorm => rms_norm(self.sdpa_norm.as_ref().expect("sdpa_norm"), sdpa_out.clone()),
             SdpaNonlinearity::Silu => silu(sdpa_out.clone()),
         };
-        let y = self.gate_at(GatePosition::G1, y, &x, &mut scores);
+        let y = self.gate_at(GatePosition::G1, y, &x, &mut scores, keep);
 
         let out = match &self.o_experts {
             Some(e) => e.project_out(y.clone(), self.o_proj.weight.val(), &x),
             None => self.o_proj.forward(y.clone().reshape([b, t, h * hd])),
         };
-        let out = self.gate_at(GatePosition::G5, out.reshape([b, t, 1, self.o_proj_width()]), &x, &mut scores);
+        let out = self.gate_at(GatePosition::G5, out.reshape([b, t, 1, self.o_proj_width()]), &x, &mut scores, keep);
         if let Some(slot) = probe {
-            let attn = slot.keep_maps.then_some(attn);
+            let attn = attn.filter(|_| slot.keep_maps);
             slot.probe = Some(AttentionProbe {
                 attn,
                 queries: q_probe.expect("kept"),

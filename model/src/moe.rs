@@ -18,11 +18,12 @@
 
 use crate::attention::linear;
 use crate::config::ModelConfig;
+use crate::fused::swiglu;
 use crate::gate::ConfigError;
 use crate::transformer::FeedForward;
 use burn::module::{Module, Param};
 use burn::nn::Linear;
-use burn::tensor::activation::{sigmoid, silu, softmax};
+use burn::tensor::activation::{sigmoid, softmax};
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -234,7 +235,7 @@ impl MoeFfn {
         // Every expert on every token: [e, n, d] → [e, n, d_expert] → [e, n, d].
         let n = b * t;
         let xs = x.clone().reshape([1, n, d]).expand([e, n, d]);
-        let hidden = silu(xs.clone().matmul(self.gate_proj.val())) * xs.matmul(self.up_proj.val());
+        let hidden = swiglu(xs.clone().matmul(self.gate_proj.val()), xs.matmul(self.up_proj.val()));
         let outs = hidden.matmul(self.down_proj.val());
         let w = weights.reshape([n, e]).transpose().reshape([e, n, 1]);
         let mut y = (outs * w).sum_dim(0).reshape([b, t, d]);

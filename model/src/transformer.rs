@@ -1,15 +1,16 @@
 //! The decoder: [`ModelConfig`] → [`ModelConfig::init`] → [`Transformer`] `{ embed_tokens,
 //! layers: Vec<Block>, norm, lm_head }`, each `Block` a pre-norm attention and SwiGLU FFN.
 
-use crate::attention::{Attention, ProbeSlot, linear, rms_norm};
+use crate::attention::{Attention, ProbeSlot, linear, norm_layer};
 use crate::config::ModelConfig;
+use crate::fused::{rms_norm, swiglu};
 use crate::gate::ConfigError;
 use crate::moe::{MoeFfn, Routing};
 use crate::probe::{LayerProbe, Probes};
 use crate::rope::{RopeScaling, rope_tables};
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, RmsNorm};
-use burn::tensor::activation::{log_softmax, silu};
+use burn::tensor::activation::log_softmax;
 use burn::tensor::{Bool, Device, Int, Tensor};
 
 /// SwiGLU feed-forward: `down(silu(gate(x)) ⊙ up(x))`.
@@ -36,7 +37,7 @@ impl FeedForward {
     /// # Shapes
     /// - x: `[batch, seq, d_model]` → `[batch, seq, d_model]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.down_proj.forward(silu(self.gate_proj.forward(x.clone())) * self.up_proj.forward(x))
+        self.down_proj.forward(swiglu(self.gate_proj.forward(x.clone()), self.up_proj.forward(x)))
     }
 }
 
@@ -67,13 +68,13 @@ impl Block {
         let has_ffn = config.has_ffn();
         let sandwich = config.sandwich_norm;
         Self {
-            attn_norm: rms_norm(d, config, device),
+            attn_norm: norm_layer(d, config, device),
             attn: Attention::new(config, device),
-            attn_out_norm: sandwich.then(|| rms_norm(d, config, device)),
-            ffn_norm: has_ffn.then(|| rms_norm(d, config, device)),
+            attn_out_norm: sandwich.then(|| norm_layer(d, config, device)),
+            ffn_norm: has_ffn.then(|| norm_layer(d, config, device)),
             ffn: (d_ff > 0).then(|| FeedForward::new(d, d_ff, config, device)),
             moe: (!config.moe.is_dense()).then(|| MoeFfn::new(config, device)),
-            ffn_out_norm: (sandwich && has_ffn).then(|| rms_norm(d, config, device)),
+            ffn_out_norm: (sandwich && has_ffn).then(|| norm_layer(d, config, device)),
         }
     }
 
@@ -87,16 +88,17 @@ impl Block {
         cos: &Tensor<2>,
         sin: &Tensor<2>,
         mask: &Tensor<2, Bool>,
+        causal: bool,
         probe: Option<&mut ProbeSlot>,
     ) -> (Tensor<3>, Option<Routing>) {
-        let a = self.attn.forward(self.attn_norm.forward(h.clone()), cos, sin, mask, probe);
+        let a = self.attn.forward(rms_norm(&self.attn_norm, h.clone()), cos, sin, mask, causal, probe);
         let a = match &self.attn_out_norm {
-            Some(n) => n.forward(a),
+            Some(n) => rms_norm(n, a),
             None => a,
         };
         let h = h + a;
         let Some(norm) = &self.ffn_norm else { return (h, None) };
-        let z = norm.forward(h.clone());
+        let z = rms_norm(norm, h.clone());
         let (f, routing) = match (&self.ffn, &self.moe) {
             (Some(ffn), _) => (ffn.forward(z), None),
             (None, Some(moe)) => {
@@ -106,7 +108,7 @@ impl Block {
             (None, None) => unreachable!("a block with an FFN norm has an FFN"),
         };
         let f = match &self.ffn_out_norm {
-            Some(n) => n.forward(f),
+            Some(n) => rms_norm(n, f),
             None => f,
         };
         (h + f, routing)
@@ -155,7 +157,7 @@ impl ModelConfig {
         Ok(Transformer {
             embed_tokens,
             layers: (0..self.n_layers).map(|_| Block::new(self, device)).collect(),
-            norm: rms_norm(self.d_model, self, device),
+            norm: norm_layer(self.d_model, self, device),
             lm_head: (!self.tie_embeddings).then(|| linear(self.d_model, self.vocab_size, self, device)),
             head_dim: self.head_dim,
             rope_theta: self.rope_theta,
@@ -257,11 +259,12 @@ impl Transformer {
         let device = tokens.device();
         let [b, t] = tokens.dims();
         let (cos, sin) = rope_tables(self.head_dim, self.rope_theta, self.rope_scaling, 0, t, &device);
+        let causal = masked.is_none();
         let mask = masked.unwrap_or_else(|| Tensor::<2, Bool>::tril_mask([t, t], 0, &device));
         let mut h = self.embed_tokens.forward(tokens);
         for (i, layer) in self.layers.iter().enumerate() {
             let mut slot = ProbeSlot { keep_maps: probes.as_ref().is_some_and(|p| p.1), probe: None };
-            let (out, routing) = layer.forward(h, &cos, &sin, &mask, probes.is_some().then_some(&mut slot));
+            let (out, routing) = layer.forward(h, &cos, &sin, &mask, causal, probes.is_some().then_some(&mut slot));
             h = out;
             if let Some(r) = &routing {
                 *aux = Some(match aux.take() {
@@ -278,7 +281,7 @@ impl Transformer {
                 out.push(LayerProbe { attention, residual: h.clone(), routing });
             }
         }
-        self.logits(self.norm.forward(h))
+        self.logits(rms_norm(&self.norm, h))
     }
 
     /// # Shapes

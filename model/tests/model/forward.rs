@@ -186,13 +186,18 @@ fn parameter_count_from_config_equals_the_built_model() {
     }
 }
 
+/// The probed forward keeps the attention probabilities (the reference attention) and the plain
+/// one does not (the fused causal kernel): the same logits up to float rounding.
 #[test]
 fn probed_and_training_forwards_agree() {
     let device = Device::flex();
     let model = tiny(GateSpec::G1_ELEMENTWISE).init(&device).unwrap();
     let input = tokens(&[&[1, 2, 3, 4, 5, 6, 7, 8]], &device);
     let (probed, _) = model.forward_probed(input.clone());
-    assert_eq!(values(probed), values(model.forward(input)));
+    let (probed, plain) = (values(probed), values(model.forward(input)));
+    assert_eq!(probed.len(), plain.len());
+    let worst = probed.iter().zip(&plain).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(worst < 1e-5, "probed and plain logits differ by {worst}");
 }
 
 #[test]

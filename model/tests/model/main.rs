@@ -2,6 +2,8 @@
 
 mod common;
 mod forward;
+mod fused;
 mod hf;
 mod parity;
 mod rope;
+mod sdpa;

@@ -33,9 +33,32 @@
 //! It is registered as a Burn backend extension for flex, libtorch (cargo feature `tch`) and the
 //! CubeCL backends (cargo feature `wgpu`), each with the forward above, and for autodiff with the
 //! backward above.
+//!
+//! # The fused causal path
+//!
+//! Training and plain forward passes need neither `P` nor a mask other than the causal one, so
+//! they take a second operation, [`causal_sdpa`]: `out = softmax(Q·Kᵀ·scale, causal)·V` whose
+//! forward returns, beside `out`, a *residual* the backend chooses, and whose backward takes it
+//! back. Backends with a fused kernel keep only the row log-sum-exp `L` there, `[b, kv, g·t]`,
+//! and recompute `P = exp(S − L)` tile by tile in the backward pass, so the `[batch, heads, seq,
+//! seq]` probabilities are never stored:
+//!
+//! - flex: [`flex`], a tiled kernel in Rust (query tiles × the keys they can see, the causal half
+//!   skipped), parallel over heads;
+//! - libtorch on the CPU: [`tch`], libtorch's own flash attention
+//!   (`_scaled_dot_product_flash_attention_for_cpu` and its backward);
+//! - every other backend (wgpu, libtorch on a GPU): the reference forward above with `P` as the
+//!   residual and the closed-form backward, i.e. what [`sdpa`] does.
+//!
+//! The probes keep [`sdpa`]: they need `P`. `model/tests/model/sdpa.rs` checks every path's
+//! output and gradients against the reference on the same inputs.
 
 // burn-tch (`LibTorch`) is deprecated upstream; gatelab keeps its libtorch backend.
 #![allow(deprecated)]
+
+mod flex;
+#[cfg(feature = "tch")]
+mod tch;
 
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -75,7 +98,49 @@ fn forward<B: Backend>(
     (out, probs, slot_probs)
 }
 
-/// The operation, per backend.
+/// `dS = P ⊙ (dO·Vᵀ − D)·scale`, the gradient of the scaled scores, with `D = rowsum(dO ⊙ O)`
+/// `[b, kv, g·t, 1]`.
+fn d_scores<B: Backend>(
+    probs: FloatTensor<B>,
+    d_out: FloatTensor<B>,
+    v: FloatTensor<B>,
+    rowsum: FloatTensor<B>,
+    scale: f64,
+) -> FloatTensor<B> {
+    let d_probs = B::float_matmul(d_out, B::float_swap_dims(v, 2, 3));
+    B::float_mul_scalar(B::float_mul(probs, B::float_sub(d_probs, rowsum)), scale.into())
+}
+
+/// The reference causal path: `(out, P)`, `P` being the residual.
+fn reference_causal<B: Backend>(
+    q: FloatTensor<B>,
+    k: FloatTensor<B>,
+    v: FloatTensor<B>,
+    masked: BoolTensor<B>,
+    scale: f64,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let none = B::float_zeros([1, 1, 1, 1].into(), &q.device(), q.dtype().into());
+    let (out, probs, _) = forward::<B>(q, k, v, masked, none.clone(), none, scale, false);
+    (out, probs)
+}
+
+/// The reference causal backward from `P`: `(dq, dk, dv)`.
+fn reference_causal_backward<B: Backend>(
+    q: FloatTensor<B>,
+    k: FloatTensor<B>,
+    v: FloatTensor<B>,
+    out: FloatTensor<B>,
+    probs: FloatTensor<B>,
+    d_out: FloatTensor<B>,
+    scale: f64,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let dv = B::float_matmul(B::float_swap_dims(probs.clone(), 2, 3), d_out.clone());
+    let rowsum = B::float_sum_dim(B::float_mul(d_out.clone(), out), 3);
+    let ds = d_scores::<B>(probs, d_out, v, rowsum, scale);
+    (B::float_matmul(ds.clone(), k), B::float_matmul(B::float_swap_dims(ds, 2, 3), q), dv)
+}
+
+/// The operations, per backend.
 #[backend_extension(Flex, LibTorch: cfg(feature = "tch"), Cube: cfg(feature = "wgpu"), Autodiff)]
 pub trait SdpaOps: Backend {
     /// `q [b, kv, g·t, hd]`, `k`, `v` `[b, kv, t, hd]`, `masked` broadcast to `[b, kv, g·t, t]`
@@ -95,12 +160,97 @@ pub trait SdpaOps: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         forward::<Self>(q, k, v, masked, slot_logit, slot_value, scale, slot)
     }
+
+    /// Causal attention for training and plain forward passes: `q [b, kv, g·t, hd]`, `k`, `v`
+    /// `[b, kv, t, hd]`, `masked` the causal mask stacked as in [`SdpaOps::sdpa`] (read only by
+    /// backends without a fused kernel) → `(out [b, kv, g·t, hd], residual)`, the residual being
+    /// whatever this backend's [`SdpaOps::causal_sdpa_backward`] needs (module docs).
+    fn causal_sdpa(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        masked: BoolTensor<Self>,
+        scale: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        reference_causal::<Self>(q, k, v, masked, scale)
+    }
+
+    /// The backward pass of [`SdpaOps::causal_sdpa`], from its inputs, `out`, the residual and
+    /// `d_out [b, kv, g·t, hd]` → `(dq, dk, dv)`, shaped as `q`, `k`, `v`.
+    #[allow(clippy::too_many_arguments)]
+    fn causal_sdpa_backward(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        out: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        d_out: FloatTensor<Self>,
+        masked: BoolTensor<Self>,
+        scale: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let _ = masked;
+        reference_causal_backward::<Self>(q, k, v, out, residual, d_out, scale)
+    }
 }
 
-impl SdpaOps for Flex {}
+impl SdpaOps for Flex {
+    fn causal_sdpa(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        masked: BoolTensor<Self>,
+        scale: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        if flex::fused(&q) { flex::forward(q, k, v, scale) } else { reference_causal::<Self>(q, k, v, masked, scale) }
+    }
+
+    fn causal_sdpa_backward(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        out: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        d_out: FloatTensor<Self>,
+        _masked: BoolTensor<Self>,
+        scale: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        if flex::fused(&q) {
+            flex::backward(q, k, v, out, residual, d_out, scale)
+        } else {
+            reference_causal_backward::<Self>(q, k, v, out, residual, d_out, scale)
+        }
+    }
+}
 
 #[cfg(feature = "tch")]
-impl SdpaOps for burn::backend::LibTorch {}
+impl SdpaOps for burn::backend::LibTorch {
+    fn causal_sdpa(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        masked: BoolTensor<Self>,
+        scale: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        if tch::fused(&q) { tch::forward(q, k, v, scale) } else { reference_causal::<Self>(q, k, v, masked, scale) }
+    }
+
+    fn causal_sdpa_backward(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        out: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        d_out: FloatTensor<Self>,
+        _masked: BoolTensor<Self>,
+        scale: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        if tch::fused(&q) {
+            tch::backward(q, k, v, out, residual, d_out, scale)
+        } else {
+            reference_causal_backward::<Self>(q, k, v, out, residual, d_out, scale)
+        }
+    }
+}
 
 #[cfg(feature = "wgpu")]
 impl SdpaOps for burn::backend::Cube {}
@@ -154,8 +304,7 @@ impl<B: Backend> Backward<B, 5> for SdpaBackward {
         if node_q.is_none() && node_k.is_none() {
             return;
         }
-        let d_probs = B::float_matmul(d_out, B::float_swap_dims(v, 2, 3));
-        let d_scores = B::float_mul_scalar(B::float_mul(probs, B::float_sub(d_probs, rowsum)), scale.into());
+        let d_scores = d_scores::<B>(probs, d_out, v, rowsum, scale);
         if let Some(node) = node_q {
             grads.register::<B>(node.id, B::float_matmul(d_scores.clone(), k));
         }
@@ -190,6 +339,51 @@ impl<B: Backend + SdpaOps, C: CheckpointStrategy> SdpaOps for Autodiff<B, C> {
             OpsKind::UnTracked(prep) => {
                 let (out, probs, slot_probs) = B::sdpa(q, k, v, masked, c, sv, scale, slot);
                 (prep.finish(out), Self::from_inner(probs), Self::from_inner(slot_probs))
+            }
+        }
+    }
+
+    fn causal_sdpa(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        masked: BoolTensor<Self>,
+        scale: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let nodes = [q.node(), k.node(), v.node()];
+        let (q, k, v) = (q.into_primitive(), k.into_primitive(), v.into_primitive());
+        match CausalBackward.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (out, residual) = B::causal_sdpa(q.clone(), k.clone(), v.clone(), masked.clone(), scale);
+                let state = (q, k, v, out.clone(), residual.clone(), masked, scale);
+                (prep.finish(state, out), Self::from_inner(residual))
+            }
+            OpsKind::UnTracked(prep) => {
+                let (out, residual) = B::causal_sdpa(q, k, v, masked, scale);
+                (prep.finish(out), Self::from_inner(residual))
+            }
+        }
+    }
+}
+
+/// The backward pass of the causal operation: the backend's own, from its residual.
+#[derive(Debug)]
+struct CausalBackward;
+
+/// `q, k, v, out, residual, masked, scale`.
+type CausalState<B> =
+    (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, BoolTensor<B>, f64);
+
+impl<B: Backend + SdpaOps> Backward<B, 3> for CausalBackward {
+    type State = CausalState<B>;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let d_out = grads.consume::<B>(&ops.node);
+        let (q, k, v, out, residual, masked, scale) = ops.state;
+        let (dq, dk, dv) = B::causal_sdpa_backward(q, k, v, out, residual, d_out, masked, scale);
+        for (node, grad) in ops.parents.into_iter().zip([dq, dk, dv]) {
+            if let Some(node) = node {
+                grads.register::<B>(node.id, grad);
             }
         }
     }
@@ -236,4 +430,19 @@ pub fn sdpa(
         has_slot,
     );
     (Tensor::from_dispatch(out), Tensor::from_dispatch(probs), has_slot.then(|| Tensor::from_dispatch(slot_probs)))
+}
+
+/// Causal attention without the probabilities (module docs, "The fused causal path"): `q [b, kv,
+/// g·t, hd]` (the query heads of one KV group stacked along the sequence axis), `k`, `v` `[b, kv,
+/// t, hd]`, `masked [g·t, t]` the causal mask stacked the same way (true: not attended; read only
+/// where the backend has no fused kernel) → `out [b, kv, g·t, hd]`.
+pub fn causal_sdpa(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, masked: Tensor<2, Bool>, scale: f64) -> Tensor<4> {
+    let (out, _residual) = <Dispatch as SdpaOps>::causal_sdpa(
+        q.into_dispatch(),
+        k.into_dispatch(),
+        v.into_dispatch(),
+        masked.unsqueeze::<4>().into_dispatch(),
+        scale,
+    );
+    Tensor::from_dispatch(out)
 }

@@ -1,0 +1,107 @@
+//! The fused causal attention (`gatelab_model::sdpa::causal_sdpa`) against the reference operation
+//! (`sdpa`, the one the PyTorch parity tests check through the probes' path) on the same inputs:
+//! output and the gradients of q, k and v, on every backend with a fused kernel (flex; libtorch
+//! with the `tch` feature), over shapes that cross the kernel's tile edges (64 query rows), with
+//! grouped queries, and a sequence of one token.
+
+use crate::common::Lcg;
+use burn::backend::{Dispatch, TensorMetadata};
+use burn::tensor::{Bool, Device, Tensor, TensorData};
+use gatelab_model::sdpa::{SdpaOps, causal_sdpa, sdpa};
+
+/// `(b, kv, groups, t, hd)`.
+const SHAPES: [(usize, usize, usize, usize, usize); 6] =
+    [(2, 2, 1, 70, 16), (1, 2, 2, 130, 8), (2, 1, 3, 5, 4), (1, 1, 1, 64, 32), (1, 2, 2, 1, 8), (1, 1, 4, 129, 64)];
+
+fn devices() -> Vec<(&'static str, Device)> {
+    #[allow(unused_mut)]
+    let mut out = vec![("flex", Device::flex())];
+    #[cfg(feature = "tch")]
+    #[allow(deprecated)] // burn-tch is deprecated upstream; gatelab keeps it
+    out.push(("tch", Device::libtorch()));
+    out
+}
+
+/// The largest absolute difference, relative to the largest absolute value of `want`.
+fn rel_diff(got: Tensor<4>, want: Tensor<4>) -> f32 {
+    let scale = want.clone().abs().max().into_scalar::<f32>().max(1e-6);
+    (got - want).abs().max().into_scalar::<f32>() / scale
+}
+
+/// `q, k, v` and a weight `w` for the loss `Σ out ⊙ w`, on `device`, from the test's own generator
+/// (a device's seed is shared by the tests running beside this one).
+fn inputs(shape: (usize, usize, usize, usize, usize), device: &Device, seed: u64) -> [Tensor<4>; 4] {
+    let (b, kv, g, t, hd) = shape;
+    let mut rng = Lcg(seed);
+    let mut normal = |dims: [usize; 4]| {
+        // Sums of uniforms, near enough to normal for attention inputs.
+        let n = dims.iter().product::<usize>();
+        let values: Vec<f32> = (0..n)
+            .map(|_| (0..4).map(|_| rng.below(1 << 20) as f32 / (1 << 20) as f32 - 0.5).sum::<f32>() * 1.7)
+            .collect();
+        Tensor::<4>::from_data(TensorData::new(values, dims), device)
+    };
+    [normal([b, kv, g * t, hd]), normal([b, kv, t, hd]), normal([b, kv, t, hd]), normal([b, kv, g * t, hd])]
+}
+
+fn stacked_causal_mask(g: usize, t: usize, device: &Device) -> Tensor<2, Bool> {
+    Tensor::<2, Bool>::tril_mask([t, t], 0, device).repeat_dim(0, g)
+}
+
+#[test]
+fn fused_causal_attention_equals_the_reference() {
+    for (name, device) in devices() {
+        let grad_device = device.clone().autodiff();
+        for (i, &shape) in SHAPES.iter().enumerate() {
+            let (_, _, g, t, hd) = shape;
+            let scale = (hd as f64).powf(-0.5);
+            let run = |fused: bool| {
+                let [q, k, v, w] = inputs(shape, &grad_device, 7 + i as u64);
+                let (q, k, v) = (q.require_grad(), k.require_grad(), v.require_grad());
+                let masked = stacked_causal_mask(g, t, &grad_device);
+                let out = if fused {
+                    causal_sdpa(q.clone(), k.clone(), v.clone(), masked, scale)
+                } else {
+                    sdpa(q.clone(), k.clone(), v.clone(), masked, scale, None).0
+                };
+                let grads = (out.clone() * w).sum().backward();
+                let grad = |x: &Tensor<4>| x.grad(&grads).expect("a gradient");
+                [out.inner(), grad(&q), grad(&k), grad(&v)]
+            };
+            let (fused, reference) = (run(true), run(false));
+            for (what, (got, want)) in ["out", "dq", "dk", "dv"].iter().zip(fused.into_iter().zip(reference)) {
+                let diff = rel_diff(got, want);
+                let bound = if *what == "out" { 1e-5 } else { 1e-4 };
+                assert!(diff <= bound, "{name} {shape:?}: {what} differs by {diff:e} of its largest value");
+            }
+        }
+    }
+}
+
+/// The fused kernels really run (rather than the reference path they fall back to): their
+/// residual is the row log-sum-exp, `[b, heads·t]` worth of values, not the `[.., t, t]`
+/// probabilities, and equals `logsumexp(S)` of the reference scores.
+#[test]
+fn fused_kernels_keep_the_log_sum_exp() {
+    for (name, device) in devices() {
+        let shape = (2, 2, 2, 70, 16);
+        let (b, kv, g, t, hd) = shape;
+        let scale = (hd as f64).powf(-0.5);
+        let [q, k, v, _] = inputs(shape, &device, 3);
+        let masked = stacked_causal_mask(g, t, &device).unsqueeze::<4>();
+        let (_, residual) = <Dispatch as SdpaOps>::causal_sdpa(
+            q.clone().into_dispatch(),
+            k.clone().into_dispatch(),
+            v.into_dispatch(),
+            masked.clone().into_dispatch(),
+            scale,
+        );
+        assert_eq!(residual.shape().num_elements(), b * kv * g * t, "{name}: the residual is not a log-sum-exp");
+        let lse = Tensor::<3>::from_dispatch(residual).reshape([b, kv, g * t, 1]);
+        let scores = q.matmul(k.transpose()).mul_scalar(scale).mask_fill(masked, f32::NEG_INFINITY);
+        let max = scores.clone().max_dim(3);
+        let want = (scores - max.clone()).exp().sum_dim(3).log() + max;
+        let diff = rel_diff(lse, want);
+        assert!(diff < 1e-5, "{name}: log-sum-exp differs by {diff:e}");
+    }
+}
