@@ -85,7 +85,7 @@ impl Trainee {
         ad.seed(0);
         let model = m.init(ad)?;
         let batches = (0..4).map(|i| random_batch(m.vocab_size, t.batch_size, config.data.seq_len, i, ad)).collect();
-        Ok(Self { model: Some(model), optim: adamw(t).init(), batches, lr: t.lr, grad_clip: t.grad_clip })
+        Ok(Self { model: Some(model), optim: adamw(t), batches, lr: t.lr, grad_clip: t.grad_clip })
     }
 
     /// One training step on batch `i` (mod 4); its wall time in seconds.

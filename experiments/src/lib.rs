@@ -9,6 +9,7 @@
 //! - [`progress`]: progress bars of a sweep.
 //! - [`grid`]: grid files, overrides, expansion into runs, shards.
 //! - [`interrupt`]: stopping cleanly on SIGINT and SIGTERM.
+//! - [`optim`]: AdamW as one fused update per parameter tensor.
 //! - [`train`]: one training run.
 //! - [`sweep`]: runs a grid.
 //! - [`extend`]: continued training of finished runs at a longer length (new runs naming their
@@ -21,6 +22,7 @@ pub mod error;
 pub mod extend;
 pub mod grid;
 pub mod interrupt;
+pub mod optim;
 pub mod progress;
 pub mod sweep;
 pub mod train;

@@ -7,10 +7,11 @@
 //! seen, and its optimiser state is restored with it.
 
 use crate::error::{ExperimentError, Result};
+use crate::optim::FusedAdamW;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor};
 use gatelab_analysis::dynamics::snapshot;
@@ -19,13 +20,9 @@ use gatelab_model::{ModelConfig, Transformer, masked_cross_entropy};
 use gatelab_rundir::{Checkpoint, DynamicsRecord, EvalRecord, RunDir, Status, StepRecord, TrainConfig};
 use std::time::Instant;
 
-/// AdamW with `cfg`'s β, ε and decoupled weight decay.
-pub fn adamw(cfg: &TrainConfig) -> AdamWConfig {
-    AdamWConfig::new()
-        .with_beta_1(cfg.beta1 as f32)
-        .with_beta_2(cfg.beta2 as f32)
-        .with_epsilon(cfg.epsilon as f32)
-        .with_weight_decay(cfg.weight_decay as f32)
+/// AdamW with `cfg`'s β, ε and decoupled weight decay, fused where the backend has it ([`crate::optim`]).
+pub fn adamw(cfg: &TrainConfig) -> ModuleOptimizer {
+    FusedAdamW::new(cfg.beta1, cfg.beta2, cfg.epsilon, cfg.weight_decay).init()
 }
 
 /// What a run hands its progress display.
@@ -243,7 +240,7 @@ pub fn run(
     let ad = replicas[0].clone();
     ad.seed(cfg.seed);
     let mut model = model_cfg.init(&ad)?;
-    let mut optim = adamw(cfg).init();
+    let mut optim = adamw(cfg);
     let mut spikes = 0;
     let mut start = 0;
     let mut mean_loss: Option<f64> = None;

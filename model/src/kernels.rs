@@ -17,14 +17,27 @@ fn rows_per_task(width: usize) -> usize {
     (16_384 / width.max(1)).max(1)
 }
 
-/// `x ← exp(x)` over a slice, with AVX2/FMA where the CPU has them.
+/// `x ← exp(x)` over a slice, with AVX-512 or AVX2/FMA where the CPU has them.
 pub fn exp_in_place(x: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the features the function is compiled for (checked above).
-        unsafe { exp_avx2(x) };
-        return;
+    {
+        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512dq") {
+            // SAFETY: the CPU has the features the function is compiled for (checked above).
+            unsafe { exp_avx512(x) };
+            return;
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: as above.
+            unsafe { exp_avx2(x) };
+            return;
+        }
     }
+    exp_portable(x);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq")]
+fn exp_avx512(x: &mut [f32]) {
     exp_portable(x);
 }
 

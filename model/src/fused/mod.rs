@@ -318,7 +318,8 @@ impl<B: Backend + FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
 enum Fused {
     /// None: Burn's operations.
     No,
-    /// RMSNorm and SwiGLU (libtorch's CPU device).
+    /// RMSNorm, SwiGLU and the gate (libtorch's CPU device).
+    #[cfg_attr(not(feature = "tch"), allow(dead_code))]
     NormAndActivation,
     /// All three (flex).
     All,
