@@ -213,6 +213,27 @@ pub fn rope(x: &[f32], cos: &[f32], sin: &[f32], seq: usize, heads: usize, trans
     });
 }
 
+/// flex's f32 tensors as the slices the kernels take, and back.
+pub(crate) mod flex {
+    use burn::backend::flex::FlexTensor;
+    use burn::tensor::TensorData;
+
+    /// A contiguous copy (or the tensor itself, when already contiguous).
+    pub fn contiguous(x: FlexTensor) -> FlexTensor {
+        x.to_contiguous()
+    }
+
+    /// The values of a contiguous f32 tensor.
+    pub fn values(x: &FlexTensor) -> &[f32] {
+        x.as_slice::<f32>().expect("a contiguous f32 tensor")
+    }
+
+    /// A tensor of `shape` holding `data`.
+    pub fn tensor(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+        FlexTensor::from_data(TensorData::new(data, shape))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::exp_in_place;

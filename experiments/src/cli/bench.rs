@@ -269,12 +269,13 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     }
     let best = best_of(&every);
     let overhead = overheads(&every, &args.variants, args.interleave);
-    let report = table(&best, &overhead, &args);
+    let peers = against_peers(&every);
+    let report = table(&best, &overhead, &peers, &args);
     print!("{report}");
     let json = serde_json::json!({
         "preset": args.preset, "overrides": args.overrides, "grid": g.name, "steps": args.steps, "warmup": args.warmup,
         "rounds": args.rounds, "interleave": args.interleave, "threads": args.threads, "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        "measurements": best, "overhead": overhead, "rounds_measured": every.iter().map(|(r, m)| serde_json::json!({"round": r, "measurement": m})).collect::<Vec<_>>(),
+        "measurements": best, "overhead": overhead, "against_pytorch": peers, "rounds_measured": every.iter().map(|(r, m)| serde_json::json!({"round": r, "measurement": m})).collect::<Vec<_>>(),
         "report": report,
     });
     write_json(&out, &json)?;
@@ -381,9 +382,60 @@ fn overheads(every: &[(usize, Measurement)], variants: &[String], interleaved: b
     out
 }
 
-/// The markdown report: every measurement (its best round) with its ratio to PyTorch eager, and
-/// each variant's step time against the first variant's per implementation (median over rounds).
-fn table(best: &[Measurement], overhead: &[Overhead], args: &BenchArgs) -> String {
+/// A gatelab implementation's training speed over PyTorch's on one variant, from the rounds in
+/// which both were measured (minutes apart at most): the median of those rounds' ratios, and
+/// their range.
+#[derive(serde::Serialize, Debug, Clone)]
+struct PeerRatio {
+    implementation: String,
+    variant: String,
+    /// `pytorch-eager` or `pytorch-compile`.
+    peer: String,
+    median: f64,
+    min: f64,
+    max: f64,
+    rounds: usize,
+}
+
+fn against_peers(every: &[(usize, Measurement)]) -> Vec<PeerRatio> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (_, m) in every.iter().filter(|(_, m)| m.implementation.starts_with("gatelab-")) {
+        for peer in ["pytorch-eager", "pytorch-compile"] {
+            if !seen.insert((m.implementation.clone(), m.variant.clone(), peer)) {
+                continue;
+            }
+            let mut ratios: Vec<f64> = every
+                .iter()
+                .filter(|(_, a)| a.implementation == m.implementation && a.variant == m.variant)
+                .filter_map(|(r, a)| {
+                    let p =
+                        every.iter().find(|(rp, p)| rp == r && p.implementation == peer && p.variant == m.variant)?;
+                    Some(a.train_tokens_per_s / p.1.train_tokens_per_s)
+                })
+                .collect();
+            if ratios.is_empty() {
+                continue;
+            }
+            ratios.sort_by(f64::total_cmp);
+            out.push(PeerRatio {
+                implementation: m.implementation.clone(),
+                variant: m.variant.clone(),
+                peer: peer.into(),
+                median: median(&ratios),
+                min: ratios[0],
+                max: ratios[ratios.len() - 1],
+                rounds: ratios.len(),
+            });
+        }
+    }
+    out
+}
+
+/// The markdown report: every measurement (its best round) with its ratio to PyTorch eager; each
+/// gatelab implementation against PyTorch eager and compiled, round by round; and each variant's
+/// step time against the first variant's per implementation (median over rounds).
+fn table(best: &[Measurement], overhead: &[Overhead], peers: &[PeerRatio], args: &BenchArgs) -> String {
     let find = |imp: &str, v: &str| best.iter().find(|m| m.implementation == imp && m.variant == v);
     let opt = |x: Option<f64>, p: usize| x.map_or("-".to_string(), |v| format!("{v:.p$}"));
     let mut s = String::from(
@@ -402,6 +454,36 @@ fn table(best: &[Measurement], overhead: &[Overhead], args: &BenchArgs) -> Strin
             opt(m.analysis_tokens_per_s, 0),
             opt(m.peak_rss_mib, 0)
         );
+    }
+    if !peers.is_empty() {
+        let compiled = peers.iter().any(|p| p.peer == "pytorch-compile");
+        let _ = writeln!(
+            s,
+            "\nTraining speed against PyTorch (same variant, same round; median of the rounds' ratios, lowest–highest in brackets):\n\n| variant | implementation | × PyTorch eager |{}\n|---|---|---:|{}",
+            if compiled { " × torch.compile |" } else { "" },
+            if compiled { "---:|" } else { "" }
+        );
+        let cell = |imp: &str, v: &str, peer: &str| match peers
+            .iter()
+            .find(|p| p.implementation == imp && p.variant == v && p.peer == peer)
+        {
+            Some(p) if p.rounds > 1 => format!("{:.2} ({:.2}–{:.2})", p.median, p.min, p.max),
+            Some(p) => format!("{:.2}", p.median),
+            None => "-".into(),
+        };
+        let mut rows: Vec<(&str, &str)> = Vec::new();
+        for p in peers {
+            if !rows.contains(&(p.variant.as_str(), p.implementation.as_str())) {
+                rows.push((p.variant.as_str(), p.implementation.as_str()));
+            }
+        }
+        for (v, imp) in rows {
+            let mut line = format!("| {v} | {imp} | {} |", cell(imp, v, "pytorch-eager"));
+            if compiled {
+                line += &format!(" {} |", cell(imp, v, "pytorch-compile"));
+            }
+            let _ = writeln!(s, "{line}");
+        }
     }
     if let Some(reference) = args.variants.first() {
         let spread = if args.interleave {

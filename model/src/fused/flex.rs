@@ -2,22 +2,9 @@
 //! tensors out.
 
 use crate::kernels;
+use crate::kernels::flex::{contiguous, tensor, values};
 use burn::backend::TensorMetadata;
 use burn::backend::flex::FlexTensor;
-use burn::tensor::TensorData;
-
-/// A contiguous copy (or the tensor itself, when already contiguous).
-fn contiguous(x: FlexTensor) -> FlexTensor {
-    x.to_contiguous()
-}
-
-fn values(x: &FlexTensor) -> &[f32] {
-    x.as_slice::<f32>().expect("a contiguous f32 tensor")
-}
-
-fn tensor(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(data, shape))
-}
 
 pub(super) fn rms_norm(x: FlexTensor, gamma: FlexTensor, eps: f64) -> (FlexTensor, FlexTensor) {
     let shape = x.shape().to_vec();

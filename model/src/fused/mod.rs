@@ -63,90 +63,61 @@ pub trait FusedOps: Backend {
     -> FloatTensor<Self>;
 }
 
-impl FusedOps for Flex {
-    fn rms_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, eps: f64) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        flex::rms_norm(x, gamma, eps)
-    }
-    fn rms_norm_backward(
-        x: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        r: FloatTensor<Self>,
-        dy: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        flex::rms_norm_backward(x, gamma, r, dy)
-    }
-    fn swiglu(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
-        flex::swiglu(a, b)
-    }
-    fn swiglu_backward(
-        a: FloatTensor<Self>,
-        b: FloatTensor<Self>,
-        dh: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        flex::swiglu_backward(a, b, dh)
-    }
-    fn sigmoid_gate(y: FloatTensor<Self>, s: FloatTensor<Self>) -> FloatTensor<Self> {
-        flex::sigmoid_gate(y, s)
-    }
-    fn sigmoid_gate_backward(
-        y: FloatTensor<Self>,
-        s: FloatTensor<Self>,
-        dh: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        flex::sigmoid_gate_backward(y, s, dh)
-    }
-    fn rope(
-        x: FloatTensor<Self>,
-        cos: FloatTensor<Self>,
-        sin: FloatTensor<Self>,
-        transpose: bool,
-    ) -> FloatTensor<Self> {
-        flex::rope(x, cos, sin, transpose)
-    }
+/// `impl FusedOps for $backend`, each operation `$module::operation` (the two CPU backends
+/// differ only in their module of kernels).
+macro_rules! delegate_to {
+    ($backend:ty, $module:ident) => {
+        impl FusedOps for $backend {
+            fn rms_norm(
+                x: FloatTensor<Self>,
+                gamma: FloatTensor<Self>,
+                eps: f64,
+            ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+                $module::rms_norm(x, gamma, eps)
+            }
+            fn rms_norm_backward(
+                x: FloatTensor<Self>,
+                gamma: FloatTensor<Self>,
+                r: FloatTensor<Self>,
+                dy: FloatTensor<Self>,
+            ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+                $module::rms_norm_backward(x, gamma, r, dy)
+            }
+            fn swiglu(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+                $module::swiglu(a, b)
+            }
+            fn swiglu_backward(
+                a: FloatTensor<Self>,
+                b: FloatTensor<Self>,
+                dh: FloatTensor<Self>,
+            ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+                $module::swiglu_backward(a, b, dh)
+            }
+            fn sigmoid_gate(y: FloatTensor<Self>, s: FloatTensor<Self>) -> FloatTensor<Self> {
+                $module::sigmoid_gate(y, s)
+            }
+            fn sigmoid_gate_backward(
+                y: FloatTensor<Self>,
+                s: FloatTensor<Self>,
+                dh: FloatTensor<Self>,
+            ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+                $module::sigmoid_gate_backward(y, s, dh)
+            }
+            fn rope(
+                x: FloatTensor<Self>,
+                cos: FloatTensor<Self>,
+                sin: FloatTensor<Self>,
+                transpose: bool,
+            ) -> FloatTensor<Self> {
+                $module::rope(x, cos, sin, transpose)
+            }
+        }
+    };
 }
 
+delegate_to!(Flex, flex);
 #[cfg(feature = "tch")]
-impl FusedOps for burn::backend::LibTorch {
-    fn rms_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, eps: f64) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        tch::rms_norm(x, gamma, eps)
-    }
-    fn rms_norm_backward(
-        x: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        r: FloatTensor<Self>,
-        dy: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        tch::rms_norm_backward(x, gamma, r, dy)
-    }
-    fn swiglu(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
-        tch::swiglu(a, b)
-    }
-    fn swiglu_backward(
-        a: FloatTensor<Self>,
-        b: FloatTensor<Self>,
-        dh: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        tch::swiglu_backward(a, b, dh)
-    }
-    fn sigmoid_gate(y: FloatTensor<Self>, s: FloatTensor<Self>) -> FloatTensor<Self> {
-        tch::sigmoid_gate(y, s)
-    }
-    fn sigmoid_gate_backward(
-        y: FloatTensor<Self>,
-        s: FloatTensor<Self>,
-        dh: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        tch::sigmoid_gate_backward(y, s, dh)
-    }
-    fn rope(
-        x: FloatTensor<Self>,
-        cos: FloatTensor<Self>,
-        sin: FloatTensor<Self>,
-        transpose: bool,
-    ) -> FloatTensor<Self> {
-        tch::rope(x, cos, sin, transpose)
-    }
-}
+delegate_to!(burn::backend::LibTorch, tch);
 
 #[derive(Debug)]
 struct RmsNormBackward;
@@ -169,44 +140,57 @@ impl<B: Backend + FusedOps> Backward<B, 2> for RmsNormBackward {
     }
 }
 
-#[derive(Debug)]
-struct SwigluBackward;
+/// The two binary elementwise operations, `silu(a) ⊙ b` and `a ⊙ σ(b)`: both inputs kept, the
+/// backend's closed-form backward.
+#[derive(Debug, Clone, Copy)]
+enum Pair {
+    Swiglu,
+    SigmoidGate,
+}
 
-impl<B: Backend + FusedOps> Backward<B, 2> for SwigluBackward {
+impl Pair {
+    fn forward<B: FusedOps>(self, a: FloatTensor<B>, b: FloatTensor<B>) -> FloatTensor<B> {
+        match self {
+            Pair::Swiglu => B::swiglu(a, b),
+            Pair::SigmoidGate => B::sigmoid_gate(a, b),
+        }
+    }
+
+    /// The operation on autodiff tensors, recorded for [`Backward`].
+    fn tracked<B: Backend + FusedOps, C: CheckpointStrategy>(
+        self,
+        a: FloatTensor<Autodiff<B, C>>,
+        b: FloatTensor<Autodiff<B, C>>,
+    ) -> FloatTensor<Autodiff<B, C>> {
+        let nodes = [a.node(), b.node()];
+        let (a, b) = (a.into_primitive(), b.into_primitive());
+        match self.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let h = self.forward::<B>(a.clone(), b.clone());
+                prep.finish((a, b), h)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(self.forward::<B>(a, b)),
+        }
+    }
+}
+
+impl<B: Backend + FusedOps> Backward<B, 2> for Pair {
     /// `a, b`.
     type State = (FloatTensor<B>, FloatTensor<B>);
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
         let dh = grads.consume::<B>(&ops.node);
         let (a, b) = ops.state;
-        let (da, db) = B::swiglu_backward(a, b, dh);
+        let (da, db) = match self {
+            Pair::Swiglu => B::swiglu_backward(a, b, dh),
+            Pair::SigmoidGate => B::sigmoid_gate_backward(a, b, dh),
+        };
         let [node_a, node_b] = ops.parents;
         if let Some(node) = node_a {
             grads.register::<B>(node.id, da);
         }
         if let Some(node) = node_b {
             grads.register::<B>(node.id, db);
-        }
-    }
-}
-
-#[derive(Debug)]
-struct SigmoidGateBackward;
-
-impl<B: Backend + FusedOps> Backward<B, 2> for SigmoidGateBackward {
-    /// `y, s`.
-    type State = (FloatTensor<B>, FloatTensor<B>);
-
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
-        let dh = grads.consume::<B>(&ops.node);
-        let (y, s) = ops.state;
-        let (dy, ds) = B::sigmoid_gate_backward(y, s, dh);
-        let [node_y, node_s] = ops.parents;
-        if let Some(node) = node_y {
-            grads.register::<B>(node.id, dy);
-        }
-        if let Some(node) = node_s {
-            grads.register::<B>(node.id, ds);
         }
     }
 }
@@ -254,15 +238,7 @@ impl<B: Backend + FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
     }
 
     fn swiglu(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
-        let nodes = [a.node(), b.node()];
-        let (a, b) = (a.into_primitive(), b.into_primitive());
-        match SwigluBackward.prepare::<C>(nodes).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let h = B::swiglu(a.clone(), b.clone());
-                prep.finish((a, b), h)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::swiglu(a, b)),
-        }
+        Pair::Swiglu.tracked::<B, C>(a, b)
     }
 
     fn swiglu_backward(
@@ -274,15 +250,7 @@ impl<B: Backend + FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
     }
 
     fn sigmoid_gate(y: FloatTensor<Self>, s: FloatTensor<Self>) -> FloatTensor<Self> {
-        let nodes = [y.node(), s.node()];
-        let (y, s) = (y.into_primitive(), s.into_primitive());
-        match SigmoidGateBackward.prepare::<C>(nodes).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let h = B::sigmoid_gate(y.clone(), s.clone());
-                prep.finish((y, s), h)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::sigmoid_gate(y, s)),
-        }
+        Pair::SigmoidGate.tracked::<B, C>(y, s)
     }
 
     fn sigmoid_gate_backward(

@@ -21,9 +21,10 @@
 //! reference path keeps for its backward pass.
 
 use crate::kernels::exp_in_place;
+use crate::kernels::flex::{contiguous, tensor, values};
 use burn::backend::TensorMetadata;
 use burn::backend::flex::FlexTensor;
-use burn::tensor::{DType, TensorData};
+use burn::tensor::DType;
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
@@ -55,18 +56,6 @@ impl Dims {
     fn head(&self) -> usize {
         self.t * self.hd
     }
-}
-
-fn contiguous(x: FlexTensor) -> FlexTensor {
-    x.to_contiguous()
-}
-
-fn values(x: &FlexTensor) -> &[f32] {
-    x.as_slice::<f32>().expect("a contiguous f32 tensor")
-}
-
-fn tensor(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(data, shape))
 }
 
 /// `dst (rows × n, row stride ld_dst) (+)= lhs · rhs`, with explicit row and column strides;

@@ -193,64 +193,48 @@ pub trait SdpaOps: Backend {
     }
 }
 
-impl SdpaOps for Flex {
-    fn causal_sdpa(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-        masked: BoolTensor<Self>,
-        scale: f64,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        if flex::fused(&q) { flex::forward(q, k, v, scale) } else { reference_causal::<Self>(q, k, v, masked, scale) }
-    }
+/// `impl SdpaOps for $backend` with its fused causal kernel `$module::{fused, forward, backward}`
+/// where `$module::fused` takes the tensors, the reference path elsewhere.
+macro_rules! fused_causal {
+    ($backend:ty, $module:ident) => {
+        impl SdpaOps for $backend {
+            fn causal_sdpa(
+                q: FloatTensor<Self>,
+                k: FloatTensor<Self>,
+                v: FloatTensor<Self>,
+                masked: BoolTensor<Self>,
+                scale: f64,
+            ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+                if $module::fused(&q) {
+                    $module::forward(q, k, v, scale)
+                } else {
+                    reference_causal::<Self>(q, k, v, masked, scale)
+                }
+            }
 
-    fn causal_sdpa_backward(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-        out: FloatTensor<Self>,
-        residual: FloatTensor<Self>,
-        d_out: FloatTensor<Self>,
-        _masked: BoolTensor<Self>,
-        scale: f64,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        if flex::fused(&q) {
-            flex::backward(q, k, v, out, residual, d_out, scale)
-        } else {
-            reference_causal_backward::<Self>(q, k, v, out, residual, d_out, scale)
+            fn causal_sdpa_backward(
+                q: FloatTensor<Self>,
+                k: FloatTensor<Self>,
+                v: FloatTensor<Self>,
+                out: FloatTensor<Self>,
+                residual: FloatTensor<Self>,
+                d_out: FloatTensor<Self>,
+                _masked: BoolTensor<Self>,
+                scale: f64,
+            ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+                if $module::fused(&q) {
+                    $module::backward(q, k, v, out, residual, d_out, scale)
+                } else {
+                    reference_causal_backward::<Self>(q, k, v, out, residual, d_out, scale)
+                }
+            }
         }
-    }
+    };
 }
 
+fused_causal!(Flex, flex);
 #[cfg(feature = "tch")]
-impl SdpaOps for burn::backend::LibTorch {
-    fn causal_sdpa(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-        masked: BoolTensor<Self>,
-        scale: f64,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        if tch::fused(&q) { tch::forward(q, k, v, scale) } else { reference_causal::<Self>(q, k, v, masked, scale) }
-    }
-
-    fn causal_sdpa_backward(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-        out: FloatTensor<Self>,
-        residual: FloatTensor<Self>,
-        d_out: FloatTensor<Self>,
-        _masked: BoolTensor<Self>,
-        scale: f64,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        if tch::fused(&q) {
-            tch::backward(q, k, v, out, residual, d_out, scale)
-        } else {
-            reference_causal_backward::<Self>(q, k, v, out, residual, d_out, scale)
-        }
-    }
-}
+fused_causal!(burn::backend::LibTorch, tch);
 
 #[cfg(feature = "wgpu")]
 impl SdpaOps for burn::backend::Cube {}
