@@ -94,11 +94,14 @@ pub fn rms_norm_forward(x: &[f32], gamma: &[f32], eps: f32, y: &mut [f32], r: &m
 }
 
 /// RMSNorm's backward pass: with `g = dy ⊙ γ` and `c = mean(g ⊙ x)` per row,
-/// `dx = r·g − x·r³·c` and `dγ = Σ_rows dy ⊙ x · r`. Writes `dx`; returns `dγ`.
+/// `dx = r·g − x·r³·c` and `dγ = Σ_rows dy ⊙ x · r`. Writes `dx`; returns `dγ`, summed over fixed
+/// chunks of rows and then over the chunks in order, so it does not depend on how rayon scheduled
+/// them (a run is the same run every time).
 pub fn rms_norm_backward(x: &[f32], gamma: &[f32], r: &[f32], dy: &[f32], dx: &mut [f32]) -> Vec<f32> {
     let d = gamma.len();
     let chunk = rows_per_task(d);
-    dx.par_chunks_mut(chunk * d)
+    let partial: Vec<Vec<f32>> = dx
+        .par_chunks_mut(chunk * d)
         .zip(x.par_chunks(chunk * d))
         .zip(dy.par_chunks(chunk * d))
         .zip(r.par_chunks(chunk))
@@ -114,13 +117,11 @@ pub fn rms_norm_backward(x: &[f32], gamma: &[f32], r: &[f32], dy: &[f32], dx: &m
             }
             d_gamma
         })
-        .reduce(
-            || vec![0f32; d],
-            |mut a, b| {
-                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-                a
-            },
-        )
+        .collect();
+    partial.into_iter().fold(vec![0f32; d], |mut a, b| {
+        a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+        a
+    })
 }
 
 /// Elements per rayon task of the elementwise kernels.
