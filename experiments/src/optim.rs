@@ -10,17 +10,19 @@
 //! ```
 //!
 //! on flex as one pass over `p, g, m, v` ([`adamw_kernel`], parallel over chunks), and on libtorch
-//! with ten of libtorch's operations (two `lerp`s for the moments). Its state is Burn's `AdamWState`, so optimiser checkpoints written
-//! by either load into the other. Elsewhere (wgpu, libtorch on a GPU, other dtypes) it runs Burn's
-//! `AdamW`. Tested against it: `experiments/tests/optim.rs`.
+//! with ten of libtorch's operations (two `lerp`s for the moments). Its state is Burn's
+//! `AdamWState`, so optimiser checkpoints written by either load into the other. Elsewhere (wgpu,
+//! libtorch on a GPU, other dtypes) it runs Burn's `AdamW`. Tested against it:
+//! `experiments/tests/optim.rs`.
 
 // burn-tch (`LibTorch`) is deprecated upstream; gatelab keeps its libtorch backend.
 #![allow(deprecated)]
 
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Backend, Dispatch, DispatchDevice, Flex, backend_extension};
+use burn::backend::{Backend, Dispatch, Flex, backend_extension};
 use burn::optim::{AdamW, AdamWConfig, AdamWState, AdaptiveMomentumState, LearningRate, ModuleOptimizer, Optimizer};
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{Device, Tensor};
+use gatelab_model::fused::on_fused_cpu;
 
 /// One AdamW step's constants.
 #[derive(Clone, Copy, Debug)]
@@ -150,19 +152,8 @@ impl AdamWOps for burn::backend::LibTorch {
     }
 }
 
-/// Whether a tensor on `device` of `dtype` takes the fused update (flex, libtorch's CPU; f32).
-fn fused_here(device: &Device, dtype: DType) -> bool {
-    dtype == DType::F32
-        && match device.clone().inner().as_dispatch() {
-            DispatchDevice::Flex(_) => true,
-            #[cfg(feature = "tch")]
-            DispatchDevice::LibTorch(burn::backend::LibTorchDevice::Cpu) => true,
-            _ => false,
-        }
-}
-
-/// AdamW with the fused update where [`fused_here`], Burn's `AdamW` elsewhere (neither AMSGrad nor
-/// cautious weight decay: gatelab uses neither).
+/// AdamW with the fused update on the CPU backends ([`on_fused_cpu`]), Burn's `AdamW` elsewhere
+/// (neither AMSGrad nor cautious weight decay: gatelab uses neither).
 #[derive(Clone)]
 pub struct FusedAdamW {
     beta_1: f64,
@@ -173,8 +164,8 @@ pub struct FusedAdamW {
 }
 
 impl FusedAdamW {
-    /// From Burn's configuration (its `grad_clipping`, `amsgrad` and `cautious_weight_decay` must
-    /// be off: gatelab clips globally itself).
+    /// With `β₁`, `β₂`, `ε` and the decoupled weight decay, as Burn's `AdamWConfig` takes them
+    /// (no gradient clipping of its own: gatelab clips globally itself).
     pub fn new(beta_1: f64, beta_2: f64, epsilon: f64, weight_decay: f64) -> Self {
         let config = AdamWConfig::new()
             .with_beta_1(beta_1 as f32)
@@ -208,7 +199,7 @@ impl Optimizer for FusedAdamW {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        if !fused_here(&tensor.device(), tensor.dtype()) {
+        if !on_fused_cpu(&tensor.device(), tensor.dtype()) {
             return self.burn.step(lr, tensor, grad, state);
         }
         let (m, v, time) = match state {
@@ -234,8 +225,7 @@ impl Optimizer for FusedAdamW {
         (Tensor::from_dispatch(p), Some(AdamWState::new(momentum)))
     }
 
-    fn to_device<const D: usize>(mut state: Self::State<D>, device: &Device) -> Self::State<D> {
-        state.momentum = state.momentum.to_device(device);
-        state
+    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
+        <AdamW as Optimizer>::to_device(state, device)
     }
 }

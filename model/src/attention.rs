@@ -276,31 +276,30 @@ impl Attention {
         let q = rope(q, cos, sin).swap_dims(1, 2);
         let k = rope(k, cos, sin).swap_dims(1, 2);
         let v = v.swap_dims(1, 2);
-        let (q_probe, k_probe) = if probe.is_some() { (Some(q.clone()), Some(k.clone())) } else { (None, None) };
+        let (q_probe, k_probe) = if keep { (Some(q.clone()), Some(k.clone())) } else { (None, None) };
 
         let scale = (hd as f64).powf(-0.5);
-        let (sdpa_out, attn, slot_logits, slot_weights) = if causal && probe.is_none() && self.cure.is_softmax() {
-            // Training and plain forward passes: no probabilities kept (`crate::sdpa`'s fused
-            // causal path), the grouped layout below.
-            let masked = if groups == 1 { causal_mask.clone() } else { causal_mask.clone().repeat_dim(0, groups) };
-            let q = q.clone().reshape([b, kv, groups * t, hd]);
-            let y = causal_sdpa(q, k.clone(), v.clone(), masked, scale);
-            (y.reshape([b, h, t, hd]), None, None, None)
-        } else if self.cure.is_softmax() || self.cure.has_slot() {
+        let (sdpa_out, attn, slot_logits, slot_weights) = if self.cure.is_softmax() || self.cure.has_slot() {
             // Attention without repeating K/V: query heads of one KV group are stacked along the
             // sequence axis, [b, kv, groups·t, hd] against [b, kv, t, hd], each with the causal
             // mask. One operation with its own backward pass (`crate::sdpa`), slot included.
             let masked = if groups == 1 { causal_mask.clone() } else { causal_mask.clone().repeat_dim(0, groups) };
             let q = q.clone().reshape([b, kv, groups * t, hd]);
-            let slot = self.slot(&q, b, t, scale);
-            let logits = slot.as_ref().map(|s| s.logit.clone().reshape([b, h, t]));
-            let (y, attn, slot_probs) = sdpa(q, k.clone(), v.clone(), masked, scale, slot);
-            (
-                y.reshape([b, h, t, hd]),
-                Some(attn.reshape([b, h, t, t])),
-                logits,
-                slot_probs.map(|p| p.reshape([b, h, t])),
-            )
+            if causal && !keep && self.cure.is_softmax() {
+                // Training and plain forward passes: no probabilities kept (the fused causal path).
+                let y = causal_sdpa(q, k.clone(), v.clone(), masked, scale);
+                (y.reshape([b, h, t, hd]), None, None, None)
+            } else {
+                let slot = self.slot(&q, b, t, scale);
+                let logits = slot.as_ref().map(|s| s.logit.clone().reshape([b, h, t]));
+                let (y, attn, slot_probs) = sdpa(q, k.clone(), v.clone(), masked, scale, slot);
+                (
+                    y.reshape([b, h, t, hd]),
+                    Some(attn.reshape([b, h, t, t])),
+                    logits,
+                    slot_probs.map(|p| p.reshape([b, h, t])),
+                )
+            }
         } else {
             // softpick, sigmoid and clipped softmax: Burn's operations and autodiff (`crate::cure`).
             let scores = q.clone().matmul(repeat_kv(k.clone(), groups).transpose()).mul_scalar(scale);

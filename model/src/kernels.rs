@@ -127,62 +127,57 @@ pub fn rms_norm_backward(x: &[f32], gamma: &[f32], r: &[f32], dy: &[f32], dx: &m
 /// Elements per rayon task of the elementwise kernels.
 const ELEMENTS_PER_TASK: usize = 16_384;
 
+/// `h = f(σ(z), z, o)` elementwise: the forward pass of the two operations that gate one input
+/// by the sigmoid of another (or of itself).
+fn sigmoid_product(z: &[f32], o: &[f32], h: &mut [f32], f: impl Fn(f32, f32, f32) -> f32 + Sync) {
+    let n = ELEMENTS_PER_TASK;
+    h.par_chunks_mut(n).zip(z.par_chunks(n)).zip(o.par_chunks(n)).for_each(|((h, z), o)| {
+        sigmoid_into(z, h);
+        h.iter_mut().zip(z).zip(o).for_each(|((h, &z), &o)| *h = f(*h, z, o));
+    });
+}
+
+/// `(dz, do) = f(σ(z), z, o, dh)` elementwise: the backward pass of [`sigmoid_product`].
+fn sigmoid_product_backward(
+    z: &[f32],
+    o: &[f32],
+    dh: &[f32],
+    dz: &mut [f32],
+    d_o: &mut [f32],
+    f: impl Fn(f32, f32, f32, f32) -> (f32, f32) + Sync,
+) {
+    let n = ELEMENTS_PER_TASK;
+    dz.par_chunks_mut(n)
+        .zip(d_o.par_chunks_mut(n))
+        .zip(z.par_chunks(n))
+        .zip(o.par_chunks(n))
+        .zip(dh.par_chunks(n))
+        .for_each(|((((dz, d_o), z), o), dh)| {
+            sigmoid_into(z, dz);
+            dz.iter_mut().zip(d_o.iter_mut()).zip(z).zip(o).zip(dh).for_each(|((((dz, d_o), &z), &o), &dh)| {
+                (*dz, *d_o) = f(*dz, z, o, dh);
+            });
+        });
+}
+
 /// SwiGLU's activation `h = silu(a) ⊙ b` (`silu(a) = a·σ(a)`).
 pub fn swiglu_forward(a: &[f32], b: &[f32], h: &mut [f32]) {
-    h.par_chunks_mut(ELEMENTS_PER_TASK)
-        .zip(a.par_chunks(ELEMENTS_PER_TASK))
-        .zip(b.par_chunks(ELEMENTS_PER_TASK))
-        .for_each(|((h, a), b)| {
-            sigmoid_into(a, h);
-            h.iter_mut().zip(a).zip(b).for_each(|((h, &a), &b)| *h *= a * b);
-        });
+    sigmoid_product(a, b, h, |s, a, b| s * (a * b));
 }
 
 /// SwiGLU's backward pass: `da = dh ⊙ b ⊙ σ(a)·(1 + a·(1 − σ(a)))`, `db = dh ⊙ silu(a)`.
 pub fn swiglu_backward(a: &[f32], b: &[f32], dh: &[f32], da: &mut [f32], db: &mut [f32]) {
-    let n = ELEMENTS_PER_TASK;
-    da.par_chunks_mut(n)
-        .zip(db.par_chunks_mut(n))
-        .zip(a.par_chunks(n))
-        .zip(b.par_chunks(n))
-        .zip(dh.par_chunks(n))
-        .for_each(|((((da, db), a), b), dh)| {
-            sigmoid_into(a, da);
-            for i in 0..a.len() {
-                let s = da[i];
-                db[i] = dh[i] * a[i] * s;
-                da[i] = dh[i] * b[i] * s * (1.0 + a[i] * (1.0 - s));
-            }
-        });
+    sigmoid_product_backward(a, b, dh, da, db, |s, a, b, dh| (dh * b * s * (1.0 + a * (1.0 - s)), dh * a * s));
 }
 
 /// The paper's gate, `h = y ⊙ σ(s)`.
 pub fn sigmoid_gate_forward(y: &[f32], s: &[f32], h: &mut [f32]) {
-    h.par_chunks_mut(ELEMENTS_PER_TASK)
-        .zip(y.par_chunks(ELEMENTS_PER_TASK))
-        .zip(s.par_chunks(ELEMENTS_PER_TASK))
-        .for_each(|((h, y), s)| {
-            sigmoid_into(s, h);
-            h.iter_mut().zip(y).for_each(|(h, &y)| *h *= y);
-        });
+    sigmoid_product(s, y, h, |sg, _, y| sg * y);
 }
 
 /// The gate's backward pass: `dy = dh ⊙ σ(s)`, `ds = dh ⊙ y ⊙ σ(s)(1 − σ(s))`.
 pub fn sigmoid_gate_backward(y: &[f32], s: &[f32], dh: &[f32], dy: &mut [f32], ds: &mut [f32]) {
-    let n = ELEMENTS_PER_TASK;
-    dy.par_chunks_mut(n)
-        .zip(ds.par_chunks_mut(n))
-        .zip(y.par_chunks(n))
-        .zip(s.par_chunks(n))
-        .zip(dh.par_chunks(n))
-        .for_each(|((((dy, ds), y), s), dh)| {
-            sigmoid_into(s, dy);
-            for i in 0..y.len() {
-                let sg = dy[i];
-                dy[i] = dh[i] * sg;
-                ds[i] = dh[i] * y[i] * sg * (1.0 - sg);
-            }
-        });
+    sigmoid_product_backward(s, y, dh, ds, dy, |sg, _, y, dh| (dh * y * sg * (1.0 - sg), dh * sg));
 }
 
 /// Rotary embedding on rows of `d = cos.len() / seq` (`d` even), row `i` at position

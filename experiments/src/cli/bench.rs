@@ -341,20 +341,40 @@ fn median_ci95(sorted: &[f64]) -> [f64; 2] {
     [sorted[k.min(n - 1)], sorted[(n - 1).saturating_sub(k)]]
 }
 
+/// The measurement of `(implementation, variant)` in `round`.
+fn measured<'a>(
+    every: &'a [(usize, Measurement)],
+    round: usize,
+    implementation: &str,
+    variant: &str,
+) -> Option<&'a Measurement> {
+    every
+        .iter()
+        .find(|(r, m)| *r == round && m.implementation == implementation && m.variant == variant)
+        .map(|(_, m)| m)
+}
+
+/// `(a, b)` for every round in which both `(imp_a, variant_a)` and `(imp_b, variant_b)` were
+/// measured, in the order `b`'s rounds were.
+fn same_rounds<'a>(
+    every: &'a [(usize, Measurement)],
+    (imp_a, variant_a): (&str, &str),
+    (imp_b, variant_b): (&str, &str),
+) -> Vec<(&'a Measurement, &'a Measurement)> {
+    every
+        .iter()
+        .filter(|(_, m)| m.implementation == imp_b && m.variant == variant_b)
+        .filter_map(|(r, b)| Some((measured(every, *r, imp_a, variant_a)?, b)))
+        .collect()
+}
+
 fn overheads(every: &[(usize, Measurement)], variants: &[String], interleaved: bool) -> Vec<Overhead> {
     let Some(reference) = variants.first() else { return vec![] };
     let imps: std::collections::BTreeSet<&str> = every.iter().map(|(_, m)| m.implementation.as_str()).collect();
     let mut out = Vec::new();
     for imp in imps {
-        let at = |round: usize, variant: &str| {
-            every.iter().find(|(r, m)| *r == round && m.implementation == imp && m.variant == variant).map(|(_, m)| m)
-        };
         for v in &variants[1..] {
-            let both: Vec<(&Measurement, &Measurement)> = every
-                .iter()
-                .filter_map(|(r, m)| (m.implementation == imp && &m.variant == v).then_some(*r))
-                .filter_map(|r| Some((at(r, reference)?, at(r, v)?)))
-                .collect();
+            let both = same_rounds(every, (imp, reference), (imp, v));
             let mut ratios: Vec<f64> = if interleaved {
                 both.iter()
                     .flat_map(|(a, b)| b.step_seconds.iter().zip(&a.step_seconds).map(|(tb, ta)| tb / ta))
@@ -398,29 +418,27 @@ struct PeerRatio {
 }
 
 fn against_peers(every: &[(usize, Measurement)]) -> Vec<PeerRatio> {
-    let mut out = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
+    // Each gatelab (implementation, variant), in the order first measured.
+    let mut cases: Vec<(&str, &str)> = Vec::new();
     for (_, m) in every.iter().filter(|(_, m)| m.implementation.starts_with("gatelab-")) {
+        if !cases.contains(&(m.implementation.as_str(), m.variant.as_str())) {
+            cases.push((m.implementation.as_str(), m.variant.as_str()));
+        }
+    }
+    let mut out = Vec::new();
+    for (imp, variant) in cases {
         for peer in ["pytorch-eager", "pytorch-compile"] {
-            if !seen.insert((m.implementation.clone(), m.variant.clone(), peer)) {
-                continue;
-            }
-            let mut ratios: Vec<f64> = every
+            let mut ratios: Vec<f64> = same_rounds(every, (peer, variant), (imp, variant))
                 .iter()
-                .filter(|(_, a)| a.implementation == m.implementation && a.variant == m.variant)
-                .filter_map(|(r, a)| {
-                    let p =
-                        every.iter().find(|(rp, p)| rp == r && p.implementation == peer && p.variant == m.variant)?;
-                    Some(a.train_tokens_per_s / p.1.train_tokens_per_s)
-                })
+                .map(|(p, a)| a.train_tokens_per_s / p.train_tokens_per_s)
                 .collect();
             if ratios.is_empty() {
                 continue;
             }
             ratios.sort_by(f64::total_cmp);
             out.push(PeerRatio {
-                implementation: m.implementation.clone(),
-                variant: m.variant.clone(),
+                implementation: imp.into(),
+                variant: variant.into(),
                 peer: peer.into(),
                 median: median(&ratios),
                 min: ratios[0],

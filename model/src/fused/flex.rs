@@ -30,38 +30,42 @@ pub(super) fn rms_norm_backward(
     (tensor(dx, shape), tensor(d_gamma, d))
 }
 
-pub(super) fn swiglu(a: FlexTensor, b: FlexTensor) -> FlexTensor {
+/// A binary elementwise kernel on two tensors of one shape.
+fn binary(a: FlexTensor, b: FlexTensor, kernel: fn(&[f32], &[f32], &mut [f32])) -> FlexTensor {
     let shape = a.shape().to_vec();
     let [a, b] = [a, b].map(contiguous);
     let mut h = vec![0f32; values(&a).len()];
-    kernels::swiglu_forward(values(&a), values(&b), &mut h);
+    kernel(values(&a), values(&b), &mut h);
     tensor(h, shape)
 }
 
-pub(super) fn swiglu_backward(a: FlexTensor, b: FlexTensor, dh: FlexTensor) -> (FlexTensor, FlexTensor) {
+/// A backward kernel of [`binary`]'s: `(a, b, dh, da, db)`.
+type BackwardKernel = fn(&[f32], &[f32], &[f32], &mut [f32], &mut [f32]);
+
+/// The backward kernel of [`binary`]: `(da, db)` from `a`, `b` and `dh`.
+fn binary_backward(a: FlexTensor, b: FlexTensor, dh: FlexTensor, kernel: BackwardKernel) -> (FlexTensor, FlexTensor) {
     let shape = a.shape().to_vec();
     let [a, b, dh] = [a, b, dh].map(contiguous);
     let n = values(&a).len();
     let (mut da, mut db) = (vec![0f32; n], vec![0f32; n]);
-    kernels::swiglu_backward(values(&a), values(&b), values(&dh), &mut da, &mut db);
+    kernel(values(&a), values(&b), values(&dh), &mut da, &mut db);
     (tensor(da, shape.clone()), tensor(db, shape))
 }
 
+pub(super) fn swiglu(a: FlexTensor, b: FlexTensor) -> FlexTensor {
+    binary(a, b, kernels::swiglu_forward)
+}
+
+pub(super) fn swiglu_backward(a: FlexTensor, b: FlexTensor, dh: FlexTensor) -> (FlexTensor, FlexTensor) {
+    binary_backward(a, b, dh, kernels::swiglu_backward)
+}
+
 pub(super) fn sigmoid_gate(y: FlexTensor, s: FlexTensor) -> FlexTensor {
-    let shape = y.shape().to_vec();
-    let [y, s] = [y, s].map(contiguous);
-    let mut h = vec![0f32; values(&y).len()];
-    kernels::sigmoid_gate_forward(values(&y), values(&s), &mut h);
-    tensor(h, shape)
+    binary(y, s, kernels::sigmoid_gate_forward)
 }
 
 pub(super) fn sigmoid_gate_backward(y: FlexTensor, s: FlexTensor, dh: FlexTensor) -> (FlexTensor, FlexTensor) {
-    let shape = y.shape().to_vec();
-    let [y, s, dh] = [y, s, dh].map(contiguous);
-    let n = values(&y).len();
-    let (mut dy, mut ds) = (vec![0f32; n], vec![0f32; n]);
-    kernels::sigmoid_gate_backward(values(&y), values(&s), values(&dh), &mut dy, &mut ds);
-    (tensor(dy, shape.clone()), tensor(ds, shape))
+    binary_backward(y, s, dh, kernels::sigmoid_gate_backward)
 }
 
 pub(super) fn rope(x: FlexTensor, cos: FlexTensor, sin: FlexTensor, transpose: bool) -> FlexTensor {

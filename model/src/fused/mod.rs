@@ -289,7 +289,7 @@ enum Fused {
     /// RMSNorm, SwiGLU and the gate (libtorch's CPU device).
     #[cfg_attr(not(feature = "tch"), allow(dead_code))]
     NormAndActivation,
-    /// All three (flex).
+    /// All four, RoPE included (flex).
     All,
 }
 
@@ -304,6 +304,12 @@ fn fused_here(device: &burn::tensor::Device, dtype: DType) -> Fused {
         DispatchDevice::LibTorch(burn::backend::LibTorchDevice::Cpu) => Fused::NormAndActivation,
         _ => Fused::No,
     }
+}
+
+/// Whether a float tensor on `device` of `dtype` is on a CPU backend with gatelab's fused
+/// operations (flex, or libtorch's CPU device; f32): the training loop's fused AdamW asks too.
+pub fn on_fused_cpu(device: &burn::tensor::Device, dtype: DType) -> bool {
+    fused_here(device, dtype) != Fused::No
 }
 
 /// `norm(x)` over the last axis, fused where [`fused_here`], else [`RmsNorm::forward`].

@@ -181,7 +181,8 @@ pub(super) fn backward(
                 let lh = &ls[h * t..][..t];
                 let dqh = &mut dq[gi * head..][..head];
                 for i0 in (0..t).step_by(TILE) {
-                    let (i1, rows) = ((i0 + TILE).min(t), (i0 + TILE).min(t) - i0);
+                    let i1 = (i0 + TILE).min(t);
+                    let rows = i1 - i0;
                     // P = exp(S − L) on the seen keys, 0 on the future.
                     scores(qh, kh, (i0, i1), hd, scale, &mut p);
                     for (r, row) in p.chunks_mut(i1).take(rows).enumerate() {

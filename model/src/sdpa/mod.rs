@@ -177,7 +177,6 @@ pub trait SdpaOps: Backend {
 
     /// The backward pass of [`SdpaOps::causal_sdpa`], from its inputs, `out`, the residual and
     /// `d_out [b, kv, g·t, hd]` → `(dq, dk, dv)`, shaped as `q`, `k`, `v`.
-    #[allow(clippy::too_many_arguments)]
     fn causal_sdpa_backward(
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
@@ -185,10 +184,8 @@ pub trait SdpaOps: Backend {
         out: FloatTensor<Self>,
         residual: FloatTensor<Self>,
         d_out: FloatTensor<Self>,
-        masked: BoolTensor<Self>,
         scale: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let _ = masked;
         reference_causal_backward::<Self>(q, k, v, out, residual, d_out, scale)
     }
 }
@@ -219,7 +216,6 @@ macro_rules! fused_causal {
                 out: FloatTensor<Self>,
                 residual: FloatTensor<Self>,
                 d_out: FloatTensor<Self>,
-                _masked: BoolTensor<Self>,
                 scale: f64,
             ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
                 if $module::fused(&q) {
@@ -338,8 +334,8 @@ impl<B: Backend + SdpaOps, C: CheckpointStrategy> SdpaOps for Autodiff<B, C> {
         let (q, k, v) = (q.into_primitive(), k.into_primitive(), v.into_primitive());
         match CausalBackward.prepare::<C>(nodes).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
-                let (out, residual) = B::causal_sdpa(q.clone(), k.clone(), v.clone(), masked.clone(), scale);
-                let state = (q, k, v, out.clone(), residual.clone(), masked, scale);
+                let (out, residual) = B::causal_sdpa(q.clone(), k.clone(), v.clone(), masked, scale);
+                let state = (q, k, v, out.clone(), residual.clone(), scale);
                 (prep.finish(state, out), Self::from_inner(residual))
             }
             OpsKind::UnTracked(prep) => {
@@ -354,17 +350,16 @@ impl<B: Backend + SdpaOps, C: CheckpointStrategy> SdpaOps for Autodiff<B, C> {
 #[derive(Debug)]
 struct CausalBackward;
 
-/// `q, k, v, out, residual, masked, scale`.
-type CausalState<B> =
-    (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, BoolTensor<B>, f64);
+/// `q, k, v, out, residual, scale`.
+type CausalState<B> = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, f64);
 
 impl<B: Backend + SdpaOps> Backward<B, 3> for CausalBackward {
     type State = CausalState<B>;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
         let d_out = grads.consume::<B>(&ops.node);
-        let (q, k, v, out, residual, masked, scale) = ops.state;
-        let (dq, dk, dv) = B::causal_sdpa_backward(q, k, v, out, residual, d_out, masked, scale);
+        let (q, k, v, out, residual, scale) = ops.state;
+        let (dq, dk, dv) = B::causal_sdpa_backward(q, k, v, out, residual, d_out, scale);
         for (node, grad) in ops.parents.into_iter().zip([dq, dk, dv]) {
             if let Some(node) = node {
                 grads.register::<B>(node.id, grad);
