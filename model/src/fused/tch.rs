@@ -1,9 +1,10 @@
 //! The fused operations on libtorch's CPU device, as libtorch operations: `_fused_rms_norm`
 //! (one kernel that also returns `r`) and the closed-form backward; `silu(a) ⊙ b` with
-//! `silu_backward`; `y ⊙ σ(s)` with `sigmoid_backward`. Fewer kernels than Burn's decomposition and its autodiff, each parallel on
-//! libtorch's own OpenMP threads: gatelab's Rust kernels ([`crate::kernels`]) are not used here,
-//! because libtorch's OpenMP workers spin between its operations and took the cores from a
-//! second thread pool (measured: 0.84× the training speed without them; docs/throughput.md).
+//! `silu_backward`; `y ⊙ σ(s)` with `sigmoid_backward`. Fewer kernels than Burn's decomposition
+//! and its autodiff, each parallel on libtorch's own OpenMP threads: gatelab's Rust kernels
+//! ([`crate::kernels`]) are not used here, because libtorch's OpenMP workers spin between its
+//! operations and took the cores from a second thread pool (a prototype trained slower;
+//! docs/throughput.md).
 //! Rotary embedding stays Burn's operations on libtorch ([`super::fused_here`]).
 
 use burn::backend::libtorch::TchTensor;
