@@ -62,12 +62,16 @@ pub struct Streaming {
     /// Targets scored (positions ≥ `W` of every window).
     pub tokens: usize,
     /// Perplexity with full causal attention.
+    #[serde(with = "gatelab_rundir::finite")]
     pub full: f64,
     /// With keys `i−W+1..=i` and the first token.
+    #[serde(with = "gatelab_rundir::finite")]
     pub first_kept: f64,
     /// With keys `i−W+1..=i` only: the first token evicted.
+    #[serde(with = "gatelab_rundir::finite")]
     pub first_evicted: f64,
     /// `first_evicted / first_kept`: how much the model leans on its first token.
+    #[serde(with = "gatelab_rundir::finite")]
     pub ratio: f64,
 }
 
@@ -85,8 +89,10 @@ pub struct EvalResult {
     /// Targets scored.
     pub tokens: usize,
     /// Mean negative log-likelihood per target (nats).
+    #[serde(with = "gatelab_rundir::finite")]
     pub loss: f64,
     /// `exp(loss)`.
+    #[serde(with = "gatelab_rundir::finite")]
     pub perplexity: f64,
     /// The streaming probe, when asked.
     pub streaming: Option<Streaming>,

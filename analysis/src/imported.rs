@@ -41,6 +41,10 @@ pub fn analyze_checkpoint(
 ) -> Result<Analysis> {
     let Import { checkpoint, text, name, seq_len } = *source;
     let tokenizer_path = checkpoint.join("tokenizer.json");
+    if !checkpoint.is_dir() {
+        let what = if checkpoint.exists() { "not a checkpoint folder" } else { "no such checkpoint folder" };
+        return Err(AnalysisError::run(checkpoint, what));
+    }
     if !tokenizer_path.is_file() {
         return Err(AnalysisError::run(checkpoint, "no tokenizer.json beside the checkpoint"));
     }

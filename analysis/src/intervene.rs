@@ -17,10 +17,13 @@ pub const POSITION: usize = 0;
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
 pub struct Edited {
     /// No edit.
+    #[serde(with = "gatelab_rundir::finite")]
     pub as_trained: f64,
     /// The peak set to 0.
+    #[serde(with = "gatelab_rundir::finite")]
     pub zeroed: f64,
     /// The peak set to its mean over the analysed sequences.
+    #[serde(with = "gatelab_rundir::finite")]
     pub meaned: f64,
 }
 
@@ -35,10 +38,13 @@ pub struct Interventions {
     /// The channel with the largest mean |h| at the first token in that block.
     pub channel: usize,
     /// Its mean |h| over the sequences.
+    #[serde(with = "gatelab_rundir::finite")]
     pub peak_abs: f64,
     /// The median over channels of the first token's mean |h| in that block (the peak's scale).
+    #[serde(with = "gatelab_rundir::finite")]
     pub median_abs: f64,
     /// Its mean (signed) over the sequences: the value written by the mean edit.
+    #[serde(with = "gatelab_rundir::finite")]
     pub mean_value: f64,
     /// Loss (nats per real target) over the analysed sequences.
     pub loss: Edited,

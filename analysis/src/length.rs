@@ -98,6 +98,7 @@ pub struct LengthOptions {
     /// Scaling methods.
     pub methods: Vec<ScalingMethod>,
     /// RoPE base at evaluation (the run's when absent).
+    #[serde(with = "gatelab_rundir::finite", default)]
     pub rope_theta: Option<f64>,
     /// Held-out sequences per length for perplexity.
     pub sequences: usize,
@@ -130,12 +131,16 @@ impl Default for LengthOptions {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct DepthResult {
     /// The needle's depth (0: first, 1: last).
+    #[serde(with = "gatelab_rundir::finite")]
     pub depth: f64,
     /// Share of value tokens predicted (argmax, teacher-forced).
+    #[serde(with = "gatelab_rundir::finite")]
     pub accuracy: f64,
     /// Share of probes with every value token right.
+    #[serde(with = "gatelab_rundir::finite")]
     pub exact: f64,
     /// Share of value tokens predicted without the needle in the context.
+    #[serde(with = "gatelab_rundir::finite")]
     pub control: f64,
     /// Probes.
     pub samples: usize,
@@ -153,26 +158,34 @@ pub struct LengthPoint {
     /// The RoPE scaling used.
     pub scaling: RopeScaling,
     /// Mean held-out loss over real targets.
+    #[serde(with = "gatelab_rundir::finite")]
     pub loss: f64,
     /// `exp(loss)`.
+    #[serde(with = "gatelab_rundir::finite")]
     pub perplexity: f64,
     /// Targets it rests on.
     pub tokens: usize,
     /// Mean loss of positions `[sT, (s+1)T)`, per segment `s`.
+    #[serde(with = "gatelab_rundir::finite")]
     pub segment_loss: Vec<f64>,
     /// Share of the counted targets predicted (argmax): on a recall corpus, the answers recalled
     /// (absent from evaluations written before it).
     #[serde(default)]
+    #[serde(with = "gatelab_rundir::finite")]
     pub accuracy: Option<f64>,
     /// F-Attn per layer (queries ≥ 1, mean over heads).
+    #[serde(with = "gatelab_rundir::finite")]
     pub first_token_attention: Vec<f64>,
     /// F-Attn of uniform causal attention at this length.
+    #[serde(with = "gatelab_rundir::finite")]
     pub chance: f64,
     /// Retrieval per depth.
     pub retrieval: Vec<DepthResult>,
     /// Mean accuracy over depths.
+    #[serde(with = "gatelab_rundir::finite")]
     pub retrieval_accuracy: f64,
     /// Mean control accuracy over depths.
+    #[serde(with = "gatelab_rundir::finite")]
     pub control_accuracy: f64,
 }
 
@@ -188,12 +201,14 @@ pub struct LengthEval {
     /// The training length `T`.
     pub train_length: usize,
     /// RoPE base at evaluation.
+    #[serde(with = "gatelab_rundir::finite")]
     pub rope_theta: f64,
     /// False when held-out windows at other lengths may overlap training text (one packed file).
     pub held_out_clean: bool,
     /// For a recall corpus, the accuracy of guessing a value uniformly (1 / values): the points'
     /// `accuracy` is then recall of the held-out queries' answers.
     #[serde(default)]
+    #[serde(with = "gatelab_rundir::finite")]
     pub recall_chance: Option<f64>,
     /// What was measured.
     pub options: LengthOptions,

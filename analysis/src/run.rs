@@ -112,9 +112,15 @@ pub fn draw_attention_maps(
     Ok(())
 }
 
-/// Analyses one finished run on `device`, writing `analysis.json` beside it.
+/// Analyses one finished run on `device`, writing `analysis.json` beside it, under the run's lock
+/// (waiting while another process analyses it, or trains it again).
 pub fn analyze_run(run: &RunDir, device: &Device, options: &AnalyzeOptions) -> Result<Analysis> {
     require_done(run)?;
+    let _lock = run.lock("analysing")?;
+    require_done(run)?;
+    if let Some(problem) = run.weights().problem() {
+        return Err(AnalysisError::run(&run.path, format!("{problem}: rerun its sweep to train it again")));
+    }
     let config = run.read_file()?.config;
     let model = load_model(run, &config.model, device)?;
     let data = config.data.prepare()?;

@@ -21,7 +21,7 @@
 //! by seed, then averaged, with its own t interval over the pairs: this removes the seed-to-seed
 //! spread that both share and is the comparison to read.
 
-use crate::error::Result;
+use crate::error::{AnalysisError, Result};
 use crate::run::{Analysis, read_analysis};
 use gatelab_model::GateSpec;
 use gatelab_rundir::{RunDir, RunFile, Status, runs_under};
@@ -61,14 +61,28 @@ pub struct Estimate {
     pub n: usize,
     /// The values, by seed.
     pub values: Vec<(u64, f64)>,
+    /// Values left out because they were NaN or infinite (a run whose analysis overflowed, say).
+    #[serde(default)]
+    pub non_finite: usize,
 }
 
 impl Estimate {
-    /// The estimate of `values` (non-finite values are left out), `None` when none is left.
+    /// The estimate of `values`, `None` when there are none. Non-finite values are left out
+    /// and counted ([`Estimate::non_finite`]); when every value is non-finite, the mean is NaN and
+    /// tables show [`NON_FINITE`].
     pub fn of(values: &[(u64, f64)]) -> Option<Estimate> {
         let v: Vec<(u64, f64)> = values.iter().copied().filter(|(_, x)| x.is_finite()).collect();
+        let non_finite = values.len() - v.len();
         if v.is_empty() {
-            return None;
+            return (non_finite > 0).then_some(Estimate {
+                mean: f64::NAN,
+                lo: None,
+                hi: None,
+                sd: None,
+                n: 0,
+                values: v,
+                non_finite,
+            });
         }
         let n = v.len();
         let mean = v.iter().map(|(_, x)| x).sum::<f64>() / n as f64;
@@ -78,7 +92,7 @@ impl Estimate {
             let half = t_quantile_95(n - 1) * s / (n as f64).sqrt();
             (lo, hi, sd) = (Some(mean - half), Some(mean + half), Some(s));
         }
-        Some(Estimate { mean, lo, hi, sd, n, values: v })
+        Some(Estimate { mean, lo, hi, sd, n, values: v, non_finite })
     }
 
     /// The paired difference `self − base` over the seeds both have.
@@ -119,20 +133,37 @@ impl Estimate {
 
     /// `mean [lo, hi]` with `digits` decimals, or the mean alone.
     pub fn show(&self, digits: usize) -> String {
-        match self.interval() {
+        if !self.mean.is_finite() {
+            return NON_FINITE.into();
+        }
+        let shown = match self.interval() {
             Some((lo, hi)) => format!("{:.d$} [{:.d$}, {:.d$}]", self.mean, lo, hi, d = digits),
             None => format!("{:.d$}", self.mean, d = digits),
-        }
+        };
+        shown + &self.left_out()
     }
 
     /// Like [`Estimate::show`] with a sign.
     pub fn show_signed(&self, digits: usize) -> String {
-        match self.interval() {
+        if !self.mean.is_finite() {
+            return NON_FINITE.into();
+        }
+        let shown = match self.interval() {
             Some((lo, hi)) => format!("{:+.d$} [{:+.d$}, {:+.d$}]", self.mean, lo, hi, d = digits),
             None => format!("{:+.d$}", self.mean, d = digits),
-        }
+        };
+        shown + &self.left_out()
+    }
+
+    /// ` (1 non-finite left out)`, or nothing.
+    fn left_out(&self) -> String {
+        if self.non_finite == 0 { String::new() } else { format!(" ({} non-finite left out)", self.non_finite) }
     }
 }
+
+/// How a table shows a mean that is NaN or infinite (a statistic of a run that diverged in its
+/// analysis, say): never as a number.
+pub const NON_FINITE: &str = "n/a (non-finite)";
 
 /// The metrics of the report, in column order.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -393,6 +424,24 @@ pub struct GroupRun {
     pub analysis: Option<Analysis>,
     /// Its metrics (finished runs only).
     pub metrics: BTreeMap<Metric, f64>,
+    /// Why a finished run's numbers cannot be trusted, so that it is left out of every mean: its
+    /// weights are missing or fail their checksum, or its `analysis.json` cannot be read.
+    pub problem: Option<String>,
+}
+
+impl GroupRun {
+    /// Whether it counts: done, with nothing wrong.
+    pub fn counts(&self) -> bool {
+        self.status.is_done() && self.problem.is_none()
+    }
+
+    /// Where it stands, one word or two: `done`, `weights missing`, `failed`.
+    pub fn word(&self) -> String {
+        match &self.problem {
+            Some(p) if self.status.is_done() => p.split(" (").next().unwrap_or(p).to_string(),
+            _ => self.status.word().to_string(),
+        }
+    }
 }
 
 /// One configuration: the runs that differ only by seed.
@@ -455,9 +504,9 @@ impl Group {
             .collect()
     }
 
-    /// Runs that finished every step.
+    /// Runs that finished every step and can be trusted ([`GroupRun::counts`]).
     pub fn done(&self) -> usize {
-        self.runs.iter().filter(|r| r.status.is_done()).count()
+        self.runs.iter().filter(|r| r.counts()).count()
     }
 
     /// Runs that diverged.
@@ -486,6 +535,20 @@ pub struct Summary {
     pub groups: Vec<Group>,
     /// The config keys whose values differ between groups of one variant.
     pub differing_keys: Vec<String>,
+    /// Run folders that could not be read at all (`config.json` or `status.json`), with why; the
+    /// report names them and goes on with the others.
+    pub unreadable: Vec<(String, String)>,
+}
+
+/// A finished run's `analysis.json` and metrics, or why they cannot be trusted (its weights
+/// are gone or damaged, or a file does not read).
+fn finished_numbers(run: &RunDir) -> std::result::Result<(Option<Analysis>, BTreeMap<Metric, f64>), String> {
+    if let Some(problem) = run.weights().problem() {
+        return Err(problem);
+    }
+    let analysis = read_analysis(run).map_err(|e| format!("analysis unreadable ({e})"))?;
+    let metrics = run_metrics(run, analysis.as_ref()).map_err(|e| format!("logs unreadable ({e})"))?;
+    Ok((analysis, metrics))
 }
 
 fn run_metrics(run: &RunDir, analysis: Option<&Analysis>) -> Result<BTreeMap<Metric, f64>> {
@@ -556,11 +619,20 @@ fn pool_key(config: gatelab_rundir::RunConfig, file: &RunFile) -> String {
 pub fn summarize(sweep: &Path) -> Result<Summary> {
     let mut keys: Vec<String> = Vec::new();
     let mut groups: Vec<Group> = Vec::new();
+    let mut unreadable = Vec::new();
     for run in runs_under(sweep)? {
-        let file = run.read_file()?;
-        let status = run.status()?;
-        let analysis = if status.is_done() { read_analysis(&run)? } else { None };
-        let metrics = if status.is_done() { run_metrics(&run, analysis.as_ref())? } else { BTreeMap::new() };
+        let (file, status) = match (run.read_file(), run.status()) {
+            (Ok(file), Ok(status)) => (file, status),
+            (Err(e), _) | (_, Err(e)) => {
+                unreadable.push((run.name(), gatelab_rundir::one_line(&e)));
+                continue;
+            }
+        };
+        let (analysis, metrics, problem) = match status.is_done().then(|| finished_numbers(&run)) {
+            Some(Ok((analysis, metrics))) => (analysis, metrics, None),
+            Some(Err(problem)) => (None, BTreeMap::new(), Some(problem)),
+            None => (None, BTreeMap::new(), None),
+        };
         let key = group_key(&file);
         let k = match keys.iter().position(|k| *k == key) {
             Some(k) => k,
@@ -588,7 +660,7 @@ pub fn summarize(sweep: &Path) -> Result<Summary> {
                 groups.len() - 1
             }
         };
-        groups[k].runs.push(GroupRun { run, file, status, analysis, metrics });
+        groups[k].runs.push(GroupRun { run, file, status, analysis, metrics, problem });
     }
     // Variants in order of first appearance, their groups together.
     let order: Vec<String> = groups.iter().fold(Vec::new(), |mut v, g| {
@@ -619,7 +691,12 @@ pub fn summarize(sweep: &Path) -> Result<Summary> {
         estimate(g);
     }
     pair_with_baselines(&mut groups);
-    Ok(Summary { groups, differing_keys })
+    if groups.is_empty()
+        && let Some((name, why)) = unreadable.first()
+    {
+        return Err(AnalysisError::run(sweep, format!("no run folder here can be read ({name}: {why})")));
+    }
+    Ok(Summary { groups, differing_keys, unreadable })
 }
 
 /// Labels the groups of each variant by the config keys that tell them apart; returns every
@@ -680,7 +757,7 @@ pub fn show_value(v: &serde_json::Value) -> String {
 }
 
 fn estimate(g: &mut Group) {
-    let done: Vec<&GroupRun> = g.runs.iter().filter(|r| r.status.is_done()).collect();
+    let done: Vec<&GroupRun> = g.runs.iter().filter(|r| r.counts()).collect();
     for metric in Metric::ALL {
         let values: Vec<(u64, f64)> =
             done.iter().filter_map(|r| Some((r.file.meta.seed, *r.metrics.get(&metric)?))).collect();
@@ -805,9 +882,9 @@ pub fn finding(summary: &Summary) -> String {
 
 /// Where a group's runs stand, in words: `2 done, 1 diverged`.
 pub fn status_words(g: &Group) -> String {
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for r in &g.runs {
-        *counts.entry(r.status.word()).or_default() += 1;
+        *counts.entry(r.word()).or_default() += 1;
     }
     counts.iter().map(|(w, n)| format!("{n} {w}")).collect::<Vec<_>>().join(", ")
 }

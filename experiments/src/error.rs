@@ -82,6 +82,10 @@ pub enum ExperimentError {
         /// Its checkpoint's step.
         step: usize,
     },
+    /// A command other than training (analysis, a report) stopped on request (SIGINT, SIGTERM)
+    /// before it was done; what it had written stays whole.
+    #[error("interrupted: {0} stopped before it was done; rerun the same command to finish")]
+    Stopped(String),
     /// A command line that cannot be carried out, in one sentence.
     #[error("{0}")]
     Usage(String),

@@ -11,6 +11,12 @@ pub fn requested() -> bool {
     REQUESTED.load(Ordering::Relaxed)
 }
 
+/// An error when a stop was asked for (analysis and reports check between runs): `doing` names
+/// the command, `gatelab report`.
+pub fn check(doing: &str) -> crate::Result<()> {
+    if requested() { Err(crate::ExperimentError::Stopped(doing.into())) } else { Ok(()) }
+}
+
 #[cfg(unix)]
 extern "C" fn on_signal(signal: libc::c_int) {
     REQUESTED.store(true, Ordering::Relaxed);
@@ -20,7 +26,7 @@ extern "C" fn on_signal(signal: libc::c_int) {
     }
 }
 
-/// Installs the handlers of SIGINT and SIGTERM (training commands only).
+/// Installs the handlers of SIGINT and SIGTERM (the commands that train, analyse or report).
 #[cfg(unix)]
 pub fn install() {
     let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;

@@ -180,6 +180,13 @@ fn quiet_vulkan() {
 }
 
 fn main() -> ExitCode {
+    // Printing into a closed pipe (`gatelab grid list | head -1`) ends the process quietly, as
+    // Unix tools do, instead of panicking on the write.
+    #[cfg(unix)]
+    // SAFETY: restoring a signal's default action before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     keep_freed_memory();
     quiet_vulkan();
     let cli = Cli::parse();
@@ -194,12 +201,24 @@ fn main() -> ExitCode {
             gatelab::interrupt::install();
             cli::sweep::extend(args)
         }
-        Command::Analyze(args) => cli::analyze::analyze(args),
+        Command::Analyze(args) => {
+            gatelab::interrupt::install();
+            cli::analyze::analyze(args)
+        }
         Command::Export(args) => cli::export::export(args),
-        Command::Report(args) => cli::report::report(args),
+        Command::Report(args) => {
+            gatelab::interrupt::install();
+            cli::report::report(args)
+        }
         Command::Compare(args) => cli::report::compare(args),
-        Command::Eval(args) => cli::eval::eval(args),
-        Command::EvalLength(args) => cli::length::eval_length(args),
+        Command::Eval(args) => {
+            gatelab::interrupt::install();
+            cli::eval::eval(args)
+        }
+        Command::EvalLength(args) => {
+            gatelab::interrupt::install();
+            cli::length::eval_length(args)
+        }
         Command::Bench(args) => cli::bench::bench(args),
         Command::AnalyzeBench(args) => cli::analyze::analyze_bench(args),
         Command::Grid { what: GridCommand::List { grid, json } } => cli::sweep::list(grid.as_deref(), json),
@@ -214,7 +233,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("gatelab: {}", e.one_line());
             // 130, as a shell reports a process ended by Ctrl-C.
-            if matches!(e, gatelab::ExperimentError::Interrupted { .. }) {
+            if matches!(e, gatelab::ExperimentError::Interrupted { .. } | gatelab::ExperimentError::Stopped(_)) {
                 ExitCode::from(130)
             } else {
                 ExitCode::FAILURE

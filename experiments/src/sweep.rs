@@ -12,7 +12,7 @@ use crate::progress::SweepProgress;
 use crate::train::{self, Progress};
 use burn::tensor::Device;
 use gatelab_data::{CorpusSpec, LmData};
-use gatelab_rundir::{RunDir, RunFile, RunMeta, Status, folder, write_atomic, write_json};
+use gatelab_rundir::{Checkpoint, Resume, RunDir, RunFile, RunMeta, Status, folder, write_atomic, write_json};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -59,10 +59,32 @@ pub struct Located {
     pub hash: String,
 }
 
-/// The hash naming a run's folder: its resolved config and backend.
-pub fn run_hash(config: &RunConfig, backend: Backend) -> String {
-    let text = serde_json::to_string(&(config, backend.name())).expect("configs serialise");
-    format!("{:010x}", grid::fnv1a(text.as_bytes()) >> 24)
+/// The hash naming a run's folder: its resolved config and backend and, for a corpus read from
+/// disk, the corpus's contents ([`corpus_contents`]), so that an edited corpus is a new run, never
+/// a finished one reused.
+pub fn run_hash(config: &RunConfig, backend: Backend) -> Result<String> {
+    let text = match corpus_contents(&config.data.corpus)? {
+        None => serde_json::to_string(&(config, backend.name())),
+        Some(contents) => serde_json::to_string(&(config, backend.name(), contents)),
+    }
+    .expect("configs serialise");
+    Ok(format!("{:010x}", grid::fnv1a(text.as_bytes()) >> 24))
+}
+
+/// The SHA-256 of a local text corpus's documents (`None` for the built-in and generated ones),
+/// read once per path and process. Reading it checks its contents too: an empty file, a binary
+/// one or a folder without `.txt` files is refused here, before anything is written.
+pub fn corpus_contents(corpus: &CorpusSpec) -> Result<Option<String>> {
+    static SEEN: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
+    let CorpusSpec::Text { path } = corpus else { return Ok(None) };
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, digest)) = seen.iter().find(|(p, _)| p == path) {
+        return Ok(Some(digest.clone()));
+    }
+    let docs = corpus.documents()?;
+    let digest = gatelab_rundir::FileDigest::of_bytes(docs.join("\u{0}").as_bytes()).sha256;
+    seen.push((path.clone(), digest.clone()));
+    Ok(Some(digest))
 }
 
 /// The default results folder of a grid.
@@ -100,11 +122,11 @@ pub fn plan(opts: &SweepOptions) -> Result<Plan> {
     let runs = runs
         .into_iter()
         .map(|run| {
-            let hash = run_hash(&run.config, opts.backend);
+            let hash = run_hash(&run.config, opts.backend)?;
             let dir = RunDir::new(out.join(format!("{}-{hash}", run.variant)));
-            Located { run, dir, hash }
+            Ok(Located { run, dir, hash })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let table = format!("sweep{}.json", opts.shard.map(|(i, n)| format!("-shard{i}of{n}")).unwrap_or_default());
     Ok(Plan { grid, runs, out, table })
 }
@@ -147,14 +169,17 @@ pub struct SweepRow {
     pub perplexity: Option<f64>,
 }
 
-/// The table row of a run folder, from its files.
+/// The table row of a run folder, from its own files: its `status.json` as it stands now, and its
+/// final validation loss only when it is done (an unfinished or failed run's last validation
+/// pass is not its result).
 pub fn row(located: &Located) -> Result<SweepRow> {
-    let eval = located.dir.last_eval()?;
+    let status = located.dir.status().unwrap_or_else(|e| Status::Failed { reason: gatelab_rundir::one_line(&e) });
+    let eval = if status.is_done() { located.dir.last_eval()? } else { None };
     Ok(SweepRow {
         variant: located.run.variant.clone(),
         seed: located.run.seed,
         dir: located.dir.path.clone(),
-        status: located.dir.status()?,
+        status,
         valid_loss: eval.as_ref().map(|e| e.loss),
         perplexity: eval.map(|e| e.perplexity),
     })
@@ -198,39 +223,54 @@ pub fn run_plan(plan: &Plan, opts: &SweepOptions) -> Result<Vec<SweepRow>> {
     )
 }
 
-/// Steps left to train over `runs` (finished runs need none; interrupted ones resume).
+/// A run's status, an unreadable `status.json` read as `pending` (the run is then resumed from
+/// its checkpoint, or trained anew).
+fn status_of(dir: &RunDir) -> Status {
+    dir.status().unwrap_or(Status::Pending)
+}
+
+/// Whether a rerun leaves the run alone: it diverged, or it is done and its weights are there and
+/// intact. A done run whose weights are missing or damaged is trained again.
+fn is_settled(dir: &RunDir) -> bool {
+    let status = status_of(dir);
+    status.is_final() && (!status.is_done() || dir.weights().usable())
+}
+
+/// Steps left to train over `runs` (settled runs need none; interrupted ones resume).
 fn steps_to_train(runs: &[Located]) -> Result<usize> {
     let mut total = 0;
     for l in runs {
-        if !l.dir.status()?.is_final() {
-            total += l.run.config.train.steps.saturating_sub(l.dir.checkpoint()?.map_or(0, |c| c.step));
+        if !is_settled(&l.dir) {
+            let from = if status_of(&l.dir).is_final() { 0 } else { l.dir.checkpoint()?.map_or(0, |c| c.step) };
+            total += l.run.config.train.steps.saturating_sub(from);
         }
     }
     Ok(total)
 }
 
-/// Prepares a run's folder: creates it, writes `config.json` on first start, marks it running,
-/// prepares (or reuses) its data and saves the tokenizer beside it. Returns the step it resumes
-/// from and its data, or why the data could not be prepared.
+/// Prepares a run's folder (whose lock the caller holds): writes `config.json` on first start (or
+/// over an unreadable one), finds the checkpoint it resumes from (the newest intact one), marks it
+/// running, prepares (or reuses) its data and saves the tokenizer beside it. Returns where it
+/// resumes and its data, or why the data could not be prepared.
 pub fn prepare_run<'a>(
     located: &Located,
     meta: RunMeta,
     cache: &'a mut HashMap<String, LmData>,
-) -> Result<(usize, std::result::Result<&'a LmData, gatelab_data::DataError>)> {
+) -> Result<(Resume, std::result::Result<&'a LmData, gatelab_data::DataError>)> {
     let (run, dir) = (&located.run, &located.dir);
     std::fs::create_dir_all(&dir.path).map_err(|e| gatelab_rundir::RunDirError::io(&dir.path, e))?;
-    if !dir.file(folder::CONFIG).exists() {
+    if dir.read_file().is_err() {
         dir.write_file(&RunFile { meta, config: run.config.clone() })?;
     }
-    let resume_from = dir.checkpoint()?.map_or(0, |c| c.step);
-    dir.set_status(&Status::Running { step: resume_from })?;
+    let resume = dir.resume_point()?;
+    dir.set_status(&Status::Running { step: resume.step() })?;
     let key = serde_json::to_string(&run.config.data).expect("data configs serialise");
     if !cache.contains_key(&key) {
         match run.config.data.prepare() {
             Ok(d) => {
                 cache.insert(key.clone(), d);
             }
-            Err(e) => return Ok((resume_from, Err(e))),
+            Err(e) => return Ok((resume, Err(e))),
         }
     }
     let data = &cache[&key];
@@ -240,19 +280,21 @@ pub fn prepare_run<'a>(
             write_atomic(&path, tok.to_json()?.as_bytes())?;
         }
     }
-    Ok((resume_from, Ok(data)))
+    Ok((resume, Ok(data)))
 }
 
-/// Trains one run, turning an error or a panic of the backend into a failure.
+/// Trains one run from `resume` (a checkpoint, or none: step 0), turning an error or a panic of
+/// the backend into a failure.
 pub fn train_run(
     run: &PlannedRun,
     data: &LmData,
     devices: &[Device],
     dir: &RunDir,
+    resume: Option<&Checkpoint>,
     progress: impl FnMut(&Progress),
 ) -> Status {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        train::run(&run.config.model, &run.config.train, data, devices, dir, progress)
+        train::run(&run.config.model, &run.config.train, data, devices, dir, resume, progress)
     }));
     match outcome {
         Ok(Ok(status)) => status,
@@ -261,8 +303,8 @@ pub fn train_run(
     }
 }
 
-/// Records how a run ended: a failed or interrupted run keeps its checkpoint (a rerun resumes from
-/// it); a finished or diverged run drops it.
+/// Records how a run ended: a failed or interrupted run keeps its checkpoints (a rerun resumes from
+/// them); a finished or diverged run drops them.
 pub fn close_run(dir: &RunDir, status: &Status) -> Result<()> {
     match status {
         Status::Failed { .. } | Status::Interrupted { .. } => dir.set_status(status)?,
@@ -271,8 +313,11 @@ pub fn close_run(dir: &RunDir, status: &Status) -> Result<()> {
     Ok(())
 }
 
-/// Trains `runs` in turn (skipping finished ones, resuming interrupted ones), writing each
-/// folder's `config.json` with `meta` on first start, then `<out>/<table>` and the final table.
+/// Trains `runs` in turn, each under its folder's lock: a run another process holds is skipped
+/// (saying who holds it), settled runs are skipped, interrupted ones resume from their newest
+/// intact checkpoint, and done runs whose weights are missing or damaged are trained again.
+/// Writes each folder's `config.json` with `meta` on first start, then `<out>/<table>`, built
+/// afresh from every run's own `status.json`.
 pub fn execute(
     runs: &[Located],
     out: &Path,
@@ -290,24 +335,41 @@ pub fn execute(
     let mut trained = 0;
     let mut data_cache: HashMap<String, LmData> = HashMap::new();
     let started = Instant::now();
-    let mut rows = Vec::new();
     for (k, located) in runs.iter().enumerate() {
         let (run, dir) = (&located.run, &located.dir);
         let label = format!("[{}/{}] {} seed {}", k + 1, runs.len(), run.variant, run.seed);
-        let status = dir.status()?;
-        if status.is_final() {
+        let _lock = match dir.try_lock("training")? {
+            Ok(lock) => lock,
+            Err(holder) => {
+                display.line(&format!("{label}: held by {holder}, skipped ({})", dir.path.display()));
+                continue;
+            }
+        };
+        // Read under the lock: another process may have finished it a moment ago.
+        let status = status_of(dir);
+        if is_settled(dir) {
             display.line(&format!("{label}: {} already ({}), skipped", status.word(), dir.path.display()));
-            rows.push(row(located)?);
             continue;
+        }
+        if status.is_final() {
+            let problem = dir.weights().problem().unwrap_or_default();
+            display.line(&format!("{label}: done, but {problem}: training it again ({})", dir.path.display()));
+            dir.forget_results()?;
         }
         let status = match prepare_run(located, meta(located), &mut data_cache)? {
             (_, Err(e)) => Status::Failed { reason: e.to_string() },
-            (resume_from, Ok(data)) => {
+            (resume, Ok(data)) => {
+                if let Some(note) = resume.note() {
+                    display.line(&format!("{label}: {note}"));
+                }
+                let resume_from = resume.step();
                 let resumed =
                     if resume_from > 0 { format!(" (resuming at step {resume_from})") } else { String::new() };
                 display.line(&format!("{label}: {}{resumed}", dir.path.display()));
                 display.start_run(k, &label, run.config.train.steps, resume_from);
-                let status = train_run(run, data, &devices, dir, |p| display.update(p, trained + p.step - resume_from));
+                let status = train_run(run, data, &devices, dir, resume.checkpoint.as_ref(), |p| {
+                    display.update(p, trained + p.step - resume_from)
+                });
                 trained += run.config.train.steps.saturating_sub(resume_from);
                 status
             }
@@ -320,9 +382,9 @@ pub fn execute(
         if !status.is_done() {
             display.line(&format!("{label}: {}", status.describe()));
         }
-        rows.push(row(located)?);
     }
     display.finish();
+    let rows = runs.iter().map(row).collect::<Result<Vec<_>>>()?;
     write_json(&out.join(table), &rows)?;
     eprintln!(
         "{} runs in {}; results in {}",

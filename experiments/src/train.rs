@@ -222,7 +222,8 @@ fn evaluate(
     Ok((total / tokens.max(1.0), tokens as usize))
 }
 
-/// Trains `model` on `data` in `dir`, resuming from its checkpoint if it has one.
+/// Trains `model` on `data` in `dir`, from `resume` (a checkpoint of `dir`, checked by
+/// [`RunDir::resume_point`]) or from step 0.
 ///
 /// With several `devices`, training is data parallel: each step's batch is split over them (see
 /// [`Shards`]); the model and optimiser live on the first, and the numbers are those of one device
@@ -233,6 +234,7 @@ pub fn run(
     data: &LmData,
     devices: &[Device],
     dir: &RunDir,
+    resume: Option<&Checkpoint>,
     mut progress: impl FnMut(&Progress),
 ) -> Result<Status> {
     let device = devices.first().ok_or_else(|| ExperimentError::Training("train: no device".into()))?;
@@ -244,17 +246,25 @@ pub fn run(
     let mut spikes = 0;
     let mut start = 0;
     let mut mean_loss: Option<f64> = None;
-    let checkpoint = dir.checkpoint()?;
-    if let (None, Some(parent)) = (&checkpoint, &cfg.init_from) {
+    if let (None, Some(parent)) = (resume, &cfg.init_from) {
+        if let Some(problem) = RunDir::new(parent).weights().problem() {
+            return Err(ExperimentError::option("train.init_from", format!("{}: {problem}", parent.display())));
+        }
         model = gatelab_model::weights::load_safetensors(model, &parent.join(gatelab_rundir::folder::WEIGHTS))
             .map_err(|e| ExperimentError::option("train.init_from", e.to_string()))?;
     }
-    if let Some(ckpt) = checkpoint {
-        let bad =
-            |e: &dyn std::fmt::Display| ExperimentError::file(dir.checkpoint_model(&ckpt), format!("checkpoint: {e}"));
-        let record = ModuleRecord::load(dir.checkpoint_model(&ckpt)).map_err(|e| bad(&e))?;
-        model = model.try_load_record(record).map_err(|e| bad(&e))?;
-        optim = optim.load(dir.checkpoint_optim(&ckpt)).map_err(|e| bad(&e))?;
+    if let Some(ckpt) = resume {
+        let bad = |path: std::path::PathBuf, e: &dyn std::fmt::Display| {
+            ExperimentError::file(
+                path,
+                format!(
+                    "checkpoint: {e} (delete this checkpoint folder to resume from the one before, or from step 0)"
+                ),
+            )
+        };
+        let record = ModuleRecord::load(dir.checkpoint_model(ckpt)).map_err(|e| bad(dir.checkpoint_model(ckpt), &e))?;
+        model = model.try_load_record(record).map_err(|e| bad(dir.checkpoint_model(ckpt), &e))?;
+        optim = optim.load(dir.checkpoint_optim(ckpt)).map_err(|e| bad(dir.checkpoint_optim(ckpt), &e))?;
         (start, spikes, mean_loss) = (ckpt.step, ckpt.spikes, ckpt.mean_loss);
     }
     // Lines logged after the checkpoint (or by an attempt without one) are redone.
@@ -313,7 +323,7 @@ pub fn run(
         }
         let stop = crate::interrupt::requested() && done != cfg.steps;
         if stop || (cfg.checkpoint_every > 0 && done.is_multiple_of(cfg.checkpoint_every) && done != cfg.steps) {
-            let ckpt = Checkpoint { step: done, spikes, mean_loss };
+            let ckpt = Checkpoint { step: done, spikes, mean_loss, files: Default::default() };
             dir.save_checkpoint(&ckpt, |model_path, optim_path| -> Result<()> {
                 model.clone().save_file(model_path).map_err(|e| ExperimentError::file(model_path, e))?;
                 optim.save(optim_path).map_err(|e| ExperimentError::file(optim_path, e))

@@ -33,7 +33,44 @@ use std::path::Path;
 pub fn to_safetensors(model: &Transformer) -> Result<Vec<u8>, ModelError> {
     let mut store = SafetensorsStore::from_bytes(None).with_to_adapter(BurnToPyTorchAdapter);
     model.save_into(&mut store).map_err(|e| ModelError::Unsupported(format!("safetensors: {e}")))?;
-    store.get_bytes().map_err(|e| ModelError::Unsupported(format!("safetensors: {e}")))
+    let bytes = store.get_bytes().map_err(|e| ModelError::Unsupported(format!("safetensors: {e}")))?;
+    canonical_header(bytes)
+}
+
+/// The same safetensors file with its JSON header's keys in sorted order. Burn writes the header's
+/// `__metadata__` from a hash map, in a new order each process, so two identical models gave files
+/// with other bytes; sorted, identical weights give identical files (and checksums). The header
+/// keeps its length (it is padded with spaces, as the format allows), so the tensors' bytes and
+/// offsets are untouched.
+pub fn canonical_header(mut bytes: Vec<u8>) -> Result<Vec<u8>, ModelError> {
+    let bad = |why: &str| ModelError::Unsupported(format!("safetensors: {why}"));
+    let len =
+        bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))).ok_or_else(|| bad("no header"))?;
+    let end = usize::try_from(len).ok().and_then(|l| l.checked_add(8)).filter(|&e| e <= bytes.len());
+    let end = end.ok_or_else(|| bad("header longer than the file"))?;
+    let header: std::collections::BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..end]).map_err(|e| bad(&e.to_string()))?;
+    let header = header.into_iter().map(|(k, v)| (k, sorted(v))).collect::<std::collections::BTreeMap<_, _>>();
+    let mut text = serde_json::to_vec(&header).expect("json values serialise");
+    if text.len() > end - 8 {
+        return Err(bad("the sorted header is longer than the original"));
+    }
+    text.resize(end - 8, b' ');
+    bytes[8..end].copy_from_slice(&text);
+    Ok(bytes)
+}
+
+/// A JSON value with every object's keys sorted, whatever serde_json's map order.
+fn sorted(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let map: std::collections::BTreeMap<String, serde_json::Value> =
+                map.into_iter().map(|(k, v)| (k, sorted(v))).collect();
+            serde_json::to_value(map).expect("json values serialise")
+        }
+        serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(sorted).collect()),
+        other => other,
+    }
 }
 
 /// Loads `path` into `model`, which must have the same config. Missing, unknown and misshapen

@@ -8,14 +8,27 @@ use serde::de::DeserializeOwned;
 use std::io::Write;
 use std::path::Path;
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, flushed to disk, then
-/// renamed over `path`. The one atomic write of gatelab.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunDirError> {
+/// A temporary name beside `path`, unique to this process and call (`.name.<pid>.<n>.tmp`), so
+/// two processes (or threads) writing the same file never share one.
+pub fn temporary_beside(path: &Path) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    let mut file = std::fs::File::create(&tmp).map_err(|e| RunDirError::io(&tmp, e))?;
-    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|e| RunDirError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| RunDirError::io(path, e))
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it (unique to this process),
+/// flushed to disk, then renamed over `path`. The one atomic write of gatelab.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunDirError> {
+    let tmp = temporary_beside(path);
+    let written = std::fs::File::create(&tmp)
+        .and_then(|mut file| file.write_all(bytes).and_then(|()| file.sync_all()))
+        .map_err(|e| RunDirError::io(&tmp, e));
+    let renamed = written.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| RunDirError::io(path, e)));
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    renamed
 }
 
 /// Writes `value` as pretty JSON (with a final newline), atomically.

@@ -34,7 +34,10 @@ fn differences(a: &Summary, b: &Summary) -> Vec<String> {
 fn difference(x: &Estimate, y: &Estimate) -> (Estimate, &'static str) {
     match y.paired_minus(x) {
         Some(d) if d.n >= 2 => (d, "paired"),
-        _ => (Estimate { mean: y.mean - x.mean, lo: None, hi: None, sd: None, n: 1, values: vec![] }, "means"),
+        _ => (
+            Estimate { mean: y.mean - x.mean, lo: None, hi: None, sd: None, n: 1, values: vec![], non_finite: 0 },
+            "means",
+        ),
     }
 }
 

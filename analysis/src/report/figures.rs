@@ -390,12 +390,8 @@ fn top_activation_figure(dir: &Path, summary: &Summary) -> Result<Option<ChartFi
 
 /// Mean and interval over a group's runs at each step every run logged.
 fn curve_points(g: &Group, read: fn(&RunDir) -> Result<Curve>) -> Result<Vec<Point>> {
-    let runs: Vec<(u64, Curve)> = g
-        .runs
-        .iter()
-        .filter(|r| r.status.is_done())
-        .map(|r| Ok((r.file.meta.seed, read(&r.run)?)))
-        .collect::<Result<_>>()?;
+    let runs: Vec<(u64, Curve)> =
+        g.runs.iter().filter(|r| r.counts()).map(|r| Ok((r.file.meta.seed, read(&r.run)?))).collect::<Result<_>>()?;
     let Some((_, first)) = runs.first() else { return Ok(vec![]) };
     Ok(first
         .iter()

@@ -29,6 +29,19 @@ fn strong(s: &str) -> String {
     out
 }
 
+/// Markdown's `~~struck~~` as HTML.
+fn struck(s: &str) -> String {
+    let mut out = String::new();
+    for (k, part) in escape(s).split("~~").enumerate() {
+        if k % 2 == 1 {
+            let _ = write!(out, "<del>{part}</del>");
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
+}
+
 fn table(header: &[String], rows: &[Vec<String>]) -> String {
     let mut html = String::from("<table><tr>");
     for h in header {
@@ -38,7 +51,7 @@ fn table(header: &[String], rows: &[Vec<String>]) -> String {
     for r in rows {
         html.push_str("<tr>");
         for c in r {
-            let _ = write!(html, "<td>{}</td>", escape(c));
+            let _ = write!(html, "<td>{}</td>", struck(c));
         }
         html.push_str("</tr>\n");
     }

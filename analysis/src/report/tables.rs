@@ -109,6 +109,9 @@ pub fn extra_tables(summary: &Summary) -> Vec<NoteTable> {
             note: INTERVENTIONS_NOTE,
         });
     }
+    if let Some(t) = left_out(summary) {
+        tables.push(t);
+    }
     let routed: Vec<Vec<String>> = summary.groups.iter().filter_map(routing_cells).collect();
     if !routed.is_empty() {
         tables.push(NoteTable {
@@ -130,6 +133,30 @@ pub fn extra_tables(summary: &Summary) -> Vec<NoteTable> {
     }
     tables
 }
+
+/// The runs whose numbers cannot be trusted (a done run whose weights are missing or damaged, or
+/// whose files do not read) and the folders that cannot be read at all: each named, with its
+/// last validation loss struck out. None when there are none.
+fn left_out(summary: &Summary) -> Option<NoteTable> {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for g in &summary.groups {
+        for r in g.runs.iter().filter(|r| r.status.is_done() && r.problem.is_some()) {
+            let loss = r.run.last_eval().ok().flatten().map_or("-".into(), |e| format!("~~{:.4}~~", e.loss));
+            rows.push(vec![r.run.name(), g.name(), r.problem.clone().unwrap_or_default(), loss]);
+        }
+    }
+    for (name, why) in &summary.unreadable {
+        rows.push(vec![name.clone(), "-".into(), format!("unreadable: {why}"), "-".into()]);
+    }
+    (!rows.is_empty()).then(|| NoteTable {
+        title: "Runs left out of the means",
+        header: ["run", "configuration", "why", "val loss"].map(String::from).to_vec(),
+        rows,
+        note: LEFT_OUT_NOTE,
+    })
+}
+
+const LEFT_OUT_NOTE: &str = "These runs are in no mean, interval or verdict above. A done run whose model.safetensors is missing or no longer matches the checksum in its weights.json is retrained by rerunning its sweep (training is deterministic, so it ends with the same weights); its old validation loss is struck out, not used.";
 
 const ROUTING_NOTE: &str = "Over the analysed sequences, every layer, mean over seeds. Load: an expert's share of the routing slots (1/E each when balanced); busiest / idlest: the largest share over the smallest, worst layer. Router entropy: the mean entropy of a token's router distribution over its largest value, ln E (1: the router is uniform). Balance loss: E·Σ f_e·P_e, unweighted (1 when balanced). Dropped: tokens no expert took (gatelab's experts have no capacity limit).";
 

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 #[serde(default, deny_unknown_fields)]
 pub struct StatsConfig {
     /// Threshold ε of Sink_1^ε.
+    #[serde(with = "gatelab_rundir::finite")]
     pub epsilon: f64,
     /// α(k) is reported for keys `0..alpha_positions`.
     pub alpha_positions: usize,
@@ -51,24 +52,31 @@ pub const FIRST_QUERIES: [usize; 3] = [0, 1, 4];
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct HeadStats {
     /// F-Attn over queries `≥ 0, ≥ 1, ≥ 4`.
+    #[serde(with = "gatelab_rundir::finite")]
     pub first_token_attention: [f64; 3],
     /// Mean α(k) for `k < alpha_positions`.
+    #[serde(with = "gatelab_rundir::finite")]
     pub alpha: Vec<f64>,
     /// Share of sequences with α(0) > ε.
+    #[serde(with = "gatelab_rundir::finite")]
     pub sink_share: f64,
     /// Mean attention entropy (nats) of queries ≥ 1.
+    #[serde(with = "gatelab_rundir::finite")]
     pub entropy: f64,
     /// F-Attn as the share of each row's mass, `A[i, 0] / Σ_k A[i, k]`, over queries `≥ 0, ≥ 1,
     /// ≥ 4`: equal to F-Attn under softmax; the cures' rows need not sum to 1 (absent in analyses
     /// made before the cures).
     #[serde(default)]
+    #[serde(with = "gatelab_rundir::finite")]
     pub first_token_share: Option<[f64; 3]>,
     /// Mean row mass `Σ_k A[i, k]` of queries ≥ 1 (1 under softmax).
     #[serde(default)]
+    #[serde(with = "gatelab_rundir::finite")]
     pub row_mass: Option<f64>,
     /// Mean weight on the slot of the slot cures (softmax+1, sink logit, key/value bias), queries
     /// ≥ 1: where the sink went.
     #[serde(default)]
+    #[serde(with = "gatelab_rundir::finite")]
     pub slot: Option<f64>,
 }
 
@@ -76,18 +84,25 @@ pub struct HeadStats {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 pub struct RoutingStats {
     /// Each expert's share of the routing slots (sums to 1; `1/experts` each when balanced).
+    #[serde(with = "gatelab_rundir::finite")]
     pub load: Vec<f64>,
     /// Each expert's mean router probability.
+    #[serde(with = "gatelab_rundir::finite")]
     pub mean_probability: Vec<f64>,
     /// Mean entropy of a token's router distribution (nats).
+    #[serde(with = "gatelab_rundir::finite")]
     pub entropy: f64,
     /// Its largest possible value, `ln(experts)`.
+    #[serde(with = "gatelab_rundir::finite")]
     pub max_entropy: f64,
     /// Mean load-balancing loss (unweighted; 1 when balanced).
+    #[serde(with = "gatelab_rundir::finite")]
     pub balance_loss: f64,
     /// Mean router z-loss (unweighted).
+    #[serde(with = "gatelab_rundir::finite")]
     pub z_loss: f64,
     /// Share of tokens dropped (0: no expert capacity limit).
+    #[serde(with = "gatelab_rundir::finite")]
     pub dropped: f64,
 }
 
@@ -95,20 +110,26 @@ pub struct RoutingStats {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct GateStats {
     /// Mean score.
+    #[serde(with = "gatelab_rundir::finite")]
     pub mean: f64,
     /// Share of scores below 0.1.
+    #[serde(with = "gatelab_rundir::finite")]
     pub below_0_1: f64,
     /// Share below 0.01.
+    #[serde(with = "gatelab_rundir::finite")]
     pub below_0_01: f64,
     /// Histogram counts over [0, 1] (`gate_bins` bins).
     pub histogram: Vec<u64>,
     /// Mean |logit| `|ln(s / (1 − s))|` of the scores, for gates whose scores are probabilities
     /// (sigmoid; scores clamped to [1e-7, 1 − 1e-7]).
     #[serde(default)]
+    #[serde(with = "gatelab_rundir::finite")]
     pub mean_abs_logit: Option<f64>,
     /// Mean score at the first position (input-dependent gates).
+    #[serde(with = "gatelab_rundir::finite", default)]
     pub first_token_mean: Option<f64>,
     /// Mean score at the other positions.
+    #[serde(with = "gatelab_rundir::finite", default)]
     pub other_tokens_mean: Option<f64>,
     /// Scores counted.
     pub scores: u64,
@@ -120,26 +141,34 @@ pub struct LayerStats {
     /// Per head.
     pub heads: Vec<HeadStats>,
     /// F-Attn over queries `≥ 0, ≥ 1, ≥ 4`, mean over heads.
+    #[serde(with = "gatelab_rundir::finite")]
     pub first_token_attention: [f64; 3],
     /// Sink_1^ε: share of (sequence, head) pairs with α(0) > ε.
+    #[serde(with = "gatelab_rundir::finite")]
     pub sink: f64,
     /// F-Attn as a share of the row's mass (see [`HeadStats::first_token_share`]), mean over heads.
     #[serde(default)]
+    #[serde(with = "gatelab_rundir::finite")]
     pub first_token_share: Option<[f64; 3]>,
     /// Mean row mass, mean over heads.
     #[serde(default)]
+    #[serde(with = "gatelab_rundir::finite")]
     pub row_mass: Option<f64>,
     /// Mean slot weight, mean over heads (slot cures).
     #[serde(default)]
+    #[serde(with = "gatelab_rundir::finite")]
     pub slot: Option<f64>,
     /// Largest |h| of the block's output.
+    #[serde(with = "gatelab_rundir::finite")]
     pub max_activation: f64,
     /// Where: (position, dimension).
     pub max_at: (usize, usize),
     /// Largest |h| over the median |h|, mean over batches.
+    #[serde(with = "gatelab_rundir::finite")]
     pub top1_median_ratio: f64,
     /// The three largest |h| over the median |h|, mean over batches (Sun et al. 2024's top-1..3).
     #[serde(default)]
+    #[serde(with = "gatelab_rundir::finite")]
     pub top3_median_ratio: [f64; 3],
     /// Gate statistics, when the layer has a gate.
     pub gate: Option<GateStats>,
@@ -147,12 +176,16 @@ pub struct LayerStats {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routing: Option<RoutingStats>,
     /// Mean |SDPA output| before the gate (and SDPA non-linearity).
+    #[serde(with = "gatelab_rundir::finite")]
     pub sdpa_abs_before: f64,
     /// Mean |SDPA output| after them.
+    #[serde(with = "gatelab_rundir::finite")]
     pub sdpa_abs_after: f64,
     /// Mean value norm of the first token.
+    #[serde(with = "gatelab_rundir::finite")]
     pub value_norm_first: f64,
     /// Mean value norm of the other tokens.
+    #[serde(with = "gatelab_rundir::finite")]
     pub value_norm_rest: f64,
 }
 
@@ -168,6 +201,7 @@ pub struct Stats {
     /// Their length.
     pub seq_len: usize,
     /// F-Attn of uniform causal attention over queries `≥ 0, ≥ 1, ≥ 4`.
+    #[serde(with = "gatelab_rundir::finite")]
     pub chance_first_token_attention: [f64; 3],
     /// Per layer.
     pub layers: Vec<LayerStats>,

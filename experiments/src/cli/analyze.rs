@@ -66,8 +66,17 @@ pub fn analyze(args: AnalyzeArgs) -> Result<()> {
         );
     }
     let mut rows = Vec::new();
+    let mut failures = Vec::new();
     for run in done {
-        let a = analyze_run(&run, &device, &args.options())?;
+        gatelab::interrupt::check("gatelab analyze")?;
+        let a = match analyze_run(&run, &device, &args.options()) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("{}: not analysed: {}", run.name(), gatelab_rundir::one_line(&e));
+                failures.push(run.name());
+                continue;
+            }
+        };
         let s = &a.stats;
         if args.json {
             rows.push(serde_json::json!({
@@ -98,6 +107,12 @@ pub fn analyze(args: AnalyzeArgs) -> Result<()> {
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
+    }
+    if !failures.is_empty() {
+        return Err(ExperimentError::file(
+            path,
+            format!("{} run(s) could not be analysed (see the lines above): {}", failures.len(), failures.join(", ")),
+        ));
     }
     Ok(())
 }

@@ -54,6 +54,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let device = args.device.open()?;
     let mut results = Vec::new();
     for run in &runs {
+        gatelab::interrupt::check("gatelab eval")?;
         let result = eval_run(run, &device, &options)?;
         write_json(&run.file(PERPLEXITY), &result)?;
         results.push(result);

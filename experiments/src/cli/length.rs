@@ -72,7 +72,11 @@ pub fn eval_length(args: EvalLengthArgs) -> Result<()> {
     };
     needle.validate(usize::MAX).map_err(|e| {
         ExperimentError::option(
-            format!("--{}", e.field.unwrap_or_default().replace("needle.", "needle-").replace('_', "-")),
+            match e.field.unwrap_or_default().strip_prefix("needle.").unwrap_or_default() {
+                // The one needle setting whose flag has no `needle-` in front.
+                "depths" => "--depths".to_string(),
+                other => format!("--needle-{}", other.replace('_', "-")),
+            },
             e.message,
         )
     })?;
@@ -90,6 +94,7 @@ pub fn eval_length(args: EvalLengthArgs) -> Result<()> {
     let device = args.device.open()?;
     let mut evaluated = Vec::new();
     for run in &runs {
+        gatelab::interrupt::check("gatelab eval-length")?;
         let result = length::eval_length(run, &device, &options, |line| eprintln!("  {line}"))?;
         eprintln!("wrote {}/length.json, length.csv, retrieval.csv", run.path.display());
         evaluated.push(serde_json::json!({ "run": run.path, "length": result }));

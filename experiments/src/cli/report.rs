@@ -29,19 +29,21 @@ pub struct ReportArgs {
 /// the tables.
 pub fn report(args: ReportArgs) -> Result<()> {
     let runs = runs_under(&args.sweep)?;
-    let mut missing = Vec::new();
-    for run in runs.iter().filter(|r| r.is_done()) {
-        if read_analysis(run)?.is_none() {
-            missing.push(run);
-        }
-    }
+    // Finished runs with intact weights and no analysis yet (an unreadable analysis.json is the
+    // report's to show, not to overwrite).
+    let missing: Vec<_> =
+        runs.iter().filter(|r| r.is_done() && r.weights().usable() && matches!(read_analysis(r), Ok(None))).collect();
     if !missing.is_empty() {
         let device = args.device.open()?;
         for run in missing {
+            gatelab::interrupt::check("gatelab report")?;
             eprintln!("analysing {}", run.path.display());
-            analyze_run(run, &device, &AnalyzeOptions::default())?;
+            if let Err(e) = analyze_run(run, &device, &AnalyzeOptions::default()) {
+                eprintln!("{}: not analysed: {}", run.name(), gatelab_rundir::one_line(&e));
+            }
         }
     }
+    gatelab::interrupt::check("gatelab report")?;
     let out = args.out.clone().unwrap_or_else(|| args.sweep.clone());
     let written = report::write_to(&args.sweep, &out)?;
     if args.json {
