@@ -84,7 +84,7 @@ pub fn plan(opts: &ExtendOptions) -> Result<ExtendPlan> {
         let mut config: RunConfig = serde_json::from_value(value).map_err(|e| ExperimentError::file(&parent, e))?;
         config.train.init_from = Some(parent.clone());
         let config = config.resolve().map_err(|e| ExperimentError::file(&parent, e))?;
-        let hash = sweep::run_hash(&config, opts.backend);
+        let hash = sweep::run_hash(&config, opts.backend)?;
         let variant = file.meta.variant.clone();
         let dir = RunDir::new(out.join(format!("{variant}-{hash}")));
         let meta = RunMeta {

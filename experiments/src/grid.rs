@@ -103,8 +103,17 @@ pub fn parse_override(s: &str, split: bool) -> Result<(String, Vec<Value>)> {
     }
     let pieces: Vec<&str> =
         if split && !raw.starts_with(['[', '{', '"']) { raw.split(',').collect() } else { vec![raw] };
-    let values =
-        pieces.into_iter().map(|p| serde_json::from_str(p).unwrap_or_else(|_| Value::String(p.to_string()))).collect();
+    let mut values = Vec::new();
+    for p in pieces {
+        match serde_json::from_str(p) {
+            Ok(v) => values.push(v),
+            // An object or a list meant as JSON: say where it breaks, not that a string is unknown.
+            Err(e) if p.trim_start().starts_with(['{', '[']) => {
+                return Err(ExperimentError::override_key(key, format!("not valid JSON: {e} (in {p})")));
+            }
+            Err(_) => values.push(Value::String(p.to_string())),
+        }
+    }
     Ok((key.to_string(), values))
 }
 

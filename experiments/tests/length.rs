@@ -46,7 +46,7 @@ fn eval_length_and_extend_on_a_tiny_sweep() {
     assert_eq!((code, err.lines().count()), (1, 1), "{err}");
     assert!(err.contains("unknown RoPE scaling method \"rope9\""), "{err}");
     let (code, _, err) = gatelab(&["eval-length", &path, "--depths", "0,2"]);
-    assert!(code == 1 && err.contains("needle-depths"), "{err}");
+    assert!(code == 1 && err.contains("--depths:") && !err.contains("needle-depths"), "{err}");
     assert!(!rows[0].dir.join("length.json").exists());
 
     let (code, stdout, err) = gatelab(&[

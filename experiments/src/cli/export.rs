@@ -17,6 +17,10 @@ pub struct ExportArgs {
 /// paper's released layout). Everything is checked before the folder is created.
 pub fn export(args: ExportArgs) -> Result<()> {
     let run = RunDir::new(&args.run);
+    if !RunDir::is_run(&run.path) {
+        let what = if run.path.exists() { "not a run folder (it has no config.json)" } else { "no such run folder" };
+        return Err(gatelab::ExperimentError::file(&run.path, what));
+    }
     gatelab_analysis::run::require_done(&run)?;
     let config = run.read_file()?.config;
     gatelab_model::hf::export_layout(&config.model)?;

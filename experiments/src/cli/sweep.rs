@@ -27,9 +27,9 @@ pub struct SweepArgs {
     /// Run only shard i of N (1-based), for job arrays sharing one results folder.
     #[arg(long)]
     shard: Option<String>,
-    /// Seeds per run.
-    #[arg(long, default_value_t = 1)]
-    seeds: usize,
+    /// Seeds per run (at least 1).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    seeds: u32,
     /// Print a Slurm job-array script for N shards and exit.
     #[arg(long)]
     sbatch: Option<usize>,
@@ -54,7 +54,7 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
         data: args.data,
         out: args.out,
         shard: args.shard.as_deref().map(grid::parse_shard).transpose()?,
-        seeds: args.seeds,
+        seeds: args.seeds as usize,
         overrides: args.overrides,
     };
     // Every run is planned and checked before anything is written or trained.
