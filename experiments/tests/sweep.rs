@@ -45,7 +45,8 @@ fn gatelab(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_gatelab")).args(args).output().unwrap()
 }
 
-/// Every file under `dir` with its bytes.
+/// Every file under `dir` with its bytes, less the run folders' `.lock` files (which name the last
+/// process that took the lock, not a result).
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -54,7 +55,7 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             let p = entry.path();
             if p.is_dir() {
                 stack.push(p)
-            } else {
+            } else if !p.ends_with(".lock") {
                 out.insert(p.clone(), std::fs::read(&p).unwrap());
             }
         }
