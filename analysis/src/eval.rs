@@ -20,11 +20,31 @@ use gatelab_rundir::RunDir;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Where `gatelab eval` leaves its result in a run folder (the report reads the streaming ratio
-/// from it).
+/// Where `gatelab eval` leaves its result on the run's validation split in a run folder (the
+/// report reads the streaming ratio from it). A `--text` result goes beside it, in
+/// [`result_file`]'s name for that text, and never replaces it.
 pub const PERPLEXITY: &str = "perplexity.json";
 
-/// A run's `perplexity.json`, if it has one.
+/// The file in a run folder for a result on `text` (`perplexity-text-<name>.json`, the text's
+/// file name with anything but letters, digits, `-`, `_` and `.` as `_`), or on the validation
+/// split ([`PERPLEXITY`]).
+pub fn result_file(text: Option<&Path>) -> String {
+    let Some(text) = text else { return PERPLEXITY.into() };
+    let name = text.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "text".into());
+    let name: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+    format!("perplexity-text-{name}.json")
+}
+
+/// Why the streaming probe's `window` does not fit windows of `t` tokens, if it does not: it
+/// needs keys to leave out, so `1 ≤ W < t`.
+pub fn window_problem(window: usize, t: usize) -> Option<String> {
+    (window == 0 || window >= t).then(|| {
+        format!("--window {window} needs 1 ≤ W < the run's sequence length {t}: give --window {}", (t / 2).max(1))
+    })
+}
+
+/// A run's `perplexity.json` (its validation split's result), if it has one.
 pub fn read_eval(run: &RunDir) -> Result<Option<EvalResult>> {
     let path = run.file(PERPLEXITY);
     if !path.is_file() {
@@ -78,7 +98,7 @@ pub struct Streaming {
 /// `gatelab eval`'s result for one run.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct EvalResult {
-    /// The run folder.
+    /// The run folder (its name only in the file, so that a sweep folder can move).
     pub run: PathBuf,
     /// What was scored: `validation split` or the text file.
     pub source: String,
@@ -94,8 +114,11 @@ pub struct EvalResult {
     /// `exp(loss)`.
     #[serde(with = "gatelab_rundir::finite")]
     pub perplexity: f64,
-    /// The streaming probe, when asked.
+    /// The streaming probe, when asked and it fits the run.
     pub streaming: Option<Streaming>,
+    /// Why the streaming probe was asked for but not run (the window does not fit this run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streaming_skipped: Option<String>,
 }
 
 /// Token windows with their targets, `[BOS, x_1, …]` of `seq_len + 1` ids each.
@@ -230,14 +253,10 @@ pub fn eval_run(run: &RunDir, device: &Device, options: &EvalOptions) -> Result<
     let t = w.seq_len;
     let full = position_nll(&model, &w, &window_mask(t, None, false, device), options, device);
     let (loss, count) = mean_from(&full, 0);
+    let streaming_skipped = options.window.and_then(|w| window_problem(w, t));
     let streaming = match options.window {
         None => None,
-        Some(window) if window == 0 || window >= t => {
-            return Err(AnalysisError::option(
-                "--window",
-                format!("must be between 1 and the window length {t} (exclusive), got {window}"),
-            ));
-        }
+        Some(_) if streaming_skipped.is_some() => None,
         Some(window) => {
             // The same positions i ≥ W under each mask; full attention's are in `full` already.
             let ppl = |per_position: &(Vec<f64>, Vec<f64>)| mean_from(per_position, window);
@@ -265,6 +284,7 @@ pub fn eval_run(run: &RunDir, device: &Device, options: &EvalOptions) -> Result<
         loss,
         perplexity: loss.exp(),
         streaming,
+        streaming_skipped,
     })
 }
 
@@ -275,6 +295,16 @@ mod tests {
 
     fn hidden(m: Tensor<2, Bool>) -> Vec<bool> {
         m.into_data().iter::<bool>().collect()
+    }
+
+    #[test]
+    fn a_text_result_never_takes_the_validation_results_file_and_a_window_must_leave_keys_out() {
+        assert_eq!(result_file(None), PERPLEXITY);
+        assert_eq!(result_file(Some(Path::new("a/b/later text.txt"))), "perplexity-text-later_text.txt.json");
+        assert_ne!(result_file(Some(Path::new("perplexity"))), PERPLEXITY);
+        assert_eq!(window_problem(16, 32), None);
+        assert!(window_problem(32, 32).unwrap().contains("sequence length 32: give --window 16"));
+        assert!(window_problem(0, 32).is_some());
     }
 
     #[test]

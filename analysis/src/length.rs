@@ -192,7 +192,8 @@ pub struct LengthPoint {
 /// `length.json`.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct LengthEval {
-    /// The run folder.
+    /// The run folder: in `length.json` its name only (so a sweep folder can be moved or copied),
+    /// and where [`read_evals`] found it once read.
     pub run: PathBuf,
     /// Its variant.
     pub variant: String,
@@ -500,7 +501,7 @@ pub fn eval_length(
 }
 
 fn write_run_files(run: &RunDir, eval: &LengthEval) -> Result<()> {
-    write_json(&run.file(LENGTH), eval)?;
+    write_json(&run.file(LENGTH), &LengthEval { run: run.name().into(), ..eval.clone() })?;
     let mut csv = String::from(
         "method,factor,length,loss,perplexity,accuracy,last_segment_loss,first_token_attention,chance,retrieval_accuracy,control_accuracy\n",
     );
@@ -541,13 +542,15 @@ fn write_run_files(run: &RunDir, eval: &LengthEval) -> Result<()> {
     Ok(write_atomic(&run.file("retrieval.csv"), csv.as_bytes())?)
 }
 
-/// The `length.json` of every run under `sweep` that has one.
+/// The `length.json` of every run under `sweep` that has one, each naming the folder it was
+/// read from (whatever path it was written with).
 pub fn read_evals(sweep: &Path) -> Result<Vec<LengthEval>> {
     let mut evals = Vec::new();
     for run in runs_under(sweep)? {
         let path = run.file(LENGTH);
         if path.is_file() {
-            evals.push(gatelab_rundir::read_json(&path)?);
+            let eval: LengthEval = gatelab_rundir::read_json(&path)?;
+            evals.push(LengthEval { run: run.path.clone(), ..eval });
         }
     }
     Ok(evals)

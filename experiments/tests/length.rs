@@ -36,6 +36,7 @@ fn eval_length_and_extend_on_a_tiny_sweep() {
         shard: None,
         seeds: 1,
         overrides: vec!["train.steps=1500".into()],
+        variants: vec![],
     };
     let rows = sweep::run(&opts).unwrap();
     assert!(rows.iter().all(|r| r.status.word() == "done"));
@@ -99,6 +100,14 @@ fn eval_length_and_extend_on_a_tiny_sweep() {
     // The report picks the length charts up.
     let report = gatelab_analysis::report::write(&out).unwrap();
     assert!(report.charts().any(|c| c.stem == "length_retrieval"));
+    // A moved sweep folder keeps its length results: length.json names its run folder, not a path.
+    let moved = dir.join("pair-moved");
+    std::fs::rename(&out, &moved).unwrap();
+    std::fs::remove_file(moved.join("length_summary.csv")).unwrap();
+    gatelab_analysis::report::write(&moved).unwrap();
+    let again = std::fs::read_to_string(moved.join("length_summary.csv")).unwrap();
+    assert_eq!(again, summary, "the moved sweep's length summary");
+    std::fs::rename(&moved, &out).unwrap();
 
     // Continued training: a new run from the baseline's weights at twice the length and a new base.
     let parent = &rows.iter().find(|r| r.variant == "baseline").unwrap().dir;

@@ -210,9 +210,12 @@ fn a_learning_rate_sweep_over_two_seeds_reports_one_row_per_configuration() {
     let head: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
     let col = head.iter().position(|h| *h == "streaming_ratio_mean").expect("a streaming ratio column");
     assert!(csv.lines().skip(1).all(|l| l.split(',').nth(col).is_some_and(|v| v.parse::<f64>().is_ok())), "{csv}");
+    // A window that fits no run (T = 32) fails before anything is written: the probe's results stay.
+    let before = std::fs::read(summary.groups[0].runs[0].run.file("perplexity.json")).unwrap();
     let (code, _, stderr) = gatelab(&["eval", out.to_str().unwrap(), "--window", "32"]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("--window: must be between 1 and the window length 32"), "{stderr}");
+    assert!(stderr.contains("--window 32: fits none of the 8 runs (sequence length 32)"), "{stderr}");
+    assert_eq!(std::fs::read(summary.groups[0].runs[0].run.file("perplexity.json")).unwrap(), before);
     // analyze --json prints one object per run, with where the peak was edited.
     let run = summary.groups[0].runs[0].run.path.clone();
     let (code, stdout, stderr) = gatelab(&["analyze", run.to_str().unwrap(), "--json"]);

@@ -25,6 +25,14 @@ fn by_group<'a>(summary: &Summary, evals: &'a [LengthEval]) -> Vec<(usize, Vec<&
         .collect()
 }
 
+/// The training lengths of the evaluations, in words (`32`, or `32 or 128` in a folder of mixed
+/// lengths), and the one length when they share it.
+fn train_lengths<'a>(evals: impl Iterator<Item = &'a LengthEval>) -> (String, Option<usize>) {
+    let set: std::collections::BTreeSet<usize> = evals.map(|e| e.train_length).collect();
+    let words = set.iter().map(usize::to_string).collect::<Vec<_>>().join(" or ");
+    (words, if set.len() == 1 { set.first().copied() } else { None })
+}
+
 /// `f` at (method, factor) over a configuration's seeds.
 fn over_seeds(
     runs: &[&LengthEval],
@@ -48,7 +56,7 @@ pub fn write(sweep: &Path, dir: &Path, summary: &Summary) -> Result<Option<Secti
     let mut factors: Vec<usize> = evals.iter().flat_map(|e| e.points.iter().map(|p| p.factor)).collect();
     factors.sort_unstable();
     factors.dedup();
-    let t = first.train_length;
+    let (t, one_t) = train_lengths(evals.iter());
     let clean = if evals.iter().all(|e| e.held_out_clean) {
         ""
     } else {
@@ -66,7 +74,7 @@ pub fn write(sweep: &Path, dir: &Path, summary: &Summary) -> Result<Option<Secti
                         .iter()
                         .filter_map(|&k| {
                             over_seeds(runs, m, k, f).map(|e| Point {
-                                x: (k * t) as f64,
+                                x: (k * runs[0].train_length) as f64,
                                 y: e.mean,
                                 lo: e.lo,
                                 hi: e.hi,
@@ -82,7 +90,7 @@ pub fn write(sweep: &Path, dir: &Path, summary: &Summary) -> Result<Option<Secti
             x_label: format!("evaluation length (tokens; trained at {t})"),
             y_label: "held-out perplexity (eval-length)".into(),
             caption: format!(
-                "{} held-out validation sequences per length, every target position; factor = length / {t}. Means over seeds, 95% Student-t error bars.{clean}",
+                "{} held-out validation sequences per length, every target position; factor = length / T (T = {t}). Means over seeds, 95% Student-t error bars.{clean}",
                 first.options.sequences
             ),
             series: series(&|p| p.perplexity),
@@ -98,7 +106,7 @@ pub fn write(sweep: &Path, dir: &Path, summary: &Summary) -> Result<Option<Secti
             recall.push(Series {
                 label: "chance (1 / values)".into(),
                 colour: 0,
-                points: factors.iter().map(|&k| Point::at((k * t) as f64, chance)).collect(),
+                points: factors.iter().map(|&k| Point::at((k * first.train_length) as f64, chance)).collect(),
                 style: SeriesStyle::Reference,
             });
             let chart = LineChart {
@@ -118,7 +126,7 @@ pub fn write(sweep: &Path, dir: &Path, summary: &Summary) -> Result<Option<Secti
         let mut fattn = series(&|p| p.mean_first_token_attention());
         let chance: Vec<Point> = factors
             .iter()
-            .filter_map(|&k| evals.iter().find_map(|e| e.point(m, k)).map(|p| Point::at((k * t) as f64, p.chance)))
+            .filter_map(|&k| evals.iter().find_map(|e| e.point(m, k)).map(|p| Point::at(p.length as f64, p.chance)))
             .collect();
         fattn.push(Series {
             label: "chance (uniform causal)".into(),
@@ -140,7 +148,7 @@ pub fn write(sweep: &Path, dir: &Path, summary: &Summary) -> Result<Option<Secti
         };
         charts.push(line_chart(dir, &format!("length_first_token_{}", m.name()), &chart)?);
     }
-    charts.push(retrieval_grid(dir, summary, &groups, &methods, &factors, first)?);
+    charts.push(retrieval_grid(dir, summary, &groups, &methods, &factors, first, one_t)?);
     write_tables(dir, summary, &groups, &methods, &factors, first, clean)?;
     Ok(Some(Section { title: "Length generalisation".into(), charts }))
 }
@@ -155,12 +163,12 @@ fn retrieval_grid(
     methods: &[ScalingMethod],
     factors: &[usize],
     first: &LengthEval,
+    one_t: Option<usize>,
 ) -> Result<ChartFile> {
-    let t = first.train_length;
     let depths = first.options.needle.depths.clone();
     let panel = |title: String, runs: &[&LengthEval], m: ScalingMethod, control: bool| HeatPanel {
         title,
-        rows: factors.iter().map(|k| format!("{}", k * t)).collect(),
+        rows: factors.iter().map(|k| one_t.map_or_else(|| format!("{k}T"), |t| format!("{}", k * t))).collect(),
         cols: depths.iter().map(|d| format!("{d}")).collect(),
         values: factors
             .iter()
@@ -195,7 +203,7 @@ fn retrieval_grid(
     let n = &first.options.needle;
     let grid = HeatGrid {
         title: "Needle retrieval by length and depth, beside its no-needle control".into(),
-        row_label: "length (tokens)".into(),
+        row_label: if one_t.is_some() { "length (tokens)" } else { "length (multiples of each run's T)" }.into(),
         col_label: "needle depth".into(),
         value_label: "value tokens right".into(),
         aggregation: format!(
@@ -227,10 +235,13 @@ fn write_tables(
     first: &LengthEval,
     clean: &str,
 ) -> Result<()> {
-    let t = first.train_length;
+    let (t, one_t) = train_lengths(groups.iter().flat_map(|(_, runs)| runs.iter().copied()));
+    let thetas: std::collections::BTreeSet<String> =
+        groups.iter().flat_map(|(_, runs)| runs.iter().map(|e| e.rope_theta.to_string())).collect();
+    let mixed = if one_t.is_none() { " (per configuration: kT is k times its own T)" } else { "" };
     let mut md = format!(
-        "# Length generalisation\n\nTrained at T = {t}; RoPE base {} at evaluation. Cells: mean [95% Student-t interval] over seeds.{clean}\n\n",
-        first.rope_theta
+        "# Length generalisation\n\nTrained at T = {t}{mixed}; RoPE base {} at evaluation. Cells: mean [95% Student-t interval] over seeds.{clean}\n\n",
+        thetas.into_iter().collect::<Vec<_>>().join(" or ")
     );
     let head: Vec<String> = factors.iter().map(|k| format!("{k}T")).collect();
     let _ = writeln!(
@@ -262,7 +273,7 @@ fn write_tables(
                     csv,
                     "\"{name}\",{},{k},{},{},{},{},{},{},{},{},{},{},{},{}",
                     m.name(),
-                    k * t,
+                    k * runs[0].train_length,
                     num(&ppl),
                     bound(&ppl, |e| e.lo),
                     bound(&ppl, |e| e.hi),
