@@ -104,10 +104,21 @@ pub fn draw_attention_maps(
             values.chunks(t * t).map(<[f32]>::to_vec).collect()
         })
         .collect();
+    // The slot cures' slot weight, `[1, heads, queries]` per layer.
+    let slot = probes
+        .layers
+        .iter()
+        .map(|l| {
+            let w = l.attention.slot.clone()?;
+            let [_, h, q] = w.dims();
+            let values: Vec<f32> = w.reshape([h * q]).into_data().iter::<f32>().collect();
+            Some(values.chunks(q).map(<[f32]>::to_vec).collect())
+        })
+        .collect::<Option<Vec<_>>>();
     crate::charts::attention_maps(
         dir,
         "attention_maps",
-        &crate::charts::AttentionMaps { title: format!("Attention maps: {name}"), maps, t },
+        &crate::charts::AttentionMaps { title: format!("Attention maps: {name}"), maps, t, slot },
     )?;
     Ok(())
 }
@@ -118,10 +129,17 @@ pub fn analyze_run(run: &RunDir, device: &Device, options: &AnalyzeOptions) -> R
     require_done(run)?;
     let _lock = run.lock("analysing")?;
     require_done(run)?;
+    let file = run.read_file()?;
+    if let Some(source) = &file.meta.source {
+        return Err(AnalysisError::run(
+            &run.path,
+            format!("imported from {}: analyse it again with gatelab analyze --hf", source.display()),
+        ));
+    }
     if let Some(problem) = run.weights().problem() {
         return Err(AnalysisError::run(&run.path, format!("{problem}: rerun its sweep to train it again")));
     }
-    let config = run.read_file()?.config;
+    let config = file.config;
     let model = load_model(run, &config.model, device)?;
     let data = config.data.prepare()?;
     let batcher = LmBatcher { pad: data.vocab.pad };

@@ -9,7 +9,7 @@ use crate::config::RunConfig;
 use crate::error::{ExperimentError, Result};
 use crate::grid::{self, PlannedRun};
 use crate::sweep::{self, Located, SweepRow};
-use gatelab_rundir::{RunDir, RunMeta, runs_under};
+use gatelab_rundir::{BaselineRun, RunDir, RunMeta, runs_under};
 use std::path::{Path, PathBuf};
 
 /// What `gatelab extend` was asked to do.
@@ -71,6 +71,8 @@ pub fn plan(opts: &ExtendOptions) -> Result<ExtendPlan> {
     changes.extend(opts.overrides.iter().cloned());
     let commit = sweep::git_commit();
     let mut planned = Vec::new();
+    // Each parent's hash and its continuation's, to pair continuations as their parents were.
+    let mut continued: Vec<(String, String)> = Vec::new();
     for parent in parents {
         let file = sweep::read_run_file(&parent)?;
         let mut value = serde_json::to_value(&file.config).expect("configs serialise");
@@ -106,8 +108,19 @@ pub fn plan(opts: &ExtendOptions) -> Result<ExtendPlan> {
             seed: meta.seed,
             config,
             also: meta.also.clone(),
+            baseline: meta.baseline.as_ref().map(|b| b.variant.clone()),
         };
-        planned.push((Located { run, dir, hash }, meta));
+        continued.push((file.meta.hash.clone(), hash.clone()));
+        planned.push((Located { run, dir, hash, baseline: None }, meta));
+    }
+    // A declared baseline (a paper row's own pairing) is the baseline parent's continuation, when
+    // it is continued too; otherwise none.
+    for (located, meta) in &mut planned {
+        meta.baseline = meta.baseline.take().and_then(|b| {
+            let hash = continued.iter().find(|(parent, _)| *parent == b.hash)?.1.clone();
+            Some(BaselineRun { variant: b.variant, hash })
+        });
+        located.baseline = meta.baseline.clone();
     }
     Ok(ExtendPlan { runs: planned, out })
 }

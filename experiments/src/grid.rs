@@ -48,6 +48,11 @@ pub struct Variant {
     /// Its overrides.
     #[serde(default)]
     pub set: BTreeMap<String, Value>,
+    /// The variant the paper compares it with, where that is not simply its config without the
+    /// gate (a row that also changes the heads, the experts or the parameter count): the report
+    /// pairs each of its runs with that variant's run of the same overrides and seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
 }
 
 /// The grids shipped with gatelab.
@@ -91,6 +96,13 @@ pub fn load(name_or_path: &str) -> Result<Grid> {
     if grid.variants.is_empty() {
         return Err(refuse("no variants".into()));
     }
+    for v in &grid.variants {
+        if let Some(b) = &v.baseline
+            && (b == &v.name || !grid.variants.iter().any(|o| &o.name == b))
+        {
+            return Err(refuse(format!("variant {}: baseline {b:?} is not another variant of the grid", v.name)));
+        }
+    }
     Ok(grid)
 }
 
@@ -131,6 +143,23 @@ fn omitted_default(field: &str) -> Value {
     }
 }
 
+/// The resolved config as JSON with every field, those left out at their default
+/// ([`OMITTED_AT_DEFAULT`]) too: every key an override can set (`grid show --json`).
+pub fn every_key(config: &RunConfig) -> Value {
+    let mut value = serde_json::to_value(config).expect("configs serialise");
+    let m = &config.model;
+    let model = value["model"].as_object_mut().expect("the model is a section");
+    for (key, shown) in [
+        ("rope_scaling", serde_json::to_value(m.rope_scaling)),
+        ("cure", serde_json::to_value(m.cure)),
+        ("moe", serde_json::to_value(m.moe)),
+        ("switch_head", serde_json::to_value(m.switch_head)),
+    ] {
+        model.entry(key).or_insert(shown.expect("configs serialise"));
+    }
+    value
+}
+
 /// Sets a dotted `key` of `config` to `value`; the key must exist (so typos fail).
 pub fn apply(config: &mut Value, key: &str, value: Value) -> Result<()> {
     let mut node = config;
@@ -144,14 +173,18 @@ pub fn apply(config: &mut Value, key: &str, value: Value) -> Result<()> {
             obj.insert(part.to_string(), omitted_default(field));
         }
         if !obj.contains_key(*part) {
-            let known: Vec<&String> = obj.keys().collect();
+            let section = parts[..i].join(".");
+            let mut known: Vec<&str> = obj.keys().map(String::as_str).collect();
+            // The fields left out at their default belong in the list too.
+            known.extend(OMITTED_AT_DEFAULT.iter().filter_map(|k| {
+                let (parent, name) = k.rsplit_once('.')?;
+                (parent == section && !obj.contains_key(name)).then_some(name)
+            }));
+            known.sort_unstable();
             let at = if i == 0 { String::new() } else { format!(" in {}", parts[..i].join(".")) };
             return Err(ExperimentError::override_key(
                 key,
-                format!(
-                    "no field {part}{at} (fields: {})",
-                    known.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
-                ),
+                format!("no field {part}{at} (fields: {})", known.join(", ")),
             ));
         }
         node = obj.get_mut(*part).expect("checked");
@@ -186,6 +219,15 @@ pub struct PlannedRun {
     /// Other variants that resolve to this very configuration: trained once, as this run, and
     /// reported under every name.
     pub also: Vec<gatelab_rundir::OtherName>,
+    /// The variant it is compared with ([`Variant::baseline`]), where the grid names one.
+    pub baseline: Option<String>,
+}
+
+impl PlannedRun {
+    /// Whether it is the run of `variant` (under its own name or as one of its `also`).
+    pub fn answers_to(&self, variant: &str) -> bool {
+        self.variant == variant || self.also.iter().any(|o| o.variant == variant)
+    }
 }
 
 /// Expands a grid over the preset, overrides and seeds, resolving and checking every run; the
@@ -248,6 +290,7 @@ pub fn plan(
                     seed,
                     config,
                     also: Vec::new(),
+                    baseline: variant.baseline.clone(),
                 });
             }
         }
@@ -257,7 +300,7 @@ pub fn plan(
 
 /// The runs of shard `i` of `n` (1-based): every `n`-th run from the `i`-th, so shards 1..=n
 /// cover the plan exactly once.
-pub fn shard(runs: Vec<PlannedRun>, i: usize, n: usize) -> Vec<PlannedRun> {
+pub fn shard<T>(runs: Vec<T>, i: usize, n: usize) -> Vec<T> {
     runs.into_iter().enumerate().filter(|(k, _)| k % n == i - 1).map(|(_, r)| r).collect()
 }
 

@@ -126,7 +126,7 @@ The override keys, with their values: gatelab grid show core baseline --json")]
 enum GridCommand {
     /// The built-in grids, or the variants of GRID.
     List {
-        /// A built-in grid (core, paper, ladder, stability, activations, cures) or a grid JSON file.
+        /// A built-in grid (core, paper, ladder, stability, activations, cures, recall) or a grid JSON file.
         grid: Option<String>,
         /// Print JSON (each variant with its paper reference and settings).
         #[arg(long)]
@@ -134,7 +134,7 @@ enum GridCommand {
     },
     /// One variant's resolved config.
     Show {
-        /// A built-in grid (core, paper, ladder, stability, activations, cures) or a grid JSON file.
+        /// A built-in grid (core, paper, ladder, stability, activations, cures, recall) or a grid JSON file.
         grid: String,
         /// One of its variants (`gatelab grid list GRID`).
         variant: String,

@@ -12,7 +12,9 @@ use crate::progress::SweepProgress;
 use crate::train::{self, Progress};
 use burn::tensor::Device;
 use gatelab_data::{CorpusSpec, LmData};
-use gatelab_rundir::{Checkpoint, Resume, RunDir, RunFile, RunMeta, Status, folder, write_atomic, write_json};
+use gatelab_rundir::{
+    BaselineRun, Checkpoint, Resume, RunDir, RunFile, RunMeta, Status, folder, write_atomic, write_json,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -41,6 +43,8 @@ pub struct SweepOptions {
     pub seeds: usize,
     /// `key=value[,value…]` overrides.
     pub overrides: Vec<String>,
+    /// `--variants`: only these variants of the grid (empty: all).
+    pub variants: Vec<String>,
 }
 
 /// The devices to train on: `devices` (data parallel), or `device_index` alone when empty.
@@ -57,6 +61,9 @@ pub struct Located {
     pub dir: RunDir,
     /// The config hash.
     pub hash: String,
+    /// The run of its declared baseline ([`PlannedRun::baseline`]) of the same overrides and
+    /// seed, by hash, whether or not this shard (or `--variants`) trains it.
+    pub baseline: Option<BaselineRun>,
 }
 
 /// The hash naming a run's folder: its resolved config and backend and, for a corpus read from
@@ -114,19 +121,44 @@ pub fn plan(opts: &SweepOptions) -> Result<Plan> {
         None => None,
     };
     let runs = grid::plan(&grid, &preset, data.as_ref(), &opts.overrides, opts.seeds)?;
-    let runs = match opts.shard {
-        Some((i, n)) => grid::shard(runs, i, n),
-        None => runs,
+    let hashes: Vec<String> = runs.iter().map(|r| run_hash(&r.config, opts.backend)).collect::<Result<_>>()?;
+    let baseline_of = |run: &PlannedRun| {
+        let name = run.baseline.as_ref()?;
+        let k = runs.iter().position(|b| b.answers_to(name) && b.overrides == run.overrides && b.seed == run.seed)?;
+        Some(BaselineRun { variant: name.clone(), hash: hashes[k].clone() })
     };
     let out = opts.out.clone().unwrap_or_else(|| default_out(&grid.name));
-    let runs = runs
-        .into_iter()
-        .map(|run| {
-            let hash = run_hash(&run.config, opts.backend)?;
-            let dir = RunDir::new(out.join(format!("{}-{hash}", run.variant)));
-            Ok(Located { run, dir, hash })
+    let located: Vec<Located> = runs
+        .iter()
+        .zip(&hashes)
+        .map(|(run, hash)| Located {
+            run: run.clone(),
+            dir: RunDir::new(out.join(format!("{}-{hash}", run.variant))),
+            hash: hash.clone(),
+            baseline: baseline_of(run),
         })
-        .collect::<Result<_>>()?;
+        .collect();
+    for name in &opts.variants {
+        if !grid.variants.iter().any(|v| &v.name == name) {
+            return Err(ExperimentError::option(
+                format!("--variants {name}"),
+                format!(
+                    "grid {} has no such variant (variants: {})",
+                    grid.name,
+                    grid.variants.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    let located: Vec<Located> = if opts.variants.is_empty() {
+        located
+    } else {
+        located.into_iter().filter(|l| opts.variants.iter().any(|v| l.run.answers_to(v))).collect()
+    };
+    let runs = match opts.shard {
+        Some((i, n)) => grid::shard(located, i, n),
+        None => located,
+    };
     let table = format!("sweep{}.json", opts.shard.map(|(i, n)| format!("-shard{i}of{n}")).unwrap_or_default());
     Ok(Plan { grid, runs, out, table })
 }
@@ -167,6 +199,10 @@ pub struct SweepRow {
     pub valid_loss: Option<f64>,
     /// Its perplexity.
     pub perplexity: Option<f64>,
+    /// The command line's overrides of this run (`train.lr=3e-3`): what tells apart the runs of
+    /// one variant that a comma list multiplied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
 }
 
 /// The table row of a run folder, from its own files: its `status.json` as it stands now, and its
@@ -182,6 +218,7 @@ pub fn row(located: &Located) -> Result<SweepRow> {
         status,
         valid_loss: eval.as_ref().map(|e| e.loss),
         perplexity: eval.map(|e| e.perplexity),
+        overrides: located.run.overrides.clone(),
     })
 }
 
@@ -195,6 +232,7 @@ pub fn meta(plan: &Plan, opts: &SweepOptions, located: &Located, commit: &str) -
         overrides: located.run.overrides.clone(),
         seed: located.run.seed,
         also: located.run.also.clone(),
+        baseline: located.baseline.clone(),
         backend: opts.backend.name().into(),
         device_index: opts.device_index,
         devices: opts.devices.clone(),
@@ -395,19 +433,29 @@ pub fn execute(
     Ok(rows)
 }
 
+/// Per run, the overrides of `runs` whose values differ between them, joined (one that every run
+/// shares says nothing about a row): what labels rows of one variant that a comma list multiplied.
+pub fn differing_overrides(runs: &[&[String]]) -> Vec<String> {
+    let differing = |o: &&String| runs.iter().any(|r| !r.contains(o));
+    runs.iter().map(|r| r.iter().filter(differing).cloned().collect::<Vec<_>>().join(" ")).collect()
+}
+
 /// The final table.
 pub fn print_table(rows: &[SweepRow]) {
     let fmt = |v: Option<f64>, p: usize| v.map(|x| format!("{x:.p$}")).unwrap_or_else(|| "-".into());
-    println!("{:<28} {:>4} {:<11} {:>10} {:>10}", "variant", "seed", "status", "val loss", "val ppl");
-    for r in rows {
-        println!(
-            "{:<28} {:>4} {:<11} {:>10} {:>10}",
+    let settings = differing_overrides(&rows.iter().map(|r| r.overrides.as_slice()).collect::<Vec<_>>());
+    let with = if settings.iter().any(|s| !s.is_empty()) { "  overrides" } else { "" };
+    println!("{:<28} {:>4} {:<11} {:>10} {:>10}{with}", "variant", "seed", "status", "val loss", "val ppl");
+    for (r, s) in rows.iter().zip(&settings) {
+        let line = format!(
+            "{:<28} {:>4} {:<11} {:>10} {:>10}  {s}",
             r.variant,
             r.seed,
             r.status.word(),
             fmt(r.valid_loss, 4),
             fmt(r.perplexity, 2)
         );
+        println!("{}", line.trim_end());
     }
 }
 
@@ -442,6 +490,9 @@ pub fn sbatch(opts: &SweepOptions, n: usize, out: &Path, cpus: usize) -> String 
     }
     if opts.seeds > 1 {
         args.push(format!("--seeds {}", opts.seeds));
+    }
+    if !opts.variants.is_empty() {
+        args.push(format!("--variants {}", opts.variants.join(",")));
     }
     if !opts.devices.is_empty() {
         args.push(format!("--devices {}", opts.devices.iter().map(usize::to_string).collect::<Vec<_>>().join(",")));

@@ -51,6 +51,10 @@ fn an_imported_checkpoint_is_analysed_and_reported_beside_others() {
     // Refusals are one line.
     let (code, _, err) =
         gatelab(&["analyze", "--hf", dir.join("nothing").to_str().unwrap(), "--text", text.to_str().unwrap()]);
+    assert!(code == 1 && err.lines().count() == 1 && err.contains("no such checkpoint folder"), "{err}");
+    std::fs::create_dir_all(dir.join("nothing")).unwrap();
+    let (code, _, err) =
+        gatelab(&["analyze", "--hf", dir.join("nothing").to_str().unwrap(), "--text", text.to_str().unwrap()]);
     assert!(code == 1 && err.lines().count() == 1 && err.contains("tokenizer.json"), "{err}");
     std::fs::write(ckpt.join("tokenizer.json"), r#"{"gatelab_tokenizer": "bytes"}"#).unwrap();
     std::fs::remove_file(ckpt.join("model.safetensors")).unwrap();

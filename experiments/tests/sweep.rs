@@ -38,6 +38,7 @@ fn options(grid: &str, out: &Path, overrides: &[&str]) -> SweepOptions {
         shard: None,
         seeds: 1,
         overrides: overrides.iter().map(|s| s.to_string()).collect(),
+        variants: vec![],
     }
 }
 

@@ -47,7 +47,9 @@ impl RunConfig {
     }
 
     /// The dotted keys (`train.lr`, `model.gate.position`, …) whose values differ between `self`
-    /// and `other`, each with both values: what tells two configurations apart.
+    /// and `other`, each with both values: what tells two configurations apart. Two sections of
+    /// different kinds (a corpus `bigram_backcopy` and one `text`: another tag, other fields) are
+    /// one difference, at the section's key, not one per field.
     pub fn differences(&self, other: &RunConfig) -> Vec<(String, serde_json::Value, serde_json::Value)> {
         let (a, b) = (
             serde_json::to_value(self).expect("configs serialise"),
@@ -59,6 +61,10 @@ impl RunConfig {
     }
 }
 
+/// The fields that name a section's kind (serde's tags in the config: a corpus's `kind`, RoPE
+/// scaling's `method`).
+pub const TAGS: [&str; 3] = ["kind", "method", "type"];
+
 fn diff_values(
     prefix: &str,
     a: &serde_json::Value,
@@ -66,7 +72,13 @@ fn diff_values(
     out: &mut Vec<(String, serde_json::Value, serde_json::Value)>,
 ) {
     use serde_json::Value;
+    let same_shape = |x: &serde_json::Map<String, Value>, y: &serde_json::Map<String, Value>| {
+        x.keys().eq(y.keys()) && TAGS.iter().all(|t| x.get(*t) == y.get(*t))
+    };
     match (a, b) {
+        (Value::Object(x), Value::Object(y)) if !prefix.is_empty() && !same_shape(x, y) => {
+            out.push((prefix.to_string(), a.clone(), b.clone()))
+        }
         (Value::Object(x), Value::Object(y)) => {
             let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
             keys.sort();

@@ -40,6 +40,6 @@ pub use error::{RunDirError, one_line};
 pub use folder::{Checkpoint, Resume, RunDir, Weights, runs_under};
 pub use fs::{append_jsonl, read_json, read_jsonl, write_atomic, write_json};
 pub use lock::{Holder, RunLock};
-pub use meta::{OtherName, RunFile, RunMeta};
+pub use meta::{BaselineRun, OtherName, RunFile, RunMeta};
 pub use records::{DynamicsRecord, EvalRecord, LayerSnapshot, StepRecord};
 pub use status::Status;

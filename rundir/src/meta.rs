@@ -20,6 +20,16 @@ impl std::fmt::Display for OtherName {
     }
 }
 
+/// The run a grid pairs this one with ([`RunMeta::baseline`]): the baseline variant's run of the
+/// same overrides and seed, by its name and folder hash.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct BaselineRun {
+    /// The baseline variant.
+    pub variant: String,
+    /// Its run's hash (the folder's suffix): the same config as this run's seed would give it.
+    pub hash: String,
+}
+
 /// What `config.json` records beside the config.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 pub struct RunMeta {
@@ -44,6 +54,11 @@ pub struct RunMeta {
     /// them too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also: Vec<OtherName>,
+    /// The baseline the grid compares this run with, where it names one (the paper's own
+    /// pairing, for variants that change more than the gate); otherwise the report pairs a run
+    /// with the ungated run of its configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineRun>,
     /// The backend.
     #[serde(default)]
     pub backend: String,

@@ -31,7 +31,8 @@ impl Setup {
     pub fn of(summary: &Summary) -> Setup {
         let runs: Vec<&gatelab_rundir::RunFile> =
             summary.groups.iter().flat_map(|g| g.runs.iter().map(|r| &r.file)).collect();
-        let each = |f: &dyn Fn(&gatelab_rundir::RunFile) -> String| one_or_all(runs.iter().map(|r| f(r)));
+        // Each item's value per run, in the order of `runs`.
+        let each = |f: &dyn Fn(&gatelab_rundir::RunFile) -> String| runs.iter().map(|r| f(r)).collect::<Vec<_>>();
         let seeds: BTreeSet<u64> = runs.iter().map(|r| r.meta.seed).collect();
         let per_config = summary.groups.iter().map(|g| g.runs.len()).collect::<BTreeSet<_>>();
         let seeds_text = format!(
@@ -41,9 +42,9 @@ impl Setup {
             per_config.iter().map(usize::to_string).collect::<Vec<_>>().join(" or "),
             if per_config.iter().all(|&n| n == 1) { "" } else { "s" }
         );
-        let grid = each(&|r| r.meta.grid.clone());
-        let mut rows = vec![
-            ("grid", grid.clone()),
+        let grid = one_or_all(each(&|r| r.meta.grid.clone()).into_iter());
+        let mut rows: Vec<(&str, Vec<String>)> = vec![
+            ("grid", each(&|r| r.meta.grid.clone())),
             ("preset", each(&|r| r.meta.preset.clone())),
             ("data", each(&|r| r.config.data.corpus.describe())),
             (
@@ -108,7 +109,7 @@ impl Setup {
                     )
                 }),
             ),
-            ("seeds", seeds_text),
+            ("seeds", vec![seeds_text]),
             ("backend", each(&|r| r.meta.backend.clone())),
             (
                 "trained by",
@@ -128,13 +129,49 @@ impl Setup {
                     format!("gatelab{version}{commit}")
                 }),
             ),
-            ("report by", format!("gatelab {}", env!("CARGO_PKG_VERSION"))),
+            ("report by", vec![format!("gatelab {}", env!("CARGO_PKG_VERSION"))]),
         ];
         if runs.iter().any(|r| !r.config.model.cure.is_softmax()) {
             let cures = each(&|r| r.config.model.cure.name().to_string());
             let at = rows.iter().position(|(k, _)| *k == "model").map_or(rows.len(), |i| i + 1);
             rows.insert(at, ("attention weights", cures));
         }
-        Setup { grid, rows: rows.into_iter().map(|(k, v)| (k.to_string(), v)).collect() }
+        let mut shown: Vec<(String, String)> =
+            rows.iter().map(|(k, v)| (k.to_string(), one_or_all(v.iter().cloned()))).collect();
+        // Several sweep-level items that differ: which values go together, as setups A, B, … with
+        // their runs.
+        let differing: Vec<&(&str, Vec<String>)> = rows
+            .iter()
+            .filter(|(k, v)| {
+                // The sweep-level items (a variant's own model, cure or learning rate is its row's).
+                ["grid", "preset", "data", "tokenizer", "sequence length", "backend"].contains(k)
+                    && v.len() == runs.len()
+                    && v.iter().collect::<BTreeSet<_>>().len() > 1
+            })
+            .collect();
+        if differing.len() > 1 {
+            let mut combos: Vec<(Vec<&str>, usize)> = Vec::new();
+            for i in 0..runs.len() {
+                let combo: Vec<&str> = differing.iter().map(|(_, v)| v[i].as_str()).collect();
+                match combos.iter_mut().find(|(c, _)| *c == combo) {
+                    Some((_, n)) => *n += 1,
+                    None => combos.push((combo, 1)),
+                }
+            }
+            let text = combos
+                .iter()
+                .enumerate()
+                .map(|(k, (combo, n))| {
+                    let items: Vec<String> =
+                        differing.iter().zip(combo).map(|((name, _), value)| format!("{name} {value}")).collect();
+                    let letter = char::from(b'A' + (k % 26) as u8);
+                    format!("{letter}: {} ({n} run{})", items.join(", "), if *n == 1 { "" } else { "s" })
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            let at = shown.iter().position(|(k, _)| k == "seeds").unwrap_or(shown.len());
+            shown.insert(at, ("setups".into(), text));
+        }
+        Setup { grid, rows: shown }
     }
 }

@@ -27,8 +27,8 @@ pub struct AnalyzeArgs {
     /// Sequences per batch.
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
-    /// At most this many analysis sequences per run.
-    #[arg(long, default_value_t = 512)]
+    /// At most this many analysis sequences per run (`--sequences` is the same flag).
+    #[arg(long, visible_alias = "sequences", default_value_t = 512)]
     max_sequences: usize,
     /// Skip the interventions on the first token's peak activation (three passes fewer).
     #[arg(long)]

@@ -19,8 +19,9 @@ pub struct EvalLengthArgs {
     /// RoPE base at evaluation (default: the run's).
     #[arg(long)]
     rope_theta: Option<f64>,
-    /// Held-out sequences per length for perplexity.
-    #[arg(long, default_value_t = 64)]
+    /// At most this many held-out sequences per length for perplexity (`--sequences` is the same
+    /// flag).
+    #[arg(long = "max-sequences", visible_alias = "sequences", default_value_t = 64)]
     sequences: usize,
     /// Held-out sequences per length for first-token attention.
     #[arg(long, default_value_t = 16)]

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct SweepArgs {
-    /// A built-in grid (core, paper, ladder, stability, activations, cures; `gatelab grid list`) or a grid JSON file.
+    /// A built-in grid (core, paper, ladder, stability, activations, cures, recall; `gatelab grid list`) or a grid JSON file.
     grid: String,
     /// key=value overrides of the resolved config, e.g. train.lr=4e-3,8e-3 (commas multiply runs).
     overrides: Vec<String>,
@@ -27,6 +27,10 @@ pub struct SweepArgs {
     /// Run only shard i of N (1-based), for job arrays sharing one results folder.
     #[arg(long)]
     shard: Option<String>,
+    /// Only these variants of the grid, e.g. --variants baseline,g1-elementwise (a run that
+    /// stands for several names is kept if any is asked for).
+    #[arg(long, value_delimiter = ',')]
+    variants: Vec<String>,
     /// Seeds per run (at least 1).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     seeds: u32,
@@ -56,6 +60,7 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
         shard: args.shard.as_deref().map(grid::parse_shard).transpose()?,
         seeds: args.seeds as usize,
         overrides: args.overrides,
+        variants: args.variants,
     };
     // Every run is planned and checked before anything is written or trained.
     let plan = sweep::plan(&opts)?;
@@ -163,7 +168,7 @@ pub fn show(grid_name: &str, variant: &str, preset_name: &str, json: bool) -> Re
     let one = grid::Grid { variants: vec![v.clone()], ..g.clone() };
     let run = grid::plan(&one, &preset(preset_name)?, None, &[], 1)?.remove(0);
     if json {
-        println!("{}", serde_json::to_string_pretty(&run.config).unwrap());
+        println!("{}", serde_json::to_string_pretty(&grid::every_key(&run.config)).unwrap());
     } else {
         println!("{} ({}){}", v.name, v.paper, if v.note.is_empty() { String::new() } else { format!(": {}", v.note) });
         println!("gate: {}", run.config.model.gate.label());
@@ -178,7 +183,7 @@ pub fn show(grid_name: &str, variant: &str, preset_name: &str, json: bool) -> Re
             )
         };
         println!("parameters: {} (gate {}, Switch-Head {}), {ffn}", p.total, p.gate, p.switch_head);
-        println!("{}", serde_json::to_string_pretty(&run.config).unwrap());
+        println!("{}", serde_json::to_string_pretty(&grid::every_key(&run.config)).unwrap());
     }
     Ok(())
 }
