@@ -19,6 +19,9 @@ pub struct AttentionMaps {
     pub maps: Vec<Vec<Vec<f32>>>,
     /// Sequence length.
     pub t: usize,
+    /// For the slot cures, the slot's weight per layer, head and query: drawn as a column of its
+    /// own right of the keys (it takes weight that no key gets).
+    pub slot: Option<Vec<Vec<Vec<f32>>>>,
 }
 
 /// At most this many positions, layers and heads are drawn.
@@ -108,19 +111,23 @@ where
         .zip(layers.iter().flat_map(|l| heads.iter().map(move |h| (*l, *h))))
     {
         let map = &m.maps[li][hi];
+        // The slot, where there is one, two columns right of the last key.
+        let width = if m.slot.is_some() { n + 2 } else { n };
         let mut ctx = ChartBuilder::on(cell)
             .caption(format!("layer {}, head {}", li + 1, hi + 1), font(13.0, s))
             .margin(px(6.0, s))
             .x_label_area_size(px(22.0, s))
             .y_label_area_size(px(28.0, s))
-            .build_cartesian_2d(0usize..n, n..0usize)
+            .build_cartesian_2d(0usize..width, n..0usize)
             .map_err(|e| err(&e))?;
+        let x_fmt = |k: &usize| if *k >= n { String::new() } else { k.to_string() };
         ctx.configure_mesh()
             .disable_mesh()
             .x_labels(3)
             .y_labels(3)
+            .x_label_formatter(&x_fmt)
             .label_style(font(10.0, s))
-            .x_desc("key")
+            .x_desc(if m.slot.is_some() { "key · slot" } else { "key" })
             .y_desc("query")
             .axis_desc_style(font(10.0, s))
             .draw()
@@ -132,6 +139,11 @@ where
                 .map(|(q, k)| Rectangle::new([(k, q), (k + 1, q + 1)], heat(map[q * m.t + k]).filled())),
         )
         .map_err(|e| err(&e))?;
+        if let Some(slot) = &m.slot {
+            let weights = &slot[li][hi];
+            ctx.draw_series((0..n).map(|q| Rectangle::new([(n + 1, q), (n + 2, q + 1)], heat(weights[q]).filled())))
+                .map_err(|e| err(&e))?;
+        }
     }
     root.present().map_err(|e| err(&e))
 }
@@ -142,12 +154,13 @@ pub fn attention_maps(dir: &Path, stem: &str, m: &AttentionMaps) -> Result<Strin
     let (layers, heads) = (pick(m.maps.len(), MAX_PANELS), pick(m.maps.first().map_or(0, |h| h.len()), MAX_PANELS));
     let n = m.t.min(MAX_POSITIONS);
     let caption = format!(
-        "One held-out sequence, BOS at 0: positions 0..{n} of {}; {} of {} layers, {} of {} heads.",
+        "One held-out sequence, BOS at 0: positions 0..{n} of {}; {} of {} layers, {} of {} heads.{}",
         m.t,
         layers.len(),
         m.maps.len(),
         heads.len(),
-        m.maps.first().map_or(0, |h| h.len())
+        m.maps.first().map_or(0, |h| h.len()),
+        if m.slot.is_some() { " The column right of the keys is the slot's weight (the cure's null key)." } else { "" }
     );
     let size = (((heads.len() as u32) * 230 + 140).max(820), ((layers.len() as u32) * 230 + 90).max(440));
     let mut csv = format!("# {}: {caption}\nlayer,head,query,key,probability\n", m.title);
@@ -156,6 +169,9 @@ pub fn attention_maps(dir: &Path, stem: &str, m: &AttentionMaps) -> Result<Strin
             for q in 0..n {
                 for k in 0..=q {
                     let _ = writeln!(csv, "{},{},{q},{k},{}", l + 1, h + 1, m.maps[l][h][q * m.t + k]);
+                }
+                if let Some(slot) = &m.slot {
+                    let _ = writeln!(csv, "{},{},{q},slot,{}", l + 1, h + 1, slot[l][h][q]);
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! The report's charts: each drawn once as SVG and once as PNG at twice the size (for slides),
 //! with a CSV of the plotted numbers beside them and what they aggregate written on the chart.
-//! One colour per variant, the same in every chart ([`colour`]); legends sit beside the plot,
+//! One look per variant, the same in every chart ([`look`]: a colour and, once the palette's ten
+//! come round, a line pattern and marker shape of their own); legends sit beside the plot,
 //! never over the data; tick labels carry as many decimals as the axis needs to tell them apart.
 //!
 //! - [`line`]: values against a continuous x (steps, layers, lengths), with bands or error bars.
@@ -54,6 +55,97 @@ const PALETTE: [(u8, u8, u8); 10] = [
 pub fn colour(i: usize) -> RGBColor {
     let (r, g, b) = PALETTE[i % PALETTE.len()];
     RGBColor(r, g, b)
+}
+
+/// A line's pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pattern {
+    /// Unbroken.
+    Solid,
+    /// Long dashes.
+    Dashed,
+    /// Short dots.
+    Dotted,
+}
+
+/// A marker's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// A disc (or ring).
+    Circle,
+    /// A square.
+    Square,
+    /// A triangle, point up.
+    Triangle,
+}
+
+/// How variant number `i` is drawn in line charts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Look {
+    /// Its colour ([`colour`]).
+    pub colour: RGBColor,
+    /// Its line.
+    pub pattern: Pattern,
+    /// Its markers.
+    pub shape: Shape,
+}
+
+/// The look of variant number `i`: the palette's colour, with a solid line and discs for the
+/// first ten, dashes and squares for the next ten, dots and triangles for the ten after, and
+/// so on through every pairing of the three patterns and shapes: no two of ninety variants look
+/// alike.
+pub fn look(i: usize) -> Look {
+    let round = (i / PALETTE.len()) % 9;
+    Look {
+        colour: colour(i),
+        pattern: [Pattern::Solid, Pattern::Dashed, Pattern::Dotted][round % 3],
+        shape: [Shape::Circle, Shape::Square, Shape::Triangle][(round + round / 3) % 3],
+    }
+}
+
+/// A marker of `shape` centred on its point, `size` pixels from centre to edge: drawn in a
+/// chart's coordinates or, on a plain drawing area, in pixels (legends).
+pub struct Mark<C> {
+    /// Where.
+    pub at: C,
+    /// Its shape.
+    pub shape: Shape,
+    /// Half its width, in pixels.
+    pub size: i32,
+    /// Colour, stroke and whether it is filled.
+    pub style: ShapeStyle,
+}
+
+impl<'a, C: 'a> plotters::element::PointCollection<'a, C> for &'a Mark<C> {
+    type Point = &'a C;
+    type IntoIter = std::iter::Once<&'a C>;
+    fn point_iter(self) -> std::iter::Once<&'a C> {
+        std::iter::once(&self.at)
+    }
+}
+
+impl<C, DB: DrawingBackend> plotters::element::Drawable<DB> for Mark<C> {
+    fn draw<I: Iterator<Item = plotters_backend::BackendCoord>>(
+        &self,
+        mut points: I,
+        backend: &mut DB,
+        _: (u32, u32),
+    ) -> std::result::Result<(), plotters_backend::DrawingErrorKind<DB::ErrorType>> {
+        let Some((x, y)) = points.next() else { return Ok(()) };
+        let (d, style) = (self.size, &self.style);
+        match self.shape {
+            Shape::Circle => backend.draw_circle((x, y), d.max(1) as u32, style, style.filled),
+            Shape::Square => backend.draw_rect((x - d, y - d), (x + d, y + d), style, style.filled),
+            Shape::Triangle => {
+                let corners = [(x, y - d - 1), (x - d - 1, y + d), (x + d + 1, y + d)];
+                if style.filled {
+                    backend.fill_polygon(corners, style)
+                } else {
+                    backend.draw_path(corners.into_iter().chain([corners[0]]), style)
+                }
+            }
+        }
+    }
 }
 
 /// Grey, for reference lines (chance levels).
@@ -176,25 +268,44 @@ where
     Ok(())
 }
 
-/// A legend beside the plot: a swatch and a label per entry, top to bottom.
+/// One entry of a legend: what its swatch shows.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Entry {
+    /// The label.
+    pub label: String,
+    /// The line's colour and pattern.
+    pub colour: RGBColor,
+    /// Its pattern.
+    pub pattern: Pattern,
+    /// The marker on it, filled or not, if the series has markers.
+    pub marker: Option<(Shape, bool)>,
+}
+
+/// A legend beside the plot: a swatch (the series' line pattern and marker) and a label per
+/// entry, top to bottom.
 pub(crate) fn legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
-    entries: &[(String, RGBColor, bool)],
+    entries: &[Entry],
     s: f64,
 ) -> std::result::Result<(), String> {
     let style = font(13.0, s).color(&BLACK);
-    for (k, (label, c, dashed)) in entries.iter().enumerate() {
+    for (k, entry) in entries.iter().enumerate() {
         let y = px(24.0 + 22.0 * k as f64, s);
-        let (x0, x1) = (px(8.0, s), px(34.0, s));
-        let stroke = ShapeStyle { color: c.to_rgba(), filled: false, stroke_width: (2.0 * s) as u32 };
-        if *dashed {
-            area.draw(&PathElement::new(vec![(x0, y), (px(16.0, s), y)], stroke)).map_err(|e| e.to_string())?;
-            area.draw(&PathElement::new(vec![(px(24.0, s), y), (x1, y)], stroke)).map_err(|e| e.to_string())?;
-        } else {
-            area.draw(&PathElement::new(vec![(x0, y), (x1, y)], stroke)).map_err(|e| e.to_string())?;
-            area.draw(&Circle::new((px(21.0, s), y), px(3.5, s), c.filled())).map_err(|e| e.to_string())?;
+        let stroke = ShapeStyle { color: entry.colour.to_rgba(), filled: false, stroke_width: (2.0 * s) as u32 };
+        // The swatch's pieces of line, 8 to 34 px: whole, two dashes, or five dots.
+        let pieces: &[(f64, f64)] = match entry.pattern {
+            Pattern::Solid => &[(8.0, 34.0)],
+            Pattern::Dashed => &[(8.0, 16.0), (24.0, 34.0)],
+            Pattern::Dotted => &[(8.0, 10.0), (14.0, 16.0), (20.0, 22.0), (26.0, 28.0), (32.0, 34.0)],
+        };
+        for &(a, b) in pieces {
+            area.draw(&PathElement::new(vec![(px(a, s), y), (px(b, s), y)], stroke)).map_err(|e| e.to_string())?;
         }
-        let short: String = label.chars().take(34).collect();
+        if let Some((shape, filled)) = entry.marker {
+            let style = ShapeStyle { filled, ..stroke };
+            area.draw(&Mark { at: (px(21.0, s), y), shape, size: px(4.0, s), style }).map_err(|e| e.to_string())?;
+        }
+        let short: String = entry.label.chars().take(34).collect();
         area.draw(&Text::new(short, (px(42.0, s), y - px(8.0, s)), style.clone())).map_err(|e| e.to_string())?;
     }
     Ok(())
@@ -272,6 +383,19 @@ mod tests {
         let (a, b) = YAxis::Fit.range(3.0, 3.0);
         assert!(a < 3.0 && b > 3.0, "{a}..{b}");
         assert!(tick_decimals(b - a, 10) <= 3);
+    }
+
+    #[test]
+    fn ninety_variants_have_ninety_looks() {
+        let looks: Vec<Look> = (0..90).map(look).collect();
+        for (i, a) in looks.iter().enumerate() {
+            for b in &looks[..i] {
+                assert!(a.colour != b.colour || a.pattern != b.pattern || a.shape != b.shape, "{i}");
+            }
+        }
+        // The palette comes round at ten: the colour repeats, the line and marker do not.
+        assert_eq!(look(10).colour, look(0).colour);
+        assert_ne!((look(10).pattern, look(10).shape), (look(0).pattern, look(0).shape));
     }
 
     #[test]

@@ -227,14 +227,25 @@ fn value_figure(dir: &Path, summary: &Summary, f: &ValueFigure) -> Result<Option
     let rows = with.iter().map(|(i, g, e)| dot(g.name(), *i, e)).collect();
     let chance = f.chance.then(|| summary.groups.iter().find_map(|g| g.chance)).flatten();
     let groups: Vec<&Group> = with.iter().map(|(_, g, _)| *g).collect();
-    let chart = DotChart {
-        title: f.title.into(),
-        value_label: f.label.into(),
-        caption: format!("{} From {}; {}. {INTERVALS}", f.metric.name(), f.metric.source(), seeds_word(&groups)),
-        rows,
-        axis: f.axis,
-        reference: chance.map(|c| ("chance".to_string(), c)),
-    };
+    let (mut caption, mut reference) = (
+        format!("{} (from {}); {}. {INTERVALS}", f.metric.name(), f.metric.source(), seeds_word(&groups)),
+        chance.map(|c| ("chance".to_string(), c)),
+    );
+    if f.metric == Metric::StreamingRatio {
+        // The window the probe ran with, and the ratio of a model that does not lean on its first token.
+        let windows: std::collections::BTreeSet<usize> = groups
+            .iter()
+            .flat_map(|g| g.runs.iter().filter(|r| r.counts()))
+            .filter_map(|r| crate::eval::read_eval(&r.run).ok().flatten()?.streaming.map(|s| s.window))
+            .collect();
+        let w: Vec<String> = windows.iter().map(usize::to_string).collect();
+        caption = format!(
+            "Window W = {} keys (gatelab eval --window). {caption} At 1 (dashed) evicting the first token costs nothing.",
+            w.join(" or ")
+        );
+        reference = Some(("no change".to_string(), 1.0));
+    }
+    let chart = DotChart { title: f.title.into(), value_label: f.label.into(), caption, rows, axis: f.axis, reference };
     Ok(Some(dot_chart(dir, f.stem, &chart)?))
 }
 
@@ -490,7 +501,7 @@ fn expert_load(dir: &Path, summary: &Summary) -> Result<Option<ChartFile>> {
                 .collect();
             Some(HeatPanel {
                 title: g.name(),
-                rows: (0..layers).map(|l| format!("layer {l}")).collect(),
+                rows: (0..layers).map(|l| format!("layer {}", l + 1)).collect(),
                 cols: (0..experts).map(|e| e.to_string()).collect(),
                 values,
             })
