@@ -53,6 +53,24 @@ pub struct ExtendPlan {
     pub out: PathBuf,
 }
 
+/// Where planned runs train.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Backend.
+    pub backend: Backend,
+    /// Device index.
+    pub device_index: usize,
+    /// Data parallel over these device indices (empty: `device_index` alone).
+    pub devices: Vec<usize>,
+}
+
+impl ExtendOptions {
+    /// Where the continuations train.
+    pub fn target(&self) -> Target {
+        Target { backend: self.backend, device_index: self.device_index, devices: self.devices.clone() }
+    }
+}
+
 /// Plans the continuations of every finished run under `opts.path`, checked before anything is
 /// written.
 pub fn plan(opts: &ExtendOptions) -> Result<ExtendPlan> {
@@ -61,7 +79,7 @@ pub fn plan(opts: &ExtendOptions) -> Result<ExtendPlan> {
         return Err(ExperimentError::file(&opts.path, "no finished runs to continue"));
     }
     let out = opts.out.clone().unwrap_or_else(|| default_out(&opts.path, opts.seq_len));
-    let mut changes = vec![format!("data.seq_len={}", opts.seq_len), format!("train.steps={}", opts.steps)];
+    let mut changes = vec![format!("data.seq_len={}", opts.seq_len)];
     if let Some(theta) = opts.rope_theta {
         changes.push(format!("model.rope_theta={theta}"));
     }
@@ -69,36 +87,56 @@ pub fn plan(opts: &ExtendOptions) -> Result<ExtendPlan> {
         changes.push(format!("train.lr={lr}"));
     }
     changes.extend(opts.overrides.iter().cloned());
+    plan_children(&parents, &changes, opts.steps, out, &format!("-ext{}", opts.seq_len), &opts.target())
+}
+
+/// Plans one child run of each parent folder: the parent's config with `train.steps=steps`, the
+/// warmup scaled to that budget, then `changes` (`key=value`, one value each), started from the
+/// parent's weights (`train.init_from`); in `out`, its grid named the parent's plus `suffix`.
+pub(crate) fn plan_children(
+    parents: &[PathBuf],
+    changes: &[String],
+    steps: usize,
+    out: PathBuf,
+    suffix: &str,
+    target: &Target,
+) -> Result<ExtendPlan> {
+    let changes: Vec<String> = std::iter::once(format!("train.steps={steps}")).chain(changes.iter().cloned()).collect();
     let commit = sweep::git_commit();
     let mut planned = Vec::new();
     // Each parent's hash and its continuation's, to pair continuations as their parents were.
     let mut continued: Vec<(String, String)> = Vec::new();
     for parent in parents {
-        let file = sweep::read_run_file(&parent)?;
+        let file = sweep::read_run_file(parent)?;
         let mut value = serde_json::to_value(&file.config).expect("configs serialise");
         // Warmup scaled to the shorter budget, unless overridden below.
-        let warmup = file.config.train.warmup_steps.min(opts.steps / 10);
+        let warmup = file.config.train.warmup_steps.min(steps / 10);
         grid::apply(&mut value, "train.warmup_steps", warmup.into())?;
         for change in &changes {
             let (key, values) = grid::parse_override(change, false)?;
             grid::apply(&mut value, &key, values.into_iter().next().expect("one value"))?;
         }
-        let mut config: RunConfig = serde_json::from_value(value).map_err(|e| ExperimentError::file(&parent, e))?;
+        let mut config: RunConfig = serde_path_to_error::deserialize(value)
+            .map_err(|e| ExperimentError::file(parent, format!("{}: {}", e.path(), e.inner())))?;
         config.train.init_from = Some(parent.clone());
-        let config = config.resolve().map_err(|e| ExperimentError::file(&parent, e))?;
-        let hash = sweep::run_hash(&config, opts.backend)?;
+        let config = config.resolve().map_err(|e| ExperimentError::file(parent, e))?;
+        if !config.train.trainable.is_all() {
+            crate::trainable::of_config(&config)?;
+        }
+        let hash = sweep::run_hash(&config, target.backend)?;
         let variant = file.meta.variant.clone();
         let dir = RunDir::new(out.join(format!("{variant}-{hash}")));
         let meta = RunMeta {
-            grid: format!("{}-ext{}", file.meta.grid, opts.seq_len),
+            grid: format!("{}{suffix}", file.meta.grid),
             overrides: file.meta.overrides.iter().chain(&changes).cloned().collect(),
-            backend: opts.backend.name().into(),
-            device_index: opts.device_index,
-            devices: opts.devices.clone(),
+            backend: target.backend.name().into(),
+            device_index: target.device_index,
+            devices: target.devices.clone(),
             git_commit: commit.clone(),
             hash: hash.clone(),
             parent: Some(parent.clone()),
             gatelab_version: env!("CARGO_PKG_VERSION").into(),
+            trainable_params: sweep::trainable_params(&config),
             ..file.meta
         };
         let run = PlannedRun {
@@ -127,18 +165,18 @@ pub fn plan(opts: &ExtendOptions) -> Result<ExtendPlan> {
 
 /// Continues every finished run under `opts.path`; returns the new runs' rows.
 pub fn run(opts: &ExtendOptions) -> Result<Vec<SweepRow>> {
-    run_plan(plan(opts)?, opts)
+    run_plan(plan(opts)?, &opts.target())
 }
 
 /// Runs planned continuations; returns the new runs' rows.
-pub fn run_plan(plan: ExtendPlan, opts: &ExtendOptions) -> Result<Vec<SweepRow>> {
+pub fn run_plan(plan: ExtendPlan, target: &Target) -> Result<Vec<SweepRow>> {
     let (runs, metas): (Vec<Located>, Vec<RunMeta>) = plan.runs.into_iter().unzip();
     let meta_of = |l: &Located| metas[runs.iter().position(|r| r.dir.path == l.dir.path).expect("planned")].clone();
     sweep::execute(
         &runs,
         &plan.out,
-        opts.backend,
-        &sweep::device_indices(opts.device_index, &opts.devices),
+        target.backend,
+        &sweep::device_indices(target.device_index, &target.devices),
         meta_of,
         "extend.json",
     )

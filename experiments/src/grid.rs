@@ -131,7 +131,15 @@ pub fn parse_override(s: &str, split: bool) -> Result<(String, Vec<Value>)> {
 
 /// Config fields left out of the JSON at their default (so that configs written before them keep
 /// their hashes): an override may set them although the resolved config does not show them.
-pub const OMITTED_AT_DEFAULT: [&str; 4] = ["model.rope_scaling", "model.cure", "model.moe", "model.switch_head"];
+pub const OMITTED_AT_DEFAULT: [&str; 7] = [
+    "model.rope_scaling",
+    "model.cure",
+    "model.moe",
+    "model.switch_head",
+    "model.gate.init",
+    "train.checkpointing",
+    "train.trainable",
+];
 
 /// What an omitted field is before an override sets it: the sections (`model.moe`,
 /// `model.switch_head`) their defaults, so one of their fields can be set alone; the others null.
@@ -139,6 +147,9 @@ fn omitted_default(field: &str) -> Value {
     match field {
         "model.moe" => serde_json::to_value(gatelab_model::MoeSpec::default()).expect("serialises"),
         "model.switch_head" => serde_json::to_value(gatelab_model::SwitchHeadSpec::default()).expect("serialises"),
+        "train.checkpointing" => Value::String("none".into()),
+        "train.trainable" => Value::String("all".into()),
+        "model.gate.init" => Value::String("default".into()),
         _ => Value::Null,
     }
 }
@@ -157,6 +168,12 @@ pub fn every_key(config: &RunConfig) -> Value {
     ] {
         model.entry(key).or_insert(shown.expect("configs serialise"));
     }
+    let gate = value["model"]["gate"].as_object_mut().expect("the gate is a section");
+    gate.entry("init").or_insert(serde_json::to_value(m.gate.init).expect("configs serialise"));
+    let train = value["train"].as_object_mut().expect("training is a section");
+    let t = &config.train;
+    train.entry("checkpointing").or_insert(serde_json::to_value(t.checkpointing).expect("configs serialise"));
+    train.entry("trainable").or_insert(serde_json::to_value(&t.trainable).expect("configs serialise"));
     value
 }
 
@@ -270,6 +287,9 @@ pub fn plan(
                 let config: RunConfig = serde_path_to_error::deserialize(value)
                     .map_err(|e| context(ExperimentError::option(e.path().to_string(), e.inner().to_string())))?;
                 let config = config.resolve().map_err(|e| context(e.into()))?;
+                if !config.train.trainable.is_all() {
+                    crate::trainable::of_config(&config).map_err(context)?;
+                }
                 let overrides = combo
                     .iter()
                     .map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))

@@ -24,7 +24,9 @@ pub mod grid;
 pub mod interrupt;
 pub mod optim;
 pub mod progress;
+pub mod retrofit;
 pub mod sweep;
 pub mod train;
+pub mod trainable;
 
 pub use error::{ExperimentError, Result};

@@ -46,6 +46,15 @@ The override keys, with their values: gatelab grid show core baseline --json")]
     #[command(after_help = "Examples:
   gatelab extend results/core --seq-len 512 --rope-theta 1e5 --steps 500")]
     Extend(cli::sweep::ExtendArgs),
+    /// Add a gate to finished runs trained without one and train it (alone, by default), beside
+    /// a control that trains every parameter the same steps with no gate.
+    #[command(after_help = "Examples:
+  gatelab retrofit results/core --variants baseline --steps 1000            G1 2σ from zero, gate only
+  gatelab retrofit results/core --variants baseline --init random --gate position=g1 --gate activation=sigmoid
+  gatelab retrofit results/length --seq-len 512 --rope-theta 1e5 --train gate+norms
+Refused before anything is written: an unfinished parent, one with a gate, a cure or experts, and
+--init identity with a gate that does not start as no gate.")]
+    Retrofit(cli::retrofit::RetrofitArgs),
     /// Measure sinks, activations and gates of finished runs on their held-out analysis split
     /// (writes analysis.json in each run folder).
     #[command(after_help = "Examples:
@@ -200,6 +209,10 @@ fn main() -> ExitCode {
         Command::Extend(args) => {
             gatelab::interrupt::install();
             cli::sweep::extend(args)
+        }
+        Command::Retrofit(args) => {
+            gatelab::interrupt::install();
+            cli::retrofit::retrofit(args)
         }
         Command::Analyze(args) => {
             gatelab::interrupt::install();

@@ -203,6 +203,9 @@ pub struct SweepRow {
     /// one variant that a comma list multiplied.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<String>,
+    /// Parameters that train, when not all do (`train.trainable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trainable_params: Option<usize>,
 }
 
 /// The table row of a run folder, from its own files: its `status.json` as it stands now, and its
@@ -219,7 +222,14 @@ pub fn row(located: &Located) -> Result<SweepRow> {
         valid_loss: eval.as_ref().map(|e| e.loss),
         perplexity: eval.map(|e| e.perplexity),
         overrides: located.run.overrides.clone(),
+        trainable_params: trainable_params(&located.run.config),
     })
+}
+
+/// The parameters that train, when `train.trainable` freezes some (checked when planned).
+pub fn trainable_params(config: &RunConfig) -> Option<usize> {
+    let partial = !config.train.trainable.is_all();
+    partial.then(|| crate::trainable::of_config(config).ok().map(|s| s.trainable_params)).flatten()
 }
 
 /// The metadata `config.json` records for a planned run.
@@ -239,6 +249,7 @@ pub fn meta(plan: &Plan, opts: &SweepOptions, located: &Located, commit: &str) -
         git_commit: commit.into(),
         hash: located.hash.clone(),
         gatelab_version: env!("CARGO_PKG_VERSION").into(),
+        trainable_params: trainable_params(&located.run.config),
         ..RunMeta::default()
     }
 }
@@ -445,15 +456,24 @@ pub fn print_table(rows: &[SweepRow]) {
     let fmt = |v: Option<f64>, p: usize| v.map(|x| format!("{x:.p$}")).unwrap_or_else(|| "-".into());
     let settings = differing_overrides(&rows.iter().map(|r| r.overrides.as_slice()).collect::<Vec<_>>());
     let with = if settings.iter().any(|s| !s.is_empty()) { "  overrides" } else { "" };
-    println!("{:<28} {:>4} {:<11} {:>10} {:>10}{with}", "variant", "seed", "status", "val loss", "val ppl");
+    // The trained parameter count, when some run freezes part of its model.
+    let partial = rows.iter().any(|r| r.trainable_params.is_some());
+    let trained = |r: &SweepRow| match (partial, r.trainable_params) {
+        (false, _) => String::new(),
+        (true, Some(n)) => format!(" {n:>10}"),
+        (true, None) => format!(" {:>10}", "all"),
+    };
+    let head = if partial { format!(" {:>10}", "trained") } else { String::new() };
+    println!("{:<28} {:>4} {:<11} {:>10} {:>10}{head}{with}", "variant", "seed", "status", "val loss", "val ppl");
     for (r, s) in rows.iter().zip(&settings) {
         let line = format!(
-            "{:<28} {:>4} {:<11} {:>10} {:>10}  {s}",
+            "{:<28} {:>4} {:<11} {:>10} {:>10}{}  {s}",
             r.variant,
             r.seed,
             r.status.word(),
             fmt(r.valid_loss, 4),
-            fmt(r.perplexity, 2)
+            fmt(r.perplexity, 2),
+            trained(r)
         );
         println!("{}", line.trim_end());
     }

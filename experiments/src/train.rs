@@ -238,7 +238,11 @@ pub fn run(
     mut progress: impl FnMut(&Progress),
 ) -> Result<Status> {
     let device = devices.first().ok_or_else(|| ExperimentError::Training("train: no device".into()))?;
-    let replicas: Vec<Device> = devices.iter().map(|d| d.clone().autodiff()).collect();
+    let autodiff = |d: &Device| match cfg.checkpointing {
+        gatelab_rundir::config::Checkpointing::None => d.clone().autodiff(),
+        gatelab_rundir::config::Checkpointing::Balanced => d.clone().autodiff().gradient_checkpointing(),
+    };
+    let replicas: Vec<Device> = devices.iter().map(autodiff).collect();
     let ad = replicas[0].clone();
     ad.seed(cfg.seed);
     let mut model = model_cfg.init(&ad)?;
@@ -247,11 +251,19 @@ pub fn run(
     let mut start = 0;
     let mut mean_loss: Option<f64> = None;
     if let (None, Some(parent)) = (resume, &cfg.init_from) {
-        if let Some(problem) = RunDir::new(parent).weights().problem() {
+        let parent_dir = RunDir::new(parent);
+        if let Some(problem) = parent_dir.weights().problem() {
             return Err(ExperimentError::option("train.init_from", format!("{}: {problem}", parent.display())));
         }
-        model = gatelab_model::weights::load_safetensors(model, &parent.join(gatelab_rundir::folder::WEIGHTS))
-            .map_err(|e| ExperimentError::option("train.init_from", e.to_string()))?;
+        // A gate the parent was trained without (`gatelab retrofit`) keeps its new initialisation.
+        let parent_gated = parent_dir.read_file().map(|f| f.config.model.gate.is_gated()).unwrap_or(true);
+        let added = |name: &str| !parent_gated && model_cfg.gate.is_gated() && name.contains(".attn.gate.");
+        model = gatelab_model::weights::load_safetensors_adding(
+            model,
+            &parent.join(gatelab_rundir::folder::WEIGHTS),
+            added,
+        )
+        .map_err(|e| ExperimentError::option("train.init_from", e.to_string()))?;
     }
     if let Some(ckpt) = resume {
         let bad = |path: std::path::PathBuf, e: &dyn std::fmt::Display| {
@@ -266,6 +278,11 @@ pub fn run(
         model = model.try_load_record(record).map_err(|e| bad(dir.checkpoint_model(ckpt), &e))?;
         optim = optim.load(dir.checkpoint_optim(ckpt)).map_err(|e| bad(dir.checkpoint_optim(ckpt), &e))?;
         (start, spikes, mean_loss) = (ckpt.step, ckpt.spikes, ckpt.mean_loss);
+    }
+    // Frozen parameters (`train.trainable`) require no gradient from here on.
+    if !cfg.trainable.is_all() {
+        let selection = crate::trainable::select(&model, &cfg.trainable)?;
+        model = crate::trainable::freeze(model, &selection);
     }
     // Lines logged after the checkpoint (or by an attempt without one) are redone.
     dir.truncate_logs(start)?;

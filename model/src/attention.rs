@@ -5,7 +5,7 @@ use crate::config::ModelConfig;
 use crate::cure::{SinkCure, weights};
 use crate::fused::{rms_norm, rope, sigmoid_gate};
 use crate::gate::{
-    Combination, GateActivation, GateInput, GatePosition, GateSite, GateSpec, HeadSharing, SdpaNonlinearity,
+    Combination, GateActivation, GateInit, GateInput, GatePosition, GateSite, GateSpec, HeadSharing, SdpaNonlinearity,
 };
 use crate::moe::ExpertProjection;
 use crate::sdpa::{Slot, causal_sdpa, sdpa};
@@ -34,7 +34,14 @@ impl Gate {
         let site = spec.site(config.d_model, config.n_heads, config.n_kv_heads, config.head_dim);
         let width = spec.logit_width(site);
         let (gate_proj, gate_theta) = match spec.input {
-            GateInput::Dependent => (Some(linear(config.d_model, width, config, device)), None),
+            GateInput::Dependent => {
+                let init = match spec.init {
+                    GateInit::Default => Initializer::Normal { mean: 0.0, std: config.init_std },
+                    GateInit::Zero => Initializer::Zeros,
+                };
+                let proj = LinearConfig::new(config.d_model, width).with_bias(false).with_initializer(init);
+                (Some(proj.init(device)), None)
+            }
             GateInput::Independent => (None, Some(Param::from_tensor(Tensor::zeros([width], device)))),
         };
         Self { gate_proj, gate_theta, spec, site }
@@ -69,6 +76,7 @@ impl Gate {
             GateActivation::Silu => silu(logits),
             GateActivation::NsSigmoid => sigmoid(logits).mul_scalar(0.5).add_scalar(0.5),
             GateActivation::Identity => logits,
+            GateActivation::ScaledSigmoid => sigmoid(logits).mul_scalar(2.0),
         };
         if self.spec.sharing == HeadSharing::HeadShared {
             scores = scores.mean_dim(2);

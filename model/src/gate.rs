@@ -93,6 +93,28 @@ pub enum GateActivation {
     NsSigmoid,
     /// No activation (Table 3 row 7, with the additive combination).
     Identity,
+    /// `2σ(x)`, scores in (0, 2): exactly 1 at a zero logit, so a zero-initialised gate starts as
+    /// no gate at all (the form of openai/parameter-golf; not in the paper).
+    ScaledSigmoid,
+}
+
+/// How the gate's weights start.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum GateInit {
+    /// As every projection of the model: normal with `init_std` (an input-independent `θ` starts
+    /// at zero either way).
+    #[default]
+    Default,
+    /// Zero: every logit starts at 0 (see [`GateSpec::identity_at_zero`]).
+    Zero,
+}
+
+impl GateInit {
+    /// Whether it is the default (left out of the JSON, so earlier configs keep their hashes).
+    pub fn is_default(&self) -> bool {
+        *self == GateInit::Default
+    }
 }
 
 /// What the gate's logits are computed from.
@@ -141,6 +163,9 @@ pub struct GateSpec {
     pub input: GateInput,
     /// A parameter-free (or nearly) non-linearity on the SDPA output.
     pub sdpa_nonlinearity: SdpaNonlinearity,
+    /// How the gate's weights start.
+    #[serde(skip_serializing_if = "GateInit::is_default")]
+    pub init: GateInit,
 }
 
 pub use crate::error::ConfigError;
@@ -164,6 +189,7 @@ impl GateSpec {
         activation: GateActivation::Sigmoid,
         input: GateInput::Dependent,
         sdpa_nonlinearity: SdpaNonlinearity::None,
+        init: GateInit::Default,
     };
 
     /// The paper's recommended gate: G1, elementwise, head-specific, multiplicative sigmoid.
@@ -190,6 +216,7 @@ impl GateSpec {
                 ("combination", self.combination != d.combination),
                 ("activation", self.activation != d.activation),
                 ("input", self.input != d.input),
+                ("init", self.init != d.init),
             ];
             if let Some((field, _)) = unused.iter().find(|(_, set)| *set) {
                 return Err(ConfigError::new(
@@ -223,6 +250,40 @@ impl GateSpec {
             ));
         }
         Ok(())
+    }
+
+    /// Whether the gate, with every logit zero (`init: zero`), leaves its site unchanged, so that
+    /// a model it is added to computes what it computed without it; the reason when it does not.
+    /// True of a product with `2σ` (`2σ(0) = 1`) and of a sum with SiLU or no activation
+    /// (`SiLU(0) = 0`); not of σ (0.5), the non-sparse sigmoid (0.75), a product with SiLU or no
+    /// activation (0), a sum with a sigmoid, or an SDPA non-linearity (it changes the output).
+    pub fn identity_at_zero(&self) -> Result<(), String> {
+        use GateActivation as A;
+        if !self.is_gated() {
+            return Err("there is no gate (gate.position is none)".into());
+        }
+        if self.sdpa_nonlinearity != SdpaNonlinearity::None {
+            return Err("the SDPA non-linearity changes the output whatever the gate's weights".into());
+        }
+        let at_zero = |a: A| match a {
+            A::Sigmoid => 0.5,
+            A::NsSigmoid => 0.75,
+            A::ScaledSigmoid => 1.0,
+            A::Silu | A::Identity => 0.0,
+        };
+        let score = at_zero(self.activation);
+        let (neutral, op) = match self.combination {
+            Combination::Multiplicative => (1.0, "multiplies the output by"),
+            Combination::Additive => (0.0, "adds"),
+        };
+        if score == neutral {
+            return Ok(());
+        }
+        let fix = match self.combination {
+            Combination::Multiplicative => "gate.activation=scaled_sigmoid (2σ, 1 at zero)",
+            Combination::Additive => "gate.activation=silu or identity (0 at zero)",
+        };
+        Err(format!("a zero-initialised {} gate {op} {score} at the start, not {neutral}: use {fix}", self.label()))
     }
 
     /// The heads and head width the gate acts on, for an attention of this shape.
@@ -290,11 +351,15 @@ impl GateSpec {
                     GateActivation::Silu => "SiLU",
                     GateActivation::NsSigmoid => "NS-sigmoid",
                     GateActivation::Identity => "identity",
+                    GateActivation::ScaledSigmoid => "2·sigmoid",
                 }
                 .into(),
             );
             if self.input == GateInput::Independent {
                 parts.push("input-independent".into());
+            }
+            if self.init == GateInit::Zero {
+                parts.push("zero-init".into());
             }
         }
         match self.sdpa_nonlinearity {
@@ -319,7 +384,7 @@ impl GateSpec {
             for granularity in [Granularity::Elementwise, Granularity::Headwise] {
                 for sharing in [HeadSharing::HeadSpecific, HeadSharing::HeadShared] {
                     for combination in [Combination::Multiplicative, Combination::Additive] {
-                        for activation in [A::Sigmoid, A::Silu, A::NsSigmoid, A::Identity] {
+                        for activation in [A::Sigmoid, A::Silu, A::NsSigmoid, A::Identity, A::ScaledSigmoid] {
                             for input in [GateInput::Dependent, GateInput::Independent] {
                                 let spec = GateSpec {
                                     position,
@@ -329,6 +394,7 @@ impl GateSpec {
                                     activation,
                                     input,
                                     sdpa_nonlinearity: SdpaNonlinearity::None,
+                                    init: GateInit::Default,
                                 };
                                 if spec.validate(qk_norm).is_ok() {
                                     out.push(spec);
@@ -369,6 +435,35 @@ mod tests {
         assert!(k_head.validate(false).is_ok());
         let stray = GateSpec { activation: GateActivation::Silu, ..GateSpec::BASELINE };
         assert_eq!(stray.validate(true).unwrap_err().field, "gate.activation");
+        let stray = GateSpec { init: GateInit::Zero, ..GateSpec::BASELINE };
+        assert_eq!(stray.validate(true).unwrap_err().field, "gate.init");
+    }
+
+    #[test]
+    fn identity_at_zero_names_the_forms_that_start_as_no_gate() {
+        use GateActivation as A;
+        let with = |combination, activation| GateSpec { combination, activation, ..GateSpec::G1_ELEMENTWISE };
+        let ok: Vec<_> = [Combination::Multiplicative, Combination::Additive]
+            .into_iter()
+            .flat_map(|c| [A::Sigmoid, A::Silu, A::NsSigmoid, A::Identity, A::ScaledSigmoid].map(|a| (c, a)))
+            .filter(|&(c, a)| with(c, a).identity_at_zero().is_ok())
+            .collect();
+        assert_eq!(
+            ok,
+            [
+                (Combination::Multiplicative, A::ScaledSigmoid),
+                (Combination::Additive, A::Silu),
+                (Combination::Additive, A::Identity)
+            ]
+        );
+        let why = GateSpec::G1_ELEMENTWISE.identity_at_zero().unwrap_err();
+        assert!(why.contains("0.5") && why.contains("scaled_sigmoid"), "{why}");
+        let norm = GateSpec { sdpa_nonlinearity: SdpaNonlinearity::RmsNorm, ..with(Combination::Additive, A::Silu) };
+        assert!(norm.identity_at_zero().is_err());
+        // The default is left out of the JSON (earlier configs keep their hashes); zero is named.
+        assert!(!serde_json::to_string(&GateSpec::G1_ELEMENTWISE).unwrap().contains("init"));
+        let zero = GateSpec { init: GateInit::Zero, ..GateSpec::G1_ELEMENTWISE };
+        assert!(serde_json::to_string(&zero).unwrap().contains(r#""init":"zero""#));
     }
 
     #[test]
@@ -376,9 +471,9 @@ mod tests {
         let all = GateSpec::enumerate(true);
         let unique: std::collections::HashSet<_> = all.iter().collect();
         assert_eq!(unique.len(), all.len());
-        // 5 positions × 2 × 2 × 2 × 4 × 2 = 320, minus G5 headwise or head-shared (3/4 of 64 = 48),
-        // minus multiplicative headwise G3/G4 under qk-norm (2 × 2 × 4 × 2 = 32); plus 3 non-gates.
-        assert_eq!(all.len(), 320 - 48 - 32 + 3);
-        assert_eq!(GateSpec::enumerate(false).len(), 320 - 48 + 3);
+        // 5 positions × 2 × 2 × 2 × 5 × 2 = 400, minus G5 headwise or head-shared (3/4 of 80 = 60),
+        // minus multiplicative headwise G3/G4 under qk-norm (2 × 2 × 5 × 2 = 40); plus 3 non-gates.
+        assert_eq!(all.len(), 400 - 60 - 40 + 3);
+        assert_eq!(GateSpec::enumerate(false).len(), 400 - 60 + 3);
     }
 }

@@ -34,7 +34,8 @@ pub use config::{ModelConfig, ParamCount};
 pub use cure::SinkCure;
 pub use error::{ConfigError, ModelError};
 pub use gate::{
-    Combination, GateActivation, GateInput, GatePosition, GateSpec, Granularity, HeadSharing, SdpaNonlinearity,
+    Combination, GateActivation, GateInit, GateInput, GatePosition, GateSpec, Granularity, HeadSharing,
+    SdpaNonlinearity,
 };
 pub use moe::{MoeSpec, Routing, SwitchHeadSpec};
 pub use probe::{LayerProbe, Probes};

@@ -75,18 +75,27 @@ fn sorted(value: serde_json::Value) -> serde_json::Value {
 
 /// Loads `path` into `model`, which must have the same config. Missing, unknown and misshapen
 /// tensors are refused by name.
-pub fn load_safetensors(mut model: Transformer, path: &Path) -> Result<Transformer, ModelError> {
+pub fn load_safetensors(model: Transformer, path: &Path) -> Result<Transformer, ModelError> {
+    load_safetensors_adding(model, path, |_| false)
+}
+
+/// Loads `path` into `model`, which must have the same config but for the tensors that `added`
+/// accepts: those may be missing from the file, and keep `model`'s values (a gate added to a model
+/// trained without one). Other missing, unknown and misshapen tensors are refused by name.
+pub fn load_safetensors_adding(
+    mut model: Transformer,
+    path: &Path,
+    added: impl Fn(&str) -> bool,
+) -> Result<Transformer, ModelError> {
     if !path.is_file() {
         return Err(ModelError::file(path, "no such weights file"));
     }
     let mut store = SafetensorsStore::from_file(path).with_from_adapter(PyTorchToBurnAdapter).allow_partial(true);
     let result = model.load_from(&mut store).map_err(|e| ModelError::file(path, e))?;
     let mut problems = Vec::new();
-    if !result.missing.is_empty() {
-        problems.push(format!(
-            "missing tensors: {}",
-            result.missing.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>().join(", ")
-        ));
+    let missing: Vec<&str> = result.missing.iter().map(|(p, _)| p.as_str()).filter(|p| !added(p)).collect();
+    if !missing.is_empty() {
+        problems.push(format!("missing tensors: {}", missing.join(", ")));
     }
     if !result.unused.is_empty() {
         problems.push(format!("unknown tensors: {}", result.unused.join(", ")));

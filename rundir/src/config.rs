@@ -140,6 +140,139 @@ pub struct TrainConfig {
     /// shapes; RoPE base and sequence length may differ.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init_from: Option<PathBuf>,
+    /// Activation checkpointing: `none`, or `balanced` (Burn's strategy: the backward pass
+    /// recomputes the results of memory-bound operations from their inputs instead of keeping
+    /// them; matmuls and the fused kernels keep theirs). Left out of the JSON at `none`, so the
+    /// hashes of runs before it hold.
+    #[serde(skip_serializing_if = "Checkpointing::is_none")]
+    pub checkpointing: Checkpointing,
+    /// The parameters that train; the others are frozen (no gradient, no optimiser state, the
+    /// weights they start with). Left out of the JSON at `all`, so the hashes of runs before it
+    /// hold.
+    #[serde(skip_serializing_if = "Trainable::is_all")]
+    pub trainable: Trainable,
+}
+
+/// Which parameters train ([`TrainConfig::trainable`]): `"all"`, `"gate"` (the attention gate's
+/// weights), `"gate+norms"` (those and every RMSNorm weight), or a list of parameter-path
+/// patterns (Burn's module paths, e.g. `layers.0.attn.q_proj.weight`, with `*` matching any run
+/// of characters).
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Trainable {
+    /// A named set.
+    Set(TrainableSet),
+    /// Parameter-path patterns.
+    Patterns(Vec<String>),
+}
+
+/// The named sets of [`Trainable`].
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrainableSet {
+    /// Every parameter.
+    #[serde(rename = "all")]
+    All,
+    /// The attention gate's weights (`layers.*.attn.gate.*`).
+    #[serde(rename = "gate")]
+    Gate,
+    /// The gate's weights and every RMSNorm weight.
+    #[serde(rename = "gate+norms")]
+    GateAndNorms,
+}
+
+impl<'de> Deserialize<'de> for Trainable {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Name(String),
+            Patterns(Vec<String>),
+        }
+        let expected = "expected \"all\", \"gate\", \"gate+norms\" or a list of parameter-path patterns";
+        match Raw::deserialize(d).map_err(|_| serde::de::Error::custom(expected))? {
+            Raw::Name(name) => match name.as_str() {
+                "all" => Ok(Trainable::Set(TrainableSet::All)),
+                "gate" => Ok(Trainable::Set(TrainableSet::Gate)),
+                "gate+norms" => Ok(Trainable::Set(TrainableSet::GateAndNorms)),
+                other => Err(serde::de::Error::custom(format!("{other:?}: {expected}"))),
+            },
+            Raw::Patterns(p) => Ok(Trainable::Patterns(p)),
+        }
+    }
+}
+
+impl Default for Trainable {
+    fn default() -> Self {
+        Trainable::Set(TrainableSet::All)
+    }
+}
+
+impl Trainable {
+    /// Whether every parameter trains.
+    pub fn is_all(&self) -> bool {
+        *self == Trainable::Set(TrainableSet::All)
+    }
+
+    /// The patterns of parameter paths that train (`*` matches any run of characters).
+    pub fn patterns(&self) -> Vec<String> {
+        match self {
+            Trainable::Set(TrainableSet::All) => vec!["*".into()],
+            Trainable::Set(TrainableSet::Gate) => vec!["layers.*.attn.gate.*".into()],
+            Trainable::Set(TrainableSet::GateAndNorms) => {
+                vec!["layers.*.attn.gate.*".into(), "*norm.gamma".into()]
+            }
+            Trainable::Patterns(p) => p.clone(),
+        }
+    }
+
+    /// Whether `path` matches `pattern` (`*` any run of characters, everything else itself).
+    pub fn matches(pattern: &str, path: &str) -> bool {
+        let parts: Vec<&str> = pattern.split('*').collect();
+        let (first, last) = (parts[0], parts[parts.len() - 1]);
+        if parts.len() == 1 {
+            return pattern == path;
+        }
+        if !path.starts_with(first) || path.len() < first.len() + last.len() || !path.ends_with(last) {
+            return false;
+        }
+        let mut rest = &path[first.len()..path.len() - last.len()];
+        for middle in &parts[1..parts.len() - 1] {
+            match rest.find(middle) {
+                Some(at) => rest = &rest[at + middle.len()..],
+                None => return false,
+            }
+        }
+        true
+    }
+}
+
+impl std::fmt::Display for Trainable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Trainable::Set(TrainableSet::All) => write!(f, "all"),
+            Trainable::Set(TrainableSet::Gate) => write!(f, "gate"),
+            Trainable::Set(TrainableSet::GateAndNorms) => write!(f, "gate+norms"),
+            Trainable::Patterns(p) => write!(f, "{}", p.join(" ")),
+        }
+    }
+}
+
+/// Activation checkpointing ([`TrainConfig::checkpointing`]).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Checkpointing {
+    /// Every activation the backward pass needs is kept.
+    #[default]
+    None,
+    /// Burn's `BalancedCheckpointing`: memory-bound results are recomputed in the backward pass.
+    Balanced,
+}
+
+impl Checkpointing {
+    /// Whether it is off.
+    pub fn is_none(&self) -> bool {
+        *self == Checkpointing::None
+    }
 }
 
 impl Default for TrainConfig {
@@ -165,6 +298,8 @@ impl Default for TrainConfig {
             spike_factor: 1.5,
             diverge_factor: 3.0,
             init_from: None,
+            checkpointing: Checkpointing::None,
+            trainable: Trainable::default(),
         }
     }
 }
@@ -193,6 +328,14 @@ impl TrainConfig {
         ];
         if let Some((f, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(RunDirError::invalid(format!("train.{f}"), "must be at least 1"));
+        }
+        if let Trainable::Patterns(p) = &self.trainable
+            && (p.is_empty() || p.iter().any(|p| p.is_empty()))
+        {
+            return Err(RunDirError::invalid(
+                "train.trainable",
+                "an empty list or pattern trains nothing: give \"all\", \"gate\", \"gate+norms\" or parameter paths",
+            ));
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(RunDirError::invalid("train.lr", "must be a positive number"));

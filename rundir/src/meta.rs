@@ -83,6 +83,9 @@ pub struct RunMeta {
     /// An imported checkpoint (`gatelab analyze --hf`): the checkpoint folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<PathBuf>,
+    /// The parameters that train when `train.trainable` freezes the others (absent when all do).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trainable_params: Option<usize>,
     /// An imported checkpoint's `model_type` (`qwen3`, `qwen3_next`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_type: Option<String>,

@@ -136,6 +136,24 @@ impl Setup {
             let at = rows.iter().position(|(k, _)| *k == "model").map_or(rows.len(), |i| i + 1);
             rows.insert(at, ("attention weights", cures));
         }
+        if runs.iter().any(|r| !r.config.train.trainable.is_all()) {
+            let trained = each(&|r| match r.meta.trainable_params {
+                Some(n) => format!("{} ({n} parameters)", r.config.train.trainable),
+                None => r.config.train.trainable.to_string(),
+            });
+            let at = rows.iter().position(|(k, _)| *k == "steps").map_or(rows.len(), |i| i + 1);
+            rows.insert(at, ("parameters trained", trained));
+        }
+        if runs.iter().any(|r| r.meta.parent.is_some()) {
+            let from = each(&|r| {
+                r.meta.parent.as_ref().map_or("step 0".into(), |p| {
+                    let sweep = p.parent().and_then(|s| s.file_name()).map(|n| n.to_string_lossy().to_string());
+                    format!("the final weights of a run of {}", sweep.unwrap_or_else(|| p.display().to_string()))
+                })
+            });
+            let at = rows.iter().position(|(k, _)| *k == "steps").map_or(rows.len(), |i| i);
+            rows.insert(at, ("started from", from));
+        }
         let mut shown: Vec<(String, String)> =
             rows.iter().map(|(k, v)| (k.to_string(), one_or_all(v.iter().cloned()))).collect();
         // Several sweep-level items that differ: which values go together, as setups A, B, … with

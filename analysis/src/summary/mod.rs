@@ -149,11 +149,14 @@ impl Group {
     }
 
     /// Whether its gate is the one the paper's claims concern: G1, sigmoid, multiplicative,
-    /// input-dependent, head-specific (elementwise or headwise).
+    /// input-dependent, head-specific (elementwise or headwise); also its `2σ` form and a
+    /// zero-initialised one (a retrofitted gate, whose label says which).
     pub fn is_g1_sigmoid(&self) -> bool {
+        use gatelab_model::GateActivation as A;
         let g = &self.runs[0].file.config.model.gate;
-        let sigmoid_g1 = GateSpec { granularity: g.granularity, ..GateSpec::G1_ELEMENTWISE };
-        *g == sigmoid_g1
+        let sigmoid = matches!(g.activation, A::Sigmoid | A::ScaledSigmoid);
+        let core = GateSpec { activation: A::Sigmoid, init: Default::default(), ..*g };
+        sigmoid && core == GateSpec { granularity: g.granularity, ..GateSpec::G1_ELEMENTWISE }
     }
 }
 

@@ -7,6 +7,7 @@ pub mod eval;
 pub mod export;
 pub mod length;
 pub mod report;
+pub mod retrofit;
 pub mod sweep;
 
 use gatelab::backend::{self, Backend};

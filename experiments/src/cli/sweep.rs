@@ -233,7 +233,7 @@ pub fn extend(args: ExtendArgs) -> Result<()> {
     };
     let plan = extend::plan(&opts)?;
     eprintln!("extend: {} runs continued at seq_len {} into {}", plan.runs.len(), opts.seq_len, plan.out.display());
-    let rows = extend::run_plan(plan, &opts)?;
+    let rows = extend::run_plan(plan, &opts.target())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "runs": rows })).expect("json"));
     } else {
@@ -243,7 +243,7 @@ pub fn extend(args: ExtendArgs) -> Result<()> {
 }
 
 /// An error when runs failed (the command then exits non-zero), saying where to look.
-fn none_failed(rows: &[gatelab::sweep::SweepRow]) -> Result<()> {
+pub(crate) fn none_failed(rows: &[gatelab::sweep::SweepRow]) -> Result<()> {
     let failed = rows.iter().filter(|r| matches!(r.status, gatelab_rundir::Status::Failed { .. })).count();
     if failed > 0 {
         return Err(ExperimentError::Usage(format!(

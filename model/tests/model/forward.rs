@@ -159,6 +159,33 @@ fn a_gate_forced_open_equals_the_baseline() {
     assert!(got.iter().zip(&expected).any(|(a, b)| (a - b).abs() > 1e-3));
 }
 
+/// A zero-initialised gate (`gate.init = zero`) leaves the model as it was exactly where
+/// [`GateSpec::identity_at_zero`] says so, at every point of the design space; elsewhere it
+/// changes the output (so the check can fail).
+#[test]
+fn a_zero_initialised_gate_starts_as_no_gate_where_it_says_so() {
+    let device = Device::flex();
+    let dir = tempfile_dir("zero-init");
+    let base = tiny(GateSpec::BASELINE).init(&device).unwrap();
+    let input = tokens(&[&[7, 3, 3, 8, 1, 0, 2]], &device);
+    let expected = values(base.forward(input.clone()));
+    let mut identities = 0;
+    for spec in GateSpec::enumerate(false).into_iter().filter(GateSpec::is_gated) {
+        let spec = GateSpec { init: gatelab_model::GateInit::Zero, ..spec };
+        let gated = copy_shared_weights(&base, tiny(spec).init(&device).unwrap(), &dir);
+        let got = values(gated.forward(input.clone()));
+        let err = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        match spec.identity_at_zero() {
+            Ok(()) => {
+                identities += 1;
+                assert!(err <= 1e-6, "{}: differs from the model without it by {err}", spec.label());
+            }
+            Err(why) => assert!(err > 1e-4, "{}: said not to start as no gate ({why}), but does", spec.label()),
+        }
+    }
+    assert!(identities > 0);
+}
+
 #[test]
 fn parameter_count_from_config_equals_the_built_model() {
     let device = Device::flex();

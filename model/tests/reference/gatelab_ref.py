@@ -53,6 +53,7 @@ ACTIVATIONS = {
     "silu": F.silu,
     "ns_sigmoid": lambda z: 0.5 + 0.5 * torch.sigmoid(z),
     "identity": lambda z: z,
+    "scaled_sigmoid": lambda z: 2.0 * torch.sigmoid(z),
 }
 
 
