@@ -3,7 +3,7 @@
 # docs show into docs/figures/. Each sweep resumes where it stopped (rerun this after an
 # interruption); results land under results/findings/.
 #
-#   docs/figures/make.sh [core|stability|ladder|activations|cures|length|recall|recall-lr|recall-frontier ...]
+#   docs/figures/make.sh [core|stability|ladder|activations|cures|length|recall|recall-lr|recall-frontier|retrofit|retrofit-tiny ...]
 #   (default: all)
 #   BACKEND=tch GATELAB_FEATURES=tch docs/figures/make.sh                 # faster on a CPU (docs/backends.md)
 #
@@ -75,7 +75,20 @@ study() {
       gatelab report "$out/recall-lr" --backend "$backend" >/dev/null
       cp "$out/recall-lr/frontier_best_val_loss.png" "$figures/recall-frontier_best_val_loss.png"
       cp "$out/recall-lr/frontier_best_val_loss.svg" "$figures/recall-frontier_best_val_loss.svg" ;;
-    *) echo "make.sh: unknown study $1 (core, stability, ladder, activations, cures, length, recall, recall-lr, recall-frontier)" >&2; exit 1 ;;
+    retrofit-tiny|retrofit)
+      # A gate added to finished ungated runs (docs/retrofit.md): parents at the tiny (5 seeds) or
+      # the small preset (3 seeds), then 2000 steps of each arm beside the all-parameter control.
+      if [ "$1" = retrofit ]; then preset=small seeds=3; else preset=tiny seeds=5; fi
+      gatelab sweep core --preset "$preset" --variants baseline,g1-elementwise --seeds "$seeds" --backend "$backend" --out "$out/$1-parents" --no-report
+      for arm in "--train gate" "--train gate+norms" "--train all" "--init random --gate activation=sigmoid --train gate"; do
+        # shellcheck disable=SC2086
+        gatelab retrofit "$out/$1-parents" --variants baseline --steps 2000 --backend "$backend" --out "$out/$1" $arm >/dev/null
+      done
+      gatelab report "$out/$1-parents" --backend "$backend" >/dev/null
+      gatelab report "$out/$1" --backend "$backend" >/dev/null
+      copy "$1" loss_curves
+      copy "$1" gate_mean_over_training ;;
+    *) echo "make.sh: unknown study $1 (core, stability, ladder, activations, cures, length, recall, recall-lr, recall-frontier, retrofit, retrofit-tiny)" >&2; exit 1 ;;
   esac
 }
 

@@ -134,7 +134,7 @@ pub fn plan(opts: &RetrofitOptions) -> Result<ExtendPlan> {
     let mut left_out = 0;
     for run in runs_under(&opts.path)? {
         let file = sweep::read_run_file(&run.path)?;
-        let named = opts.variants.iter().any(|v| *v == file.meta.variant);
+        let named = opts.variants.contains(&file.meta.variant);
         if !opts.variants.is_empty() && !named {
             continue;
         }
@@ -202,7 +202,12 @@ pub fn plan(opts: &RetrofitOptions) -> Result<ExtendPlan> {
     if name.is_empty() || name.contains(['/', '\\']) {
         return Err(ExperimentError::option("--name", format!("{name:?}: a name without slashes")));
     }
+    // Not a row of the paper: a retrofit, or its control (the parent's row is its parent's).
+    let not_a_row = |located: &mut crate::sweep::Located, meta: &mut gatelab_rundir::RunMeta| {
+        (located.run.paper, meta.paper) = (String::new(), String::new());
+    };
     for (located, meta) in &mut plan.runs {
+        not_a_row(located, meta);
         located.run.variant = format!("{}+{name}", located.run.variant);
         meta.variant = located.run.variant.clone();
         located.dir = RunDir::new(out.join(format!("{}-{}", located.run.variant, located.hash)));
@@ -214,6 +219,7 @@ pub fn plan(opts: &RetrofitOptions) -> Result<ExtendPlan> {
         control.extend(opts.overrides.iter().cloned());
         let mut controls = plan_children(&paths, &control, opts.steps, out.clone(), "-retrofit", &opts.target)?;
         for ((child, child_meta), (located, meta)) in plan.runs.iter_mut().zip(&mut controls.runs) {
+            not_a_row(located, meta);
             located.run.variant = format!("{}+control", located.run.variant);
             meta.variant = located.run.variant.clone();
             located.dir = RunDir::new(out.join(format!("{}-{}", located.run.variant, located.hash)));
