@@ -37,11 +37,12 @@ pub struct ExtendOptions {
     pub devices: Vec<usize>,
 }
 
-/// The default results folder: `<sweep>-ext<seq_len>` beside the parent sweep.
-fn default_out(path: &Path, seq_len: usize) -> PathBuf {
+/// The default results folder of runs continued from `path` (a run or a sweep folder): the
+/// parent sweep's folder with `suffix` appended, beside it (`-ext<seq_len>`, `-retrofit`).
+pub(crate) fn beside_parents(path: &Path, suffix: &str) -> PathBuf {
     let sweep = if path.join("config.json").is_file() { path.parent().unwrap_or(Path::new(".")) } else { path };
     let name = sweep.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "runs".into());
-    sweep.with_file_name(format!("{name}-ext{seq_len}"))
+    sweep.with_file_name(format!("{name}{suffix}"))
 }
 
 /// Planned continuations: each new run with its metadata, and the results folder.
@@ -78,7 +79,7 @@ pub fn plan(opts: &ExtendOptions) -> Result<ExtendPlan> {
     if parents.is_empty() {
         return Err(ExperimentError::file(&opts.path, "no finished runs to continue"));
     }
-    let out = opts.out.clone().unwrap_or_else(|| default_out(&opts.path, opts.seq_len));
+    let out = opts.out.clone().unwrap_or_else(|| beside_parents(&opts.path, &format!("-ext{}", opts.seq_len)));
     let mut changes = vec![format!("data.seq_len={}", opts.seq_len)];
     if let Some(theta) = opts.rope_theta {
         changes.push(format!("model.rope_theta={theta}"));

@@ -16,7 +16,7 @@ use crate::sweep::{self, SweepRow};
 use gatelab_model::{GateActivation, GateSpec};
 use gatelab_rundir::config::{Trainable, TrainableSet};
 use gatelab_rundir::{BaselineRun, RunDir, runs_under};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// How the added gate starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -58,13 +58,6 @@ pub struct RetrofitOptions {
     pub out: Option<PathBuf>,
     /// Where they train.
     pub target: Target,
-}
-
-/// The default results folder: `<sweep>-retrofit` beside the parent sweep.
-fn default_out(path: &Path) -> PathBuf {
-    let sweep = if path.join("config.json").is_file() { path.parent().unwrap_or(Path::new(".")) } else { path };
-    let name = sweep.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "runs".into());
-    sweep.with_file_name(format!("{name}-retrofit"))
 }
 
 /// `model.gate` overrides from `--gate key=value` (with or without the `model.gate.` prefix).
@@ -189,7 +182,7 @@ pub fn plan(opts: &RetrofitOptions) -> Result<ExtendPlan> {
     let mut children: Vec<String> = gate.iter().chain(&shared).cloned().collect();
     children.push(format!("train.trainable={}", opts.train));
     children.extend(opts.overrides.iter().cloned());
-    let out = opts.out.clone().unwrap_or_else(|| default_out(&opts.path));
+    let out = opts.out.clone().unwrap_or_else(|| crate::extend::beside_parents(&opts.path, "-retrofit"));
     let paths: Vec<PathBuf> = parents.iter().map(|(p, _)| p.clone()).collect();
     let mut plan = plan_children(&paths, &children, opts.steps, out.clone(), "-retrofit", &opts.target)?;
     let spec = plan.runs[0].0.run.config.model.gate;
