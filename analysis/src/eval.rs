@@ -211,11 +211,12 @@ pub fn window_mask(t: usize, window: Option<usize>, keep_first: bool, device: &D
 }
 
 /// Per position of the window, the Σ NLL and the count of its real targets over every window,
-/// under `mask`.
+/// under `mask`, or (`None`) the causal mask alone: the plain forward, whose softmax attention runs
+/// the fused causal operation that training uses.
 fn position_nll(
     model: &Transformer,
     w: &Windows,
-    mask: &Tensor<2, Bool>,
+    mask: Option<&Tensor<2, Bool>>,
     options: &EvalOptions,
     device: &Device,
 ) -> (Vec<f64>, Vec<f64>) {
@@ -225,7 +226,10 @@ fn position_nll(
         let items =
             chunk.iter().map(|ids| gatelab_data::LmExample::new(ids.iter().map(|&x| x as u32).collect())).collect();
         let batch = batcher.batch(items, device);
-        let logits = model.forward_masked(batch.inputs, mask.clone());
+        let logits = match mask {
+            Some(mask) => model.forward_masked(batch.inputs, mask.clone()),
+            None => model.forward(batch.inputs),
+        };
         let nll = (token_nll(logits, batch.targets) * batch.mask.clone()).sum_dim(0);
         let real = batch.mask.sum_dim(0);
         for (acc, v) in sums.iter_mut().zip(nll.into_data().iter::<f32>()) {
@@ -251,7 +255,7 @@ pub fn eval_run(run: &RunDir, device: &Device, options: &EvalOptions) -> Result<
     let model = load_model(run, &config.model, device)?;
     let w = windows(run, &config.data, options)?;
     let t = w.seq_len;
-    let full = position_nll(&model, &w, &window_mask(t, None, false, device), options, device);
+    let full = position_nll(&model, &w, None, options, device);
     let (loss, count) = mean_from(&full, 0);
     let streaming_skipped = options.window.and_then(|w| window_problem(w, t));
     let streaming = match options.window {
@@ -261,7 +265,7 @@ pub fn eval_run(run: &RunDir, device: &Device, options: &EvalOptions) -> Result<
             // The same positions i ≥ W under each mask; full attention's are in `full` already.
             let ppl = |per_position: &(Vec<f64>, Vec<f64>)| mean_from(per_position, window);
             let windowed = |keep_first| {
-                position_nll(&model, &w, &window_mask(t, Some(window), keep_first, device), options, device)
+                position_nll(&model, &w, Some(&window_mask(t, Some(window), keep_first, device)), options, device)
             };
             let (full_loss, n) = ppl(&full);
             let (kept, evicted) = (ppl(&windowed(true)).0.exp(), ppl(&windowed(false)).0.exp());
@@ -329,7 +333,7 @@ mod tests {
     #[test]
     fn the_causal_mask_given_explicitly_is_the_plain_forward_and_a_window_changes_far_positions() {
         let device = Device::flex();
-        for cure in [SinkCure::Softmax, SinkCure::SinkLogit, SinkCure::Sigmoid] {
+        for cure in [SinkCure::Softmax, SinkCure::SinkLogit, SinkCure::Sigmoid { bias: Default::default() }] {
             let model = ModelConfig {
                 vocab_size: 11,
                 d_model: 16,

@@ -131,11 +131,13 @@ pub fn parse_override(s: &str, split: bool) -> Result<(String, Vec<Value>)> {
 
 /// Config fields left out of the JSON at their default (so that configs written before them keep
 /// their hashes): an override may set them although the resolved config does not show them.
-pub const OMITTED_AT_DEFAULT: [&str; 7] = [
+pub const OMITTED_AT_DEFAULT: [&str; 9] = [
     "model.rope_scaling",
     "model.cure",
     "model.moe",
+    "model.moe.shared_gate",
     "model.switch_head",
+    "model.switch_head.shared_kv_router",
     "model.gate.init",
     "train.checkpointing",
     "train.trainable",
@@ -150,6 +152,8 @@ fn omitted_default(field: &str) -> Value {
         "train.checkpointing" => Value::String("none".into()),
         "train.trainable" => Value::String("all".into()),
         "model.gate.init" => Value::String("default".into()),
+        "model.moe.shared_gate" => Value::String("none".into()),
+        "model.switch_head.shared_kv_router" => Value::Bool(false),
         _ => Value::Null,
     }
 }
@@ -168,6 +172,10 @@ pub fn every_key(config: &RunConfig) -> Value {
     ] {
         model.entry(key).or_insert(shown.expect("configs serialise"));
     }
+    let moe = value["model"]["moe"].as_object_mut().expect("the experts are a section");
+    moe.entry("shared_gate").or_insert(serde_json::to_value(m.moe.shared_gate).expect("configs serialise"));
+    let switch = value["model"]["switch_head"].as_object_mut().expect("Switch-Head is a section");
+    switch.entry("shared_kv_router").or_insert(Value::Bool(m.switch_head.shared_kv_router));
     let gate = value["model"]["gate"].as_object_mut().expect("the gate is a section");
     gate.entry("init").or_insert(serde_json::to_value(m.gate.init).expect("configs serialise"));
     let train = value["train"].as_object_mut().expect("training is a section");
@@ -185,8 +193,10 @@ pub fn apply(config: &mut Value, key: &str, value: Value) -> Result<()> {
         let obj = node
             .as_object_mut()
             .ok_or_else(|| ExperimentError::override_key(key, format!("{} is not a section", parts[..i].join("."))))?;
-        let omitted = OMITTED_AT_DEFAULT.iter().find(|k| key == **k || key.starts_with(&format!("{k}.")));
-        if let Some(field) = omitted.filter(|k| !obj.contains_key(*part) && k.split('.').count() == i + 1) {
+        let omitted = OMITTED_AT_DEFAULT
+            .iter()
+            .find(|k| (key == **k || key.starts_with(&format!("{k}."))) && k.split('.').count() == i + 1);
+        if let Some(field) = omitted.filter(|_| !obj.contains_key(*part)) {
             obj.insert(part.to_string(), omitted_default(field));
         }
         if !obj.contains_key(*part) {

@@ -64,6 +64,7 @@ fn one_step_lowers_the_loss_on_every_backend() {
                 keys: true,
                 values: true,
                 outputs: false,
+                shared_kv_router: true,
             },
             ..base.clone()
         };
@@ -182,4 +183,50 @@ fn attention_gradients_agree_across_backends() {
         }
     }
     println!("compared {compared} (backend, cure) pairs with flex");
+}
+
+#[test]
+fn a_routing_tie_takes_exactly_k_experts_by_index_on_every_backend() {
+    // A zero router gives every expert the same probability: a tie at every place. Top-2 takes
+    // experts 0 and 1 of every token (torch.topk's rule) on every backend, as the PyTorch parity
+    // reference does (its case "every router score tied").
+    let required = required();
+    for backend in Backend::compiled().into_iter().filter(|b| !matches!(b, Backend::TchCuda | Backend::Auto)) {
+        let device = match open(backend, 0) {
+            Ok(d) => d,
+            Err(e) => {
+                assert!(!required.iter().any(|r| r == backend.name()), "required backend failed: {e}");
+                println!("SKIPPED {}: {e}", backend.name());
+                continue;
+            }
+        };
+        let config = ModelConfig {
+            vocab_size: 17,
+            d_model: 16,
+            n_layers: 1,
+            n_heads: 2,
+            n_kv_heads: 1,
+            head_dim: 8,
+            moe: gatelab_model::MoeSpec { experts: 4, top_k: 2, d_expert: 8, ..Default::default() },
+            ..ModelConfig::default()
+        };
+        let mut model = config.init(&device).unwrap();
+        for layer in &mut model.layers {
+            let router = &mut layer.moe.as_mut().unwrap().router;
+            router.weight = burn::module::Param::from_tensor(router.weight.val().zeros_like());
+        }
+        let tokens = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 2, 3, 4, 5, 6], [1, 6]), &device);
+        let (_, probes) = model.forward_probed(tokens);
+        for layer in &probes.layers {
+            let chosen: Vec<f32> = layer.routing.as_ref().unwrap().chosen.clone().into_data().iter::<f32>().collect();
+            for (i, token) in chosen.chunks(4).enumerate() {
+                assert_eq!(
+                    token,
+                    [1.0, 1.0, 0.0, 0.0],
+                    "{}: token {i} routed to {token:?} under top-2",
+                    backend.name()
+                );
+            }
+        }
+    }
 }

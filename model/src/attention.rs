@@ -209,9 +209,12 @@ impl Attention {
             sink_logit: (config.cure == SinkCure::SinkLogit).then(|| Param::from_tensor(Tensor::zeros([h], device))),
             kv_bias_key: (config.cure == SinkCure::KvBias).then(|| normal([kv, hd], config, device)),
             kv_bias_value: (config.cure == SinkCure::KvBias).then(|| normal([kv, hd], config, device)),
-            k_experts: (sh.keys && !sh.is_off()).then(|| ExpertProjection::new(sh, d, kv * hd, kv, config, device)),
-            v_experts: (sh.values && !sh.is_off()).then(|| ExpertProjection::new(sh, d, kv * hd, kv, config, device)),
-            o_experts: (sh.outputs && !sh.is_off()).then(|| ExpertProjection::new(sh, h * hd, d, h, config, device)),
+            k_experts: (sh.keys && !sh.is_off())
+                .then(|| ExpertProjection::new(sh, d, kv * hd, kv, !sh.shared_kv_router, config, device)),
+            v_experts: (sh.values && !sh.is_off())
+                .then(|| ExpertProjection::new(sh, d, kv * hd, kv, true, config, device)),
+            o_experts: (sh.outputs && !sh.is_off())
+                .then(|| ExpertProjection::new(sh, h * hd, d, h, true, config, device)),
             spec,
             cure: config.cure,
             n_heads: h,
@@ -267,8 +270,13 @@ impl Attention {
         // Projections, each [b, t, heads, hd]; G4/G3/G2 gates act right after them.
         let q = self.q_proj.forward(x.clone()).reshape([b, t, h, hd]);
         let q = self.gate_at(GatePosition::G4, q, &x, &mut scores, keep);
+        // Key experts without a router of their own take the values' routing (computed once).
+        let shared_routing = match (&self.k_experts, &self.v_experts) {
+            (Some(k), Some(v)) if k.router.is_none() => Some(v.weights(&x)),
+            _ => None,
+        };
         let project = |proj: &Linear, experts: &Option<ExpertProjection>| match experts {
-            Some(e) => e.project(x.clone(), proj.weight.val(), &x),
+            Some(e) => e.project(x.clone(), proj.weight.val(), &x, shared_routing.as_ref()),
             None => proj.forward(x.clone()).reshape([b, t, kv, hd]),
         };
         let k = project(&self.k_proj, &self.k_experts);
@@ -311,7 +319,7 @@ impl Attention {
         } else {
             // softpick, sigmoid and clipped softmax: Burn's operations and autodiff (`crate::cure`).
             let scores = q.clone().matmul(repeat_kv(k.clone(), groups).transpose()).mul_scalar(scale);
-            let (attn, _) = weights(self.cure, scores, causal_mask.clone(), None, 0);
+            let (attn, _) = weights(self.cure, scores, causal_mask.clone(), None, 0, t);
             (attn.clone().matmul(repeat_kv(v.clone(), groups)), Some(attn), None, None)
         };
         let sdpa_out = sdpa_out.swap_dims(1, 2); // [b, t, h, hd]

@@ -37,7 +37,7 @@ pub use gate::{
     Combination, GateActivation, GateInit, GateInput, GatePosition, GateSpec, Granularity, HeadSharing,
     SdpaNonlinearity,
 };
-pub use moe::{MoeSpec, Routing, SwitchHeadSpec};
+pub use moe::{MoeSpec, Routing, SharedGate, SwitchHeadSpec};
 pub use probe::{LayerProbe, Probes};
 pub use rope::RopeScaling;
 pub use transformer::{ResidualEdit, Transformer, cross_entropy, masked_cross_entropy, token_nll};

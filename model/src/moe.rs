@@ -12,9 +12,10 @@
 //! Burn than a gather/scatter dispatch; it costs `experts×` the FLOPs of one expert, so it is not
 //! how a GPU-sized MoE should run (docs/moe.md). No expert has a capacity: no token is dropped.
 //!
-//! **Top-k and ties.** An expert is chosen when its router score is at least the `k`-th largest
-//! of its row (the scores detached): with a tie at the `k`-th place every tied expert is chosen,
-//! the same on every backend and in the PyTorch reference. Random weights make ties measure-zero.
+//! **Top-k and ties.** Exactly `k` experts per token: the `k` largest router scores (detached),
+//! a tie at the `k`-th place broken by the lower expert index, the same on every backend and in
+//! the PyTorch reference. Ties are not measure-zero in float32: about one routing decision in
+//! 21,000 of a tiny paper-grid run had two probabilities that rounded to the same float.
 
 use crate::attention::linear;
 use crate::config::ModelConfig;
@@ -37,8 +38,12 @@ pub struct MoeSpec {
     pub top_k: usize,
     /// SwiGLU width of each expert (the paper's fine-grained experts: 768 beside d_model 2048).
     pub d_expert: usize,
-    /// Experts every token passes through (Qwen2-MoE's shared expert), of the same width.
+    /// Experts every token passes through, of the same width.
     pub shared_experts: usize,
+    /// How the shared experts join: added as they are (DeepSeek-MoE) or scaled per token by a
+    /// sigmoid gate `σ(x·w)` (Qwen2-MoE's `shared_expert_gate`). Left out of the JSON when `none`.
+    #[serde(skip_serializing_if = "SharedGate::is_none")]
+    pub shared_gate: SharedGate,
     /// Renormalise the chosen experts' probabilities to sum to 1 (Qwen3-MoE's `norm_topk_prob`).
     pub normalize_top_k: bool,
     /// Weight of the load-balancing loss `experts · Σ_e f_e · P_e` (Switch Transformer).
@@ -54,6 +59,7 @@ impl Default for MoeSpec {
             top_k: 2,
             d_expert: 0,
             shared_experts: 0,
+            shared_gate: SharedGate::None,
             normalize_top_k: true,
             balance_coef: 0.01,
             z_coef: 0.001,
@@ -76,6 +82,9 @@ impl MoeSpec {
         if self.d_expert == 0 {
             return Err(ConfigError::new("moe.d_expert", "must be at least 1 with moe.experts > 0"));
         }
+        if self.shared_gate != SharedGate::None && self.shared_experts == 0 {
+            return Err(ConfigError::new("moe.shared_gate", "gates the shared experts: needs moe.shared_experts ≥ 1"));
+        }
         for (field, value) in [("moe.balance_coef", self.balance_coef), ("moe.z_coef", self.z_coef)] {
             if !(value >= 0.0 && value.is_finite()) {
                 return Err(ConfigError::new(field, format!("must be a number ≥ 0, got {value}")));
@@ -89,7 +98,26 @@ impl MoeSpec {
         if self.is_dense() {
             return 0;
         }
-        d_model * self.experts + 3 * d_model * self.d_expert * (self.experts + self.shared_experts)
+        let gate = if self.shared_gate == SharedGate::Sigmoid { d_model } else { 0 };
+        d_model * self.experts + 3 * d_model * self.d_expert * (self.experts + self.shared_experts) + gate
+    }
+}
+
+/// How shared experts join the routed ones.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SharedGate {
+    /// Added ungated (DeepSeek-MoE, Dai et al. 2024).
+    #[default]
+    None,
+    /// Scaled per token by `σ(x·w)`, one weight vector `d_model → 1` (Qwen2-MoE).
+    Sigmoid,
+}
+
+impl SharedGate {
+    /// Whether the shared experts are added ungated.
+    pub fn is_none(&self) -> bool {
+        *self == SharedGate::None
     }
 }
 
@@ -107,11 +135,16 @@ pub struct SwitchHeadSpec {
     pub values: bool,
     /// Output projections as experts (per query head).
     pub outputs: bool,
+    /// The keys take the values' routing (one source-side selection per KV head, the default of
+    /// the authors' code, RobertCsordas/moe_attention) instead of a router of their own. Left out
+    /// of the JSON when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub shared_kv_router: bool,
 }
 
 impl Default for SwitchHeadSpec {
     fn default() -> Self {
-        Self { experts: 0, top_k: 1, keys: false, values: true, outputs: false }
+        Self { experts: 0, top_k: 1, keys: false, values: true, outputs: false, shared_kv_router: false }
     }
 }
 
@@ -130,20 +163,28 @@ impl SwitchHeadSpec {
         if !(self.keys || self.values || self.outputs) {
             return Err(ConfigError::new("switch_head", "experts on no projection: set keys, values or outputs"));
         }
+        if self.shared_kv_router && !(self.keys && self.values) {
+            return Err(ConfigError::new(
+                "switch_head.shared_kv_router",
+                "shares the value experts' router with the key experts: needs keys and values both true",
+            ));
+        }
         Ok(())
     }
 
     /// Parameters Switch-Head adds per layer to the dense attention: per projection turned into
     /// experts, `experts − 1` more copies of it (the dense one is expert 0) and a router of
-    /// `d_model × heads·experts`.
+    /// `d_model × heads·experts` (none for the keys when they share the values' router).
     pub fn params_per_layer(&self, c: &ModelConfig) -> usize {
         if self.is_off() {
             return 0;
         }
         let (d, e) = (c.d_model, self.experts);
-        let kv = (e - 1) * d * c.n_kv_heads * c.head_dim + d * c.n_kv_heads * e;
+        let router = d * c.n_kv_heads * e;
+        let kv = (e - 1) * d * c.n_kv_heads * c.head_dim + router;
         let o = (e - 1) * c.n_heads * c.head_dim * d + d * c.n_heads * e;
-        usize::from(self.keys) * kv + usize::from(self.values) * kv + usize::from(self.outputs) * o
+        let shared = if self.shared_kv_router { router } else { 0 };
+        usize::from(self.keys) * kv + usize::from(self.values) * kv + usize::from(self.outputs) * o - shared
     }
 }
 
@@ -163,13 +204,26 @@ fn normal3(shape: [usize; 3], config: &ModelConfig, device: &Device) -> Param<Te
     Param::from_tensor(Tensor::random(shape, Distribution::Normal(0.0, config.init_std), device))
 }
 
-/// The chosen entries of `scores` along its last axis: 1 where a score is at least the `k`-th
-/// largest of its row (ties at the `k`-th place all chosen), else 0. No gradient.
+/// The chosen entries of `scores` along its last axis: 1 at the `k` largest of each row, else 0,
+/// a tie broken by the lower index (exactly `k` per row, as `torch.topk` takes them). No gradient.
+///
+/// An entry's rank is the number of entries above it plus the number equal to it at a lower
+/// index; it is chosen when its rank is below `k`. Identical scores give identical choices on
+/// every backend, whatever order its sort returns ties in.
 fn top_k_mask<const D: usize>(scores: Tensor<D>, k: usize) -> Tensor<D> {
-    let last = D - 1;
-    let scores = scores.detach();
-    let kth = scores.clone().topk(k, last).narrow(last, k - 1, 1);
-    scores.greater_equal(kth).float()
+    let dims = scores.dims();
+    let e = dims[D - 1];
+    let n = dims.iter().product::<usize>() / e;
+    let device = scores.device();
+    let s = scores.detach().reshape([n, e]);
+    let (own, other) = (s.clone().reshape([n, e, 1]).expand([n, e, e]), s.reshape([n, 1, e]).expand([n, e, e]));
+    // before[i][j] = 1 where j < i.
+    let before: Vec<f32> = (0..e * e).map(|x| if x % e < x / e { 1.0 } else { 0.0 }).collect();
+    let before = Tensor::<3>::from_data(burn::tensor::TensorData::new(before, [1, e, e]), &device);
+    let above = other.clone().greater(own.clone()).float();
+    let tied_before = other.equal(own).float() * before;
+    let rank = (above + tied_before).sum_dim(2);
+    rank.lower_elem(k as f32).float().reshape(dims)
 }
 
 /// What a mixture-of-experts FFN did with one batch.
@@ -200,6 +254,8 @@ pub struct MoeFfn {
     pub down_proj: Param<Tensor<3>>,
     /// The shared experts, as one SwiGLU of width `shared_experts · d_expert`.
     pub shared: Option<FeedForward>,
+    /// Qwen2-MoE's gate on the shared experts, `d_model → 1` (with `shared_gate = sigmoid`).
+    pub shared_gate: Option<Linear>,
     #[module(skip)]
     spec: MoeSpec,
 }
@@ -215,6 +271,8 @@ impl MoeFfn {
             up_proj: normal3([s.experts, d, s.d_expert], config, device),
             down_proj: normal3([s.experts, s.d_expert, d], config, device),
             shared: (shared_width > 0).then(|| FeedForward::new(d, shared_width, config, device)),
+            shared_gate: (shared_width > 0 && s.shared_gate == SharedGate::Sigmoid)
+                .then(|| linear(d, 1, config, device)),
             spec: s,
         }
     }
@@ -240,7 +298,11 @@ impl MoeFfn {
         let w = weights.reshape([n, e]).transpose().reshape([e, n, 1]);
         let mut y = (outs * w).sum_dim(0).reshape([b, t, d]);
         if let Some(shared) = &self.shared {
-            y = y + shared.forward(x);
+            let out = shared.forward(x.clone());
+            y = y + match &self.shared_gate {
+                Some(gate) => out * sigmoid(gate.forward(x)),
+                None => out,
+            };
         }
         // Load balance: f_e, the share of routing slots expert e took; P_e, its mean probability.
         let f = chosen.clone().reshape([n, e]).sum_dim(0).div_scalar((n * k) as f64).reshape([e]);
@@ -259,8 +321,8 @@ impl MoeFfn {
 /// sigmoid per head: a headwise gate), the others live here.
 #[derive(Module, Debug)]
 pub struct ExpertProjection {
-    /// Router logits, `d_model → heads·experts`.
-    pub router: Linear,
+    /// Router logits, `d_model → heads·experts` (absent for keys that take the values' routing).
+    pub router: Option<Linear>,
     /// Experts 1.. of the projection, `[experts − 1, d_in, d_out]` (absent with one expert).
     pub extra: Option<Param<Tensor<3>>>,
     heads: usize,
@@ -269,18 +331,20 @@ pub struct ExpertProjection {
 }
 
 impl ExpertProjection {
-    /// Experts for a projection `d_in → d_out` split over `heads`.
+    /// Experts for a projection `d_in → d_out` split over `heads`, with a router of their own or
+    /// (`own_router` false) routed by another projection's [`ExpertProjection::weights`].
     pub fn new(
         spec: SwitchHeadSpec,
         d_in: usize,
         d_out: usize,
         heads: usize,
+        own_router: bool,
         c: &ModelConfig,
         device: &Device,
     ) -> Self {
         let e = spec.experts;
         Self {
-            router: linear(c.d_model, heads * e, c, device),
+            router: own_router.then(|| linear(c.d_model, heads * e, c, device)),
             extra: (e > 1).then(|| normal3([e - 1, d_in, d_out], c, device)),
             heads,
             experts: e,
@@ -289,10 +353,11 @@ impl ExpertProjection {
     }
 
     /// Routing weights per head: sigmoid scores of the chosen experts, 0 elsewhere,
-    /// `[batch, seq, heads, experts]`.
-    fn weights(&self, x: &Tensor<3>) -> Tensor<4> {
+    /// `[batch, seq, heads, experts]`. Panics for a projection without a router of its own.
+    pub fn weights(&self, x: &Tensor<3>) -> Tensor<4> {
         let [b, t, _] = x.dims();
-        let scores = sigmoid(self.router.forward(x.clone()).reshape([b, t, self.heads, self.experts]));
+        let router = self.router.as_ref().expect("routed by another projection's weights");
+        let scores = sigmoid(router.forward(x.clone()).reshape([b, t, self.heads, self.experts]));
         scores.clone() * top_k_mask(scores, self.top_k)
     }
 
@@ -306,18 +371,21 @@ impl ExpertProjection {
         }
     }
 
-    /// A key or value projection: each head's output mixed over its experts.
+    /// A key or value projection: each head's output mixed over its experts, by its own routing
+    /// or by `routed` (another projection's [`ExpertProjection::weights`]).
     ///
     /// # Shapes
-    /// - input, x: `[batch, seq, d_model]`; weight: the dense `[d_model, heads·head_dim]`
+    /// - input, x: `[batch, seq, d_model]`; weight: the dense `[d_model, heads·head_dim]`;
+    ///   routed: `[batch, seq, heads, experts]`
     /// - output: `[batch, seq, heads, head_dim]`
-    pub fn project(&self, input: Tensor<3>, weight: Tensor<2>, x: &Tensor<3>) -> Tensor<4> {
+    pub fn project(&self, input: Tensor<3>, weight: Tensor<2>, x: &Tensor<3>, routed: Option<&Tensor<4>>) -> Tensor<4> {
         let [b, t, d] = input.dims();
         let (e, h, n) = (self.experts, self.heads, b * t);
         let all = self.all(weight);
         let width = all.dims()[2];
         let outs = input.reshape([1, n, d]).expand([e, n, d]).matmul(all).reshape([e, n, h, width / h]);
-        let w = self.weights(x).reshape([n, h, e]).permute([2, 0, 1]).reshape([e, n, h, 1]);
+        let w = routed.cloned().unwrap_or_else(|| self.weights(x));
+        let w = w.reshape([n, h, e]).permute([2, 0, 1]).reshape([e, n, h, 1]);
         (outs * w).sum_dim(0).reshape([b, t, h, width / h])
     }
 

@@ -38,6 +38,8 @@ impl RunConfig {
     pub fn resolve(mut self) -> Result<Self, RunDirError> {
         self.data.check()?;
         self.model.vocab_size = self.data_vocab_size()?;
+        // Clipped softmax's γ = −α/T at this run's length (an explicit γ stays).
+        self.model.cure = self.model.cure.at_length(self.data.seq_len);
         self.model.validate().map_err(|e| RunDirError::invalid(format!("model.{}", e.field), e.message))?;
         self.train.validate()?;
         if self.data.seq_len < 2 {

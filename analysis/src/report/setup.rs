@@ -132,7 +132,7 @@ impl Setup {
             ("report by", vec![format!("gatelab {}", env!("CARGO_PKG_VERSION"))]),
         ];
         if runs.iter().any(|r| !r.config.model.cure.is_softmax()) {
-            let cures = each(&|r| r.config.model.cure.name().to_string());
+            let cures = each(&|r| r.config.model.cure.describe());
             let at = rows.iter().position(|(k, _)| *k == "model").map_or(rows.len(), |i| i + 1);
             rows.insert(at, ("attention weights", cures));
         }

@@ -50,7 +50,7 @@ fn attention_tiles(p: &AttentionProbe, tile: usize) -> Box<dyn Iterator<Item = T
         // Query i0 + r sees keys 0..=i0 + r.
         let future = Tensor::<2, Bool>::tril_mask([i1 - i0, i1], i0 as i64, &scores.device());
         let slot_logits = p.slot_logits.clone().map(|l| l.slice([0..b, 0..h, i0..i1]));
-        let (weights, slot) = gatelab_model::cure::weights(p.cure, scores, future, slot_logits, i0);
+        let (weights, slot) = gatelab_model::cure::weights(p.cure, scores, future, slot_logits, i0, t);
         (i0, weights, slot)
     }))
 }

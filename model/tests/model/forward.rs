@@ -339,7 +339,7 @@ fn moe(switch_head: gatelab_model::SwitchHeadSpec, shared: usize) -> ModelConfig
 }
 
 fn switch(experts: usize, top_k: usize, keys: bool, values: bool, outputs: bool) -> gatelab_model::SwitchHeadSpec {
-    gatelab_model::SwitchHeadSpec { experts, top_k, keys, values, outputs }
+    gatelab_model::SwitchHeadSpec { experts, top_k, keys, values, outputs, shared_kv_router: false }
 }
 
 #[test]
@@ -350,6 +350,7 @@ fn experts_count_route_and_respect_causality() {
         (gatelab_model::SwitchHeadSpec::default(), 1),
         (switch(4, 2, true, true, false), 0),
         (switch(3, 1, false, true, true), 1),
+        (gatelab_model::SwitchHeadSpec { shared_kv_router: true, ..switch(4, 2, true, true, false) }, 0),
     ] {
         let config = moe(sh, shared);
         config.validate().unwrap();
@@ -382,8 +383,38 @@ fn experts_count_route_and_respect_causality() {
     assert_eq!(bad.validate().unwrap_err().field, "moe.top_k");
     let bad = moe(switch(2, 1, false, false, false), 0);
     assert_eq!(bad.validate().unwrap_err().field, "switch_head");
+    let bad = moe(gatelab_model::SwitchHeadSpec { shared_kv_router: true, ..switch(2, 1, false, true, false) }, 0);
+    assert_eq!(bad.validate().unwrap_err().field, "switch_head.shared_kv_router");
     let json = serde_json::to_string(&tiny(GateSpec::BASELINE)).unwrap();
     assert!(!json.contains("moe") && !json.contains("switch_head"), "dense configs keep their JSON (and hashes)");
+}
+
+#[test]
+fn qwen2_moe_gates_its_shared_expert() {
+    // moe.shared_gate = sigmoid: σ(x·w) scales the shared expert; w = 0 halves it exactly.
+    let device = Device::flex();
+    let plain = moe(Default::default(), 1);
+    let gated = ModelConfig {
+        moe: gatelab_model::MoeSpec { shared_gate: gatelab_model::SharedGate::Sigmoid, ..plain.moe },
+        ..plain.clone()
+    };
+    let mut model = gated.init(&device).unwrap();
+    assert_eq!(gated.param_count().total, model.num_params());
+    assert_eq!(model.num_params(), plain.init(&device).unwrap().num_params() + 2 * plain.d_model);
+    let x = Tensor::<3>::random([1, 5, plain.d_model], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    let ffn = model.layers[0].moe.as_mut().unwrap();
+    let gate = ffn.shared_gate.as_mut().expect("a gate on the shared expert");
+    gate.weight = Param::from_tensor(gate.weight.val().zeros_like());
+    let (with_half, _) = ffn.forward(x.clone());
+    let shared = ffn.shared.as_ref().unwrap().forward(x.clone());
+    ffn.shared_gate = None;
+    let (with_full, _) = ffn.forward(x);
+    let diff = (with_full - with_half - shared.mul_scalar(0.5)).abs().max().into_scalar::<f32>();
+    assert!(diff < 1e-5, "σ(0) = 0.5 of the shared expert: off by {diff}");
+    let json = serde_json::to_string(&plain).unwrap();
+    assert!(!json.contains("shared_gate"), "an ungated shared expert keeps its JSON (and hash)");
+    let bad = ModelConfig { moe: gatelab_model::MoeSpec { shared_experts: 0, ..gated.moe }, ..gated };
+    assert_eq!(bad.validate().unwrap_err().field, "moe.shared_gate");
 }
 
 #[test]
@@ -406,7 +437,7 @@ fn a_one_expert_value_switch_head_is_a_headwise_value_gate() {
         assert!(result.errors.is_empty(), "{result:?}");
     }
     for (s, g) in switched.layers.iter_mut().zip(&gated.layers) {
-        let router = &mut s.attn.v_experts.as_mut().unwrap().router;
+        let router = s.attn.v_experts.as_mut().unwrap().router.as_mut().unwrap();
         router.weight = Param::from_tensor(g.attn.gate.as_ref().unwrap().gate_proj.as_ref().unwrap().weight.val());
     }
     let input = tokens(&[&[3, 1, 4, 1, 5, 9, 2, 6]], &device);

@@ -14,7 +14,7 @@ use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Device, Distribution, Gradients, Tensor};
 use gatelab_model::weights::to_safetensors;
 use gatelab_model::{
-    GatePosition, GateSpec, Granularity, ModelConfig, MoeSpec, SinkCure, SwitchHeadSpec, cross_entropy,
+    GatePosition, GateSpec, Granularity, ModelConfig, MoeSpec, SinkCure, SwitchHeadSpec, Transformer, cross_entropy,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -74,11 +74,34 @@ struct Case {
 }
 
 fn write_case(root: &Path, index: usize, name: String, config: &ModelConfig, qwen3next: bool) -> Case {
+    write_case_inner(root, index, name, config, qwen3next, |_| {})
+}
+
+/// A case whose perturbed weights `edit` changes before the forward pass.
+fn write_case_with(
+    root: &Path,
+    index: usize,
+    name: String,
+    config: &ModelConfig,
+    edit: impl FnOnce(&mut Transformer),
+) -> Case {
+    write_case_inner(root, index, name, config, false, edit)
+}
+
+fn write_case_inner(
+    root: &Path,
+    index: usize,
+    name: String,
+    config: &ModelConfig,
+    qwen3next: bool,
+    edit: impl FnOnce(&mut Transformer),
+) -> Case {
     let device = Device::flex().autodiff();
     device.seed(1000 + index as u64); // reproducible weights and perturbations
     let dir = root.join(format!("case{index:03}"));
     std::fs::create_dir_all(&dir).unwrap();
-    let model = config.init(&device).unwrap_or_else(|e| panic!("{name}: {e}")).map(&mut Perturb);
+    let mut model = config.init(&device).unwrap_or_else(|e| panic!("{name}: {e}")).map(&mut Perturb);
+    edit(&mut model);
     let mut rng = Lcg(index as u64 + 1);
     let (tokens, targets, batch_json) = batch_tensors(&mut rng, 2, 7, config.vocab_size, &device);
     let (logits, aux) = model.forward_with_aux(tokens);
@@ -174,6 +197,14 @@ fn every_design_point_matches_pytorch() {
             cases.push(write_case(&root, cases.len(), name, &config, false));
         }
     }
+    // Sigmoid attention's published bias (one constant, −ln n), alone and with G1.
+    for (j, spec) in [GateSpec::BASELINE, GateSpec::G1_ELEMENTWISE].into_iter().enumerate() {
+        let (arch_name, arch) = &archs[j % archs.len()];
+        let cure = SinkCure::Sigmoid { bias: gatelab_model::cure::SigmoidBias::Sequence };
+        let config = ModelConfig { gate: spec, cure, ..arch.clone() };
+        let name = format!("sigmoid, bias −ln n + {} [{arch_name}]", spec.label());
+        cases.push(write_case(&root, cases.len(), name, &config, false));
+    }
     // The mixture-of-experts FFN (router included, through its auxiliary losses) and Switch-Head in
     // the paper's Table 6 forms (kv / v; E top-k), alone and with G1, on the dense architectures.
     let moe = |shared: usize, normalize_top_k: bool| MoeSpec {
@@ -181,16 +212,29 @@ fn every_design_point_matches_pytorch() {
         top_k: 2,
         d_expert: 12,
         shared_experts: shared,
+        shared_gate: gatelab_model::SharedGate::None,
         normalize_top_k,
         balance_coef: 0.1,
         z_coef: 0.01,
     };
-    let sh = |experts, top_k, keys, outputs| SwitchHeadSpec { experts, top_k, keys, values: true, outputs };
+    let qwen2 = MoeSpec { shared_gate: gatelab_model::SharedGate::Sigmoid, ..moe(1, false) };
+    let sh = |experts, top_k, keys, outputs| SwitchHeadSpec {
+        experts,
+        top_k,
+        keys,
+        values: true,
+        outputs,
+        shared_kv_router: false,
+    };
+    let authors = |experts, top_k| SwitchHeadSpec { shared_kv_router: true, ..sh(experts, top_k, true, false) };
     let sparse = [
         ("moe 4top2", moe(0, true), SwitchHeadSpec::default(), GateSpec::BASELINE),
         ("moe 4top2 + shared, unnormalised", moe(1, false), SwitchHeadSpec::default(), GateSpec::BASELINE),
+        ("moe 4top2 + sigmoid-gated shared (Qwen2-MoE)", qwen2, SwitchHeadSpec::default(), GateSpec::BASELINE),
         ("moe 4top2 + G1", moe(0, true), SwitchHeadSpec::default(), GateSpec::G1_ELEMENTWISE),
         ("switch-head kv 4top4", MoeSpec::default(), sh(4, 4, true, false), GateSpec::BASELINE),
+        ("switch-head kv 4top2, one K/V router (the authors')", MoeSpec::default(), authors(4, 2), GateSpec::BASELINE),
+        ("switch-head kv 3top2 + G1, one K/V router", MoeSpec::default(), authors(3, 2), GateSpec::G1_ELEMENTWISE),
         ("switch-head v 4top2", MoeSpec::default(), sh(4, 2, false, false), GateSpec::BASELINE),
         ("switch-head v 1top1", MoeSpec::default(), sh(1, 1, false, false), GateSpec::BASELINE),
         ("switch-head vo 3top1 + G1", MoeSpec::default(), sh(3, 1, false, true), GateSpec::G1_ELEMENTWISE),
@@ -201,6 +245,17 @@ fn every_design_point_matches_pytorch() {
         let config = ModelConfig { moe, switch_head, gate, ..arch.clone() };
         cases.push(write_case(&root, cases.len(), format!("{label} [{arch_name}]"), &config, false));
     }
+    // A tie at every place (a zero router): both sides take experts 0 and 1, so their logits and
+    // gradients agree only if both break ties by index.
+    let config = ModelConfig { moe: moe(0, true), ..archs[0].1.clone() };
+    let mut case = write_case_with(&root, cases.len(), "moe 4top2, every router score tied".into(), &config, |m| {
+        for layer in &mut m.layers {
+            let router = &mut layer.moe.as_mut().expect("experts").router;
+            router.weight = Param::from_tensor(router.weight.val().zeros_like().require_grad());
+        }
+    });
+    case.name += " [gqa-tied]";
+    cases.push(case);
     // G1 elementwise against transformers' Qwen3NextAttention (an implementation nobody here wrote).
     for (arch_name, arch) in archs.iter().filter(|(_, a)| a.qk_norm) {
         let config = ModelConfig { gate: GateSpec::at(GatePosition::G1, Granularity::Elementwise), ..arch.clone() };

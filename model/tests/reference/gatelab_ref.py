@@ -58,10 +58,15 @@ ACTIVATIONS = {
 
 
 def top_k_mask(scores, k):
-    """1 where a score is at least the k-th largest of its row (ties all chosen), else 0; no grad."""
+    """1 at the k largest scores of each row, a tie broken by the lower index (exactly k, as
+    torch.topk takes them), else 0; no grad. Written as a rank so that no sort order decides."""
     s = scores.detach()
-    kth = s.topk(k, dim=-1).values[..., k - 1 : k]
-    return (s >= kth).to(scores.dtype)
+    e = s.shape[-1]
+    other, own = s.unsqueeze(-2), s.unsqueeze(-1)  # [..., i, j]: s_j against s_i
+    idx = torch.arange(e, device=s.device)
+    before = idx.unsqueeze(0) < idx.unsqueeze(1)  # j < i
+    rank = (other > own).sum(-1) + ((other == own) & before).sum(-1)
+    return (rank < k).to(scores.dtype)
 
 
 class Reference:
@@ -100,12 +105,14 @@ class Reference:
         cure, each written from its definition (not gatelab's stable or slot forms)."""
         c, p = self.c, self.p
         cure = c.get("cure", "softmax")
-        zeta, gamma = 1.0, -0.03
+        zeta, gamma = 1.0, -4.0 / 128  # Bondarenko et al.: gamma = -alpha / T, alpha 4, their T 128
+        params = {}
         if isinstance(cure, dict):
             (name, params), = cure.items()
-            zeta, gamma = params["zeta"], params["gamma"]
         else:
             name = cure
+        if name == "clipped_softmax" and params:
+            zeta, gamma = params["zeta"], params["gamma"]  # a config records the gamma it ran with
         b, h, t, _ = scores.shape
         hd = v.shape[-1]
         if name == "softmax":
@@ -114,7 +121,10 @@ class Reference:
             w = scores.masked_fill(future, float("-inf")).softmax(-1)
             return torch.clamp((zeta - gamma) * w + gamma, 0.0, 1.0) @ v
         if name == "sigmoid":
-            bias = -torch.log(torch.arange(1, t + 1, dtype=DTYPE)).view(1, 1, t, 1)
+            if params.get("bias") == "sequence":  # Ramapuram et al.: one constant, b = -ln n
+                bias = -math.log(t)
+            else:  # gatelab's default: n = i + 1, the keys query i sees
+                bias = -torch.log(torch.arange(1, t + 1, dtype=DTYPE)).view(1, 1, t, 1)
             return torch.sigmoid(scores + bias).masked_fill(future, 0.0) @ v
         if name == "softpick":
             e = (scores.exp() - 1.0).masked_fill(future, 0.0)
@@ -138,10 +148,13 @@ class Reference:
     def switch_weights(self, pre, name, x, heads):
         """Switch-Head routing for one projection: sigmoid scores of the top-k experts per head,
         [b, t, heads, E]; None when the projection has no experts."""
+        sh = self.c.get("switch_head") or {}
+        if name == "k" and sh.get("shared_kv_router") and sh["keys"]:
+            # The authors' default: one source-side selection shared by keys and values.
+            return self.switch_weights(pre, "v", x, heads)
         key = pre + f"{name}_experts.router.weight"
         if key not in self.p:
             return None
-        sh = self.c["switch_head"]
         b, t, _ = x.shape
         s = torch.sigmoid(x @ self.p[key].T).view(b, t, heads, sh["experts"])
         return s * top_k_mask(s, sh["top_k"])
@@ -250,7 +263,10 @@ class Reference:
             f = f + (hidden @ p[pre + "down_proj"][e]) * w[..., e : e + 1]
         if pre + "shared.gate_proj.weight" in p:
             s = pre + "shared."
-            f = f + (F.silu(z @ p[s + "gate_proj.weight"].T) * (z @ p[s + "up_proj.weight"].T)) @ p[s + "down_proj.weight"].T
+            shared = (F.silu(z @ p[s + "gate_proj.weight"].T) * (z @ p[s + "up_proj.weight"].T)) @ p[s + "down_proj.weight"].T
+            if m.get("shared_gate", "none") == "sigmoid":  # Qwen2-MoE's shared_expert_gate
+                shared = torch.sigmoid(z @ p[pre + "shared_gate.weight"].T) * shared
+            f = f + shared
         n = z.shape[0] * z.shape[1]
         share = chosen.reshape(n, n_experts).sum(0) / (n * k)
         mean_prob = probs.reshape(n, n_experts).mean(0)
