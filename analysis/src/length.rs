@@ -95,6 +95,10 @@ impl ScalingMethod {
 pub struct LengthOptions {
     /// Evaluation lengths as multiples of the training length.
     pub factors: Vec<usize>,
+    /// Evaluation lengths in tokens instead (when not empty): each run is evaluated at those that
+    /// are multiples of its own `T`, so runs trained at different lengths meet at the same ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lengths: Vec<usize>,
     /// Scaling methods.
     pub methods: Vec<ScalingMethod>,
     /// RoPE base at evaluation (the run's when absent).
@@ -116,6 +120,7 @@ impl Default for LengthOptions {
     fn default() -> Self {
         Self {
             factors: vec![1, 2, 4, 8],
+            lengths: Vec::new(),
             methods: ScalingMethod::ALL.to_vec(),
             rope_theta: None,
             sequences: 64,
@@ -228,6 +233,22 @@ impl LengthEval {
     /// The point of `method` at `factor`.
     pub fn point(&self, method: ScalingMethod, factor: usize) -> Option<&LengthPoint> {
         self.points.iter().find(|p| p.method == method && p.factor == factor)
+    }
+
+    /// The point of `method` at `length` tokens.
+    pub fn point_at(&self, method: ScalingMethod, length: usize) -> Option<&LengthPoint> {
+        self.points.iter().find(|p| p.method == method && p.length == length)
+    }
+}
+
+impl LengthOptions {
+    /// The factors a run trained at `train_len` is evaluated at: `factors`, or those of `lengths`
+    /// that are multiples of `train_len` (empty when none is).
+    pub fn factors_for(&self, train_len: usize) -> Vec<usize> {
+        if self.lengths.is_empty() {
+            return self.factors.clone();
+        }
+        self.lengths.iter().filter(|&&l| l >= train_len && l.is_multiple_of(train_len)).map(|l| l / train_len).collect()
     }
 }
 
@@ -382,6 +403,14 @@ pub fn eval_length(
     let file = run.read_file()?;
     let (variant, seed, model_cfg, data_cfg) = (file.meta.variant, file.meta.seed, file.config.model, file.config.data);
     let t = data_cfg.seq_len;
+    let factors = options.factors_for(t);
+    if factors.is_empty() {
+        let lengths = options.lengths.iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
+        return Err(AnalysisError::run(
+            &run.path,
+            format!("trained at T = {t}: none of the lengths {lengths} is a multiple of it"),
+        ));
+    }
     let theta = options.rope_theta.unwrap_or(model_cfg.rope_theta);
     let model = load_model(run, &model_cfg, device)?;
     // A recall corpus's probe asks what it trained: one key, one value, as its pairs are.
@@ -396,7 +425,7 @@ pub fn eval_length(
     let options = &options;
     let mut points: Vec<LengthPoint> = Vec::new();
     let mut clean = true;
-    for &factor in &options.factors {
+    for &factor in &factors {
         let length = factor * t;
         options.needle.validate(length)?;
         let data = data_at(run, &data_cfg, length).prepare()?;

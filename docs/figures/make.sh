@@ -3,7 +3,7 @@
 # docs show into docs/figures/. Each sweep resumes where it stopped (rerun this after an
 # interruption); results land under results/findings/.
 #
-#   docs/figures/make.sh [core|stability|ladder|activations|cures|length|recall|recall-lr|recall-frontier|retrofit|retrofit-tiny ...]
+#   docs/figures/make.sh [core|stability|ladder|activations|cures|length|recall|recall-lr|recall-frontier|retrofit|retrofit-tiny|retrofit-recall|retrofit-shakes ...]
 #   (default: all)
 #   BACKEND=tch GATELAB_FEATURES=tch docs/figures/make.sh                 # faster on a CPU (docs/backends.md)
 #
@@ -88,7 +88,34 @@ study() {
       gatelab report "$out/$1" --backend "$backend" >/dev/null
       copy "$1" loss_curves
       copy "$1" gate_mean_over_training ;;
-    *) echo "make.sh: unknown study $1 (core, stability, ladder, activations, cures, length, recall, recall-lr, recall-frontier, retrofit, retrofit-tiny)" >&2; exit 1 ;;
+    retrofit-recall|retrofit-shakes)
+      # The length arms of docs/retrofit.md from trained ungated parents (3 seeds): (a) continued
+      # training at 2T with a 10x RoPE base, every parameter, no gate (the control); (b) the same
+      # with a retrofitted G1 2σ gate trained alone; (c) the gate and the norms; (d) the gate
+      # trained alone at T, paired with (a). Then eval-length at the same lengths in tokens.
+      if [ "$1" = retrofit-recall ]; then
+        # The recall setting at lr 1e-3, where baseline and G1 both learn it (docs/recall.md).
+        parents="$out/recall-lr1e-3"; t=32 theta=100000 lengths=64,128,256 factors=1,2,4,8
+        gatelab sweep recall --variants baseline,g1-elementwise --seeds 3 --backend "$backend" --out "$parents" --no-report train.lr=1e-3 train.steps=2000
+        evalopts=(--sequences 128 --needle-samples 16)
+      else
+        # Two attention-only layers of two heads on tinyshakespeare (docs/length.md).
+        parents="$out/shakes-2l"; t=128 theta=100000 lengths=256,512,1024 factors=1,2,4,8
+        gatelab sweep core --variants baseline,g1-elementwise --data tinyshakespeare --seeds 3 --backend "$backend" --out "$parents" --no-report model.n_layers=2 model.n_heads=2 model.n_kv_heads=2 model.head_dim=32 train.steps=3000
+        evalopts=(--sequences 32 --sink-sequences 8 --needle-samples 4)
+      fi
+      r="$out/$1"
+      for arm in "--train gate" "--train gate+norms"; do
+        # shellcheck disable=SC2086
+        gatelab retrofit "$parents" --variants baseline --seq-len $((2 * t)) --rope-theta "$theta" --steps 500 --backend "$backend" --out "$r" $arm >/dev/null
+      done
+      gatelab retrofit "$parents" --variants baseline --steps 500 --train gate --name g1-identity-gate-at-T --control-seq-len $((2 * t)) --control-rope-theta "$theta" --backend "$backend" --out "$r" >/dev/null
+      gatelab eval-length "$parents" --factors "$factors" --methods none,yarn "${evalopts[@]}" --backend "$backend" >/dev/null
+      gatelab eval-length "$r" --lengths "$lengths" --methods none,yarn "${evalopts[@]}" --backend "$backend" >/dev/null
+      gatelab report "$parents" --backend "$backend" >/dev/null
+      gatelab report "$r" --backend "$backend" >/dev/null
+      if [ "$1" = retrofit-recall ]; then copy "$1" length_recall_none; copy "$1" length_recall_yarn; else copy "$1" length_perplexity_none; copy "$1" length_perplexity_yarn; fi ;;
+    *) echo "make.sh: unknown study $1 (core, stability, ladder, activations, cures, length, recall, recall-lr, recall-frontier, retrofit, retrofit-tiny, retrofit-recall, retrofit-shakes)" >&2; exit 1 ;;
   esac
 }
 

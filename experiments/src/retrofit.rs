@@ -3,7 +3,8 @@
 //! and trains what `train.trainable` says (by default the gate alone), at the parent's length or
 //! a longer one. Beside the children, one control per parent: the same steps with every
 //! parameter and no gate, which the children are paired with (is an effect the gate's, or the
-//! extra training's?). Children are runs like any other — their own folders, hashes, resume,
+//! extra training's?), at the children's length and RoPE base or at others (`--control-seq-len`:
+//! a gate trained at `T` against continued training at `2T`). Children are runs like any other — their own folders, hashes, resume,
 //! status — named `<parent variant>+<name>`, whose `config.json` names the parent.
 //!
 //! `--init identity` starts the gate at exactly no gate: zero weights (`gate.init = zero`) in a
@@ -52,6 +53,11 @@ pub struct RetrofitOptions {
     pub name: Option<String>,
     /// Plan the all-parameter control beside the children.
     pub control: bool,
+    /// The control's sequence length, when not the children's (a gate trained at `T` paired with
+    /// continued training at `2T`).
+    pub control_seq_len: Option<usize>,
+    /// The control's RoPE base, when not the children's.
+    pub control_rope_theta: Option<f64>,
     /// Further `key=value` overrides of the children and controls (one value each).
     pub overrides: Vec<String>,
     /// Results folder (default: the parent sweep's folder with `-retrofit` appended).
@@ -207,8 +213,23 @@ pub fn plan(opts: &RetrofitOptions) -> Result<ExtendPlan> {
         meta.baseline = None;
         located.baseline = None;
     }
+    if !opts.control && (opts.control_seq_len.is_some() || opts.control_rope_theta.is_some()) {
+        return Err(ExperimentError::option(
+            "--control-seq-len",
+            "sets the control's length, and --no-control plans none",
+        ));
+    }
     if opts.control {
-        let mut control: Vec<String> = shared.clone();
+        let mut control: Vec<String> = Vec::new();
+        if let Some(t) = opts.control_seq_len.or(opts.seq_len) {
+            control.push(format!("data.seq_len={t}"));
+        }
+        if let Some(theta) = opts.control_rope_theta.or(opts.rope_theta) {
+            control.push(format!("model.rope_theta={theta}"));
+        }
+        if let Some(lr) = opts.lr {
+            control.push(format!("train.lr={lr}"));
+        }
         control.extend(opts.overrides.iter().cloned());
         let mut controls = plan_children(&paths, &control, opts.steps, out.clone(), "-retrofit", &opts.target)?;
         for ((child, child_meta), (located, meta)) in plan.runs.iter_mut().zip(&mut controls.runs) {

@@ -153,3 +153,80 @@ fn eval_length_and_extend_on_a_tiny_sweep() {
     ]);
     assert!(code == 0 && err.contains("already"), "{err}");
 }
+
+/// A copy of a folder tree.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn runs_trained_at_different_lengths_meet_at_the_same_lengths() {
+    let dir = scratch("length-mixed");
+    let out = dir.join("mixed");
+    // Two runs of the tiny preset, one trained at T = 32 and one at T = 64, in one folder.
+    for (i, t) in [32, 64].into_iter().enumerate() {
+        let (code, _, err) = gatelab(&[
+            "sweep",
+            "core",
+            "--preset",
+            "tiny",
+            "--variants",
+            "baseline",
+            "--out",
+            &dir.join(format!("t{t}")).display().to_string(),
+            "--no-report",
+            "train.steps=40",
+            "train.warmup_steps=10",
+            &format!("data.seq_len={t}"),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let run = gatelab_rundir::runs_under(&dir.join(format!("t{t}"))).unwrap().remove(0);
+        copy_tree(&run.path, &out.join(format!("{i}-{}", run.name())));
+    }
+    let path = out.display().to_string();
+    let eval = |lengths: &str| {
+        gatelab(&[
+            "eval-length",
+            &path,
+            "--lengths",
+            lengths,
+            "--methods",
+            "none",
+            "--sequences",
+            "8",
+            "--sink-sequences",
+            "4",
+            "--needle-samples",
+            "2",
+        ])
+    };
+    // A length that fits no run, and a run that no length fits, are refused before anything is
+    // written.
+    let (code, _, err) = eval("48");
+    assert!(code == 1 && err.contains("48 is a multiple of no run's training length"), "{err}");
+    let (code, _, err) = eval("32");
+    assert!(code == 1 && err.contains("trained at T = 64, and none of the lengths"), "{err}");
+    assert!(gatelab_rundir::runs_under(&out).unwrap().iter().all(|r| !r.file("length.json").exists()));
+    let (code, stdout, err) = eval("32,64,128");
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("trained at T = 64; not evaluated at 32"), "{err}");
+    let runs = gatelab_rundir::runs_under(&out).unwrap();
+    let got: Vec<Vec<(usize, usize)>> =
+        runs.iter().map(|r| read_eval(&r.path).points.iter().map(|p| (p.factor, p.length)).collect()).collect();
+    assert_eq!(got, [vec![(1, 32), (2, 64), (4, 128)], vec![(1, 64), (2, 128)]]);
+    // The summary's columns are lengths in tokens, and both runs have numbers at 64 and 128.
+    assert!(stdout.contains("| configuration | method | 32 | 64 | 128 |"), "{stdout}");
+    let ppl: Vec<&str> = stdout.lines().filter(|l| l.contains("| none |")).take(2).collect();
+    assert_eq!(ppl.len(), 2, "{stdout}");
+    assert!(ppl.iter().any(|l| l.contains("| - |")), "the T = 64 run has no point at 32: {stdout}");
+    assert!(ppl.iter().all(|l| l.matches("| -").count() <= 1), "{stdout}");
+}

@@ -122,7 +122,7 @@ fn a_tiny_model_learns_recall_and_the_needle_probe_fires_on_it_only() {
     );
     // A sweep's length summary pairs each gate with its baseline, seed by seed.
     let summary = std::fs::read_to_string(Path::new(&trained).join("length_summary.md")).unwrap();
-    assert!(summary.contains("paired difference to the baseline"), "{summary}");
+    assert!(summary.contains("paired difference to each configuration's baseline"), "{summary}");
     assert!(summary.contains("| g1-elementwise | none | "), "{summary}");
     assert!(Path::new(&trained).join("length_recall_none.png").is_file());
     for p in t.points.iter().chain(&u.points) {

@@ -57,6 +57,8 @@ fn options(path: &Path, init: RetrofitInit, out: &Path) -> RetrofitOptions {
         lr: None,
         name: None,
         control: true,
+        control_seq_len: None,
+        control_rope_theta: None,
         overrides: vec![],
         out: Some(out.to_path_buf()),
         target: Target { backend: gatelab::backend::Backend::Flex, device_index: 0, devices: vec![] },
@@ -129,6 +131,27 @@ fn a_retrofit_starts_as_its_parent_and_trains_the_gate_alone() {
         load_safetensors_adding(fresh, &parent.file("model.safetensors"), |n| n.contains(".attn.gate.")).unwrap();
     assert!((parent_model.forward(tokens.clone()) - moved.forward(tokens)).abs().max().into_scalar::<f32>() > 1e-3);
 
+    // A gate trained at T paired with continued training at 2T: the control of a retrofit at 2T,
+    // the same run (one hash), whichever retrofit plans it.
+    let at_t = retrofit::plan(&RetrofitOptions {
+        control_seq_len: Some(64),
+        control_rope_theta: Some(1e5),
+        ..options(&sweep, RetrofitInit::Identity, &out)
+    })
+    .unwrap();
+    let at_2t = retrofit::plan(&RetrofitOptions {
+        seq_len: Some(64),
+        rope_theta: Some(1e5),
+        ..options(&sweep, RetrofitInit::Identity, &out)
+    })
+    .unwrap();
+    let parent_t = parent.read_file().unwrap().config.data.seq_len;
+    assert_eq!(at_t.runs[0].0.run.config.data.seq_len, parent_t);
+    assert_eq!((at_t.runs[1].0.run.config.data.seq_len, at_t.runs[1].0.run.config.model.rope_theta), (64, 1e5));
+    assert_eq!(at_t.runs[1].0.hash, at_2t.runs[1].0.hash);
+    assert_eq!(at_t.runs[0].1.baseline.as_ref().unwrap().hash, at_2t.runs[1].0.hash);
+    assert_ne!(at_t.runs[0].0.hash, at_2t.runs[0].0.hash);
+
     // Trained: the frozen parameters are the parent's, bit for bit; the gate moved from zero.
     let (code, stdout, err) = gatelab(&[
         "retrofit",
@@ -163,6 +186,12 @@ fn a_retrofit_starts_as_its_parent_and_trains_the_gate_alone() {
     let control = runs.iter().find(|r| r.name().starts_with("baseline+control")).unwrap();
     let moved = values(&trained(control)).iter().zip(&before).filter(|((_, a), (_, b))| a != b).count();
     assert_eq!(moved, before.len(), "the control trains every parameter");
+    // The report pairs each retrofit with its control and with the run it started from.
+    let (code, md, err) = gatelab(&["report", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let against_parent = md.split("## Against the run each started from").nth(1).expect("a table against the parents");
+    let row = against_parent.lines().find(|l| l.starts_with("| baseline+g1-identity-gate |")).expect("the child's row");
+    assert!(row.contains("| baseline | 1 |") && row.contains(" → "), "{row}");
 
     // Refused, nothing written: a gated parent, a cure, identity with σ, an unknown pattern.
     let bad = dir.join("bad");

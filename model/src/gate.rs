@@ -98,6 +98,20 @@ pub enum GateActivation {
     ScaledSigmoid,
 }
 
+impl GateActivation {
+    /// The range its scores lie in: `(0, 1)` for σ, `(0.5, 1)` non-sparse, `(0, 2)` for `2σ`,
+    /// unbounded for SiLU (below by −0.2785) and the identity.
+    pub fn range(self) -> (f64, f64) {
+        match self {
+            GateActivation::Sigmoid => (0.0, 1.0),
+            GateActivation::NsSigmoid => (0.5, 1.0),
+            GateActivation::ScaledSigmoid => (0.0, 2.0),
+            GateActivation::Silu => (-0.2785, f64::INFINITY),
+            GateActivation::Identity => (f64::NEG_INFINITY, f64::INFINITY),
+        }
+    }
+}
+
 /// How the gate's weights start.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[serde(rename_all = "snake_case")]

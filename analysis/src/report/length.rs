@@ -33,14 +33,23 @@ fn train_lengths<'a>(evals: impl Iterator<Item = &'a LengthEval>) -> (String, Op
     (words, if set.len() == 1 { set.first().copied() } else { None })
 }
 
-/// `f` at (method, factor) over a configuration's seeds.
+/// `f` at (method, length in tokens) over a configuration's seeds.
 fn over_seeds(
     runs: &[&LengthEval],
     method: ScalingMethod,
-    factor: usize,
+    length: usize,
     f: &dyn Fn(&LengthPoint) -> f64,
 ) -> Option<Estimate> {
-    Estimate::of(&runs.iter().filter_map(|e| Some((e.seed, f(e.point(method, factor)?)))).collect::<Vec<_>>())
+    Estimate::of(&runs.iter().filter_map(|e| Some((e.seed, f(e.point_at(method, length)?)))).collect::<Vec<_>>())
+}
+
+/// A column's name: `kT` where every run shares `T` (and the length is a multiple of it), else the
+/// length in tokens.
+fn column(length: usize, one_t: Option<usize>) -> String {
+    match one_t {
+        Some(t) if length.is_multiple_of(t) => format!("{}T", length / t),
+        _ => length.to_string(),
+    }
 }
 
 /// Writes the length charts and tables of the runs under `sweep` into `dir`; no section when no
@@ -53,10 +62,11 @@ pub fn write(sweep: &Path, dir: &Path, summary: &Summary) -> Result<Option<Secti
         .into_iter()
         .filter(|m| evals.iter().any(|e| e.points.iter().any(|p| p.method == *m)))
         .collect();
-    let mut factors: Vec<usize> = evals.iter().flat_map(|e| e.points.iter().map(|p| p.factor)).collect();
-    factors.sort_unstable();
-    factors.dedup();
-    let (t, one_t) = train_lengths(evals.iter());
+    // Keyed by length in tokens: runs trained at different lengths meet at the same ones.
+    let mut lengths: Vec<usize> = evals.iter().flat_map(|e| e.points.iter().map(|p| p.length)).collect();
+    lengths.sort_unstable();
+    lengths.dedup();
+    let (t, _) = train_lengths(evals.iter());
     let clean = if evals.iter().all(|e| e.held_out_clean) {
         ""
     } else {
@@ -70,15 +80,10 @@ pub fn write(sweep: &Path, dir: &Path, summary: &Summary) -> Result<Option<Secti
                 .map(|(i, runs)| Series {
                     label: summary.groups[*i].name(),
                     colour: *i,
-                    points: factors
+                    points: lengths
                         .iter()
-                        .filter_map(|&k| {
-                            over_seeds(runs, m, k, f).map(|e| Point {
-                                x: (k * runs[0].train_length) as f64,
-                                y: e.mean,
-                                lo: e.lo,
-                                hi: e.hi,
-                            })
+                        .filter_map(|&l| {
+                            over_seeds(runs, m, l, f).map(|e| Point { x: l as f64, y: e.mean, lo: e.lo, hi: e.hi })
                         })
                         .collect(),
                     style: SeriesStyle::Markers,
@@ -106,7 +111,7 @@ pub fn write(sweep: &Path, dir: &Path, summary: &Summary) -> Result<Option<Secti
             recall.push(Series {
                 label: "chance (1 / values)".into(),
                 colour: 0,
-                points: factors.iter().map(|&k| Point::at((k * first.train_length) as f64, chance)).collect(),
+                points: lengths.iter().map(|&l| Point::at(l as f64, chance)).collect(),
                 style: SeriesStyle::Reference,
             });
             let chart = LineChart {
@@ -124,9 +129,9 @@ pub fn write(sweep: &Path, dir: &Path, summary: &Summary) -> Result<Option<Secti
             charts.push(line_chart(dir, &format!("length_recall_{}", m.name()), &chart)?);
         }
         let mut fattn = series(&|p| p.mean_first_token_attention());
-        let chance: Vec<Point> = factors
+        let chance: Vec<Point> = lengths
             .iter()
-            .filter_map(|&k| evals.iter().find_map(|e| e.point(m, k)).map(|p| Point::at(p.length as f64, p.chance)))
+            .filter_map(|&l| evals.iter().find_map(|e| e.point_at(m, l)).map(|p| Point::at(p.length as f64, p.chance)))
             .collect();
         fattn.push(Series {
             label: "chance (uniform causal)".into(),
@@ -148,8 +153,8 @@ pub fn write(sweep: &Path, dir: &Path, summary: &Summary) -> Result<Option<Secti
         };
         charts.push(line_chart(dir, &format!("length_first_token_{}", m.name()), &chart)?);
     }
-    charts.push(retrieval_grid(dir, summary, &groups, &methods, &factors, first, one_t)?);
-    write_tables(dir, summary, &groups, &methods, &factors, first, clean)?;
+    charts.push(retrieval_grid(dir, summary, &groups, &methods, &lengths, first)?);
+    write_tables(dir, summary, &groups, &methods, &lengths, first, clean)?;
     Ok(Some(Section { title: "Length generalisation".into(), charts }))
 }
 
@@ -161,18 +166,17 @@ fn retrieval_grid(
     summary: &Summary,
     groups: &[(usize, Vec<&LengthEval>)],
     methods: &[ScalingMethod],
-    factors: &[usize],
+    lengths: &[usize],
     first: &LengthEval,
-    one_t: Option<usize>,
 ) -> Result<ChartFile> {
     let depths = first.options.needle.depths.clone();
     let panel = |title: String, runs: &[&LengthEval], m: ScalingMethod, control: bool| HeatPanel {
         title,
-        rows: factors.iter().map(|k| one_t.map_or_else(|| format!("{k}T"), |t| format!("{}", k * t))).collect(),
+        rows: lengths.iter().map(usize::to_string).collect(),
         cols: depths.iter().map(|d| format!("{d}")).collect(),
-        values: factors
+        values: lengths
             .iter()
-            .map(|&k| {
+            .map(|&l| {
                 depths
                     .iter()
                     .map(|&d| {
@@ -182,7 +186,7 @@ fn retrieval_grid(
                                 .find(|r| r.depth == d)
                                 .map_or(f64::NAN, |r| if control { r.control } else { r.accuracy })
                         };
-                        over_seeds(runs, m, k, &at).map_or(f64::NAN, |e| e.mean)
+                        over_seeds(runs, m, l, &at).map_or(f64::NAN, |e| e.mean)
                     })
                     .collect()
             })
@@ -203,7 +207,7 @@ fn retrieval_grid(
     let n = &first.options.needle;
     let grid = HeatGrid {
         title: "Needle retrieval by length and depth, beside its no-needle control".into(),
-        row_label: if one_t.is_some() { "length (tokens)" } else { "length (multiples of each run's T)" }.into(),
+        row_label: "length (tokens)".into(),
         col_label: "needle depth".into(),
         value_label: "value tokens right".into(),
         aggregation: format!(
@@ -231,24 +235,24 @@ fn write_tables(
     summary: &Summary,
     groups: &[(usize, Vec<&LengthEval>)],
     methods: &[ScalingMethod],
-    factors: &[usize],
+    lengths: &[usize],
     first: &LengthEval,
     clean: &str,
 ) -> Result<()> {
     let (t, one_t) = train_lengths(groups.iter().flat_map(|(_, runs)| runs.iter().copied()));
     let thetas: std::collections::BTreeSet<String> =
         groups.iter().flat_map(|(_, runs)| runs.iter().map(|e| e.rope_theta.to_string())).collect();
-    let mixed = if one_t.is_none() { " (per configuration: kT is k times its own T)" } else { "" };
+    let mixed = if one_t.is_none() { " (columns: evaluation lengths in tokens)" } else { "" };
     let mut md = format!(
         "# Length generalisation\n\nTrained at T = {t}{mixed}; RoPE base {} at evaluation. Cells: mean [95% Student-t interval] over seeds.{clean}\n\n",
         thetas.into_iter().collect::<Vec<_>>().join(" or ")
     );
-    let head: Vec<String> = factors.iter().map(|k| format!("{k}T")).collect();
+    let head: Vec<String> = lengths.iter().map(|&l| column(l, one_t)).collect();
     let _ = writeln!(
         md,
         "Held-out perplexity:\n\n| configuration | method | {} |\n|---|---|{}",
         head.join(" | "),
-        "---:|".repeat(factors.len())
+        "---:|".repeat(lengths.len())
     );
     let mut csv = String::from(
         "configuration,method,factor,length,perplexity,perplexity_lo,perplexity_hi,accuracy,accuracy_lo,accuracy_hi,last_segment_loss,first_token_attention,retrieval_accuracy,control_accuracy,runs\n",
@@ -258,14 +262,16 @@ fn write_tables(
     for (i, runs) in groups {
         let name = summary.groups[*i].name();
         for &m in methods {
-            let cells: Vec<String> = factors
+            let cells: Vec<String> = lengths
                 .iter()
-                .map(|&k| over_seeds(runs, m, k, &|p| p.perplexity).map_or("-".into(), |e| e.show(3)))
+                .map(|&l| over_seeds(runs, m, l, &|p| p.perplexity).map_or("-".into(), |e| e.show(3)))
                 .collect();
             let _ = writeln!(md, "| {name} | {} | {} |", m.name(), cells.join(" | "));
-            for &k in factors {
-                let ppl = over_seeds(runs, m, k, &|p| p.perplexity);
-                let acc = over_seeds(runs, m, k, &recalled);
+            for &l in lengths {
+                // A configuration trained at another length may not have been evaluated at l.
+                let Some(k) = runs.iter().find_map(|e| e.point_at(m, l)).map(|p| p.factor) else { continue };
+                let ppl = over_seeds(runs, m, l, &|p| p.perplexity);
+                let acc = over_seeds(runs, m, l, &recalled);
                 let bound = |e: &Option<Estimate>, f: fn(&Estimate) -> Option<f64>| {
                     e.as_ref().and_then(f).map_or(String::new(), |v| v.to_string())
                 };
@@ -273,17 +279,17 @@ fn write_tables(
                     csv,
                     "\"{name}\",{},{k},{},{},{},{},{},{},{},{},{},{},{},{}",
                     m.name(),
-                    k * runs[0].train_length,
+                    l,
                     num(&ppl),
                     bound(&ppl, |e| e.lo),
                     bound(&ppl, |e| e.hi),
                     num(&acc),
                     bound(&acc, |e| e.lo),
                     bound(&acc, |e| e.hi),
-                    num(&over_seeds(runs, m, k, &|p| p.segment_loss.last().copied().unwrap_or(f64::NAN))),
-                    num(&over_seeds(runs, m, k, &|p| p.mean_first_token_attention())),
-                    num(&over_seeds(runs, m, k, &|p| p.retrieval_accuracy)),
-                    num(&over_seeds(runs, m, k, &|p| p.control_accuracy)),
+                    num(&over_seeds(runs, m, l, &|p| p.segment_loss.last().copied().unwrap_or(f64::NAN))),
+                    num(&over_seeds(runs, m, l, &|p| p.mean_first_token_attention())),
+                    num(&over_seeds(runs, m, l, &|p| p.retrieval_accuracy)),
+                    num(&over_seeds(runs, m, l, &|p| p.control_accuracy)),
                     runs.len()
                 );
             }
@@ -294,14 +300,14 @@ fn write_tables(
             md,
             "\nAnswers recalled (argmax over the held-out queries; chance {chance:.3}):\n\n| configuration | method | {} |\n|---|---|{}",
             head.join(" | "),
-            "---:|".repeat(factors.len())
+            "---:|".repeat(lengths.len())
         );
         for (i, runs) in groups {
             let name = summary.groups[*i].name();
             for &m in methods {
-                let cells: Vec<String> = factors
+                let cells: Vec<String> = lengths
                     .iter()
-                    .map(|&k| over_seeds(runs, m, k, &recalled).map_or("-".into(), |e| e.clipped((0.0, 1.0)).show(3)))
+                    .map(|&l| over_seeds(runs, m, l, &recalled).map_or("-".into(), |e| e.clipped((0.0, 1.0)).show(3)))
                     .collect();
                 let _ = writeln!(md, "| {name} | {} | {} |", m.name(), cells.join(" | "));
             }
@@ -318,17 +324,17 @@ fn write_tables(
         if !paired.is_empty() {
             let _ = writeln!(
                 md,
-                "\nAnswers recalled, paired difference to the baseline (Δ = gate − baseline, seed by seed):\n\n| configuration | method | {} |\n|---|---|{}",
+                "\nAnswers recalled, paired difference to each configuration's baseline (Δ = configuration − baseline, seed by seed; the baseline a grid or a retrofit names, else the ungated run):\n\n| configuration | method | {} |\n|---|---|{}",
                 head.join(" | "),
-                "---:|".repeat(factors.len())
+                "---:|".repeat(lengths.len())
             );
             for (i, runs, base) in paired {
                 for &m in methods {
-                    let cells: Vec<String> = factors
+                    let cells: Vec<String> = lengths
                         .iter()
-                        .map(|&k| {
-                            over_seeds(runs, m, k, &recalled)
-                                .zip(over_seeds(base, m, k, &recalled))
+                        .map(|&l| {
+                            over_seeds(runs, m, l, &recalled)
+                                .zip(over_seeds(base, m, l, &recalled))
                                 .and_then(|(g, b)| g.paired_minus(&b))
                                 .map_or("-".into(), |d| d.show_signed(3))
                         })
@@ -342,21 +348,24 @@ fn write_tables(
         md,
         "\nFirst-token attention (mean over layers) · needle retrieval (its control without the needle):\n\n| configuration | method | {} |\n|---|---|{}",
         head.join(" | "),
-        "---:|".repeat(factors.len())
+        "---:|".repeat(lengths.len())
     );
     for (i, runs) in groups {
         let name = summary.groups[*i].name();
         for &m in methods {
             let mean =
-                |f: &dyn Fn(&LengthPoint) -> f64, k: usize| over_seeds(runs, m, k, f).map_or(f64::NAN, |e| e.mean);
-            let cells: Vec<String> = factors
+                |f: &dyn Fn(&LengthPoint) -> f64, l: usize| over_seeds(runs, m, l, f).map_or(f64::NAN, |e| e.mean);
+            let cells: Vec<String> = lengths
                 .iter()
-                .map(|&k| {
+                .map(|&l| {
+                    if !runs.iter().any(|e| e.point_at(m, l).is_some()) {
+                        return "-".to_string();
+                    }
                     format!(
                         "{:.3} · {:.2} ({:.2})",
-                        mean(&|p| p.mean_first_token_attention(), k),
-                        mean(&|p| p.retrieval_accuracy, k),
-                        mean(&|p| p.control_accuracy, k)
+                        mean(&|p| p.mean_first_token_attention(), l),
+                        mean(&|p| p.retrieval_accuracy, l),
+                        mean(&|p| p.control_accuracy, l)
                     )
                 })
                 .collect();

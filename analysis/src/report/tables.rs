@@ -86,7 +86,7 @@ pub fn extra_tables(summary: &Summary) -> Vec<NoteTable> {
         let rows = summary
             .groups
             .iter()
-            .map(|g| cells_of(g, vec![g.runs[0].file.config.model.cure.name().to_string()], &CURE_METRICS))
+            .map(|g| cells_of(g, vec![g.runs[0].file.config.model.cure.describe()], &CURE_METRICS))
             .collect();
         tables.push(NoteTable {
             title: "Where the attention goes",
@@ -107,6 +107,17 @@ pub fn extra_tables(summary: &Summary) -> Vec<NoteTable> {
             header: header_of(&[], &INTERVENTION_COLUMNS),
             rows: edited,
             note: INTERVENTIONS_NOTE,
+        });
+    }
+    let continued: Vec<Vec<String>> = summary.groups.iter().filter_map(parent_cells).collect();
+    if !continued.is_empty() {
+        let mut header: Vec<String> = ["configuration", "started from", "pairs"].map(String::from).to_vec();
+        header.extend(PARENT_METRICS.iter().map(|m| format!("{} (parent → Δ)", m.name())));
+        tables.push(NoteTable {
+            title: "Against the run each started from (paired by seed)",
+            header,
+            rows: continued,
+            note: PARENT_NOTE,
         });
     }
     if let Some(t) = left_out(summary) {
@@ -132,6 +143,27 @@ pub fn extra_tables(summary: &Summary) -> Vec<NoteTable> {
         });
     }
     tables
+}
+
+/// The metrics compared with a continued run's parent.
+const PARENT_METRICS: [Metric; 4] =
+    [Metric::ValLoss, Metric::FirstTokenAttention, Metric::MaxActivation, Metric::GateMean];
+
+const PARENT_NOTE: &str = "Runs that started from another run's final weights (retrofit, extend: config.json's meta.parent), against that run, seed by seed: each cell is the parents' mean, then the paired difference Δ = run − its parent with its 95% interval. Each run is measured at its own sequence length (a child at 2T against a parent at T compares two lengths). The parents' own report is in their sweep folder.";
+
+/// A continued configuration's row against its parents: configuration, parent, pairs, then per
+/// [`PARENT_METRICS`] the parents' mean and the paired difference. None without parents.
+fn parent_cells(g: &Group) -> Option<Vec<String>> {
+    if g.versus_parent.is_empty() {
+        return None;
+    }
+    let pairs = g.versus_parent.values().map(|e| e.n).max().unwrap_or(0);
+    let mut cells = vec![g.name(), g.parent.clone(), pairs.to_string()];
+    cells.extend(PARENT_METRICS.iter().map(|m| match (g.parent_estimates.get(m), g.versus_parent.get(m)) {
+        (Some(p), Some(d)) => format!("{:.*} → {}", m.digits(), p.mean, d.show_signed(m.digits())),
+        _ => "-".into(),
+    }));
+    Some(cells)
 }
 
 /// The runs whose numbers cannot be trusted (a done run whose weights are missing or damaged, or

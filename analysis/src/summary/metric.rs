@@ -137,7 +137,7 @@ impl Metric {
         match self {
             Metric::FirstTokenAttention
             | Metric::Sink
-            | Metric::GateMean
+            | Metric::GateMean // σ's range; a group clips to its own activation's
             | Metric::FirstTokenAttentionPeakZeroed
             | Metric::FirstTokenAttentionPeakMeaned
             | Metric::FirstTokenShare

@@ -22,11 +22,13 @@
 //! spread that both share and is the comparison to read.
 //!
 //! Parts: [`estimate`] (means, intervals, paired differences), [`metric`] (what is measured),
-//! [`verdict`] (verdicts on the paper's claims and the report's finding); here, the grouping of
-//! runs into configurations and the pairing with baselines.
+//! [`verdict`] (verdicts on the paper's claims and the report's finding), [`parent`] (continued
+//! runs against the runs they started from); here, the grouping of runs into configurations and
+//! the pairing with baselines.
 
 mod estimate;
 mod metric;
+mod parent;
 mod verdict;
 
 pub use estimate::{Estimate, NON_FINITE, t_quantile_95};
@@ -97,6 +99,13 @@ pub struct Group {
     pub versus_baseline: BTreeMap<Metric, Estimate>,
     /// Index of that baseline group, if any (none for the baseline itself).
     pub baseline: Option<usize>,
+    /// The variant(s) of the runs its runs started from (`meta.parent`: `extend`, `retrofit`),
+    /// empty when they started from scratch.
+    pub parent: String,
+    /// Per metric, the parents' values over their seeds.
+    pub parent_estimates: BTreeMap<Metric, Estimate>,
+    /// Per metric, the paired difference to the parents (run − its parent, seed by seed).
+    pub versus_parent: BTreeMap<Metric, Estimate>,
     /// Per metric the paper makes a claim about, the verdict (G1 sigmoid gates only).
     pub verdicts: BTreeMap<Metric, Verdict>,
     /// Per-layer F-Attn (queries ≥ 1) over seeds.
@@ -288,6 +297,9 @@ pub fn summarize(sweep: &Path) -> Result<Summary> {
                     estimates: BTreeMap::new(),
                     versus_baseline: BTreeMap::new(),
                     baseline: None,
+                    parent: String::new(),
+                    parent_estimates: BTreeMap::new(),
+                    versus_parent: BTreeMap::new(),
                     verdicts: BTreeMap::new(),
                     first_token_attention_per_layer: vec![],
                     max_activation_per_layer: vec![],
@@ -329,6 +341,7 @@ pub fn summarize(sweep: &Path) -> Result<Summary> {
         estimate(g);
     }
     pair_with_baselines(&mut groups);
+    parent::pair_with_parents(&mut groups);
     if groups.is_empty()
         && let Some((name, why)) = unreadable.first()
     {
@@ -402,8 +415,13 @@ fn estimate(g: &mut Group) {
     for metric in Metric::ALL {
         let values: Vec<(u64, f64)> =
             done.iter().filter_map(|r| Some((r.file.meta.seed, *r.metrics.get(&metric)?))).collect();
+        // A gate's mean score lies in its activation's range (2σ reaches 2).
+        let bounds = match metric {
+            Metric::GateMean => Some(g.runs[0].file.config.model.gate.activation.range()),
+            m => m.bounds(),
+        };
         if let Some(e) = Estimate::of(&values) {
-            g.estimates.insert(metric, e.clipped(metric.bounds().unwrap_or((f64::NEG_INFINITY, f64::INFINITY))));
+            g.estimates.insert(metric, e.clipped(bounds.unwrap_or((f64::NEG_INFINITY, f64::INFINITY))));
         }
     }
     let analysed: Vec<(u64, &Analysis)> =

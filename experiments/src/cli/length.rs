@@ -13,6 +13,10 @@ pub struct EvalLengthArgs {
     /// Evaluation lengths as multiples of the training length T.
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
     factors: Vec<usize>,
+    /// Evaluation lengths in tokens instead of --factors: each run at those that are multiples of
+    /// its own T, so runs trained at different lengths are compared at the same lengths.
+    #[arg(long, value_delimiter = ',', conflicts_with = "factors")]
+    lengths: Vec<usize>,
     /// RoPE scaling methods: none, linear, ntk, yarn.
     #[arg(long, value_delimiter = ',', default_value = "none,linear,ntk,yarn")]
     methods: Vec<String>,
@@ -59,6 +63,9 @@ pub fn eval_length(args: EvalLengthArgs) -> Result<()> {
     if args.factors.is_empty() || args.factors.contains(&0) {
         return Err(ExperimentError::option("--factors", "each factor must be at least 1"));
     }
+    if args.lengths.contains(&0) {
+        return Err(ExperimentError::option("--lengths", "each length must be at least 1 token"));
+    }
     if let Some(theta) = args.rope_theta
         && !(theta > 1.0 && theta.is_finite())
     {
@@ -83,6 +90,7 @@ pub fn eval_length(args: EvalLengthArgs) -> Result<()> {
     })?;
     let options = LengthOptions {
         factors: args.factors,
+        lengths: args.lengths,
         methods,
         rope_theta: args.rope_theta,
         sequences: args.sequences.max(1),
@@ -92,6 +100,9 @@ pub fn eval_length(args: EvalLengthArgs) -> Result<()> {
         ..LengthOptions::default()
     };
     let runs = super::finished_runs(&args.path, "evaluate")?;
+    if !options.lengths.is_empty() {
+        fit_lengths(&runs, &options)?;
+    }
     let device = args.device.open()?;
     let mut evaluated = Vec::new();
     for run in &runs {
@@ -115,6 +126,33 @@ pub fn eval_length(args: EvalLengthArgs) -> Result<()> {
             args.path.display(),
             section.map_or(0, |s| s.charts.len())
         );
+    }
+    Ok(())
+}
+
+/// Checks `--lengths` against every run before anything is written: a run that none of them fits
+/// (none a multiple of its T) and a length that fits no run are refused; a run that some do not
+/// fit is named and evaluated at the others.
+fn fit_lengths(runs: &[RunDir], options: &gatelab_analysis::length::LengthOptions) -> Result<()> {
+    let mut fits = Vec::new();
+    for run in runs {
+        let t = run.read_file()?.config.data.seq_len;
+        fits.push((run, t, options.factors_for(t).iter().map(|k| k * t).collect::<Vec<usize>>()));
+    }
+    if let Some(l) = options.lengths.iter().find(|l| !fits.iter().any(|(_, _, f)| f.contains(*l))) {
+        return Err(ExperimentError::option("--lengths", format!("{l} is a multiple of no run's training length")));
+    }
+    for (run, t, fit) in &fits {
+        if fit.is_empty() {
+            return Err(ExperimentError::option(
+                "--lengths",
+                format!("{}: trained at T = {t}, and none of the lengths is a multiple of it", run.name()),
+            ));
+        }
+        let left: Vec<String> = options.lengths.iter().filter(|l| !fit.contains(l)).map(usize::to_string).collect();
+        if !left.is_empty() {
+            eprintln!("{}: trained at T = {t}; not evaluated at {} (not a multiple of T)", run.name(), left.join(", "));
+        }
     }
     Ok(())
 }

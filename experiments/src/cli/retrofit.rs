@@ -46,6 +46,13 @@ pub struct RetrofitArgs {
     /// paired with.
     #[arg(long)]
     no_control: bool,
+    /// The control's sequence length, when not the new runs' (e.g. the gate trained at T, paired
+    /// with continued training of every parameter at 2T).
+    #[arg(long)]
+    control_seq_len: Option<usize>,
+    /// The control's RoPE base, when not the new runs'.
+    #[arg(long)]
+    control_rope_theta: Option<f64>,
     /// Results folder (default: the parent sweep's folder with -retrofit appended; retrofits of
     /// one sweep share it, and its controls).
     #[arg(long)]
@@ -71,6 +78,8 @@ pub fn retrofit(args: RetrofitArgs) -> Result<()> {
         lr: args.lr,
         name: args.name,
         control: !args.no_control,
+        control_seq_len: args.control_seq_len,
+        control_rope_theta: args.control_rope_theta,
         overrides: args.overrides,
         out: args.out,
         target: Target {
