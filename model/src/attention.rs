@@ -68,6 +68,8 @@ impl Gate {
         let paper_gate = self.spec.activation == GateActivation::Sigmoid
             && self.spec.combination == Combination::Multiplicative
             && self.spec.sharing == HeadSharing::HeadSpecific;
+        // The fused CPU kernel covers the paper's σ product; every other form (SiLU, the
+        // non-sparse sigmoid, 2σ, tanh, sums, head-shared scores) takes Burn's operations below.
         if paper_gate && !keep_scores && logits.dims() == y.dims() {
             return (sigmoid_gate(y, logits), None);
         }
@@ -77,6 +79,7 @@ impl Gate {
             GateActivation::NsSigmoid => sigmoid(logits).mul_scalar(0.5).add_scalar(0.5),
             GateActivation::Identity => logits,
             GateActivation::ScaledSigmoid => sigmoid(logits).mul_scalar(2.0),
+            GateActivation::Tanh => logits.tanh(),
         };
         if self.spec.sharing == HeadSharing::HeadShared {
             scores = scores.mean_dim(2);

@@ -96,6 +96,9 @@ pub enum GateActivation {
     /// `2σ(x)`, scores in (0, 2): exactly 1 at a zero logit, so a zero-initialised gate starts as
     /// no gate at all (the form of openai/parameter-golf; not in the paper).
     ScaledSigmoid,
+    /// `tanh(x)`, scores in (−1, 1): signed, 0 at a zero logit (asked of the authors,
+    /// qiuzh20/gated_attention issue 3; not in the paper).
+    Tanh,
 }
 
 impl GateActivation {
@@ -108,6 +111,7 @@ impl GateActivation {
             GateActivation::ScaledSigmoid => (0.0, 2.0),
             GateActivation::Silu => (-0.2785, f64::INFINITY),
             GateActivation::Identity => (f64::NEG_INFINITY, f64::INFINITY),
+            GateActivation::Tanh => (-1.0, 1.0),
         }
     }
 }
@@ -283,7 +287,7 @@ impl GateSpec {
             A::Sigmoid => 0.5,
             A::NsSigmoid => 0.75,
             A::ScaledSigmoid => 1.0,
-            A::Silu | A::Identity => 0.0,
+            A::Silu | A::Identity | A::Tanh => 0.0,
         };
         let score = at_zero(self.activation);
         let (neutral, op) = match self.combination {
@@ -366,6 +370,7 @@ impl GateSpec {
                     GateActivation::NsSigmoid => "NS-sigmoid",
                     GateActivation::Identity => "identity",
                     GateActivation::ScaledSigmoid => "2·sigmoid",
+                    GateActivation::Tanh => "tanh",
                 }
                 .into(),
             );
@@ -394,24 +399,29 @@ impl GateSpec {
             GateSpec { sdpa_nonlinearity: SdpaNonlinearity::RmsNorm, ..GateSpec::BASELINE },
             GateSpec { sdpa_nonlinearity: SdpaNonlinearity::Silu, ..GateSpec::BASELINE },
         ];
-        for position in [GatePosition::G1, GatePosition::G2, GatePosition::G3, GatePosition::G4, GatePosition::G5] {
-            for granularity in [Granularity::Elementwise, Granularity::Headwise] {
-                for sharing in [HeadSharing::HeadSpecific, HeadSharing::HeadShared] {
-                    for combination in [Combination::Multiplicative, Combination::Additive] {
-                        for activation in [A::Sigmoid, A::Silu, A::NsSigmoid, A::Identity, A::ScaledSigmoid] {
-                            for input in [GateInput::Dependent, GateInput::Independent] {
-                                let spec = GateSpec {
-                                    position,
-                                    granularity,
-                                    sharing,
-                                    combination,
-                                    activation,
-                                    input,
-                                    sdpa_nonlinearity: SdpaNonlinearity::None,
-                                    init: GateInit::Default,
-                                };
-                                if spec.validate(qk_norm).is_ok() {
-                                    out.push(spec);
+        // Forms added later come after the earlier ones, so that every earlier point keeps its
+        // place (the parity test cycles architectures by it).
+        let generations: [&[A]; 2] = [&[A::Sigmoid, A::Silu, A::NsSigmoid, A::Identity, A::ScaledSigmoid], &[A::Tanh]];
+        for activations in generations {
+            for position in [GatePosition::G1, GatePosition::G2, GatePosition::G3, GatePosition::G4, GatePosition::G5] {
+                for granularity in [Granularity::Elementwise, Granularity::Headwise] {
+                    for sharing in [HeadSharing::HeadSpecific, HeadSharing::HeadShared] {
+                        for combination in [Combination::Multiplicative, Combination::Additive] {
+                            for &activation in activations {
+                                for input in [GateInput::Dependent, GateInput::Independent] {
+                                    let spec = GateSpec {
+                                        position,
+                                        granularity,
+                                        sharing,
+                                        combination,
+                                        activation,
+                                        input,
+                                        sdpa_nonlinearity: SdpaNonlinearity::None,
+                                        init: GateInit::Default,
+                                    };
+                                    if spec.validate(qk_norm).is_ok() {
+                                        out.push(spec);
+                                    }
                                 }
                             }
                         }
@@ -459,7 +469,7 @@ mod tests {
         let with = |combination, activation| GateSpec { combination, activation, ..GateSpec::G1_ELEMENTWISE };
         let ok: Vec<_> = [Combination::Multiplicative, Combination::Additive]
             .into_iter()
-            .flat_map(|c| [A::Sigmoid, A::Silu, A::NsSigmoid, A::Identity, A::ScaledSigmoid].map(|a| (c, a)))
+            .flat_map(|c| [A::Sigmoid, A::Silu, A::NsSigmoid, A::Identity, A::ScaledSigmoid, A::Tanh].map(|a| (c, a)))
             .filter(|&(c, a)| with(c, a).identity_at_zero().is_ok())
             .collect();
         assert_eq!(
@@ -467,7 +477,8 @@ mod tests {
             [
                 (Combination::Multiplicative, A::ScaledSigmoid),
                 (Combination::Additive, A::Silu),
-                (Combination::Additive, A::Identity)
+                (Combination::Additive, A::Identity),
+                (Combination::Additive, A::Tanh)
             ]
         );
         let why = GateSpec::G1_ELEMENTWISE.identity_at_zero().unwrap_err();
@@ -485,9 +496,10 @@ mod tests {
         let all = GateSpec::enumerate(true);
         let unique: std::collections::HashSet<_> = all.iter().collect();
         assert_eq!(unique.len(), all.len());
-        // 5 positions × 2 × 2 × 2 × 5 × 2 = 400, minus G5 headwise or head-shared (3/4 of 80 = 60),
-        // minus multiplicative headwise G3/G4 under qk-norm (2 × 2 × 5 × 2 = 40); plus 3 non-gates.
-        assert_eq!(all.len(), 400 - 60 - 40 + 3);
-        assert_eq!(GateSpec::enumerate(false).len(), 400 - 60 + 3);
+        // 5 positions × 2 × 2 × 2 × 6 activations × 2 = 480, minus G5 headwise or head-shared (3/4
+        // of 96 = 72), minus multiplicative headwise G3/G4 under qk-norm (2 × 2 × 6 × 2 = 48); plus
+        // 3 non-gates.
+        assert_eq!(all.len(), 480 - 72 - 48 + 3);
+        assert_eq!(GateSpec::enumerate(false).len(), 480 - 72 + 3);
     }
 }
