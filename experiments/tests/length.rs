@@ -64,6 +64,9 @@ fn eval_length_and_extend_on_a_tiny_sweep() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(stdout.contains("| baseline | yarn |"), "{stdout}");
+    // Perplexity is paired with the baseline, seed by seed, on every corpus.
+    let paired = stdout.split("Held-out perplexity, paired difference").nth(1).expect("a paired perplexity table");
+    assert!(paired.lines().any(|l| l.starts_with("| g1-elementwise | yarn | ")), "{stdout}");
     for r in &rows {
         let e = read_eval(&r.dir);
         assert_eq!((e.train_length, e.points.len(), e.held_out_clean), (32, 3 * 4, true));

@@ -295,6 +295,38 @@ fn write_tables(
             }
         }
     }
+    // Each configuration against its baseline, seed by seed (the same seed: the same
+    // initialisation stream, batches and held-out sequences).
+    let paired: Vec<(usize, &Vec<&LengthEval>, &Vec<&LengthEval>)> = groups
+        .iter()
+        .filter_map(|(i, runs)| {
+            let b = summary.groups[*i].baseline?;
+            groups.iter().find(|(j, _)| *j == b).map(|(_, base)| (*i, runs, base))
+        })
+        .collect();
+    if !paired.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nHeld-out perplexity, paired difference to each configuration's baseline (Δ = configuration − baseline, seed by seed):\n\n| configuration | method | {} |\n|---|---|{}",
+            head.join(" | "),
+            "---:|".repeat(lengths.len())
+        );
+        let ppl = |p: &LengthPoint| p.perplexity;
+        for (i, runs, base) in &paired {
+            for &m in methods {
+                let cells: Vec<String> = lengths
+                    .iter()
+                    .map(|&l| {
+                        over_seeds(runs, m, l, &ppl)
+                            .zip(over_seeds(base, m, l, &ppl))
+                            .and_then(|(g, b)| g.paired_minus(&b))
+                            .map_or("-".into(), |d| d.show_signed(3))
+                    })
+                    .collect();
+                let _ = writeln!(md, "| {} | {} | {} |", summary.groups[*i].name(), m.name(), cells.join(" | "));
+            }
+        }
+    }
     if let Some(chance) = first.recall_chance {
         let _ = writeln!(
             md,
@@ -312,15 +344,6 @@ fn write_tables(
                 let _ = writeln!(md, "| {name} | {} | {} |", m.name(), cells.join(" | "));
             }
         }
-        // Each gate against the baseline of its configuration, seed by seed (the same seed: the
-        // same initialisation stream, batches and probes).
-        let paired: Vec<(usize, &Vec<&LengthEval>, &Vec<&LengthEval>)> = groups
-            .iter()
-            .filter_map(|(i, runs)| {
-                let b = summary.groups[*i].baseline?;
-                groups.iter().find(|(j, _)| *j == b).map(|(_, base)| (*i, runs, base))
-            })
-            .collect();
         if !paired.is_empty() {
             let _ = writeln!(
                 md,
@@ -328,7 +351,7 @@ fn write_tables(
                 head.join(" | "),
                 "---:|".repeat(lengths.len())
             );
-            for (i, runs, base) in paired {
+            for (i, runs, base) in &paired {
                 for &m in methods {
                     let cells: Vec<String> = lengths
                         .iter()
@@ -339,7 +362,7 @@ fn write_tables(
                                 .map_or("-".into(), |d| d.show_signed(3))
                         })
                         .collect();
-                    let _ = writeln!(md, "| {} | {} | {} |", summary.groups[i].name(), m.name(), cells.join(" | "));
+                    let _ = writeln!(md, "| {} | {} | {} |", summary.groups[*i].name(), m.name(), cells.join(" | "));
                 }
             }
         }
