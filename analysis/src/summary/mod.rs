@@ -22,10 +22,11 @@
 //! spread that both share and is the comparison to read.
 //!
 //! Parts: [`estimate`] (means, intervals, paired differences), [`metric`] (what is measured),
-//! [`verdict`] (verdicts on the paper's claims and the report's finding), [`parent`] (continued
-//! runs against the runs they started from); here, the grouping of runs into configurations and
-//! the pairing with baselines.
+//! [`verdict`] (verdicts on the paper's claims and the report's finding), [`baseline`] (each
+//! configuration's baseline and the paired differences to it), [`parent`] (continued runs against
+//! the runs they started from); here, the grouping of runs into configurations.
 
+mod baseline;
 mod estimate;
 mod metric;
 mod parent;
@@ -340,7 +341,7 @@ pub fn summarize(sweep: &Path) -> Result<Summary> {
         g.runs.sort_by_key(|r| r.file.meta.seed);
         estimate(g);
     }
-    pair_with_baselines(&mut groups);
+    baseline::pair_with_baselines(&mut groups);
     parent::pair_with_parents(&mut groups);
     if groups.is_empty()
         && let Some((name, why)) = unreadable.first()
@@ -451,65 +452,6 @@ fn estimate(g: &mut Group) {
     let total: u64 = histogram.iter().sum();
     g.gate_histogram = histogram.iter().map(|&c| c as f64 / total.max(1) as f64).collect();
     g.chance = analysed.first().map(|(_, a)| a.stats.chance_first_token_attention[1]);
-}
-
-/// The baseline of the same configuration: the ungated group whose config (less the seed) is this
-/// group's with the gate removed, on the same backend. A learning-rate sweep pairs each gate with
-/// the baseline of its own learning rate; a size ladder, with the baseline of its own size.
-///
-/// A sink cure without a gate is paired with the plain-softmax configuration that is otherwise
-/// identical (the cure's own effect); a cure with a gate, with the same cure without the gate (the
-/// gate's effect on top of the cure).
-///
-/// A run whose grid names its baseline (`meta.baseline`: a paper row that also changes the heads,
-/// the experts or the parameter count) is paired with the group holding that run instead.
-fn pair_with_baselines(groups: &mut [Group]) {
-    let reference_key = |g: &Group, softmax: bool| {
-        let file = &g.runs[0].file;
-        let mut config = file.config_without_seed();
-        config.model.gate = GateSpec::BASELINE;
-        if softmax {
-            config.model.cure = gatelab_model::SinkCure::Softmax;
-        }
-        pool_key(config, file)
-    };
-    // Each group's key once (a continued run's reads its parent's config.json).
-    let keys: Vec<String> = groups.iter().map(|g| group_key(&g.runs[0].file)).collect();
-    let declared: Vec<Option<usize>> = (0..groups.len())
-        .map(|i| {
-            let want = groups[i].runs.iter().find_map(|r| r.file.meta.baseline.as_ref())?;
-            (0..groups.len()).find(|&b| b != i && groups[b].runs.iter().any(|r| r.file.meta.hash == want.hash))
-        })
-        .collect();
-    for i in 0..groups.len() {
-        let cured = !groups[i].runs[0].file.config.model.cure.is_softmax();
-        let found = declared[i].or_else(|| {
-            if groups[i].is_baseline() && !cured {
-                return None;
-            }
-            let want = reference_key(&groups[i], groups[i].is_baseline());
-            (0..groups.len()).find(|&b| b != i && groups[b].is_baseline() && keys[b] == want)
-        });
-        let Some(b) = found else {
-            continue;
-        };
-        groups[i].baseline = Some(b);
-        let pairs: BTreeMap<Metric, Estimate> = groups[i]
-            .estimates
-            .iter()
-            .filter_map(|(m, e)| {
-                // A difference of two values in [lo, hi] lies in [lo − hi, hi − lo].
-                let (lo, hi) = m.bounds().unwrap_or((f64::NEG_INFINITY, f64::INFINITY));
-                Some((*m, e.paired_minus(groups[b].estimates.get(m)?)?.clipped((lo - hi, hi - lo))))
-            })
-            .collect();
-        if groups[i].is_g1_sigmoid() {
-            let chance = groups[b].chance;
-            groups[i].verdicts =
-                pairs.iter().filter_map(|(m, d)| Some((*m, verdict(*m, d, &groups[b].estimates, chance)?))).collect();
-        }
-        groups[i].versus_baseline = pairs;
-    }
 }
 
 /// Where a group's runs stand, in words: `2 done, 1 diverged`.
