@@ -304,29 +304,8 @@ fn write_tables(
             groups.iter().find(|(j, _)| *j == b).map(|(_, base)| (*i, runs, base))
         })
         .collect();
-    if !paired.is_empty() {
-        let _ = writeln!(
-            md,
-            "\nHeld-out perplexity, paired difference to each configuration's baseline (Δ = configuration − baseline, seed by seed):\n\n| configuration | method | {} |\n|---|---|{}",
-            head.join(" | "),
-            "---:|".repeat(lengths.len())
-        );
-        let ppl = |p: &LengthPoint| p.perplexity;
-        for (i, runs, base) in &paired {
-            for &m in methods {
-                let cells: Vec<String> = lengths
-                    .iter()
-                    .map(|&l| {
-                        over_seeds(runs, m, l, &ppl)
-                            .zip(over_seeds(base, m, l, &ppl))
-                            .and_then(|(g, b)| g.paired_minus(&b))
-                            .map_or("-".into(), |d| d.show_signed(3))
-                    })
-                    .collect();
-                let _ = writeln!(md, "| {} | {} | {} |", summary.groups[*i].name(), m.name(), cells.join(" | "));
-            }
-        }
-    }
+    let table = Table { summary, methods, lengths, head: &head, paired: &paired };
+    table.paired(&mut md, "Held-out perplexity, paired difference to each configuration's baseline (Δ = configuration − baseline, seed by seed)", &|p| p.perplexity);
     if let Some(chance) = first.recall_chance {
         let _ = writeln!(
             md,
@@ -344,28 +323,7 @@ fn write_tables(
                 let _ = writeln!(md, "| {name} | {} | {} |", m.name(), cells.join(" | "));
             }
         }
-        if !paired.is_empty() {
-            let _ = writeln!(
-                md,
-                "\nAnswers recalled, paired difference to each configuration's baseline (Δ = configuration − baseline, seed by seed; the baseline a grid or a retrofit names, else the ungated run):\n\n| configuration | method | {} |\n|---|---|{}",
-                head.join(" | "),
-                "---:|".repeat(lengths.len())
-            );
-            for (i, runs, base) in &paired {
-                for &m in methods {
-                    let cells: Vec<String> = lengths
-                        .iter()
-                        .map(|&l| {
-                            over_seeds(runs, m, l, &recalled)
-                                .zip(over_seeds(base, m, l, &recalled))
-                                .and_then(|(g, b)| g.paired_minus(&b))
-                                .map_or("-".into(), |d| d.show_signed(3))
-                        })
-                        .collect();
-                    let _ = writeln!(md, "| {} | {} | {} |", summary.groups[*i].name(), m.name(), cells.join(" | "));
-                }
-            }
-        }
+        table.paired(&mut md, "Answers recalled, paired difference to each configuration's baseline (Δ = configuration − baseline, seed by seed; the baseline a grid or a retrofit names, else the ungated run)", &recalled);
     }
     let _ = writeln!(
         md,
@@ -398,4 +356,45 @@ fn write_tables(
     write_atomic(&dir.join("length_summary.md"), md.as_bytes())?;
     write_atomic(&dir.join("length_summary.csv"), csv.as_bytes())?;
     Ok(())
+}
+
+/// What the paired tables of `length_summary.md` share: the configurations, methods and lengths,
+/// the column heads, and each configuration paired with its baseline's evaluations.
+struct Table<'a> {
+    summary: &'a Summary,
+    methods: &'a [ScalingMethod],
+    lengths: &'a [usize],
+    head: &'a [String],
+    paired: &'a [(usize, &'a Vec<&'a LengthEval>, &'a Vec<&'a LengthEval>)],
+}
+
+impl Table<'_> {
+    /// A table of `f`'s paired difference (configuration − baseline, seed by seed) per method and
+    /// length under `title`; nothing when no configuration has a baseline.
+    fn paired(&self, md: &mut String, title: &str, f: &dyn Fn(&LengthPoint) -> f64) {
+        if self.paired.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            md,
+            "\n{title}:\n\n| configuration | method | {} |\n|---|---|{}",
+            self.head.join(" | "),
+            "---:|".repeat(self.lengths.len())
+        );
+        for (i, runs, base) in self.paired {
+            for &m in self.methods {
+                let cells: Vec<String> = self
+                    .lengths
+                    .iter()
+                    .map(|&l| {
+                        over_seeds(runs, m, l, f)
+                            .zip(over_seeds(base, m, l, f))
+                            .and_then(|(g, b)| g.paired_minus(&b))
+                            .map_or("-".into(), |d| d.show_signed(3))
+                    })
+                    .collect();
+                let _ = writeln!(md, "| {} | {} | {} |", self.summary.groups[*i].name(), m.name(), cells.join(" | "));
+            }
+        }
+    }
 }
