@@ -131,7 +131,7 @@ pub fn parse_override(s: &str, split: bool) -> Result<(String, Vec<Value>)> {
 
 /// Config fields left out of the JSON at their default (so that configs written before them keep
 /// their hashes): an override may set them although the resolved config does not show them.
-pub const OMITTED_AT_DEFAULT: [&str; 9] = [
+pub const OMITTED_AT_DEFAULT: [&str; 10] = [
     "model.rope_scaling",
     "model.cure",
     "model.moe",
@@ -141,6 +141,7 @@ pub const OMITTED_AT_DEFAULT: [&str; 9] = [
     "model.gate.init",
     "train.checkpointing",
     "train.trainable",
+    "train.precision",
 ];
 
 /// What an omitted field is before an override sets it: the sections (`model.moe`,
@@ -151,6 +152,7 @@ fn omitted_default(field: &str) -> Value {
         "model.switch_head" => serde_json::to_value(gatelab_model::SwitchHeadSpec::default()).expect("serialises"),
         "train.checkpointing" => Value::String("none".into()),
         "train.trainable" => Value::String("all".into()),
+        "train.precision" => Value::String("f32".into()),
         "model.gate.init" => Value::String("default".into()),
         "model.moe.shared_gate" => Value::String("none".into()),
         "model.switch_head.shared_kv_router" => Value::Bool(false),
@@ -182,6 +184,7 @@ pub fn every_key(config: &RunConfig) -> Value {
     let t = &config.train;
     train.entry("checkpointing").or_insert(serde_json::to_value(t.checkpointing).expect("configs serialise"));
     train.entry("trainable").or_insert(serde_json::to_value(&t.trainable).expect("configs serialise"));
+    train.entry("precision").or_insert(serde_json::to_value(t.precision).expect("configs serialise"));
     value
 }
 

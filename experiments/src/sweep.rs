@@ -12,6 +12,7 @@ use crate::progress::SweepProgress;
 use crate::train::{self, Progress};
 use burn::tensor::Device;
 use gatelab_data::{CorpusSpec, LmData};
+use gatelab_rundir::config::Precision;
 use gatelab_rundir::{
     BaselineRun, Checkpoint, Resume, RunDir, RunFile, RunMeta, Status, folder, write_atomic, write_json,
 };
@@ -378,6 +379,12 @@ pub fn execute(
     let devices = device_indices.iter().map(|&i| backend::open(backend, i)).collect::<Result<Vec<_>>>()?;
     if devices.is_empty() {
         return Err(ExperimentError::option("--devices", "no device to train on"));
+    }
+    if runs.iter().any(|l| l.run.config.train.precision == Precision::Bf16) {
+        gatelab_model::precision::bf16_support(&devices[0]).map_err(|reason| ExperimentError::Backend {
+            backend: backend.name().into(),
+            message: format!("train.precision=bf16 is refused: {reason}"),
+        })?;
     }
     std::fs::create_dir_all(out).map_err(|e| gatelab_rundir::RunDirError::io(out, e))?;
     let mut display = SweepProgress::new(runs.len(), steps_to_train(runs)?);

@@ -13,10 +13,11 @@ use burn::data::dataset::Dataset;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::store::ModuleRecord;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{DType, Device, Int, Tensor};
 use gatelab_analysis::dynamics::snapshot;
 use gatelab_data::{LmBatch, LmBatcher, LmData, LmDataset};
 use gatelab_model::{ModelConfig, Transformer, masked_cross_entropy};
+use gatelab_rundir::config::Precision;
 use gatelab_rundir::{Checkpoint, DynamicsRecord, EvalRecord, RunDir, Status, StepRecord, TrainConfig};
 use std::time::Instant;
 
@@ -79,17 +80,20 @@ pub struct Shards {
 }
 
 impl Shards {
-    /// Splits `indices` into contiguous shards, one per device, and runs their forward passes.
+    /// Splits `indices` into contiguous shards, one per device, and runs their forward passes, on
+    /// the parameters cast to `dtype` (bf16: mixed precision, `gatelab_model::precision`; the
+    /// gradients are the f32 masters').
     pub fn forward(
         model: &Transformer,
         ds: &LmDataset,
         indices: &[usize],
         batcher: &LmBatcher,
         devices: &[Device],
+        dtype: DType,
     ) -> Result<Self> {
         if devices.len() == 1 {
             let batch = batch_of(ds, indices.iter().copied(), batcher, &devices[0])?;
-            let (logits, aux) = model.forward_with_aux(batch.inputs);
+            let (logits, aux) = model.cast_parameters(dtype).forward_with_aux(batch.inputs);
             let loss = masked_cross_entropy(logits, batch.targets, batch.mask);
             let value = loss.clone().into_scalar::<f32>() as f64;
             let objective = aux.map_or(loss.clone(), |a| loss + a);
@@ -105,7 +109,7 @@ impl Shards {
             let replica = if k == 0 { model.clone() } else { model.clone().fork(device) };
             let batch = batch_of(ds, chunk.iter().copied(), batcher, device)?;
             let count = batch.mask.clone().sum().into_scalar::<f32>() as f64;
-            let (logits, aux) = replica.forward_with_aux(batch.inputs);
+            let (logits, aux) = replica.cast_parameters(dtype).forward_with_aux(batch.inputs);
             let loss = masked_cross_entropy(logits, batch.targets, batch.mask);
             counted.push(count);
             parts.push((replica, loss, aux));
@@ -284,6 +288,20 @@ pub fn run(
         let selection = crate::trainable::select(&model, &cfg.trainable)?;
         model = crate::trainable::freeze(model, &selection);
     }
+    let dtype = match cfg.precision {
+        Precision::F32 => DType::F32,
+        Precision::Bf16 => {
+            gatelab_model::precision::bf16_support(device)
+                .map_err(|e| ExperimentError::option("train.precision", format!("bf16: {e}")))?;
+            // Parameters initialise lazily, on first use: one f32 forward pass initialises them in
+            // the order an f32 run does (the cast would take them in module order), so the two
+            // precisions start from the same weights.
+            if resume.is_none() && cfg.init_from.is_none() {
+                let _ = model.forward(Tensor::<2, Int>::zeros([1, 1], &ad));
+            }
+            DType::BF16
+        }
+    };
     // Lines logged after the checkpoint (or by an attempt without one) are redone.
     dir.truncate_logs(start)?;
     let batcher = LmBatcher { pad: data.vocab.pad };
@@ -300,7 +318,7 @@ pub fn run(
     for step in start..cfg.steps {
         let indices: Vec<usize> =
             (0..cfg.batch_size).map(|i| example_index(cfg.seed, step, i, data.train.len())).collect();
-        let shards = Shards::forward(&model, &data.train, &indices, &batcher, &replicas)?;
+        let shards = Shards::forward(&model, &data.train, &indices, &batcher, &replicas, dtype)?;
         let loss_value = shards.loss;
         if !loss_value.is_finite() || loss_value > diverge_above {
             dir.log_step(&StepRecord {

@@ -106,7 +106,60 @@ fn bench_measures_each_case_and_its_peer_side_by_side() {
     assert_eq!(row.split('|').nth(4).unwrap().trim() != "-", with_peer, "{row}");
     assert_eq!(json["report"].as_str().unwrap(), stdout);
     // The resolved configs the cases (and the peer) read.
-    assert!(dir.join("tiny.configs/baseline.json").is_file() && dir.join("tiny.configs/g1-elementwise.json").is_file());
+    assert!(
+        dir.join("tiny.configs/f32/baseline.json").is_file()
+            && dir.join("tiny.configs/f32/g1-elementwise.json").is_file()
+    );
+    // The CPU it ran on, and the FLOPs per token an MFU is computed from (bench/mfu.py).
+    assert!(json["cpu"]["model"].is_string() && json["cpu"]["flags"].is_array(), "{}", json["cpu"]);
+    assert!(stdout.starts_with("CPU: "), "{stdout}");
+    assert!(json["flops_per_token"]["g1-elementwise"].as_f64() > json["flops_per_token"]["baseline"].as_f64());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--precisions f32,bf16` times each backend in both (`train.precision`), under two names, and
+/// the peer in bf16 autocast beside the bf16 case.
+#[test]
+fn bench_times_each_precision_under_its_own_name() {
+    let dir = scratch("bench-precisions");
+    let (with_peer, json, _, stderr) =
+        tiny_bench(&dir, &["--precisions", "f32,bf16", "--rounds", "1", "--steps", "2", "--warmup", "1"]);
+    let ms = json["measurements"].as_array().unwrap();
+    let mut expected = vec!["gatelab-flex", "gatelab-flex-bf16"];
+    if with_peer {
+        expected.extend(["pytorch-eager", "pytorch-eager-bf16"]);
+    }
+    for imp in expected {
+        assert!(
+            ms.iter().any(|m| m["implementation"] == imp && m["variant"] == "baseline"),
+            "no {imp}: {json}\n{stderr}"
+        );
+    }
+    let bf16: gatelab_rundir::RunConfig =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("tiny.configs/bf16/baseline.json")).unwrap()).unwrap();
+    assert_eq!(bf16.train.precision, gatelab_rundir::config::Precision::Bf16);
+    if with_peer {
+        let peers = json["against_pytorch"].as_array().unwrap();
+        assert!(
+            peers.iter().any(|p| p["implementation"] == "gatelab-flex-bf16" && p["peer"] == "pytorch-eager-bf16"),
+            "{peers:?}"
+        );
+    }
+    let (code, _, err) = gatelab_in(
+        &[
+            "bench",
+            "--backends",
+            "flex",
+            "--no-peer",
+            "--precisions",
+            "fp8",
+            "--out",
+            dir.join("x.json").to_str().unwrap(),
+        ],
+        &manifest_dir().join(".."),
+        &[],
+    );
+    assert!(code != 0 && err.contains("--precisions"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

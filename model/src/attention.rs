@@ -12,7 +12,7 @@ use crate::sdpa::{Slot, causal_sdpa, sdpa};
 use burn::module::{Module, Param};
 use burn::nn::{Initializer, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::tensor::activation::{sigmoid, silu};
-use burn::tensor::{Bool, Device, Distribution, Tensor};
+use burn::tensor::{Bool, DType, Device, Distribution, Tensor};
 
 /// A learned gate at one site: logits `X·W_θ` (or `θ`), an activation, and a product or sum with
 /// the tensor at the site. Which site, and every other choice, comes from its [`GateSpec`].
@@ -320,10 +320,11 @@ impl Attention {
                 )
             }
         } else {
-            // softpick, sigmoid and clipped softmax: Burn's operations and autodiff (`crate::cure`).
+            // softpick, sigmoid and clipped softmax: Burn's operations and autodiff (`crate::cure`),
+            // the weights in f32 whatever the stream's dtype (`crate::precision`).
             let scores = q.clone().matmul(repeat_kv(k.clone(), groups).transpose()).mul_scalar(scale);
-            let (attn, _) = weights(self.cure, scores, causal_mask.clone(), None, 0, t);
-            (attn.clone().matmul(repeat_kv(v.clone(), groups)), Some(attn), None, None)
+            let (attn, _) = weights(self.cure, scores.cast(DType::F32), causal_mask.clone(), None, 0, t);
+            (attn.clone().cast(v.dtype()).matmul(repeat_kv(v.clone(), groups)), Some(attn), None, None)
         };
         let sdpa_out = sdpa_out.swap_dims(1, 2); // [b, t, h, hd]
 

@@ -9,6 +9,7 @@
 //! - [`attention`], [`transformer`]: the modules; [`rope`]: rotary embeddings; [`sdpa`]: the
 //!   attention core as one operation with a handwritten backward pass.
 //! - [`moe`]: the mixture-of-experts FFN ([`MoeSpec`]) and Switch-Head attention ([`SwitchHeadSpec`]).
+//! - [`precision`]: mixed precision (a bf16 forward pass on f32 master weights).
 //! - [`probe`]: what [`Transformer::forward_probed`] returns.
 //! - [`error`]: the error types, [`ConfigError`] and [`ModelError`].
 //! - [`weights`]: safetensors interchange with PyTorch, names documented there.
@@ -24,6 +25,7 @@ pub mod gate;
 pub mod hf;
 pub mod kernels;
 pub mod moe;
+pub mod precision;
 pub mod probe;
 pub mod rope;
 pub mod sdpa;

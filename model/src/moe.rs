@@ -25,7 +25,7 @@ use crate::transformer::FeedForward;
 use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::activation::{sigmoid, softmax};
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{DType, Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
 /// The FFN as a mixture of experts (`experts = 0`: the dense SwiGLU of `d_ff`).
@@ -283,7 +283,9 @@ impl MoeFfn {
     pub fn forward(&self, x: Tensor<3>) -> (Tensor<3>, Routing) {
         let [b, t, d] = x.dims();
         let (e, k) = (self.spec.experts, self.spec.top_k);
-        let logits = self.router.forward(x.clone()); // [b, t, e]
+        // Routing in f32 whatever the stream's dtype (`crate::precision`): ties and the z-loss
+        // are sensitive to bf16's 8 bits.
+        let logits = self.router.forward(x.clone()).cast(DType::F32); // [b, t, e]
         let probs = softmax(logits.clone(), 2);
         let chosen = top_k_mask(probs.clone(), k);
         let mut weights = probs.clone() * chosen.clone();
@@ -295,7 +297,7 @@ impl MoeFfn {
         let xs = x.clone().reshape([1, n, d]).expand([e, n, d]);
         let hidden = swiglu(xs.clone().matmul(self.gate_proj.val()), xs.matmul(self.up_proj.val()));
         let outs = hidden.matmul(self.down_proj.val());
-        let w = weights.reshape([n, e]).transpose().reshape([e, n, 1]);
+        let w = weights.reshape([n, e]).transpose().reshape([e, n, 1]).cast(outs.dtype());
         let mut y = (outs * w).sum_dim(0).reshape([b, t, d]);
         if let Some(shared) = &self.shared {
             let out = shared.forward(x.clone());
@@ -357,8 +359,9 @@ impl ExpertProjection {
     pub fn weights(&self, x: &Tensor<3>) -> Tensor<4> {
         let [b, t, _] = x.dims();
         let router = self.router.as_ref().expect("routed by another projection's weights");
-        let scores = sigmoid(router.forward(x.clone()).reshape([b, t, self.heads, self.experts]));
-        scores.clone() * top_k_mask(scores, self.top_k)
+        let logits = router.forward(x.clone()).cast(DType::F32); // routing in f32 (`crate::precision`)
+        let scores = sigmoid(logits.reshape([b, t, self.heads, self.experts]));
+        (scores.clone() * top_k_mask(scores, self.top_k)).cast(x.dtype())
     }
 
     /// Every expert's weight, `[experts, d_in, d_out]`, the dense `weight` first.

@@ -11,7 +11,7 @@ use crate::rope::{RopeScaling, rope_tables};
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, RmsNorm};
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Bool, Device, Int, Tensor};
+use burn::tensor::{Bool, DType, Device, Int, Tensor};
 
 /// SwiGLU feed-forward: `down(silu(gate(x)) ⊙ up(x))`.
 #[derive(Module, Debug)]
@@ -262,6 +262,8 @@ impl Transformer {
         let causal = masked.is_none();
         let mask = masked.unwrap_or_else(|| Tensor::<2, Bool>::tril_mask([t, t], 0, &device));
         let mut h = self.embed_tokens.forward(tokens);
+        // The stream takes the parameters' dtype (bf16 under `cast_parameters`); so do the tables.
+        let (cos, sin) = (cos.cast(h.dtype()), sin.cast(h.dtype()));
         for (i, layer) in self.layers.iter().enumerate() {
             let mut slot = ProbeSlot { keep_maps: probes.as_ref().is_some_and(|p| p.1), probe: None };
             let (out, routing) = layer.forward(h, &cos, &sin, &mask, causal, probes.is_some().then_some(&mut slot));
@@ -273,7 +275,7 @@ impl Transformer {
                 });
             }
             if let Some(e) = edit.filter(|e| e.layer == i) {
-                let value = Tensor::<3>::full([b, 1, 1], e.value, &device);
+                let value = Tensor::<3>::full([b, 1, 1], e.value, &device).cast(h.dtype());
                 h = h.slice_assign([0..b, e.position..e.position + 1, e.channel..e.channel + 1], value);
             }
             if let Some((out, _)) = probes.as_mut() {
@@ -328,7 +330,7 @@ pub fn token_nll(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<2> {
     token_log_likelihood(logits, targets).reshape([b, t]).neg()
 }
 
-/// `log p(target)` at every position, `[batch, seq, 1]`.
+/// `log p(target)` at every position, `[batch, seq, 1]`, in f32 whatever the logits' dtype.
 fn token_log_likelihood(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<3> {
-    log_softmax(logits, 2).gather(2, targets.unsqueeze_dim::<3>(2))
+    log_softmax(logits.cast(DType::F32), 2).gather(2, targets.unsqueeze_dim::<3>(2))
 }

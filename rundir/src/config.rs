@@ -153,6 +153,39 @@ pub struct TrainConfig {
     /// hold.
     #[serde(skip_serializing_if = "Trainable::is_all")]
     pub trainable: Trainable,
+    /// The precision of a training step's forward and backward pass: `f32`, or `bf16` (mixed
+    /// precision: f32 master weights, optimiser state and checkpoints; the forward pass on a bf16
+    /// copy of the weights, with RMSNorm statistics, softmax, routing and the loss in f32; no
+    /// loss scaling; `gatelab_model::precision`). Evaluation and every analysis run in f32. Left
+    /// out of the JSON at `f32`, so the hashes of runs before it hold.
+    #[serde(skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
+}
+
+/// The precision of training ([`TrainConfig::precision`]).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Everything in f32.
+    #[default]
+    F32,
+    /// Mixed precision: the forward and backward pass in bf16 on f32 master weights.
+    Bf16,
+}
+
+impl Precision {
+    /// Whether it is the default, f32.
+    pub fn is_f32(&self) -> bool {
+        *self == Precision::F32
+    }
+
+    /// The name in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        }
+    }
 }
 
 /// Which parameters train ([`TrainConfig::trainable`]): `"all"`, `"gate"` (the attention gate's
@@ -302,6 +335,7 @@ impl Default for TrainConfig {
             init_from: None,
             checkpointing: Checkpointing::None,
             trainable: Trainable::default(),
+            precision: Precision::F32,
         }
     }
 }

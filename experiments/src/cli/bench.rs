@@ -6,6 +6,7 @@ use gatelab::bench::{self, Measurement};
 use gatelab::config::{RunConfig, preset};
 use gatelab::grid;
 use gatelab::{ExperimentError, Result};
+use gatelab_rundir::config::Precision;
 use gatelab_rundir::{read_json, write_json};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,10 @@ pub struct BenchArgs {
     /// gatelab backends to time (default: flex, and tch when built with it).
     #[arg(long, value_delimiter = ',')]
     backends: Vec<Backend>,
+    /// Training precisions to time each gatelab backend in (`f32`, `bf16`: `train.precision`);
+    /// the PyTorch peer runs the config as given.
+    #[arg(long, value_delimiter = ',', default_value = "f32")]
+    precisions: Vec<String>,
     /// Timed steps per measurement.
     #[arg(long, default_value_t = 20)]
     steps: usize,
@@ -167,6 +172,7 @@ fn peer(
             forward_tokens_per_s: v["forward_tokens_per_s"].as_f64().unwrap_or(f64::NAN),
             analysis_tokens_per_s: None,
             peak_rss_mib: None,
+            peak_device_mib: v["peak_device_mib"].as_f64(),
             steps: args.steps,
             step_seconds: v["step_seconds"]
                 .as_array()
@@ -220,8 +226,23 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("results/bench").join(format!("{}.json", args.preset)));
     let configs = out.with_extension("configs");
     std::fs::create_dir_all(&configs).map_err(|e| ExperimentError::file(&configs, e))?;
+    let precisions = args
+        .precisions
+        .iter()
+        .map(|p| match p.as_str() {
+            "f32" => Ok(Precision::F32),
+            "bf16" => Ok(Precision::Bf16),
+            other => Err(ExperimentError::option("--precisions", format!("{other:?} is not f32 or bf16"))),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // One folder of configs per precision (a config's file stem is its variant's name).
     for (v, c) in &cases {
-        write_json(&configs.join(format!("{v}.json")), c)?;
+        for &p in &precisions {
+            let mut c = c.clone();
+            c.train.precision = p;
+            std::fs::create_dir_all(configs.join(p.name())).map_err(|e| ExperimentError::file(&configs, e))?;
+            write_json(&configs.join(p.name()).join(format!("{v}.json")), &c)?;
+        }
     }
     let exe = std::env::current_exe().map_err(|e| ExperimentError::file("gatelab", e))?;
     let mut every: Vec<(usize, Measurement)> = Vec::new();
@@ -240,12 +261,14 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     };
     for round in 1..=args.rounds {
         for group in &groups {
-            let config_paths: Vec<PathBuf> = group.iter().map(|v| configs.join(format!("{v}.json"))).collect();
+            let config_paths = |p: Precision| -> Vec<PathBuf> {
+                group.iter().map(|v| configs.join(p.name()).join(format!("{v}.json"))).collect()
+            };
             let what = group.join(",");
-            for &b in &backends {
+            for (&b, &p) in backends.iter().flat_map(|b| precisions.iter().map(move |p| (b, p))) {
                 let mut cmd = Command::new(&exe);
                 cmd.args(["bench", "--one", b.name()]);
-                for c in &config_paths {
+                for c in config_paths(p) {
                     cmd.arg("--config").arg(c);
                 }
                 cmd.args(["--steps", &args.steps.to_string(), "--warmup", &args.warmup.to_string()]);
@@ -257,9 +280,9 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                     record(round, m);
                 }
             }
-            if let Some(script) = &script {
+            for (&p, script) in precisions.iter().filter_map(|p| Some((p, script.as_ref()?))) {
                 for compile in [false, true].into_iter().filter(|c| !c || args.compile) {
-                    match peer(&python, script, &config_paths, group, &args, compile) {
+                    match peer(&python, script, &config_paths(p), group, &args, compile) {
                         Ok(ms) => ms.into_iter().for_each(|m| record(round, m)),
                         Err(e) => eprintln!("round {round}: {what}: {e}"),
                     }
@@ -274,7 +297,8 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     print!("{report}");
     let json = serde_json::json!({
         "preset": args.preset, "overrides": args.overrides, "grid": g.name, "steps": args.steps, "warmup": args.warmup,
-        "rounds": args.rounds, "interleave": args.interleave, "threads": args.threads, "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "rounds": args.rounds, "interleave": args.interleave, "threads": args.threads, "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), "cpu": bench::cpu_info(), "precisions": args.precisions,
+        "flops_per_token": cases.iter().map(|(v, c)| (v.clone(), serde_json::json!(bench::flops_per_token(c)))).collect::<serde_json::Map<_, _>>(),
         "measurements": best, "overhead": overhead, "against_pytorch": peers, "rounds_measured": every.iter().map(|(r, m)| serde_json::json!({"round": r, "measurement": m})).collect::<Vec<_>>(),
         "report": report,
     });
@@ -427,7 +451,10 @@ fn against_peers(every: &[(usize, Measurement)]) -> Vec<PeerRatio> {
     }
     let mut out = Vec::new();
     for (imp, variant) in cases {
-        for peer in ["pytorch-eager", "pytorch-compile"] {
+        // Each precision against PyTorch in the same precision (bf16: autocast).
+        let suffix = if imp.ends_with("-bf16") { "-bf16" } else { "" };
+        for peer in ["pytorch-eager", "pytorch-compile"].map(|p| format!("{p}{suffix}")) {
+            let peer = peer.as_str();
             let mut ratios: Vec<f64> = same_rounds(every, (peer, variant), (imp, variant))
                 .iter()
                 .map(|(p, a)| a.train_tokens_per_s / p.train_tokens_per_s)
@@ -456,11 +483,21 @@ fn against_peers(every: &[(usize, Measurement)]) -> Vec<PeerRatio> {
 fn table(best: &[Measurement], overhead: &[Overhead], peers: &[PeerRatio], args: &BenchArgs) -> String {
     let find = |imp: &str, v: &str| best.iter().find(|m| m.implementation == imp && m.variant == v);
     let opt = |x: Option<f64>, p: usize| x.map_or("-".to_string(), |v| format!("{v:.p$}"));
-    let mut s = String::from(
+    let cpu = bench::cpu_info();
+    let flags: Vec<&str> = cpu["flags"].as_array().into_iter().flatten().filter_map(|f| f.as_str()).collect();
+    let mut s = format!(
+        "CPU: {} ({}), {} threads.\n\n",
+        cpu["model"].as_str().unwrap_or("unknown"),
+        if flags.is_empty() { "none of avx2, avx512f, avx512_bf16, amx_bf16".to_string() } else { flags.join(", ") },
+        args.threads
+    );
+    s.push_str(
         "| variant | implementation | train tok/s | × PyTorch eager | forward tok/s | analysis tok/s | peak MiB |\n|---|---|---:|---:|---:|---:|---:|\n",
     );
     for m in best {
-        let ratio = find("pytorch-eager", &m.variant).map(|p| m.train_tokens_per_s / p.train_tokens_per_s);
+        let suffix = if m.implementation.ends_with("-bf16") { "-bf16" } else { "" };
+        let ratio =
+            find(&format!("pytorch-eager{suffix}"), &m.variant).map(|p| m.train_tokens_per_s / p.train_tokens_per_s);
         let _ = writeln!(
             s,
             "| {} | {} | {:.0} | {} | {:.0} | {} | {} |",

@@ -47,8 +47,10 @@
 //!   skipped), parallel over heads;
 //! - libtorch on the CPU: [`tch`], libtorch's own flash attention
 //!   (`_scaled_dot_product_flash_attention_for_cpu` and its backward);
-//! - every other backend (wgpu, libtorch on a GPU): the reference forward above with `P` as the
-//!   residual and the closed-form backward, i.e. what [`sdpa`] does.
+//! - libtorch on CUDA: [`tch`], `scaled_dot_product_attention`, whose dispatcher picks flash,
+//!   memory-efficient or cuDNN attention, differentiated by libtorch's autograd;
+//! - every other backend (wgpu): the reference forward above with `P` as the residual and the
+//!   closed-form backward, i.e. what [`sdpa`] does.
 //!
 //! The probes keep [`sdpa`]: they need `P`. `model/tests/model/sdpa.rs` checks every path's
 //! output and gradients against the reference on the same inputs.
@@ -59,6 +61,8 @@
 mod flex;
 #[cfg(feature = "tch")]
 mod tch;
+#[cfg(feature = "tch")]
+pub use self::tch::cuda_kernel;
 
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -67,7 +71,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::{BoolTensor, FloatTensor};
 use burn::backend::{AutodiffBackend, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
-use burn::tensor::{Bool, Tensor};
+use burn::tensor::{Bool, DType, Tensor};
 
 /// The forward pass on any backend: `(P·V + P_slot·v_slot, P, P_slot)` with
 /// `[P_slot | P] = softmax([c | Q·Kᵀ·scale], masked)` when `slot`, else `P = softmax(Q·Kᵀ·scale,
@@ -390,38 +394,63 @@ pub fn sdpa(
     scale: f64,
     slot: Option<Slot>,
 ) -> (Tensor<4>, Tensor<4>, Option<Tensor<4>>) {
+    // Computed in f32 whatever the inputs' dtype (`crate::precision`); `out` returns in theirs.
+    let dtype = q.dtype();
     let has_slot = slot.is_some();
     let (logit, value) = match slot {
-        Some(s) => (s.logit, s.value),
+        Some(s) => (s.logit.cast(DType::F32), s.value.cast(DType::F32)),
         None => {
             let none = Tensor::<4>::zeros([1, 1, 1, 1], &q.device());
             (none.clone(), none)
         }
     };
     let (out, probs, slot_probs) = <Dispatch as SdpaOps>::sdpa(
-        q.into_dispatch(),
-        k.into_dispatch(),
-        v.into_dispatch(),
+        q.cast(DType::F32).into_dispatch(),
+        k.cast(DType::F32).into_dispatch(),
+        v.cast(DType::F32).into_dispatch(),
         masked.unsqueeze::<4>().into_dispatch(),
         logit.into_dispatch(),
         value.into_dispatch(),
         scale,
         has_slot,
     );
-    (Tensor::from_dispatch(out), Tensor::from_dispatch(probs), has_slot.then(|| Tensor::from_dispatch(slot_probs)))
+    let out = Tensor::<4>::from_dispatch(out).cast(dtype);
+    (out, Tensor::from_dispatch(probs), has_slot.then(|| Tensor::from_dispatch(slot_probs)))
 }
 
 /// Causal attention without the probabilities (module docs, "The fused causal path"): `q [b, kv,
 /// g·t, hd]` (the query heads of one KV group stacked along the sequence axis), `k`, `v` `[b, kv,
 /// t, hd]`, `masked [g·t, t]` the causal mask stacked the same way (true: not attended; read only
 /// where the backend has no fused kernel) → `out [b, kv, g·t, hd]`.
+///
+/// Inputs in a dtype the backend's fused kernel does not take ([`kernel_takes`]: bf16 on flex, or
+/// anywhere on the reference path) are computed in f32 and the output cast back, so the softmax
+/// is never bf16 (`crate::precision`).
 pub fn causal_sdpa(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, masked: Tensor<2, Bool>, scale: f64) -> Tensor<4> {
+    let dtype = q.dtype();
+    let compute = if kernel_takes(&q.device(), dtype) { dtype } else { DType::F32 };
     let (out, _residual) = <Dispatch as SdpaOps>::causal_sdpa(
-        q.into_dispatch(),
-        k.into_dispatch(),
-        v.into_dispatch(),
+        q.cast(compute).into_dispatch(),
+        k.cast(compute).into_dispatch(),
+        v.cast(compute).into_dispatch(),
         masked.unsqueeze::<4>().into_dispatch(),
         scale,
     );
-    Tensor::from_dispatch(out)
+    Tensor::<4>::from_dispatch(out).cast(dtype)
+}
+
+/// Whether the fused causal kernel of `device`'s backend takes tensors of `dtype` as they are
+/// (f32 anywhere; bf16 and f16 on libtorch, whose flash attention keeps its softmax in f32).
+pub fn kernel_takes(device: &burn::tensor::Device, dtype: DType) -> bool {
+    match dtype {
+        DType::F32 => true,
+        #[cfg(feature = "tch")]
+        DType::BF16 | DType::F16 => {
+            matches!(device.clone().inner().as_dispatch(), burn::backend::DispatchDevice::LibTorch(_))
+        }
+        _ => {
+            let _ = device;
+            false
+        }
+    }
 }

@@ -11,7 +11,7 @@
 
 use crate::common::{Lcg, batch_tensors, read_safetensors, reference_python, tempfile_dir};
 use burn::module::{Module, ModuleMapper, Param};
-use burn::tensor::{Device, Distribution, Gradients, Tensor};
+use burn::tensor::{DType, Device, Distribution, Gradients, Tensor};
 use gatelab_model::weights::to_safetensors;
 use gatelab_model::{
     GatePosition, GateSpec, Granularity, ModelConfig, MoeSpec, SinkCure, SwitchHeadSpec, Transformer, cross_entropy,
@@ -70,6 +70,9 @@ struct Case {
     name: String,
     dir: PathBuf,
     logits: Vec<f32>,
+    /// The logits of the bf16 forward pass on the same weights.
+    bf16_logits: Vec<f32>,
+    n_layers: usize,
     qwen3next: bool,
 }
 
@@ -104,6 +107,17 @@ fn write_case_inner(
     edit(&mut model);
     let mut rng = Lcg(index as u64 + 1);
     let (tokens, targets, batch_json) = batch_tensors(&mut rng, 2, 7, config.vocab_size, &device);
+    // Mixed precision: the same weights and batch through the bf16 copy; gradients are the f32
+    // masters' (`gatelab_model::precision`).
+    let (logits16, aux16) = model.cast_parameters(DType::BF16).forward_with_aux(tokens.clone());
+    let bf16_logits = logits16.clone().cast(DType::F32).into_data().try_to_vec::<f32>().unwrap();
+    let loss16 = cross_entropy(logits16, targets.clone());
+    let grads16 = aux16.map_or(loss16.clone(), |a| loss16 + a.cast(DType::F32)).backward();
+    std::fs::write(
+        dir.join("grads_bf16.safetensors"),
+        to_safetensors(&model.clone().map(&mut ToGrads(&grads16))).unwrap(),
+    )
+    .unwrap();
     let (logits, aux) = model.forward_with_aux(tokens);
     let values = logits.clone().into_data().try_to_vec::<f32>().unwrap();
     // The training objective: a mixture-of-experts model's auxiliary losses join the cross-entropy.
@@ -118,7 +132,7 @@ fn write_case_inner(
     if qwen3next {
         std::fs::write(dir.join("mode"), "qwen3next").unwrap();
     }
-    Case { name, dir, logits: values, qwen3next }
+    Case { name, dir, logits: values, bf16_logits, n_layers: config.n_layers, qwen3next }
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -164,6 +178,72 @@ fn compare(case: &Case) -> (Vec<String>, f32, f32) {
         }
     }
     (problems, err, worst)
+}
+
+/// bf16's unit roundoff, 2⁻⁸: one rounding moves a value by at most this, relative.
+const BF16_U: f32 = 1.0 / 256.0;
+
+/// The bf16 tolerance of a model of `n_layers` blocks, relative to the reference's largest
+/// magnitude (of the logits, or of one parameter's gradient), derived by counting roundings.
+///
+/// The products accumulate in f32, so a dot product's length adds nothing; what bf16 costs is one
+/// rounding of each tensor it keeps. Along the forward path those are, per block, the normed
+/// input, the Q/K/V projections, the rotated queries and keys, the attention output, the gated
+/// output, `W_o`'s output, the residual sum, the second normed input, the FFN's two projections,
+/// their SwiGLU product and the down projection: 14; the embedding, the final norm and the head
+/// add 3. Taken as adding up in the worst case (each at full size, none cancelling): `(14·L + 3)·u`
+/// for the logits. A gradient goes back through the same roundings and through as many again in
+/// the backward pass's own bf16 products: twice that.
+///
+/// That assumes each rounding moves the output by about its own size. Some cases amplify it:
+/// sharp softmaxes of queries without QK-norm, unbounded identity gates, a routing choice near a
+/// tie, an input-independent gate's θ gradient summed over every position. The reference measures
+/// how much (`response`: the change, in f64, when every weight moves by ±u at random, in the same
+/// measure). gatelab's pass rounds the `14·L + 3` activations along the path as well as the
+/// weights, each moving the output by about the response; adding as a random walk that is
+/// `√(14·L + 3)` responses, and the tolerance takes twice that where it is the larger.
+fn bf16_tolerance(n_layers: usize, gradient: bool, response: f32) -> f32 {
+    let roundings = (14 * n_layers + 3) as f32;
+    let forward = roundings * BF16_U;
+    let derived = if gradient { 2.0 * forward } else { forward };
+    let amplified = if response.is_finite() { 2.0 * roundings.sqrt() * response } else { 0.0 };
+    derived.max(amplified)
+}
+
+/// The bf16 pass against the reference: problems, and the worst logit and gradient errors as
+/// fractions of their tolerances.
+fn compare_bf16(case: &Case, torch: &BTreeMap<String, Vec<f32>>) -> (Vec<String>, f32, f32) {
+    let mut problems = Vec::new();
+    let reference = &torch["logits"];
+    let scale = reference.iter().fold(0.0f32, |m, x| m.max(x.abs())).max(1e-12);
+    let response = |key: &str| torch.get(key).map_or(f32::NAN, |r| r[0]);
+    let logit_tol = bf16_tolerance(case.n_layers, false, response("bf16_logit_response"));
+    let logit = max_abs_diff(&case.bf16_logits, reference) / scale;
+    if logit.is_nan() || logit > logit_tol {
+        problems.push(format!(
+            "{} (bf16): logits differ by {logit:.3e} of their largest (tolerance {logit_tol:.1e})",
+            case.name
+        ));
+    }
+    if case.qwen3next {
+        return (problems, logit / logit_tol, 0.0);
+    }
+    let ours = read_safetensors(&case.dir.join("grads_bf16.safetensors"));
+    let grad_tol = bf16_tolerance(case.n_layers, true, response("bf16_grad_response"));
+    let mut worst = 0.0f32;
+    for (name, g) in &ours {
+        let Some(reference) = torch.get(&format!("grad.{name}")) else { continue };
+        let scale = reference.iter().fold(0.0f32, |m, x| m.max(x.abs())).max(1e-12);
+        let rel = max_abs_diff(g, reference) / scale;
+        worst = worst.max(rel / grad_tol);
+        if rel.is_nan() || rel > grad_tol {
+            problems.push(format!(
+                "{} (bf16): gradient of {name} differs by {rel:.3e} (relative; tolerance {grad_tol:.1e})",
+                case.name
+            ));
+        }
+    }
+    (problems, logit / logit_tol, worst)
 }
 
 #[test]
@@ -271,17 +351,27 @@ fn every_design_point_matches_pytorch() {
         .expect("run the PyTorch reference");
     assert!(status.success(), "the PyTorch reference failed ({status})");
     let (mut problems, mut worst_logit, mut worst_grad) = (Vec::new(), 0.0f32, 0.0f32);
+    let (mut bf16_problems, mut bf16_logit, mut bf16_grad) = (Vec::new(), 0.0f32, 0.0f32);
     for case in &cases {
         let (p, logit, grad) = compare(case);
         problems.extend(p);
         worst_logit = worst_logit.max(logit);
         worst_grad = worst_grad.max(grad);
+        let (p, logit, grad) = compare_bf16(case, &read_safetensors(&case.dir.join("torch.safetensors")));
+        bf16_problems.extend(p);
+        bf16_logit = bf16_logit.max(logit);
+        bf16_grad = bf16_grad.max(grad);
     }
     println!(
         "parity: {} cases compared with PyTorch; worst logit error {worst_logit:.2e} (max abs), worst gradient error {worst_grad:.2e} (relative); {} problems",
         cases.len(),
         problems.len()
     );
+    println!(
+        "parity in bf16: worst logit error {bf16_logit:.2} of its tolerance, worst gradient error {bf16_grad:.2} of its tolerance; {} problems",
+        bf16_problems.len()
+    );
+    problems.extend(bf16_problems);
     assert!(
         problems.is_empty(),
         "{} of {} cases differ from PyTorch:\n{}",

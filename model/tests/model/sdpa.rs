@@ -6,7 +6,7 @@
 
 use crate::common::Lcg;
 use burn::backend::{Dispatch, TensorMetadata};
-use burn::tensor::{Bool, Device, Tensor, TensorData};
+use burn::tensor::{Bool, DType, Device, Tensor, TensorData};
 use gatelab_model::sdpa::{SdpaOps, causal_sdpa, sdpa};
 
 /// `(b, kv, groups, t, hd)`.
@@ -104,6 +104,11 @@ fn fused_kernels_keep_the_log_sum_exp() {
             masked.clone().into_dispatch(),
             scale,
         );
+        if name == "tch" && std::env::var("GATELAB_TCH_SDPA").as_deref() == Ok("autograd") {
+            // libtorch's CUDA path, run on the CPU: no log-sum-exp kept, an unused `[1]`.
+            assert_eq!(residual.shape().num_elements(), 1, "tch: the autograd path did not run");
+            continue;
+        }
         assert_eq!(residual.shape().num_elements(), b * kv * g * t, "{name}: the residual is not a log-sum-exp");
         let lse = Tensor::<3>::from_dispatch(residual).reshape([b, kv, g * t, 1]);
         let scores = q.matmul(k.transpose()).mul_scalar(scale).mask_fill(masked, f32::NEG_INFINITY);
@@ -111,5 +116,66 @@ fn fused_kernels_keep_the_log_sum_exp() {
         let want = (scores - max.clone()).exp().sum_dim(3).log() + max;
         let diff = rel_diff(lse, want);
         assert!(diff < 1e-5, "{name}: log-sum-exp differs by {diff:e}");
+    }
+}
+
+/// libtorch's CUDA path (`scaled_dot_product_attention` differentiated by libtorch's autograd)
+/// run on the CPU, where `GATELAB_TCH_SDPA=autograd` sends libtorch's tensors: this test binary
+/// again, with the two tests above, which then check that path against the reference and that it
+/// ran (its residual is the unused `[1]`).
+#[cfg(feature = "tch")]
+#[test]
+fn libtorch_cuda_path_equals_the_reference_when_run_on_the_cpu() {
+    if std::env::var("GATELAB_TCH_SDPA").is_ok() {
+        return; // the child itself
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["sdpa::fused_", "--test-threads", "1"])
+        .env("GATELAB_TCH_SDPA", "autograd")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("2 passed"), "{stdout}");
+}
+
+/// bf16 inputs (mixed precision, `gatelab_model::precision`): every path computes a softmax in
+/// f32 (libtorch's kernels inside, the others in f32 from the rounded inputs), so the output and
+/// gradients stay within a few bf16 roundings (u = 2⁻⁸) of the f32 reference on the same values:
+/// the inputs', the output's and, for a gradient, the backward products' — 4u for the output and
+/// 8u for a gradient, relative to the scales above.
+#[test]
+fn bf16_attention_stays_within_bf16_roundings_of_f32() {
+    const U: f32 = 1.0 / 256.0;
+    for (name, device) in devices() {
+        let grad_device = device.clone().autodiff();
+        for (i, &shape) in SHAPES.iter().enumerate() {
+            let (_, _, g, t, hd) = shape;
+            let scale = (hd as f64).powf(-0.5);
+            let run = |dtype: DType| {
+                let [q, k, v, w] = inputs(shape, &grad_device, 7 + i as u64);
+                let (q, k, v) = (q.require_grad(), k.require_grad(), v.require_grad());
+                let masked = stacked_causal_mask(g, t, &grad_device);
+                let out =
+                    causal_sdpa(q.clone().cast(dtype), k.clone().cast(dtype), v.clone().cast(dtype), masked, scale);
+                assert_eq!(out.dtype(), dtype, "{name}: the output keeps the inputs' dtype");
+                let out = out.cast(DType::F32);
+                let grads = (out.clone() * w).sum().backward();
+                let grad = |x: &Tensor<4>| x.grad(&grads).expect("a gradient");
+                [out.inner(), grad(&q), grad(&k), grad(&v)]
+            };
+            let (mixed, full) = (run(DType::BF16), run(DType::F32));
+            let grad_scale = full[1..].iter().map(largest).fold(1e-6, f32::max);
+            for (what, (got, want)) in ["out", "dq", "dk", "dv"].iter().zip(mixed.into_iter().zip(full)) {
+                let (scale, bound) =
+                    if *what == "out" { (largest(&want).max(1e-6), 4.0 * U) } else { (grad_scale, 8.0 * U) };
+                let diff = largest(&(got - want)) / scale;
+                assert!(
+                    diff <= bound,
+                    "{name} {shape:?}: bf16 {what} differs by {diff:e} of its scale (bound {bound:e})"
+                );
+                assert!(diff > 0.0, "{name} {shape:?}: bf16 {what} is exactly the f32 one: bf16 did not run");
+            }
+        }
     }
 }

@@ -321,13 +321,19 @@ def qwen3next_attention(cfg, params):
     return attention
 
 
-def gradients(case: Path, cfg, dtype, attention_of=None):
-    """Logits, loss and parameter gradients of the case's batch, computed in `dtype`."""
+def gradients(case: Path, cfg, dtype, attention_of=None, rounding=None):
+    """Logits, loss and parameter gradients of the case's batch, computed in `dtype`; with
+    `rounding` (a relative size), every weight first moved by that much, up or down at random."""
     global DTYPE
     DTYPE = dtype
     torch.set_default_dtype(dtype)
     batch = json.loads((case / "batch.json").read_text())
-    params = {k: v.to(dtype).requires_grad_(True) for k, v in load_file(str(case / "weights.safetensors")).items()}
+    weights = {k: v.to(dtype) for k, v in load_file(str(case / "weights.safetensors")).items()}
+    if rounding:
+        g = torch.Generator().manual_seed(0)
+        signs = lambda v: torch.randint(0, 2, v.shape, generator=g).to(dtype) * 2 - 1
+        weights = {k: v * (1 + rounding * signs(v)) for k, v in sorted(weights.items())}
+    params = {k: v.requires_grad_(True) for k, v in weights.items()}
     tokens = torch.tensor(batch["tokens"], dtype=torch.long)
     targets = torch.tensor(batch["targets"], dtype=torch.long)
     attention = attention_of(cfg, params) if attention_of else None
@@ -359,6 +365,13 @@ def run_case(case: Path):
         _, _, grads32 = gradients(case, cfg, torch.float32)
         worst = max(((grads[k] - grads32[k]).abs().max() / grads[k].abs().max().clamp_min(1e-12)).item() for k in grads)
         out["f32_grad_error"] = torch.tensor([worst], dtype=torch.float32)
+        # How sensitive the case is to bf16: the change in f64 when every weight moves by bf16's
+        # unit roundoff 2^-8 (what rounding the weights alone does), in the parity test's measures.
+        logits_u, _, grads_u = gradients(case, cfg, torch.float64, rounding=2.0**-8)
+        scale = logits.abs().max().clamp_min(1e-12)
+        out["bf16_logit_response"] = ((logits_u - logits).abs().max() / scale).float().reshape(1)
+        worst = max(((grads[k] - grads_u[k]).abs().max() / grads[k].abs().max().clamp_min(1e-12)).item() for k in grads)
+        out["bf16_grad_response"] = torch.tensor([worst], dtype=torch.float32)
     save_file(out, str(case / "torch.safetensors"))
 
 
