@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# One prepared check on a machine with an NVIDIA GPU, as one command:
-#   1. which backends work there (wgpu through Vulkan);
-#   2. gatelab-wgpu against PyTorch eager on the same GPU, baseline and G1 elementwise trained step
-#      by step in one process each (`gatelab bench --interleave`), at the 6-layer d 256 shape of
-#      docs/throughput.md;
-#   3. the ladder's top rung (docs/findings.md, claim 1): baseline, G1 elementwise and G1 headwise at
-#      6 layers, d 256, SwiGLU 768 on tinyshakespeare, trained longer than a CPU allows, seed by seed
-#      within a time budget, then `gatelab report`.
+# One prepared check on a machine with an NVIDIA GPU, as one command (about 8 minutes):
+#   1. libtorch on CUDA (issue 32): gatelab-tch-cuda in f32 and bf16 (`train.precision`) against
+#      PyTorch eager and torch.compile, f32 and bf16 autocast, each with SDPA (`bench/peer.py`,
+#      same model and optimiser), baseline and G1 elementwise trained step by step in one process
+#      each, at GPT-2 small's shape (12 layers, d 768, T 1024) and a few steps of the paper's 1.7B
+#      dense shape; then tokens/s, MFU against the GPU's dense bf16 peak, peak memory and the
+#      kernel libtorch's dispatcher picks, in $OUT/work/tch-summary.{json,md};
+#   2. which backends work there (wgpu through Vulkan), and gatelab-wgpu against PyTorch eager
+#      at the 6-layer d 256 shape of docs/throughput.md;
+#   3. the ladder's top rung (docs/findings.md, claim 1) on wgpu in what is left of the budget.
 # Everything lands in $OUT/gpu.tgz (bench JSON, logs, the report without weights).
 #
+#   GPU_TCH_BIN  a gatelab binary built with the tch feature against PyPI torch 2.9.0 (default
+#                .gpu/gatelab-tch, from .gpu/gatelab-tch.gz); it needs that torch at run time:
+#   GPU_PYTHON   Python with torch 2.9 and CUDA, for libtorch and the peer (default python3)
 #   GPU_BIN      a gatelab binary built with the wgpu feature (default: .gpu/gatelab, from .gpu/gatelab.gz)
-#   GPU_BUDGET_S seconds for the ladder (default 270); GPU_STEPS steps per run (default 1000)
-#   GPU_PYTHON   Python with torch and CUDA for the peer (default python3)
+#   GPU_TOTAL_S  seconds for everything (default 480); the ladder gets what parts 1 and 2 leave
+#   GPU_STEPS    steps per ladder run (default 1000)
+#   GPU_PARTS    which parts to run (default "tch wgpu ladder")
 #   GPU_BACKEND, GPU_PEER_DEVICE, GPU_BENCH_STEPS   wgpu, cuda, 40 (others only to try the script)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -30,18 +36,61 @@ for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulka
 done
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/gatelab-xdg}"; mkdir -p "$XDG_RUNTIME_DIR"
 
-bin="${GPU_BIN:-$PWD/.gpu/gatelab}"
-if [ ! -x "$bin" ] && [ -f .gpu/gatelab.gz ]; then gunzip -c .gpu/gatelab.gz > "$bin" && chmod +x "$bin"; fi
-[ -x "$bin" ] || { log "no gatelab binary at $bin"; exit 1; }
-
+started=$SECONDS
+total="${GPU_TOTAL_S:-480}"
+parts="${GPU_PARTS:-tch wgpu ladder}"
+wants() { [[ " $parts " == *" $1 "* ]]; }
+py="${GPU_PYTHON:-python3}"
+unpack() { [ ! -x "$1" ] && [ -f "$1.gz" ] && gunzip -c "$1.gz" > "$1" && chmod +x "$1"; [ -x "$1" ]; }
 log "machine: $(nvidia-smi -L 2>&1 | head -1); $(nproc) CPUs; VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset}"
-"$bin" backends 2>&1 | tee "$work/backends.txt"
+
+# 1. libtorch on CUDA.
+tch_bin="${GPU_TCH_BIN:-$PWD/.gpu/gatelab-tch}"
+if wants tch; then
+  torch_lib=$("$py" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))' 2>/dev/null)
+  torch_ver=$("$py" -c 'import torch; print(torch.__version__, torch.cuda.is_available())' 2>/dev/null)
+  if ! unpack "$tch_bin"; then
+    log "tch: no gatelab-tch binary at $tch_bin: part 1 skipped"
+  elif [[ "$torch_ver" != 2.9.* ]]; then
+    log "tch: $py has torch '${torch_ver:-none}', not 2.9 (the binary links PyPI torch 2.9.0's libtorch): part 1 skipped"
+  else
+    export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    log "tch: torch $torch_ver, libtorch at $torch_lib"
+    "$tch_bin" backends 2>&1 | tee "$work/backends-tch.txt"
+    gpt2=(model.vocab_size=50304 model.n_layers=12 model.d_model=768 model.n_heads=12 model.n_kv_heads=12
+          model.head_dim=64 model.d_ff=2048 model.qk_norm=true model.tie_embeddings=true data.seq_len=1024 train.batch_size=16)
+    log "tch: GPT-2 small shape, f32 and bf16, against PyTorch eager and compiled"
+    GATELAB_PYTHON="$py" GATELAB_PEER_DEVICE=cuda timeout 240 "$tch_bin" bench --backends tch-cuda --precisions f32,bf16 \
+      --compile --interleave --rounds 1 --steps 20 --warmup 5 --passes 5 --threads "$(nproc)" \
+      --out "$work/bench-tch-gpt2.json" "${gpt2[@]}" 2>&1 | tee "$work/bench-tch-gpt2.log"
+    # The paper's 1.7B dense model (28 layers, d 2048, 16 query and 8 KV heads of 128, SwiGLU
+    # 6144, Qwen3's vocabulary) for a few steps, bf16, at the batch that fits.
+    p17=(model.vocab_size=151936 model.n_layers=28 model.d_model=2048 model.n_heads=16 model.n_kv_heads=8
+         model.head_dim=128 model.d_ff=6144 model.qk_norm=true model.tie_embeddings=true data.seq_len=2048 train.batch_size=4)
+    log "tch: the paper's 1.7B dense shape, bf16, a few steps"
+    GATELAB_PYTHON="$py" GATELAB_PEER_DEVICE=cuda timeout 150 "$tch_bin" bench --backends tch-cuda --precisions bf16 \
+      --interleave --rounds 1 --steps 4 --warmup 2 --passes 2 --threads "$(nproc)" \
+      --out "$work/bench-tch-1.7b.json" "${p17[@]}" 2>&1 | tee "$work/bench-tch-1.7b.log"
+    "$py" bench/mfu.py "$work"/bench-tch-*.json --gpu "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" \
+      --out "$work/tch-summary" 2>&1 | tee -a "$work/gpu.log"
+  fi
+fi
+
+bin="${GPU_BIN:-$PWD/.gpu/gatelab}"
+if ! wants wgpu && ! wants ladder; then
+  :
+elif ! unpack "$bin"; then
+  log "no wgpu gatelab binary at $bin: parts 2 and 3 skipped"
+  parts="${parts//wgpu/}"; parts="${parts//ladder/}"
+else
+  "$bin" backends 2>&1 | tee "$work/backends.txt"
+fi
 
 d256=(model.n_layers=6 model.d_model=256 model.n_heads=4 model.n_kv_heads=4 model.head_dim=64
       model.d_ff=768 model.qk_norm=true model.tie_embeddings=true data.seq_len=256 train.batch_size=16)
 backend="${GPU_BACKEND:-wgpu}"
-log "bench: $backend against PyTorch eager on ${GPU_PEER_DEVICE:-cuda}, interleaved, 6 layers d 256"
-GATELAB_PYTHON="${GPU_PYTHON:-python3}" GATELAB_PEER_DEVICE="${GPU_PEER_DEVICE:-cuda}" timeout 150 \
+wants wgpu && log "bench: $backend against PyTorch eager on ${GPU_PEER_DEVICE:-cuda}, interleaved, 6 layers d 256"
+wants wgpu && GATELAB_PYTHON="$py" GATELAB_PEER_DEVICE="${GPU_PEER_DEVICE:-cuda}" timeout 150 \
   "$bin" bench --backends "$backend" --interleave --rounds 2 --steps "${GPU_BENCH_STEPS:-40}" --warmup 5 --passes 10 --threads "$(nproc)" \
   --out "$work/bench-d256.json" "${d256[@]}" 2>&1 | tee "$work/bench.log"
 
@@ -57,16 +106,15 @@ for v in grid["variants"]:
     v["set"]["train.warmup_steps"] = int(sys.argv[2]) // 10
 json.dump(grid, open(sys.argv[1], "w"), indent=1)
 PY
-deadline=$((SECONDS + ${GPU_BUDGET_S:-270}))
-for seed in 0 1 2; do
+deadline=$((started + total - 40))
+wants ladder && for seed in 0 1 2; do
   left=$((deadline - SECONDS))
   [ "$left" -gt 20 ] || { log "ladder: budget spent before seed $seed"; break; }
   log "ladder: seed $seed ($left s left)"
   timeout "$left" "$bin" sweep "$work/ladder-l.json" --backend "$backend" --out "$work/ladder-l" --no-report \
     "train.seed=$seed" 2>&1 | tail -n 20 | tee -a "$work/ladder.log"
 done
-log "report"
-timeout 90 "$bin" report "$work/ladder-l" --backend "$backend" 2>&1 | tail -n 40 | tee "$work/report.log"
+wants ladder && log "report" && timeout 90 "$bin" report "$work/ladder-l" --backend "$backend" 2>&1 | tail -n 40 | tee "$work/report.log"
 find "$work" -name model.safetensors -delete
 find "$work" -name 'checkpoint-*' -type d -prune -exec rm -rf {} +
 tar czf "$out/gpu.tgz" -C "$work" . && log "wrote $out/gpu.tgz ($(du -h "$out/gpu.tgz" | cut -f1))"

@@ -5,7 +5,10 @@ loss is on the host).
   python bench/peer.py CONFIG_JSON [CONFIG_JSON ...] --steps N --warmup W [--passes P] --threads T [--compile]
 
 The device is the CPU unless GATELAB_PEER_DEVICE names another (`cuda`), so that `gatelab bench` on
-a GPU machine times PyTorch on the same GPU.
+a GPU machine times PyTorch on the same GPU. A config with `train.precision` = `bf16` trains under
+`torch.autocast(dtype=torch.bfloat16)` (f32 weights and optimiser, bf16 matmuls and SDPA: the usual
+PyTorch mixed precision) and names itself `pytorch-eager-bf16` / `pytorch-compile-bf16`. On CUDA it
+reports the allocator's peak (`torch.cuda.max_memory_allocated`) in MiB.
 
 CONFIG_JSON is a gatelab resolved run config (`gatelab grid show core baseline --json`): the model
 (Qwen3-style: RMSNorm pre-norm, GQA with optional QK-norm, rotate-half RoPE, SwiGLU or none, tied
@@ -136,9 +139,11 @@ def main():
         passes = a.passes or a.steps
         forward_s = case.forward_seconds(passes)
         tokens = case.bsz * case.t
-        print(json.dumps({"impl": "pytorch-compile" if a.compile else "pytorch-eager", "torch": torch.__version__, "threads": a.threads, "device": DEVICE,
+        impl = ("pytorch-compile" if a.compile else "pytorch-eager") + ("-bf16" if case.bf16 else "")
+        peak = torch.cuda.max_memory_allocated() / 2**20 if DEVICE.startswith("cuda") else None
+        print(json.dumps({"impl": impl, "torch": torch.__version__, "threads": a.threads, "device": DEVICE,
                           "config": path, "train_tokens_per_s": tokens * a.steps / sum(case.step_seconds), "forward_tokens_per_s": tokens * passes / forward_s,
-                          "steps": a.steps, "step_seconds": case.step_seconds}))
+                          "steps": a.steps, "step_seconds": case.step_seconds, "peak_device_mib": peak}))
 
 
 DEVICE = os.environ.get("GATELAB_PEER_DEVICE", "cpu")
@@ -157,12 +162,18 @@ class Case:
         self.fwd = torch.compile(self.model) if compile else self.model
         self.data = [torch.randint(0, c["vocab_size"], (self.bsz, self.t + 1), device=DEVICE) for _ in range(4)]
         self.step_seconds = []
+        self.bf16 = tr.get("precision", "f32") == "bf16"
+
+    def autocast(self):
+        return torch.autocast(device_type=DEVICE.split(":")[0], dtype=torch.bfloat16, enabled=self.bf16)
 
     def step(self, i):
         """One training step on batch i (mod 4), ending when the loss is on the host; its seconds."""
         start = time.perf_counter()
         batch = self.data[i % len(self.data)]
-        loss = F.cross_entropy(self.fwd(batch[:, :-1]).flatten(0, 1), batch[:, 1:].flatten())
+        with self.autocast():
+            logits = self.fwd(batch[:, :-1])
+        loss = F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.tr["grad_clip"] > 0:
@@ -172,7 +183,7 @@ class Case:
         return time.perf_counter() - start
 
     def forward_seconds(self, steps):
-        with torch.no_grad():
+        with torch.no_grad(), self.autocast():
             self.fwd(self.data[0][:, :-1]).sum().item()
             start = time.perf_counter()
             for i in range(steps):
