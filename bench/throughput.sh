@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The tables of docs/throughput.md, each `gatelab bench` measuring gatelab (flex, and tch when
 # built with it) beside PyTorch eager and torch.compile in one run:
-#   bench/throughput.sh [small|d128|d256|d256-interleaved|all]     default: all (about 35 minutes)
+#   bench/throughput.sh [small|d128|d256|d256-interleaved|precision|all]     default: all (about 45 minutes)
 # Writes results/bench/<name>.json (every round, the medians and the markdown tables) and prints
 # the tables. Build with tch for the libtorch rows: GATELAB_FEATURES=tch bench/throughput.sh.
 set -euo pipefail
@@ -20,11 +20,13 @@ run() {
     d256) "$bin" bench --compile --rounds 3 --steps 8 --warmup 2 --out results/bench/d256.json "${d256[@]}" ;;
     d256-interleaved) "$bin" bench --interleave --rounds 2 --steps 20 --warmup 3 --passes 4 \
       --out results/bench/d256-interleaved.json "${d256[@]}" ;;
-    *) echo "bench/throughput.sh: no table '$1' (small, d128, d256, d256-interleaved, all)" >&2; exit 2 ;;
+    precision) "$bin" bench --backends "${GATELAB_BENCH_BACKENDS:-flex,tch}" --precisions f32,bf16 --variants baseline \
+      --rounds 3 --steps 15 --out results/bench/precision.json "${d128[@]}" ;;
+    *) echo "bench/throughput.sh: no table '$1' (small, d128, d256, d256-interleaved, precision, all)" >&2; exit 2 ;;
   esac
 }
 if [ "${1:-all}" = all ]; then
-  for t in small d128 d256 d256-interleaved; do run "$t"; done
+  for t in small d128 d256 d256-interleaved precision; do run "$t"; done
 else
   run "$1"
 fi

@@ -259,16 +259,31 @@ fn backends(json: bool) -> Result<()> {
     let mut rows = Vec::new();
     for b in Backend::compiled() {
         let state = backend::open(b, 0).map(|_| None).unwrap_or_else(|e| Some(e.one_line()));
+        let attention = if state.is_none() { cuda_attention(b) } else { None };
         if json {
-            rows.push(serde_json::json!({ "backend": b.name(), "ok": state.is_none(), "error": state }));
+            rows.push(serde_json::json!({ "backend": b.name(), "ok": state.is_none(), "error": state, "attention": attention }));
         } else {
-            println!("{:<9} {}", b.name(), state.as_deref().unwrap_or("ok"));
+            let note = attention.map(|a| format!(" (causal attention: {a})")).unwrap_or_default();
+            println!("{:<9} {}{note}", b.name(), state.as_deref().unwrap_or("ok"));
         }
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
     }
     Ok(())
+}
+
+/// On tch-cuda, the kernel libtorch's dispatcher picks for causal attention (`model/src/sdpa/tch.rs`)
+/// at GPT-2 small's head shape, f32 and bf16: e.g. `f32 efficient, bf16 flash`.
+#[allow(unused_variables)]
+fn cuda_attention(b: Backend) -> Option<String> {
+    #[cfg(feature = "tch")]
+    if b == Backend::TchCuda {
+        use tch::{Device, Kind};
+        let pick = |kind| gatelab_model::sdpa::cuda_kernel(1, 12, 1024, 64, kind, Device::Cuda(0));
+        return Some(format!("f32 {}, bf16 {} at [1, 12, 1024, 64]", pick(Kind::Float), pick(Kind::BFloat16)));
+    }
+    None
 }
 
 /// `gatelab params FILE`: the parameter counts of a model config — a run's `config.json`, the

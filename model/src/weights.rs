@@ -25,7 +25,9 @@
 
 use crate::error::ModelError;
 use crate::transformer::Transformer;
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::tensor::{DType, Tensor};
 use std::path::Path;
 
 /// Every parameter of `model` as the bytes of a safetensors file (whoever writes them chooses
@@ -103,5 +105,38 @@ pub fn load_safetensors_adding(
     if !result.errors.is_empty() {
         problems.push(result.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "));
     }
-    if problems.is_empty() { Ok(model) } else { Err(ModelError::file(path, problems.join("; "))) }
+    if !problems.is_empty() {
+        return Err(ModelError::file(path, problems.join("; ")));
+    }
+    // Only a file in another dtype is mapped: mapping initialises every parameter, and those the
+    // file does not hold (`added`) initialise lazily, in the forward pass's order.
+    let mut other = NotF32(false);
+    model.visit(&mut other);
+    Ok(if other.0 { model.map(&mut Upcast) } else { model })
+}
+
+/// Whether some loaded parameter is not f32.
+struct NotF32(bool);
+
+impl ModuleVisitor for NotF32 {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.0 |= param.is_initialized() && param.val().dtype() != DType::F32;
+    }
+}
+
+/// Every float parameter that is not f32 (a checkpoint saved in bf16 or f16 by another tool) cast
+/// to f32, as a parameter of its own that trains as before: the model computes in f32 and its
+/// mixed precision makes its own bf16 copy (`crate::precision`).
+struct Upcast;
+
+impl ModuleMapper for Upcast {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        param.map(|t| {
+            if t.dtype() == DType::F32 {
+                return t;
+            }
+            let trains = t.is_require_grad();
+            t.cast(DType::F32).detach().set_require_grad(trains)
+        })
+    }
 }

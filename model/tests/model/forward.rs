@@ -294,6 +294,43 @@ fn weights_round_trip_and_mismatches_are_named() {
     );
 }
 
+/// Weights saved in bf16 by another tool (here: gatelab's own bf16 copy, saved) load into the f32
+/// model upcast: every parameter f32, trainable, and the logits those of the rounded weights.
+#[test]
+fn bf16_weights_load_upcast_to_f32() {
+    use burn::module::{Module, ModuleVisitor, Param};
+    use burn::tensor::DType;
+    struct Dtypes(Vec<DType>);
+    impl ModuleVisitor for Dtypes {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.push(param.val().dtype());
+        }
+    }
+    let device = Device::flex().autodiff();
+    let dir = tempfile_dir("weights-bf16");
+    let path = dir.join("model.safetensors");
+    let config = tiny(GateSpec::G1_ELEMENTWISE);
+    let model = config.init(&device).unwrap();
+    let rounded = model.cast_parameters(DType::BF16);
+    std::fs::write(&path, to_safetensors(&rounded).unwrap()).unwrap();
+    assert!(String::from_utf8_lossy(&std::fs::read(&path).unwrap()[..400]).contains("BF16"), "saved in bf16");
+    let loaded = load_safetensors(config.init(&device).unwrap(), &path).unwrap();
+    let mut dtypes = Dtypes(Vec::new());
+    loaded.visit(&mut dtypes);
+    assert!(dtypes.0.iter().all(|d| *d == DType::F32), "{:?}", dtypes.0);
+    let mut rng = Lcg(3);
+    let (input, targets, _) = batch_tensors(&mut rng, 2, 6, config.vocab_size, &device);
+    let want = values(rounded.forward(input.clone()).cast(DType::F32));
+    let logits = loaded.forward(input);
+    let got = values(logits.clone());
+    let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let scale = want.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    assert!(worst <= 0.05 * scale, "the upcast weights' logits differ by {worst} (scale {scale})");
+    let grads = gatelab_model::cross_entropy(logits, targets).backward();
+    let q = &loaded.layers[0].attn.q_proj.weight;
+    assert!(q.val().grad(&grads).is_some(), "an upcast parameter trains");
+}
+
 #[test]
 fn same_seed_same_model() {
     let config = tiny(GateSpec::G1_ELEMENTWISE);
