@@ -135,6 +135,9 @@ fn bench_times_each_precision_under_its_own_name() {
             "no {imp}: {json}\n{stderr}"
         );
     }
+    let ratio = json["bf16_over_f32"].as_array().unwrap().iter().find(|r| r["of"] == "gatelab-flex").cloned();
+    assert!(ratio.is_some_and(|r| r["median"].as_f64().is_some_and(|m| m > 0.0)), "{json}");
+    assert!(json["report"].as_str().unwrap().contains("bf16 ÷ f32"), "{}", json["report"]);
     let bf16: gatelab_rundir::RunConfig =
         serde_json::from_str(&std::fs::read_to_string(dir.join("tiny.configs/bf16/baseline.json")).unwrap()).unwrap();
     assert_eq!(bf16.train.precision, gatelab_rundir::config::Precision::Bf16);
