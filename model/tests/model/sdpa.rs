@@ -143,7 +143,8 @@ fn libtorch_cuda_path_equals_the_reference_when_run_on_the_cpu() {
 /// f32 (libtorch's kernels inside, the others in f32 from the rounded inputs), so the output and
 /// gradients stay within a few bf16 roundings (u = 2⁻⁸) of the f32 reference on the same values:
 /// the inputs', the output's and, for a gradient, the backward products' — 4u for the output and
-/// 8u for a gradient, relative to the scales above.
+/// 8u for a gradient, relative to the scales above. Each differs from f32 somewhere (bf16 ran),
+/// but for dq and dk at one key, which are exactly zero on every path.
 #[test]
 fn bf16_attention_stays_within_bf16_roundings_of_f32() {
     const U: f32 = 1.0 / 256.0;
@@ -174,7 +175,12 @@ fn bf16_attention_stays_within_bf16_roundings_of_f32() {
                     diff <= bound,
                     "{name} {shape:?}: bf16 {what} differs by {diff:e} of its scale (bound {bound:e})"
                 );
-                assert!(diff > 0.0, "{name} {shape:?}: bf16 {what} is exactly the f32 one: bf16 did not run");
+                // With one key the softmax is constant: dq and dk are exactly zero on both paths.
+                let exact_zero = matches!(*what, "dq" | "dk") && t == 1;
+                assert!(
+                    diff > 0.0 || exact_zero,
+                    "{name} {shape:?}: bf16 {what} is exactly the f32 one: bf16 did not run"
+                );
             }
         }
     }
