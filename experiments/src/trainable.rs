@@ -58,7 +58,9 @@ pub struct Selection {
 pub fn select(model: &Transformer, trainable: &Trainable) -> Result<Selection> {
     let params = parameters(model);
     let patterns = trainable.patterns();
-    for pattern in &patterns {
+    // A named set's extra-gates pattern matches only in a model with several gates.
+    let optional = |p: &str| matches!(trainable, Trainable::Set(_)) && p.contains(".extra_gates.");
+    for pattern in patterns.iter().filter(|p| !optional(p)) {
         if !params.iter().any(|p| Trainable::matches(pattern, &p.path)) {
             let what = if trainable.is_all() || matches!(trainable, Trainable::Patterns(_)) {
                 format!("the pattern {pattern:?} matches no parameter")

@@ -7,7 +7,9 @@ use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Int, Tensor, TensorData};
 use gatelab::backend::{Backend, open};
-use gatelab_model::{GateSpec, ModelConfig, SinkCure, Transformer, cross_entropy};
+use gatelab_model::{
+    GateActivation, GatePosition, GateSpec, Granularity, InputDims, ModelConfig, SinkCure, Transformer, cross_entropy,
+};
 
 fn required() -> Vec<String> {
     std::env::var("GATELAB_REQUIRE_BACKENDS")
@@ -114,8 +116,21 @@ fn attention_gradients_agree_across_backends() {
         ..ModelConfig::default()
     };
     // Plain softmax, a slot cure through the handwritten backward (the key/value bias), another
-    // with a learned logit, and one through Burn's autodiff (softpick).
+    // with a learned logit, and one through Burn's autodiff (softpick); then the gates since the
+    // paper: a tanh gate reading the first 12 dimensions, and G1 + a 2σ G2 reading d/4.
+    let narrow_tanh = GateSpec {
+        input_dims: InputDims::First(12),
+        activation: GateActivation::Tanh,
+        ..GateSpec::G1_ELEMENTWISE
+    };
+    let g2 = GateSpec {
+        input_dims: InputDims::Fraction(4),
+        activation: GateActivation::ScaledSigmoid,
+        ..GateSpec::at(GatePosition::G2, Granularity::Elementwise)
+    };
     let configs = [
+        ModelConfig { gate: narrow_tanh, ..base.clone() },
+        ModelConfig { extra_gates: vec![g2], ..base.clone() },
         base.clone(),
         ModelConfig { cure: SinkCure::KvBias, ..base.clone() },
         ModelConfig { cure: SinkCure::SinkLogit, gate: GateSpec::BASELINE, ..base.clone() },
@@ -150,6 +165,10 @@ fn attention_gradients_agree_across_backends() {
                 out.push(host(name, grads.get::<2>(p.id)));
             }
         }
+        let gates = attn.gate.iter().chain(&attn.extra_gates);
+        for (i, p) in gates.filter_map(|g| g.gate_proj.as_ref()).enumerate() {
+            out.push(host(&format!("gate {i}"), grads.get::<2>(p.weight.id)));
+        }
         if let Some(p) = &attn.sink_logit {
             out.push(host("sink_logit", grads.get::<1>(p.id).map(|g| g.unsqueeze::<2>())));
         }
@@ -171,7 +190,7 @@ fn attention_gradients_agree_across_backends() {
             for ((name, want), (_, got)) in reference.iter().zip(got) {
                 let scale = want.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-12);
                 let worst = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale;
-                let cure = config.cure.name();
+                let cure = format!("{} {}", config.cure.name(), config.gate_label());
                 println!("{} {cure} {name}: worst difference {worst:.2e} of the largest gradient", backend.name());
                 assert!(
                     worst < 1e-4,

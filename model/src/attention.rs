@@ -26,6 +26,8 @@ pub struct Gate {
     spec: GateSpec,
     #[module(skip)]
     site: GateSite,
+    /// The input dimensions the logits read (the first `input_width` of `d_model`).
+    input_width: usize,
 }
 
 impl Gate {
@@ -33,18 +35,19 @@ impl Gate {
     pub fn new(spec: GateSpec, config: &ModelConfig, device: &Device) -> Self {
         let site = spec.site(config.d_model, config.n_heads, config.n_kv_heads, config.head_dim);
         let width = spec.logit_width(site);
+        let input_width = spec.input_dims.width_or_full(config.d_model);
         let (gate_proj, gate_theta) = match spec.input {
             GateInput::Dependent => {
                 let init = match spec.init {
                     GateInit::Default => Initializer::Normal { mean: 0.0, std: config.init_std },
                     GateInit::Zero => Initializer::Zeros,
                 };
-                let proj = LinearConfig::new(config.d_model, width).with_bias(false).with_initializer(init);
+                let proj = LinearConfig::new(input_width, width).with_bias(false).with_initializer(init);
                 (Some(proj.init(device)), None)
             }
             GateInput::Independent => (None, Some(Param::from_tensor(Tensor::zeros([width], device)))),
         };
-        Self { gate_proj, gate_theta, spec, site }
+        Self { gate_proj, gate_theta, spec, site, input_width }
     }
 
     /// Gates `y` and returns it with the scores (after the activation and head sharing) when
@@ -54,14 +57,18 @@ impl Gate {
     ///
     /// # Shapes
     /// - y: `[batch, seq, heads, head_width]` (the site's heads)
-    /// - x: `[batch, seq, d_model]`, the pre-normed layer input
+    /// - x: `[batch, seq, d_model]`, the pre-normed layer input (the gate reads its first
+    ///   `input_dims`)
     /// - output: `[batch, seq, heads, head_width]`
     /// - scores: `[batch or 1, seq or 1, heads or 1, head_width or 1]`
     pub fn forward(&self, y: Tensor<4>, x: &Tensor<3>, keep_scores: bool) -> (Tensor<4>, Option<Tensor<4>>) {
         let [b, t, _, _] = y.dims();
         let (heads, per_head) = (self.site.heads, self.spec.scores_per_head(self.site));
+        let input = |x: &Tensor<3>| {
+            if self.input_width == x.dims()[2] { x.clone() } else { x.clone().narrow(2, 0, self.input_width) }
+        };
         let logits: Tensor<4> = match (&self.gate_proj, &self.gate_theta) {
-            (Some(proj), _) => proj.forward(x.clone()).reshape([b, t, heads, per_head]),
+            (Some(proj), _) => proj.forward(input(x)).reshape([b, t, heads, per_head]),
             (None, Some(theta)) => theta.val().reshape([1, 1, heads, per_head]),
             (None, None) => unreachable!("a gate has logits"),
         };
@@ -146,6 +153,8 @@ pub struct Attention {
     pub k_norm: Option<RmsNorm>,
     /// The gate, when the spec has one.
     pub gate: Option<Gate>,
+    /// Gates at further positions (`ModelConfig::extra_gates`), in their order.
+    pub extra_gates: Vec<Gate>,
     /// The SDPA-output RMSNorm ablation (Table 3 row 5).
     pub sdpa_norm: Option<RmsNorm>,
     /// The learned sink logit `b_h` per query head (cure `sink_logit`), `[n_heads]`, zero at
@@ -208,6 +217,7 @@ impl Attention {
             q_norm: config.qk_norm.then(|| norm_layer(hd, config, device)),
             k_norm: config.qk_norm.then(|| norm_layer(hd, config, device)),
             gate: spec.is_gated().then(|| Gate::new(spec, config, device)),
+            extra_gates: config.extra_gates.iter().map(|&g| Gate::new(g, config, device)).collect(),
             sdpa_norm: config.sdpa_rms_norm().then(|| norm_layer(hd, config, device)),
             sink_logit: (config.cure == SinkCure::SinkLogit).then(|| Param::from_tensor(Tensor::zeros([h], device))),
             kv_bias_key: (config.cure == SinkCure::KvBias).then(|| normal([kv, hd], config, device)),
@@ -226,7 +236,9 @@ impl Attention {
         }
     }
 
-    /// Applies the gate if it sits at `position`; records its scores if `keep_scores`.
+    /// Applies the gate that sits at `position`, if one does (validation allows one per
+    /// position); records its scores if `keep_scores` and it is the model's `gate` (the probes
+    /// follow that one; an extra gate's scores are not kept).
     fn gate_at(
         &self,
         position: GatePosition,
@@ -235,13 +247,14 @@ impl Attention {
         scores: &mut Option<Tensor<4>>,
         keep_scores: bool,
     ) -> Tensor<4> {
-        match &self.gate {
-            Some(gate) if self.spec.position == position => {
-                let (gated, s) = gate.forward(y, x, keep_scores);
-                *scores = s;
-                gated
-            }
-            _ => y,
+        if let Some(gate) = self.gate.as_ref().filter(|_| self.spec.position == position) {
+            let (gated, s) = gate.forward(y, x, keep_scores);
+            *scores = s;
+            return gated;
+        }
+        match self.extra_gates.iter().find(|g| g.spec.position == position) {
+            Some(gate) => gate.forward(y, x, false).0,
+            None => y,
         }
     }
 

@@ -46,6 +46,11 @@ pub struct ModelConfig {
     pub init_std: f64,
     /// The attention's point in the gating design space.
     pub gate: GateSpec,
+    /// Gates at further positions beside `gate` (G1 + G2, G1 + G5, …), one spec per position;
+    /// absent from the JSON when there are none, so a one-gate config keeps its hash. The probes
+    /// record `gate`'s scores, and an SDPA non-linearity belongs to `gate` alone.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra_gates: Vec<GateSpec>,
     /// How the attention turns scores into weights: softmax, or a cure for the attention sink
     /// (absent from the JSON for softmax, so earlier runs keep their hashes).
     #[serde(skip_serializing_if = "SinkCure::is_default")]
@@ -81,6 +86,7 @@ impl Default for ModelConfig {
             rope_scaling: RopeScaling::None,
             init_std: 0.02,
             gate: GateSpec::BASELINE,
+            extra_gates: Vec::new(),
             cure: SinkCure::Softmax,
             match_baseline_params: false,
             moe: MoeSpec::default(),
@@ -170,19 +176,7 @@ impl ModelConfig {
             return Err(ConfigError::new("init_std", "must be a positive number"));
         }
         self.rope_scaling.validate()?;
-        self.gate.validate(self.qk_norm)?;
-        let g = &self.gate;
-        let one_scalar_per_token = g.position == GatePosition::G1
-            && g.granularity == Granularity::Headwise
-            && g.sharing == HeadSharing::HeadShared
-            && g.combination == Combination::Multiplicative;
-        if self.sandwich_norm && one_scalar_per_token {
-            return Err(ConfigError::new(
-                "gate.sharing",
-                "a head-shared headwise multiplicative g1 gate scales a token's whole attention output by one number, \
-                 which sandwich_norm's RMSNorm divides out; use head_specific or elementwise, or sandwich_norm=false",
-            ));
-        }
+        self.validate_gates()?;
         if self.match_baseline_params {
             let extra = self.gate_params_per_layer();
             if extra > 0 && self.d_ff == 0 {
@@ -204,9 +198,74 @@ impl ModelConfig {
         Ok(())
     }
 
-    /// Parameters the gate adds per layer (0 for the baseline).
+    /// Every gate with its field's name: `gate` (when it has a position), then each of
+    /// `extra_gates` as `extra_gates[i]`.
+    pub fn gates(&self) -> impl Iterator<Item = (String, &GateSpec)> {
+        let first = self.gate.is_gated().then(|| ("gate".to_string(), &self.gate));
+        first.into_iter().chain(self.extra_gates.iter().enumerate().map(|(i, g)| (format!("extra_gates[{i}]"), g)))
+    }
+
+    /// The gates' labels joined by ` + ` (`G1 elementwise sigmoid + G2 elementwise sigmoid`), or
+    /// `baseline` (with an SDPA non-linearity alone, its label).
+    pub fn gate_label(&self) -> String {
+        let mut labels = vec![self.gate.label()];
+        labels.extend(self.extra_gates.iter().map(GateSpec::label));
+        labels.join(" + ")
+    }
+
+    /// The gate fields alone and together: each spec's own rules (its errors named by its
+    /// field), its input width against `d_model`, one spec per position, and the extra gates'
+    /// own limits.
+    fn validate_gates(&self) -> Result<(), ConfigError> {
+        let rename = |field: &str, e: ConfigError| ConfigError { field: e.field.replacen("gate", field, 1), message: e.message };
+        self.gate.validate(self.qk_norm)?;
+        if !self.extra_gates.is_empty() && !self.gate.is_gated() {
+            return Err(ConfigError::new(
+                "extra_gates",
+                "adds gates beside gate, which has none (gate.position is none): set gate.position first",
+            ));
+        }
+        let mut seen: Vec<(GatePosition, String)> = Vec::new();
+        for (field, g) in self.gates() {
+            if field != "gate" {
+                if !g.is_gated() {
+                    return Err(ConfigError::new(format!("{field}.position"), "is none: an extra gate needs a position"));
+                }
+                if g.sdpa_nonlinearity != SdpaNonlinearity::None {
+                    return Err(ConfigError::new(
+                        format!("{field}.sdpa_nonlinearity"),
+                        "belongs to gate (one SDPA non-linearity per model), not to an extra gate",
+                    ));
+                }
+                g.validate(self.qk_norm).map_err(|e| rename(&field, e))?;
+            }
+            if let Some((_, other)) = seen.iter().find(|(p, _)| *p == g.position) {
+                return Err(ConfigError::new(
+                    format!("{field}.position"),
+                    format!("{:?} already has a gate ({other}): one gate per position", g.position).to_lowercase(),
+                ));
+            }
+            seen.push((g.position, field.clone()));
+            g.input_dims.resolve(self.d_model, &format!("{field}.input_dims"))?;
+            let one_scalar_per_token = g.position == GatePosition::G1
+                && g.granularity == Granularity::Headwise
+                && g.sharing == HeadSharing::HeadShared
+                && g.combination == Combination::Multiplicative;
+            if self.sandwich_norm && one_scalar_per_token {
+                return Err(ConfigError::new(
+                    format!("{field}.sharing"),
+                    "a head-shared headwise multiplicative g1 gate scales a token's whole attention output by one number, \
+                     which sandwich_norm's RMSNorm divides out; use head_specific or elementwise, or sandwich_norm=false",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Parameters the gates add per layer (0 for the baseline).
     pub fn gate_params_per_layer(&self) -> usize {
-        self.gate.params_per_layer(self.d_model, self.n_heads, self.n_kv_heads, self.head_dim)
+        let count = |g: &GateSpec| g.params_per_layer(self.d_model, self.n_heads, self.n_kv_heads, self.head_dim);
+        count(&self.gate) + self.extra_gates.iter().map(count).sum::<usize>()
     }
 
     /// The SwiGLU hidden width actually built. With `match_baseline_params`, `d_ff` narrowed by
@@ -340,5 +399,50 @@ mod tests {
         );
         let err = serde_json::from_str::<ModelConfig>(r#"{"d_modle": 64}"#).unwrap_err();
         assert!(err.to_string().contains("d_modle"));
+    }
+
+    #[test]
+    fn gates_since_the_paper_count_and_refuse_by_field() {
+        use crate::gate::InputDims;
+        let base = ModelConfig { d_model: 64, ..ModelConfig::default() };
+        let (d, h, hd) = (64, base.n_heads, base.head_dim);
+        let with = |gate: GateSpec, extra: Vec<GateSpec>| ModelConfig { gate, extra_gates: extra, ..base.clone() };
+        // A narrow input: k × width, as in modded-nanogpt's 12-dimension gate.
+        let narrow = GateSpec { input_dims: InputDims::First(12), ..GateSpec::G1_ELEMENTWISE };
+        assert_eq!(with(narrow, vec![]).gate_params_per_layer(), 12 * h * hd);
+        let quarter = GateSpec { input_dims: InputDims::Fraction(4), ..GateSpec::G1_ELEMENTWISE };
+        assert_eq!(with(quarter, vec![]).gate_params_per_layer(), d / 4 * h * hd);
+        // G1 + G2: the sum of both.
+        let g2 = GateSpec::at(GatePosition::G2, Granularity::Elementwise);
+        let both = with(GateSpec::G1_ELEMENTWISE, vec![g2]);
+        both.validate().unwrap();
+        assert_eq!(
+            both.gate_params_per_layer(),
+            with(GateSpec::G1_ELEMENTWISE, vec![]).gate_params_per_layer() + with(g2, vec![]).gate_params_per_layer()
+        );
+        assert_eq!(both.gate_label(), "G1 elementwise sigmoid + G2 elementwise sigmoid");
+        // A one-gate config writes neither new field: earlier run folders keep their hashes.
+        let json = serde_json::to_string(&with(GateSpec::G1_ELEMENTWISE, vec![])).unwrap();
+        assert!(!json.contains("extra_gates") && !json.contains("input_dims"), "{json}");
+        let back: ModelConfig = serde_json::from_str(&serde_json::to_string(&both).unwrap()).unwrap();
+        assert_eq!(back, both);
+        // Refusals name the field.
+        let refused = |c: ModelConfig| c.validate().unwrap_err().to_string();
+        let twice = refused(with(GateSpec::G1_ELEMENTWISE, vec![g2, GateSpec::at(GatePosition::G2, Granularity::Headwise)]));
+        assert!(twice.starts_with("extra_gates[1].position: g2 already has a gate (extra_gates[0])"), "{twice}");
+        let same = refused(with(GateSpec::G1_ELEMENTWISE, vec![GateSpec::G1_ELEMENTWISE]));
+        assert!(same.starts_with("extra_gates[0].position: g1 already has a gate (gate)"), "{same}");
+        assert!(refused(with(GateSpec::BASELINE, vec![g2])).starts_with("extra_gates: "));
+        assert!(refused(with(GateSpec::G1_ELEMENTWISE, vec![GateSpec::BASELINE])).starts_with("extra_gates[0].position"));
+        for k in [0, 65] {
+            let wide = GateSpec { input_dims: InputDims::First(k), ..GateSpec::G1_ELEMENTWISE };
+            assert!(refused(with(wide, vec![])).starts_with("gate.input_dims: "), "{k}");
+            assert!(refused(with(GateSpec::G1_ELEMENTWISE, vec![GateSpec { position: GatePosition::G2, ..wide }]))
+                .starts_with("extra_gates[0].input_dims: "));
+        }
+        let g5_head = GateSpec::at(GatePosition::G5, Granularity::Headwise);
+        assert!(refused(with(GateSpec::G1_ELEMENTWISE, vec![g5_head])).starts_with("extra_gates[0].granularity: "));
+        let theta = GateSpec { input: crate::gate::GateInput::Independent, ..narrow };
+        assert!(refused(with(theta, vec![])).starts_with("gate.input_dims: "));
     }
 }

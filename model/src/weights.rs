@@ -9,8 +9,9 @@
 //! | `layers.L.attn_norm.weight` | `[d_model]` |
 //! | `layers.L.attn.{q,k,v,o}_proj.weight` | `[h·hd, d]`, `[kv·hd, d]`, `[kv·hd, d]`, `[d, h·hd]` |
 //! | `layers.L.attn.{q,k}_norm.weight` | `[hd]` (with QK-norm) |
-//! | `layers.L.attn.gate.gate_proj.weight` | `[width, d_model]` (input-dependent gate) |
+//! | `layers.L.attn.gate.gate_proj.weight` | `[width, k]` (input-dependent gate; `k` = `d_model` unless `input_dims` narrows it) |
 //! | `layers.L.attn.gate.gate_theta` | `[width]` (input-independent gate) |
+//! | `layers.L.attn.extra_gates.I.{gate_proj.weight, gate_theta}` | the same, for `extra_gates[I]` |
 //! | `layers.L.attn.sdpa_norm.weight` | `[hd]` (SDPA RMSNorm ablation) |
 //! | `layers.L.attn.sink_logit` | `[h]` (sink cure `sink_logit`) |
 //! | `layers.L.attn.kv_bias_key`, `layers.L.attn.kv_bias_value` | `[kv, hd]` (sink cure `kv_bias`) |

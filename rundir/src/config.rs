@@ -207,7 +207,8 @@ pub enum TrainableSet {
     /// Every parameter.
     #[serde(rename = "all")]
     All,
-    /// The attention gate's weights (`layers.*.attn.gate.*`).
+    /// The attention gates' weights (`layers.*.attn.gate.*`, and `layers.*.attn.extra_gates.*`
+    /// of a model with several).
     #[serde(rename = "gate")]
     Gate,
     /// The gate's weights and every RMSNorm weight.
@@ -252,9 +253,9 @@ impl Trainable {
     pub fn patterns(&self) -> Vec<String> {
         match self {
             Trainable::Set(TrainableSet::All) => vec!["*".into()],
-            Trainable::Set(TrainableSet::Gate) => vec!["layers.*.attn.gate.*".into()],
+            Trainable::Set(TrainableSet::Gate) => vec!["layers.*.attn.gate.*".into(), "layers.*.attn.extra_gates.*".into()],
             Trainable::Set(TrainableSet::GateAndNorms) => {
-                vec!["layers.*.attn.gate.*".into(), "*norm.gamma".into()]
+                vec!["layers.*.attn.gate.*".into(), "layers.*.attn.extra_gates.*".into(), "*norm.gamma".into()]
             }
             Trainable::Patterns(p) => p.clone(),
         }

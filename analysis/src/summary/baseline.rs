@@ -20,6 +20,7 @@ pub(super) fn pair_with_baselines(groups: &mut [Group]) {
         let file = &g.runs[0].file;
         let mut config = file.config_without_seed();
         config.model.gate = GateSpec::BASELINE;
+        config.model.extra_gates.clear();
         if softmax {
             config.model.cure = gatelab_model::SinkCure::Softmax;
         }

@@ -163,8 +163,9 @@ impl Group {
     /// zero-initialised one (a retrofitted gate, whose label says which).
     pub fn is_g1_sigmoid(&self) -> bool {
         use gatelab_model::GateActivation as A;
-        let g = &self.runs[0].file.config.model.gate;
-        let sigmoid = matches!(g.activation, A::Sigmoid | A::ScaledSigmoid);
+        let model = &self.runs[0].file.config.model;
+        let g = &model.gate;
+        let sigmoid = matches!(g.activation, A::Sigmoid | A::ScaledSigmoid) && model.extra_gates.is_empty();
         let core = GateSpec { activation: A::Sigmoid, init: Default::default(), ..*g };
         sigmoid && core == GateSpec { granularity: g.granularity, ..GateSpec::G1_ELEMENTWISE }
     }
@@ -256,6 +257,7 @@ fn pool_key(config: gatelab_rundir::RunConfig, file: &RunFile) -> String {
         Ok(parent) => {
             let mut c = parent.config_without_seed();
             (c.model.gate, c.model.cure) = (GateSpec::BASELINE, gatelab_model::SinkCure::Softmax);
+            c.model.extra_gates.clear();
             serde_json::to_string(&c).expect("configs serialise")
         }
         Err(_) => p.display().to_string(),
@@ -292,7 +294,7 @@ pub fn summarize(sweep: &Path) -> Result<Summary> {
                     also: file.meta.also.clone(),
                     paper: file.meta.paper.clone(),
                     label: String::new(),
-                    gate: c.gate.label(),
+                    gate: c.gate_label(),
                     params: c.param_count().total,
                     runs: vec![],
                     estimates: BTreeMap::new(),

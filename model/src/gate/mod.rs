@@ -23,6 +23,12 @@
 
 use serde::{Deserialize, Serialize};
 
+mod input;
+#[cfg(test)]
+mod tests;
+
+pub use input::InputDims;
+
 /// Where the gate acts (paper Table 1, column "Pos").
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[serde(rename_all = "snake_case")]
@@ -184,6 +190,10 @@ pub struct GateSpec {
     /// How the gate's weights start.
     #[serde(skip_serializing_if = "GateInit::is_default")]
     pub init: GateInit,
+    /// The dimensions of the layer input an input-dependent gate reads: all (the paper's), or
+    /// the first `k` ([`InputDims`]).
+    #[serde(skip_serializing_if = "InputDims::is_full")]
+    pub input_dims: InputDims,
 }
 
 pub use crate::error::ConfigError;
@@ -208,6 +218,7 @@ impl GateSpec {
         input: GateInput::Dependent,
         sdpa_nonlinearity: SdpaNonlinearity::None,
         init: GateInit::Default,
+        input_dims: InputDims::Full,
     };
 
     /// The paper's recommended gate: G1, elementwise, head-specific, multiplicative sigmoid.
@@ -235,6 +246,7 @@ impl GateSpec {
                 ("activation", self.activation != d.activation),
                 ("input", self.input != d.input),
                 ("init", self.init != d.init),
+                ("input_dims", self.input_dims != d.input_dims),
             ];
             if let Some((field, _)) = unused.iter().find(|(_, set)| *set) {
                 return Err(ConfigError::new(
@@ -243,6 +255,12 @@ impl GateSpec {
                 ));
             }
             return Ok(());
+        }
+        if self.input == GateInput::Independent && !self.input_dims.is_full() {
+            return Err(ConfigError::new(
+                "gate.input_dims",
+                "an input-independent gate (gate.input=independent) reads no input; drop input_dims or use input=dependent",
+            ));
         }
         if self.position == GatePosition::G5 {
             if self.granularity == Granularity::Headwise {
@@ -329,13 +347,14 @@ impl GateSpec {
     }
 
     /// Learned parameters the gate adds to one layer (the paper's "+P" divided by the layers):
-    /// `d_model × width` input-dependent, `width` input-independent, plus `head_dim` for the SDPA
-    /// RMSNorm ablation.
+    /// `input width × logit width` input-dependent (the input width `d_model` unless
+    /// `input_dims` narrows it), `width` input-independent, plus `head_dim` for the SDPA RMSNorm
+    /// ablation.
     pub fn params_per_layer(&self, d_model: usize, n_heads: usize, n_kv_heads: usize, head_dim: usize) -> usize {
         let gate = if self.is_gated() {
             let width = self.logit_width(self.site(d_model, n_heads, n_kv_heads, head_dim));
             match self.input {
-                GateInput::Dependent => d_model * width,
+                GateInput::Dependent => self.input_dims.width_or_full(d_model) * width,
                 GateInput::Independent => width,
             }
         } else {
@@ -376,6 +395,9 @@ impl GateSpec {
             );
             if self.input == GateInput::Independent {
                 parts.push("input-independent".into());
+            }
+            if !self.input_dims.is_full() {
+                parts.push(self.input_dims.label());
             }
             if self.init == GateInit::Zero {
                 parts.push("zero-init".into());
@@ -418,6 +440,7 @@ impl GateSpec {
                                         input,
                                         sdpa_nonlinearity: SdpaNonlinearity::None,
                                         init: GateInit::Default,
+                                        input_dims: InputDims::Full,
                                     };
                                     if spec.validate(qk_norm).is_ok() {
                                         out.push(spec);
@@ -430,76 +453,5 @@ impl GateSpec {
             }
         }
         out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_round_trip_and_aliases() {
-        let spec: GateSpec = serde_json::from_str(r#"{"position":"sdpa","granularity":"headwise"}"#).unwrap();
-        assert_eq!(spec, GateSpec::at(GatePosition::G1, Granularity::Headwise));
-        let back: GateSpec = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
-        assert_eq!(back, spec);
-        let err = serde_json::from_str::<GateSpec>(r#"{"positon":"g1"}"#).unwrap_err();
-        assert!(err.to_string().contains("positon"), "{err}");
-    }
-
-    #[test]
-    fn refusals_name_the_field() {
-        let g5_head = GateSpec::at(GatePosition::G5, Granularity::Headwise);
-        assert_eq!(g5_head.validate(true).unwrap_err().field, "gate.granularity");
-        let g5_shared =
-            GateSpec { sharing: HeadSharing::HeadShared, ..GateSpec::at(GatePosition::G5, Granularity::Elementwise) };
-        assert_eq!(g5_shared.validate(true).unwrap_err().field, "gate.sharing");
-        let k_head = GateSpec::at(GatePosition::G3, Granularity::Headwise);
-        assert_eq!(k_head.validate(true).unwrap_err().field, "gate.granularity");
-        assert!(k_head.validate(false).is_ok());
-        let stray = GateSpec { activation: GateActivation::Silu, ..GateSpec::BASELINE };
-        assert_eq!(stray.validate(true).unwrap_err().field, "gate.activation");
-        let stray = GateSpec { init: GateInit::Zero, ..GateSpec::BASELINE };
-        assert_eq!(stray.validate(true).unwrap_err().field, "gate.init");
-    }
-
-    #[test]
-    fn identity_at_zero_names_the_forms_that_start_as_no_gate() {
-        use GateActivation as A;
-        let with = |combination, activation| GateSpec { combination, activation, ..GateSpec::G1_ELEMENTWISE };
-        let ok: Vec<_> = [Combination::Multiplicative, Combination::Additive]
-            .into_iter()
-            .flat_map(|c| [A::Sigmoid, A::Silu, A::NsSigmoid, A::Identity, A::ScaledSigmoid, A::Tanh].map(|a| (c, a)))
-            .filter(|&(c, a)| with(c, a).identity_at_zero().is_ok())
-            .collect();
-        assert_eq!(
-            ok,
-            [
-                (Combination::Multiplicative, A::ScaledSigmoid),
-                (Combination::Additive, A::Silu),
-                (Combination::Additive, A::Identity),
-                (Combination::Additive, A::Tanh)
-            ]
-        );
-        let why = GateSpec::G1_ELEMENTWISE.identity_at_zero().unwrap_err();
-        assert!(why.contains("0.5") && why.contains("scaled_sigmoid"), "{why}");
-        let norm = GateSpec { sdpa_nonlinearity: SdpaNonlinearity::RmsNorm, ..with(Combination::Additive, A::Silu) };
-        assert!(norm.identity_at_zero().is_err());
-        // The default is left out of the JSON (earlier configs keep their hashes); zero is named.
-        assert!(!serde_json::to_string(&GateSpec::G1_ELEMENTWISE).unwrap().contains("init"));
-        let zero = GateSpec { init: GateInit::Zero, ..GateSpec::G1_ELEMENTWISE };
-        assert!(serde_json::to_string(&zero).unwrap().contains(r#""init":"zero""#));
-    }
-
-    #[test]
-    fn enumeration_covers_every_valid_point_once() {
-        let all = GateSpec::enumerate(true);
-        let unique: std::collections::HashSet<_> = all.iter().collect();
-        assert_eq!(unique.len(), all.len());
-        // 5 positions × 2 × 2 × 2 × 6 activations × 2 = 480, minus G5 headwise or head-shared (3/4
-        // of 96 = 72), minus multiplicative headwise G3/G4 under qk-norm (2 × 2 × 6 × 2 = 48); plus
-        // 3 non-gates.
-        assert_eq!(all.len(), 480 - 72 - 48 + 3);
-        assert_eq!(GateSpec::enumerate(false).len(), 480 - 72 + 3);
     }
 }

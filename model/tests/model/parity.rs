@@ -3,7 +3,9 @@
 //! gatelab (flex, f32) and to the independent reference `tests/reference/gatelab_ref.py` (torch
 //! 2.9, computing in f64 so the comparison measures gatelab's own f32 error), must give the same logits (≤ 1e-4 max abs) and parameter gradients of the same cross-entropy
 //! loss (≤ 1e-3, max abs error relative to the tensor's largest gradient). G1 elementwise is also
-//! checked against `transformers`' `Qwen3NextAttention`.
+//! checked against `transformers`' `Qwen3NextAttention`. The gates since the paper are cases too:
+//! a narrow gate input (`x[:k]` in the case's name), `2σ` zero-initialised, tanh, and two or three
+//! gate sites in one model (`… + …`).
 //!
 //! Needs a Python with torch, safetensors and transformers: `$GATELAB_PYTHON` (scripts/env.sh sets
 //! it from scripts/setup-libtorch.sh's virtualenv). Without one the test prints why and passes,
@@ -14,7 +16,8 @@ use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{DType, Device, Distribution, Gradients, Tensor};
 use gatelab_model::weights::to_safetensors;
 use gatelab_model::{
-    GatePosition, GateSpec, Granularity, ModelConfig, MoeSpec, SinkCure, SwitchHeadSpec, Transformer, cross_entropy,
+    Combination, GateActivation, GateInit, GateInput, GatePosition, GateSpec, Granularity, HeadSharing, InputDims,
+    ModelConfig, MoeSpec, SdpaNonlinearity, SinkCure, SwitchHeadSpec, Transformer, cross_entropy,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -342,6 +345,50 @@ fn every_design_point_matches_pytorch() {
     for (arch_name, arch) in archs.iter().filter(|(_, a)| a.qk_norm) {
         let config = ModelConfig { gate: GateSpec::at(GatePosition::G1, Granularity::Elementwise), ..arch.clone() };
         cases.push(write_case(&root, cases.len(), format!("Qwen3NextAttention [{arch_name}]"), &config, true));
+    }
+    // The gates since the paper: a narrow input (the first k dimensions of the layer input), and
+    // several sites in one model; each named by its label (`x[:k]`, `+`).
+    let (g1, g2) = (GateSpec::G1_ELEMENTWISE, GateSpec::at(GatePosition::G2, Granularity::Elementwise));
+    let first = |k: usize, spec: GateSpec| GateSpec { input_dims: InputDims::First(k), ..spec };
+    let fraction = |n: usize, spec: GateSpec| GateSpec { input_dims: InputDims::Fraction(n), ..spec };
+    let act = |activation: GateActivation, spec: GateSpec| GateSpec { activation, ..spec };
+    let g1h = GateSpec::at(GatePosition::G1, Granularity::Headwise);
+    let zero_2s = GateSpec { init: GateInit::Zero, ..act(GateActivation::ScaledSigmoid, g1) };
+    let additive_g4 = GateSpec {
+        combination: Combination::Additive,
+        ..act(GateActivation::Silu, GateSpec::at(GatePosition::G4, Granularity::Elementwise))
+    };
+    let shared_g4 = GateSpec {
+        sharing: HeadSharing::HeadShared,
+        ..act(GateActivation::NsSigmoid, GateSpec::at(GatePosition::G4, Granularity::Elementwise))
+    };
+    let independent_g2 = GateSpec { input: GateInput::Independent, ..g2 };
+    let g5 = GateSpec::at(GatePosition::G5, Granularity::Elementwise);
+    let g3 = GateSpec::at(GatePosition::G3, Granularity::Elementwise);
+    let norm_g1 = GateSpec { sdpa_nonlinearity: SdpaNonlinearity::RmsNorm, ..g1 };
+    let since: [(GateSpec, Vec<GateSpec>); 14] = [
+        (first(4, g1), vec![]),
+        (first(12, g1), vec![]),
+        (fraction(4, g1h), vec![]),
+        (first(12, zero_2s), vec![]),
+        (first(4, act(GateActivation::Tanh, g2)), vec![]),
+        (fraction(2, g5), vec![]),
+        (first(4, additive_g4), vec![]),
+        (g1, vec![g2]),
+        (g1, vec![g5]),
+        (first(4, g1h), vec![act(GateActivation::Tanh, g2), g3]),
+        (zero_2s, vec![shared_g4]),
+        (g1, vec![independent_g2]),
+        (norm_g1, vec![first(12, g2)]),
+        (act(GateActivation::Tanh, g1), vec![fraction(4, g5)]),
+    ];
+    for (i, (gate, extra_gates)) in since.into_iter().enumerate() {
+        let (arch_name, config) = (0..archs.len())
+            .map(|k| &archs[(i + k) % archs.len()])
+            .map(|(name, arch)| (*name, ModelConfig { gate, extra_gates: extra_gates.clone(), ..arch.clone() }))
+            .find(|(_, c)| c.validate().is_ok())
+            .unwrap_or_else(|| panic!("no architecture admits {}", gate.label()));
+        cases.push(write_case(&root, cases.len(), format!("{} [{arch_name}]", config.gate_label()), &config, false));
     }
 
     let status = std::process::Command::new(&python)

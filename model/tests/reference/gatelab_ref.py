@@ -75,27 +75,40 @@ class Reference:
         self.c = cfg
         self.p = params
         self.aux = torch.zeros((), dtype=DTYPE)
-        g = cfg["gate"]
-        self.g = {
+        spec = lambda g: {
             "position": g.get("position", "none"),
             "granularity": g.get("granularity", "elementwise"),
             "sharing": g.get("sharing", "head_specific"),
             "combination": g.get("combination", "multiplicative"),
             "activation": g.get("activation", "sigmoid"),
             "input": g.get("input", "dependent"),
+            "input_dims": g.get("input_dims", "full"),
             "sdpa_nonlinearity": g.get("sdpa_nonlinearity", "none"),
         }
+        self.g = spec(cfg["gate"])
+        # Every gate with the module path of its weights: `gate`, then `extra_gates.i`.
+        self.gates = [("gate.", self.g)] + [(f"extra_gates.{i}.", spec(e)) for i, e in enumerate(cfg.get("extra_gates", []))]
 
-    def gate(self, prefix, y, x):
-        """y: [b, t, heads, width]; x: [b, t, d] (pre-normed input)."""
-        g = self.g
+    def gate_at(self, position, prefix, y, x):
+        """The gate at `position` (at most one), or `y` unchanged."""
+        for module, g in self.gates:
+            if g["position"] == position:
+                return self.gate(prefix + module, g, y, x)
+        return y
+
+    def gate(self, prefix, g, y, x):
+        """y: [b, t, heads, width]; x: [b, t, d] (pre-normed input), of which the gate reads the
+        first `input_dims`: all, k, or "d/n" for d/n."""
         b, t, heads, width = y.shape
         per_head = width if g["granularity"] == "elementwise" else 1
         if g["input"] == "dependent":
-            logits = x @ self.p[prefix + "gate.gate_proj.weight"].T
+            dims = g["input_dims"]
+            d = x.shape[-1]
+            k = d if dims == "full" else d // int(dims[2:]) if isinstance(dims, str) else dims
+            logits = x[..., :k] @ self.p[prefix + "gate_proj.weight"].T
             logits = logits.view(b, t, heads, per_head)
         else:
-            logits = self.p[prefix + "gate.gate_theta"].view(1, 1, heads, per_head)
+            logits = self.p[prefix + "gate_theta"].view(1, 1, heads, per_head)
         scores = ACTIVATIONS[g["activation"]](logits)
         if g["sharing"] == "head_shared":
             scores = scores.mean(dim=2, keepdim=True)
@@ -184,12 +197,9 @@ class Reference:
         q = (x @ p[pre + "q_proj.weight"].T).view(b, t, h, hd)
         k = self.project(pre, "k", x, kv, hd)
         v = self.project(pre, "v", x, kv, hd)
-        if g["position"] == "g4":
-            q = self.gate(pre, q, x)
-        if g["position"] == "g3":
-            k = self.gate(pre, k, x)
-        if g["position"] == "g2":
-            v = self.gate(pre, v, x)
+        q = self.gate_at("g4", pre, q, x)
+        k = self.gate_at("g3", pre, k, x)
+        v = self.gate_at("g2", pre, v, x)
         if c["qk_norm"]:
             q = rms_norm(q, p[pre + "q_norm.weight"], c["norm_eps"])
             k = rms_norm(k, p[pre + "k_norm.weight"], c["norm_eps"])
@@ -205,16 +215,14 @@ class Reference:
             y = rms_norm(y, p[pre + "sdpa_norm.weight"], c["norm_eps"])
         elif g["sdpa_nonlinearity"] == "silu":
             y = F.silu(y)
-        if g["position"] == "g1":
-            y = self.gate(pre, y, x)
+        y = self.gate_at("g1", pre, y, x)
         w = self.switch_weights(pre, "o", x, h)
         if w is None:
             out = y.reshape(b, t, h * hd) @ p[pre + "o_proj.weight"].T
         else:
             experts = self.switch_all(pre, "o", p[pre + "o_proj.weight"])
             out = sum((y * w[..., e : e + 1]).reshape(b, t, h * hd) @ experts[e] for e in range(experts.shape[0]))
-        if g["position"] == "g5":
-            out = self.gate(pre, out.view(b, t, 1, -1), x).view(b, t, -1)
+        out = self.gate_at("g5", pre, out.view(b, t, 1, -1), x).view(b, t, -1)
         return out
 
     def forward(self, tokens, attention=None):
