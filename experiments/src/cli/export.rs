@@ -11,6 +11,11 @@ pub struct ExportArgs {
     /// The checkpoint directory to write (config.json, model.safetensors, tokenizer.json).
     #[arg(long)]
     out: PathBuf,
+    /// Where a G1 gate's weights go: kv-grouped (the paper's released models, the default),
+    /// qwen3-next (a qwen3_next checkpoint, the gate interleaved per head in q_proj; elementwise)
+    /// or separate (Step-3.5's g_proj, one scalar gate per head; headwise).
+    #[arg(long, value_parser = gatelab_model::hf::GateLayout::parse)]
+    layout: Option<gatelab_model::hf::GateLayout>,
 }
 
 /// `gatelab export RUN --out DIR`: a run as a Hugging Face Qwen3 checkpoint (gated runs in the
@@ -23,7 +28,7 @@ pub fn export(args: ExportArgs) -> Result<()> {
     }
     gatelab_analysis::run::require_done(&run)?;
     let config = run.read_file()?.config;
-    gatelab_model::hf::export_layout(&config.model)?;
+    gatelab_model::hf::export_layout_as(&config.model, args.layout)?;
     let device = burn::tensor::Device::flex();
     let model = gatelab_analysis::run::load_model(&run, &config.model, &device)?;
     let tokenizer = run.file(folder::TOKENIZER);
@@ -33,7 +38,7 @@ pub fn export(args: ExportArgs) -> Result<()> {
     } else {
         None
     };
-    let checkpoint = gatelab_model::hf::export(&model, &config.model, special)?;
+    let checkpoint = gatelab_model::hf::export_as(&model, &config.model, special, args.layout)?;
     std::fs::create_dir_all(&args.out).map_err(|e| ExperimentError::file(&args.out, e))?;
     write_atomic(&args.out.join("model.safetensors"), &checkpoint.weights)?;
     if special.is_some() {

@@ -2,9 +2,9 @@
 //! `model.safetensors` or shards listed in `model.safetensors.index.json`, `tokenizer.json`),
 //! into and out of the same [`Transformer`] every other path uses.
 //!
-//! Three layouts of the attention-output gate (G1, sigmoid, multiplicative, input-dependent) are
-//! read; the gate's weights sit in a widened `q_proj` in both gated ones
-//! (`docs/paper.md` §8):
+//! Four layouts of the attention-output gate (G1, sigmoid, multiplicative, input-dependent) are
+//! read and written; the gate's weights sit in a widened `q_proj` in two of them
+//! (`docs/paper.md` §8) and in a tensor of their own in the fourth:
 //!
 //! - [`GateLayout::None`]: plain Qwen3 (`model_type: qwen3`), the baseline.
 //! - [`GateLayout::KvGrouped`]: the paper's released models (`qiuzh20/gated_attention`,
@@ -16,6 +16,14 @@
 //!   (`(1 + w)·x̂`), converted on import. Only Qwen3-Next checkpoints whose layers are all full
 //!   attention with dense MLPs and full rotary embedding are expressible here; others are refused
 //!   naming what is missing.
+//! - [`GateLayout::Separate`]: one scalar gate per head in its own `self_attn.g_proj.weight`
+//!   (`[n_heads, d_model]`), applied as `σ` per head before `o_proj`: Step-3.5's
+//!   `use_head_wise_attn_gate` (stepfun-ai, `modeling_step3p5.py`), read here on a `qwen3`
+//!   checkpoint whose config sets that flag.
+//!
+//! `export` writes the KV-grouped layout by default and the other two on request
+//! ([`export_as`]). A checkpoint whose `q_proj` is wider than its queries while its config names
+//! no gate is refused with the shapes found.
 //!
 //! Weights are read as f32, f16 or bf16 (converted to f32: the model computes in f32). Every
 //! tensor is checked: missing, unknown and misshapen tensors are refused by name.
@@ -23,13 +31,16 @@
 use crate::config::ModelConfig;
 use crate::error::ModelError;
 use crate::gate::{GatePosition, GateSpec, Granularity};
-use crate::transformer::Transformer;
-use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
-use burn::tensor::Device;
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use safetensors::{Dtype, tensor::TensorView};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+mod export;
+mod import;
+
+pub use export::{HfCheckpoint, export, export_as, export_layout, export_layout_as};
+pub use import::import;
 
 /// Where the gate's weights sit in `q_proj`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +51,33 @@ pub enum GateLayout {
     KvGrouped,
     /// Interleaved per head (Qwen3-Next).
     HeadInterleaved,
+    /// A scalar gate per head in its own `g_proj` tensor (Step-3.5).
+    Separate,
+}
+
+impl GateLayout {
+    /// Whether the gate's rows sit inside `q_proj`.
+    fn in_q_proj(self) -> bool {
+        matches!(self, GateLayout::KvGrouped | GateLayout::HeadInterleaved)
+    }
+
+    /// Its name on the command line (`gatelab export --layout`).
+    pub fn name(self) -> &'static str {
+        match self {
+            GateLayout::None => "none",
+            GateLayout::KvGrouped => "kv-grouped",
+            GateLayout::HeadInterleaved => "qwen3-next",
+            GateLayout::Separate => "separate",
+        }
+    }
+
+    /// The layout named `name` (`kv-grouped`, `qwen3-next`, `separate`).
+    pub fn parse(name: &str) -> Result<GateLayout, String> {
+        [GateLayout::KvGrouped, GateLayout::HeadInterleaved, GateLayout::Separate]
+            .into_iter()
+            .find(|l| l.name() == name)
+            .ok_or_else(|| format!("{name:?} is not a gate layout (kv-grouped, qwen3-next or separate)"))
+    }
 }
 
 /// A checkpoint's architecture, read from its `config.json`.
@@ -77,12 +115,21 @@ pub fn read_config(dir: &Path) -> Result<HfModel, ModelError> {
     let flag = |k: &str| cfg.get(k).and_then(Value::as_bool).unwrap_or(false);
     let n_layers = usize_of(&cfg, "num_hidden_layers", &path)?;
     let (layout, zero_centred_norms, granularity) = match model_type.as_str() {
-        "qwen3" => match (flag("headwise_attn_output_gate"), flag("elementwise_attn_output_gate")) {
-            (false, false) => (GateLayout::None, false, None),
-            (true, false) => (GateLayout::KvGrouped, false, Some(Granularity::Headwise)),
-            (false, true) => (GateLayout::KvGrouped, false, Some(Granularity::Elementwise)),
-            (true, true) => {
-                return refuse("headwise_attn_output_gate and elementwise_attn_output_gate are both set".into());
+        "qwen3" => match (
+            flag("headwise_attn_output_gate"),
+            flag("elementwise_attn_output_gate"),
+            flag("use_head_wise_attn_gate"),
+        ) {
+            (false, false, false) => (GateLayout::None, false, None),
+            (true, false, false) => (GateLayout::KvGrouped, false, Some(Granularity::Headwise)),
+            (false, true, false) => (GateLayout::KvGrouped, false, Some(Granularity::Elementwise)),
+            (false, false, true) => (GateLayout::Separate, false, Some(Granularity::Headwise)),
+            _ => {
+                return refuse(
+                    "more than one of headwise_attn_output_gate, elementwise_attn_output_gate and \
+                     use_head_wise_attn_gate is set: a checkpoint has one gate layout"
+                        .into(),
+                );
             }
         },
         "qwen3_next" => {
@@ -200,7 +247,7 @@ pub fn expected_shapes(m: &HfModel) -> BTreeMap<String, Vec<usize>> {
     let c = &m.config;
     let (d, h, kv, hd) = (c.d_model, c.n_heads, c.n_kv_heads, c.head_dim);
     let gate_rows = match (m.layout, c.gate.granularity) {
-        (GateLayout::None, _) => 0,
+        (GateLayout::None | GateLayout::Separate, _) => 0,
         (_, Granularity::Headwise) => h,
         (_, Granularity::Elementwise) => h * hd,
     };
@@ -227,6 +274,9 @@ pub fn expected_shapes(m: &HfModel) -> BTreeMap<String, Vec<usize>> {
             ("mlp.down_proj.weight", vec![d, ff]),
         ] {
             s.insert(format!("{p}.{k}"), v);
+        }
+        if m.layout == GateLayout::Separate {
+            s.insert(format!("{p}.self_attn.g_proj.weight"), vec![h, d]);
         }
     }
     s
@@ -263,7 +313,7 @@ fn gated_rows(layout: GateLayout, h: usize, kv: usize, hd: usize, per: usize) ->
             }
             // Head h's block: [hd queries | per gates].
             GateLayout::HeadInterleaved => (head * (hd + per), head * (hd + per) + hd),
-            GateLayout::None => unreachable!("no gate rows"),
+            GateLayout::None | GateLayout::Separate => unreachable!("no gate rows in q_proj"),
         };
         for r in 0..hd {
             src[head * hd + r] = q_at + r;
@@ -345,6 +395,8 @@ fn gatelab_name(hf: &str) -> Option<String> {
     let mapped = match rest {
         "input_layernorm.weight" => "attn_norm.weight".to_string(),
         "post_attention_layernorm.weight" => "ffn_norm.weight".to_string(),
+        // Step-3.5's separate per-head gate.
+        "self_attn.g_proj.weight" => "attn.gate.gate_proj.weight".to_string(),
         r => {
             if let Some(a) = r.strip_prefix("self_attn.") {
                 format!("attn.{a}")
@@ -356,199 +408,4 @@ fn gatelab_name(hf: &str) -> Option<String> {
         }
     };
     Some(format!("layers.{l}.{mapped}"))
-}
-
-/// Imports a checkpoint directory into a gatelab model on `device`.
-pub fn import(dir: &Path, device: &Device) -> Result<(Transformer, HfModel), ModelError> {
-    let m = read_config(dir)?;
-    let files = shard_files(dir)?;
-    let expected = expected_shapes(&m);
-    let c = &m.config;
-    let per = gate_rows_per_head(c);
-    // gatelab's tensors, laid out once in one f32 safetensors buffer that every checkpoint tensor
-    // is converted into in place: the import holds the shard being read, this buffer and the
-    // model, never a second copy of the weights.
-    let hq = c.n_heads * c.head_dim;
-    let mut layout: Vec<(String, Vec<usize>)> = Vec::new();
-    for (name, shape) in &expected {
-        let ours = gatelab_name(name).expect("every expected name maps");
-        if name.ends_with("self_attn.q_proj.weight") && m.layout != GateLayout::None {
-            layout.push((ours.clone(), vec![hq, c.d_model]));
-            layout.push((ours.replace("attn.q_proj", "attn.gate.gate_proj"), vec![c.n_heads * per, c.d_model]));
-        } else {
-            layout.push((ours, shape.clone()));
-        }
-    }
-    let mut buffer = F32Buffer::new(&layout, None);
-    let mut seen = std::collections::BTreeSet::new();
-    for file in &files {
-        let bytes = std::fs::read(file).map_err(|e| ModelError::file(file, e))?;
-        let st = SafeTensors::deserialize(&bytes).map_err(|e| ModelError::file(file, e))?;
-        for (name, view) in st.tensors() {
-            // A tied checkpoint may still carry lm_head: it is the embedding.
-            if name == "lm_head.weight" && c.tie_embeddings {
-                continue;
-            }
-            let Some(shape) = expected.get(&name) else {
-                return Err(ModelError::file(file, format!("unknown tensor {name} (shape {:?})", view.shape())));
-            };
-            if view.shape() != shape.as_slice() {
-                return Err(ModelError::file(
-                    file,
-                    format!("tensor {name} has shape {:?}, the config implies {shape:?}", view.shape()),
-                ));
-            }
-            seen.insert(name.clone());
-            let mut data = to_f32(&view, &name)?;
-            if m.zero_centred_norms && name.ends_with("norm.weight") {
-                data.iter_mut().for_each(|w| *w += 1.0);
-            }
-            let ours = gatelab_name(&name).expect("every expected name maps");
-            if name.ends_with("self_attn.q_proj.weight") && m.layout != GateLayout::None {
-                let d = c.d_model;
-                let rows = gated_rows(m.layout, c.n_heads, c.n_kv_heads, c.head_dim, per);
-                let pick = |range: std::ops::Range<usize>| -> Vec<f32> {
-                    range.flat_map(|i| data[rows[i] * d..(rows[i] + 1) * d].iter().copied()).collect()
-                };
-                buffer.put(&ours, &pick(0..hq));
-                buffer.put(&ours.replace("attn.q_proj", "attn.gate.gate_proj"), &pick(hq..hq + c.n_heads * per));
-            } else {
-                buffer.put(&ours, &data);
-            }
-        }
-    }
-    if let Some(missing) = expected.keys().find(|k| !seen.contains(*k)) {
-        return Err(ModelError::file(dir, format!("missing tensor {missing}")));
-    }
-    let bytes = buffer.bytes;
-    let mut model = m.config.init(device).map_err(|e| ModelError::file(dir, e))?;
-    let mut store = SafetensorsStore::from_bytes(Some(bytes)).with_from_adapter(PyTorchToBurnAdapter);
-    let result = model.load_from(&mut store).map_err(|e| ModelError::file(dir, e))?;
-    if !result.missing.is_empty() || !result.unused.is_empty() {
-        return Err(ModelError::file(
-            dir,
-            format!("internal mapping left missing {:?}, unused {:?}", result.missing, result.unused),
-        ));
-    }
-    Ok((model, m))
-}
-
-/// Whether `config` can be written as a Qwen3 checkpoint, and in which layout.
-pub fn export_layout(config: &ModelConfig) -> Result<GateLayout, ModelError> {
-    let refuse = |why: &str| Err(ModelError::Unsupported(format!("export: {why}")));
-    if !config.qk_norm {
-        return refuse("transformers' Qwen3 always applies QK-norm; this model has qk_norm: false");
-    }
-    if config.sandwich_norm {
-        return refuse("sandwich norm has no place in the Qwen3 format");
-    }
-    if !config.moe.is_dense() {
-        return refuse("a mixture-of-experts FFN has no place in the dense Qwen3 format");
-    }
-    if !config.switch_head.is_off() {
-        return refuse("Switch-Head attention has no place in the Qwen3 format");
-    }
-    if config.ffn_width() == 0 {
-        return refuse("an attention-only model (no FFN) has no place in the Qwen3 format");
-    }
-    if !config.cure.is_softmax() {
-        return refuse(&format!("the Qwen3 format attends with softmax, not the sink cure {}", config.cure.name()));
-    }
-    let g = &config.gate;
-    if *g == GateSpec::BASELINE {
-        return Ok(GateLayout::None);
-    }
-    let official = GateSpec { position: GatePosition::G1, granularity: g.granularity, ..GateSpec::default() };
-    if *g == official {
-        return Ok(GateLayout::KvGrouped);
-    }
-    refuse(&format!(
-        "the Qwen3 format holds the baseline and the G1 sigmoid output gate (headwise or elementwise), not {}",
-        g.label()
-    ))
-}
-
-/// A Hugging Face checkpoint's files, for the caller to write into one folder.
-#[derive(Debug, Clone)]
-pub struct HfCheckpoint {
-    /// `config.json`.
-    pub config_json: String,
-    /// `model.safetensors`.
-    pub weights: Vec<u8>,
-}
-
-/// `model` (of `config`) as a Hugging Face Qwen3 checkpoint: `config.json` (with the paper's gate
-/// flags when gated, and every field the authors' `modeling_qwen3.py` reads) and
-/// `model.safetensors` (gated models in the official KV-grouped layout). With `special_ids`
-/// (BOS, EOS, PAD), the config names them; the caller copies the `tokenizer.json` beside it.
-pub fn export(
-    model: &Transformer,
-    config: &ModelConfig,
-    special_ids: Option<[u32; 3]>,
-) -> Result<HfCheckpoint, ModelError> {
-    let layout_kind = export_layout(config)?;
-    let c = config;
-    let mut store = SafetensorsStore::from_bytes(None).with_to_adapter(BurnToPyTorchAdapter);
-    model.save_into(&mut store).map_err(|e| ModelError::Unsupported(format!("export: {e}")))?;
-    let bytes = store.get_bytes().map_err(|e| ModelError::Unsupported(format!("export: {e}")))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| ModelError::Unsupported(format!("export: {e}")))?;
-    let get = |name: &str| -> Result<Vec<f32>, ModelError> {
-        to_f32(&st.tensor(name).map_err(|e| ModelError::Unsupported(format!("export: {name}: {e}")))?, name)
-    };
-    let m = HfModel { config: c.clone(), layout: layout_kind, model_type: "qwen3".into(), zero_centred_norms: false };
-    let per = gate_rows_per_head(c);
-    let shapes = expected_shapes(&m);
-    let layout: Vec<(String, Vec<usize>)> = shapes.iter().map(|(n, s)| (n.clone(), s.clone())).collect();
-    let mut buffer = F32Buffer::new(&layout, Some(json!({ "format": "pt" })));
-    for hf_name in shapes.keys() {
-        let ours = gatelab_name(hf_name).expect("every expected name maps");
-        if hf_name.ends_with("self_attn.q_proj.weight") && layout_kind != GateLayout::None {
-            let (q, gate) = (get(&ours)?, get(&ours.replace("attn.q_proj", "attn.gate.gate_proj"))?);
-            let d = c.d_model;
-            let stacked: Vec<&[f32]> = q.chunks(d).chain(gate.chunks(d)).collect();
-            let rows = gated_rows(layout_kind, c.n_heads, c.n_kv_heads, c.head_dim, per);
-            let mut data = vec![0f32; rows.len() * d];
-            for (i, &src) in rows.iter().enumerate() {
-                data[src * d..(src + 1) * d].copy_from_slice(stacked[i]);
-            }
-            buffer.put(hf_name, &data);
-        } else {
-            buffer.put(hf_name, &get(&ours)?);
-        }
-    }
-    let mut cfg = json!({
-        "architectures": ["Qwen3ForCausalLM"],
-        "model_type": "qwen3",
-        "vocab_size": c.vocab_size,
-        "hidden_size": c.d_model,
-        "intermediate_size": c.ffn_width(),
-        "num_hidden_layers": c.n_layers,
-        "num_attention_heads": c.n_heads,
-        "num_key_value_heads": c.n_kv_heads,
-        "head_dim": c.head_dim,
-        "hidden_act": "silu",
-        "max_position_embeddings": 32768,
-        "rms_norm_eps": c.norm_eps,
-        "rope_theta": c.rope_theta,
-        "rope_scaling": null,
-        "tie_word_embeddings": c.tie_embeddings,
-        "attention_bias": false,
-        "qkv_bias": false,
-        "use_qk_norm": true,
-        "use_sliding_window": false,
-        "sliding_window": null,
-        "max_window_layers": c.n_layers,
-        "attention_dropout": 0.0,
-        "initializer_range": c.init_std,
-        "use_cache": true,
-        "torch_dtype": "float32",
-    });
-    if layout_kind == GateLayout::KvGrouped {
-        cfg["headwise_attn_output_gate"] = json!(c.gate.granularity == Granularity::Headwise);
-        cfg["elementwise_attn_output_gate"] = json!(c.gate.granularity == Granularity::Elementwise);
-    }
-    if let Some([bos, eos, pad]) = special_ids {
-        (cfg["bos_token_id"], cfg["eos_token_id"], cfg["pad_token_id"]) = (json!(bos), json!(eos), json!(pad));
-    }
-    Ok(HfCheckpoint { config_json: serde_json::to_string_pretty(&cfg).expect("json") + "\n", weights: buffer.bytes })
 }

@@ -53,6 +53,7 @@ fn transformers_checkpoints_import_with_their_logits() {
         ("qwen3", vec!["--untied", "--shard"], GateLayout::None),
         ("qwen3", vec![], GateLayout::None),
         ("qwen3_next", vec![], GateLayout::HeadInterleaved),
+        ("separate", vec![], GateLayout::Separate),
     ] {
         let d = dir.join(format!("{kind}{}", flags.join("")));
         let mut args = vec!["make", kind, d.to_str().unwrap()];
@@ -92,22 +93,28 @@ fn exports_reload_in_transformers_and_the_official_gated_layout() {
     let device = Device::flex();
     let dir = tempfile_dir("hf-export");
     let g1 = |granularity| GateSpec { position: GatePosition::G1, granularity, ..GateSpec::default() };
-    for (name, gate) in [
-        ("baseline", GateSpec::BASELINE),
-        ("g1-headwise", g1(Granularity::Headwise)),
-        ("g1-elementwise", g1(Granularity::Elementwise)),
+    // Each gate in each layout that holds it: the paper's KV-grouped one (the default), Qwen3-Next's
+    // (reloaded by transformers' own Qwen3NextForCausalLM) and Step-3.5's separate g_proj.
+    for (name, gate, layout) in [
+        ("baseline", GateSpec::BASELINE, None),
+        ("g1-headwise", g1(Granularity::Headwise), None),
+        ("g1-elementwise", g1(Granularity::Elementwise), None),
+        ("g1-elementwise-qwen3-next", g1(Granularity::Elementwise), Some(GateLayout::HeadInterleaved)),
+        ("g1-headwise-separate", g1(Granularity::Headwise), Some(GateLayout::Separate)),
     ] {
         device.seed(7);
         let config = gated_config(gate);
         let model = config.init(&device).unwrap();
         let d = dir.join(name);
-        write_checkpoint(&d, hf::export(&model, &config, None).unwrap());
+        write_checkpoint(&d, hf::export_as(&model, &config, None, layout).unwrap());
         let cfg: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(d.join("config.json")).unwrap()).unwrap();
-        assert_eq!(
-            cfg["elementwise_attn_output_gate"].as_bool(),
-            (name != "baseline").then_some(name == "g1-elementwise")
-        );
+        if layout.is_none() {
+            assert_eq!(
+                cfg["elementwise_attn_output_gate"].as_bool(),
+                (name != "baseline").then_some(name == "g1-elementwise")
+            );
+        }
         let ours = logits(&model, &device);
         let theirs = reference_logits(&py, &d);
         let err = max_diff(&ours, &theirs);
@@ -116,9 +123,27 @@ fn exports_reload_in_transformers_and_the_official_gated_layout() {
         // And back: the exported directory imports to the same model.
         let (back, m) = hf::import(&d, &device).unwrap();
         assert_eq!(m.config.gate, config.gate);
-        assert_eq!(m.layout, if name == "baseline" { GateLayout::None } else { GateLayout::KvGrouped });
+        let expected = match (name, layout) {
+            ("baseline", _) => GateLayout::None,
+            (_, None) => GateLayout::KvGrouped,
+            (_, Some(l)) => l,
+        };
+        assert_eq!(m.layout, expected);
         assert!(max_diff(&logits(&back, &device), &ours) <= 1e-6);
     }
+    // A layout that cannot hold the gate is refused, naming both.
+    let headwise = gated_config(g1(Granularity::Headwise));
+    let model = headwise.init(&device).unwrap();
+    let err = hf::export_as(&model, &headwise, None, Some(GateLayout::HeadInterleaved)).unwrap_err().to_string();
+    assert!(err.contains("qwen3-next") && err.contains("headwise"), "{err}");
+    let elementwise = gated_config(g1(Granularity::Elementwise));
+    let err = hf::export_layout_as(&elementwise, Some(GateLayout::Separate)).unwrap_err().to_string();
+    assert!(err.contains("separate") && err.contains("elementwise"), "{err}");
+    let two = ModelConfig {
+        extra_gates: vec![GateSpec::at(GatePosition::G2, Granularity::Elementwise)],
+        ..gated_config(g1(Granularity::Elementwise))
+    };
+    assert!(hf::export_layout(&two).unwrap_err().to_string().contains("one gate"));
     let attention_only = ModelConfig { d_ff: 0, ..gated_config(GateSpec::BASELINE) };
     let model = attention_only.init(&device).unwrap();
     let err = hf::export(&model, &attention_only, None).unwrap_err().to_string();
@@ -172,6 +197,22 @@ fn malformed_checkpoints_are_refused_naming_the_problem() {
     edit_config(&d, "elementwise_attn_output_gate", true.into());
     let e = error(&d);
     assert!(e.contains("self_attn.q_proj.weight has shape [64, 64], the config implies [128, 64]"), "{e}");
+    // A gated q_proj whose config names no layout: refused with the shapes found.
+    let exported = dir.join("unnamed-layout-export");
+    let config = gated_config(GateSpec::G1_ELEMENTWISE);
+    write_checkpoint(&exported, hf::export(&config.init(&device).unwrap(), &config, None).unwrap());
+    edit_config(&exported, "elementwise_attn_output_gate", false.into());
+    let e = error(&exported);
+    assert!(
+        e.contains("has shape [128, 64], the config implies [64, 64]")
+            && e.contains("64 rows beyond the 64 queries")
+            && e.contains("layout the config does not name"),
+        "{e}"
+    );
+    // Two layouts named at once.
+    edit_config(&exported, "elementwise_attn_output_gate", true.into());
+    edit_config(&exported, "use_head_wise_attn_gate", true.into());
+    assert!(error(&exported).contains("one gate layout"));
     std::fs::remove_file(d.join("model.safetensors")).unwrap();
     assert!(error(&d).contains("no model.safetensors"));
 }

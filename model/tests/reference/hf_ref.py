@@ -1,6 +1,6 @@
 """Hugging Face side of gatelab's checkpoint interchange tests (model/tests/model/hf.rs).
 
-  hf_ref.py make qwen3|qwen3_next DIR [--untied] [--shard] [--vocab N]   a tiny random model saved by transformers
+  hf_ref.py make qwen3|qwen3_next|separate DIR [--untied] [--shard] [--vocab N]   a tiny random model saved by transformers
   hf_ref.py logits DIR TOKENS_JSON OUT_JSON                   logits of a checkpoint directory
 
 `logits` loads plain Qwen3 and Qwen3-Next with transformers' own classes. A checkpoint with the
@@ -9,7 +9,11 @@ transformers' Qwen3 does not know) runs through `official_forward` below: an ind
 forward written from the released code's description (docs/paper.md §8) — the gate
 columns sit in a widened q_proj, grouped per KV head: view(b, s, n_kv, -1), split into G·hd query
 and G (headwise) or G·hd (elementwise) gate columns, gate reshaped to (b, s, nh, 1 | hd), applied
-as sigmoid after SDPA and before o_proj.
+as sigmoid after SDPA and before o_proj. A checkpoint with Step-3.5's `use_head_wise_attn_gate`
+runs through it too, its gate written from stepfun-ai's `modeling_step3p5.py`: a separate
+`g_proj` (hidden → heads) on the normed layer input, `attn_output.view(nh, hd) *
+sigmoid(g_proj(x)).unsqueeze(-1)` before o_proj. `make separate` lays such a checkpoint out by
+hand: a transformers Qwen3 with a random `g_proj` per layer and the flag in its config.
 """
 
 import json
@@ -39,8 +43,17 @@ def tiny(kind, untied, vocab):
 
 def make(kind, out, untied, shard, vocab):
     torch.manual_seed(0)
-    model = tiny(kind, untied, vocab).float().eval()
+    model = tiny("qwen3" if kind == "separate" else kind, untied, vocab).float().eval()
     model.save_pretrained(out, safe_serialization=True, max_shard_size="40KB" if shard else "5GB")
+    if kind == "separate":
+        from safetensors.torch import load_file, save_file
+        cfg = json.load(open(f"{out}/config.json"))
+        cfg["use_head_wise_attn_gate"] = True
+        json.dump(cfg, open(f"{out}/config.json", "w"), indent=2)
+        sd = load_file(f"{out}/model.safetensors")
+        for l in range(cfg["num_hidden_layers"]):
+            sd[f"model.layers.{l}.self_attn.g_proj.weight"] = 0.3 * torch.randn(cfg["num_attention_heads"], cfg["hidden_size"])
+        save_file(sd, f"{out}/model.safetensors", metadata={"format": "pt"})
 
 
 def rms(x, w, eps):
@@ -53,6 +66,7 @@ def official_forward(cfg, sd, tokens):
     nh, nkv, hd = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
     eps, g = cfg["rms_norm_eps"], nh // nkv
     headwise, elementwise = cfg.get("headwise_attn_output_gate", False), cfg.get("elementwise_attn_output_gate", False)
+    separate = cfg.get("use_head_wise_attn_gate", False)
     b, s = tokens.shape
     h = f["model.embed_tokens.weight"][tokens]
     inv = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
@@ -77,6 +91,8 @@ def official_forward(cfg, sd, tokens):
             q = q.reshape(b, s, nh, hd)
         else:
             q = q_all.view(b, s, nh, hd)
+        if separate:  # Step-3.5: gate_states = g_proj(hidden_states), one per head
+            gate = (x @ f[p + "self_attn.g_proj.weight"].T).unsqueeze(-1)
         k = (x @ f[p + "self_attn.k_proj.weight"].T).view(b, s, nkv, hd)
         v = (x @ f[p + "self_attn.v_proj.weight"].T).view(b, s, nkv, hd)
         q = rope(rms(q, f[p + "self_attn.q_norm.weight"], eps).transpose(1, 2))
@@ -99,7 +115,7 @@ def official_forward(cfg, sd, tokens):
 def logits(d, tokens_json, out):
     tokens = torch.tensor(json.load(open(tokens_json))["tokens"])
     cfg = json.load(open(f"{d}/config.json"))
-    if cfg.get("headwise_attn_output_gate") or cfg.get("elementwise_attn_output_gate"):
+    if cfg.get("headwise_attn_output_gate") or cfg.get("elementwise_attn_output_gate") or cfg.get("use_head_wise_attn_gate"):
         from safetensors.torch import load_file
         result = official_forward(cfg, load_file(f"{d}/model.safetensors"), tokens)
     else:
