@@ -56,7 +56,7 @@ pub struct Variant {
 }
 
 /// The grids shipped with gatelab.
-pub const BUILTIN: [(&str, &str); 7] = [
+pub const BUILTIN: [(&str, &str); 8] = [
     ("core", include_str!("../grids/core.json")),
     ("paper", include_str!("../grids/paper.json")),
     ("ladder", include_str!("../grids/ladder.json")),
@@ -64,6 +64,7 @@ pub const BUILTIN: [(&str, &str); 7] = [
     ("activations", include_str!("../grids/activations.json")),
     ("cures", include_str!("../grids/cures.json")),
     ("recall", include_str!("../grids/recall.json")),
+    ("gates", include_str!("../grids/gates.json")),
 ];
 
 /// Loads a built-in grid by name, or a grid file by path.
@@ -131,7 +132,7 @@ pub fn parse_override(s: &str, split: bool) -> Result<(String, Vec<Value>)> {
 
 /// Config fields left out of the JSON at their default (so that configs written before them keep
 /// their hashes): an override may set them although the resolved config does not show them.
-pub const OMITTED_AT_DEFAULT: [&str; 10] = [
+pub const OMITTED_AT_DEFAULT: [&str; 12] = [
     "model.rope_scaling",
     "model.cure",
     "model.moe",
@@ -139,6 +140,8 @@ pub const OMITTED_AT_DEFAULT: [&str; 10] = [
     "model.switch_head",
     "model.switch_head.shared_kv_router",
     "model.gate.init",
+    "model.gate.input_dims",
+    "model.extra_gates",
     "train.checkpointing",
     "train.trainable",
     "train.precision",
@@ -154,6 +157,8 @@ fn omitted_default(field: &str) -> Value {
         "train.trainable" => Value::String("all".into()),
         "train.precision" => Value::String("f32".into()),
         "model.gate.init" => Value::String("default".into()),
+        "model.gate.input_dims" => Value::String("full".into()),
+        "model.extra_gates" => Value::Array(Vec::new()),
         "model.moe.shared_gate" => Value::String("none".into()),
         "model.switch_head.shared_kv_router" => Value::Bool(false),
         _ => Value::Null,
@@ -171,6 +176,7 @@ pub fn every_key(config: &RunConfig) -> Value {
         ("cure", serde_json::to_value(m.cure)),
         ("moe", serde_json::to_value(m.moe)),
         ("switch_head", serde_json::to_value(m.switch_head)),
+        ("extra_gates", serde_json::to_value(&m.extra_gates)),
     ] {
         model.entry(key).or_insert(shown.expect("configs serialise"));
     }
@@ -180,6 +186,7 @@ pub fn every_key(config: &RunConfig) -> Value {
     switch.entry("shared_kv_router").or_insert(Value::Bool(m.switch_head.shared_kv_router));
     let gate = value["model"]["gate"].as_object_mut().expect("the gate is a section");
     gate.entry("init").or_insert(serde_json::to_value(m.gate.init).expect("configs serialise"));
+    gate.entry("input_dims").or_insert(serde_json::to_value(m.gate.input_dims).expect("configs serialise"));
     let train = value["train"].as_object_mut().expect("training is a section");
     let t = &config.train;
     train.entry("checkpointing").or_insert(serde_json::to_value(t.checkpointing).expect("configs serialise"));

@@ -189,3 +189,38 @@ fn params_reads_the_configs_gatelab_writes() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("\"total\": 9344"), "{stdout}");
 }
+
+#[test]
+fn gate_forms_that_make_no_sense_are_refused_naming_the_field() {
+    let dir = scratch("cli-gates");
+    let cases = [
+        (r#"{"gate": {"position": "g1", "input_dims": 0}}"#, "model.gate.input_dims: 0 is out of range"),
+        (r#"{"gate": {"position": "g1", "input_dims": 129}}"#, "model.gate.input_dims: 129 is out of range"),
+        (r#"{"gate": {"position": "g1", "input_dims": "d/3"}}"#, "model.gate.input_dims: \"d/3\" is not a whole number"),
+        (
+            r#"{"gate": {"position": "g1"}, "extra_gates": [{"position": "g2"}, {"position": "g1", "granularity": "headwise"}]}"#,
+            "model.extra_gates[1].position: g1 already has a gate (gate): one gate per position",
+        ),
+        (r#"{"extra_gates": [{"position": "g2"}]}"#, "model.extra_gates: adds gates beside gate, which has none"),
+        (
+            r#"{"gate": {"position": "g1"}, "extra_gates": [{"position": "g3", "granularity": "headwise"}]}"#,
+            "model.extra_gates[0].granularity: a headwise multiplicative gate on Q or K",
+        ),
+        (r#"{"gate": {"position": "g4", "granularity": "headwise"}}"#, "model.gate.granularity: a headwise multiplicative"),
+    ];
+    for (i, (json, expected)) in cases.into_iter().enumerate() {
+        let path = dir.join(format!("model{i}.json"));
+        std::fs::write(&path, json).unwrap();
+        let (code, _, stderr) = gatelab(&["params", path.to_str().unwrap()]);
+        assert_eq!(code, 1, "{json}");
+        assert!(stderr.starts_with(&format!("gatelab: {expected}")), "{json}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{json}: {stderr}");
+    }
+    // In a sweep: refused before anything is written.
+    let out = dir.join("sweep");
+    let (code, _, stderr) =
+        gatelab(&["sweep", "gates", "--preset", "tiny", "--out", out.to_str().unwrap(), "model.gate.input_dims=999"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("gate.input_dims") && stderr.lines().count() == 1, "{stderr}");
+    assert!(!out.exists(), "a refused sweep wrote {}", out.display());
+}

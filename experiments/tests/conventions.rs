@@ -85,9 +85,10 @@ fn every_override_key_is_listed_where_the_docs_say() {
     let (code, json, err) = gatelab(&["grid", "show", "core", "baseline", "--json"]);
     assert_eq!(code, 0, "{err}");
     let config: serde_json::Value = serde_json::from_str(&json).unwrap();
-    for key in ["cure", "moe", "switch_head", "rope_scaling"] {
+    for key in ["cure", "moe", "switch_head", "rope_scaling", "extra_gates"] {
         assert!(config["model"].get(key).is_some(), "grid show --json leaves out model.{key}: {json}");
     }
+    assert!(config["model"]["gate"].get("input_dims").is_some(), "grid show --json leaves out model.gate.input_dims");
     // The unknown-key error lists the fields left out at their defaults too.
     let (code, _, err) =
         gatelab(&["sweep", "core", "--preset", "tiny", "--out", "/nonexistent/x", "model.cur=sigmoid"]);

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct SweepArgs {
-    /// A built-in grid (core, paper, ladder, stability, activations, cures, recall; `gatelab grid list`) or a grid JSON file.
+    /// A built-in grid (core, paper, ladder, stability, activations, cures, recall, gates; `gatelab grid list`) or a grid JSON file.
     grid: String,
     /// key=value overrides of the resolved config, e.g. train.lr=4e-3,8e-3 (commas multiply runs).
     overrides: Vec<String>,
@@ -171,7 +171,7 @@ pub fn show(grid_name: &str, variant: &str, preset_name: &str, json: bool) -> Re
         println!("{}", serde_json::to_string_pretty(&grid::every_key(&run.config)).unwrap());
     } else {
         println!("{} ({}){}", v.name, v.paper, if v.note.is_empty() { String::new() } else { format!(": {}", v.note) });
-        println!("gate: {}", run.config.model.gate.label());
+        println!("gate: {}", run.config.model.gate_label());
         let p = run.config.model.param_count();
         let m = &run.config.model;
         let ffn = if m.moe.is_dense() {
