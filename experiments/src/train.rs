@@ -262,7 +262,9 @@ pub fn run(
         // A gate the parent was trained without (`gatelab retrofit`) keeps its new initialisation.
         let parent_gated = parent_dir.read_file().map(|f| f.config.model.gate.is_gated()).unwrap_or(true);
         let added = |name: &str| {
-            !parent_gated && model_cfg.gate.is_gated() && (name.contains(".attn.gate.") || name.contains(".attn.extra_gates."))
+            !parent_gated
+                && model_cfg.gate.is_gated()
+                && (name.contains(".attn.gate.") || name.contains(".attn.extra_gates."))
         };
         model = gatelab_model::weights::load_safetensors_adding(
             model,

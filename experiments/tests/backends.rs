@@ -118,11 +118,8 @@ fn attention_gradients_agree_across_backends() {
     // Plain softmax, a slot cure through the handwritten backward (the key/value bias), another
     // with a learned logit, and one through Burn's autodiff (softpick); then the gates since the
     // paper: a tanh gate reading the first 12 dimensions, and G1 + a 2σ G2 reading d/4.
-    let narrow_tanh = GateSpec {
-        input_dims: InputDims::First(12),
-        activation: GateActivation::Tanh,
-        ..GateSpec::G1_ELEMENTWISE
-    };
+    let narrow_tanh =
+        GateSpec { input_dims: InputDims::First(12), activation: GateActivation::Tanh, ..GateSpec::G1_ELEMENTWISE };
     let g2 = GateSpec {
         input_dims: InputDims::Fraction(4),
         activation: GateActivation::ScaledSigmoid,

@@ -196,7 +196,10 @@ fn gate_forms_that_make_no_sense_are_refused_naming_the_field() {
     let cases = [
         (r#"{"gate": {"position": "g1", "input_dims": 0}}"#, "model.gate.input_dims: 0 is out of range"),
         (r#"{"gate": {"position": "g1", "input_dims": 129}}"#, "model.gate.input_dims: 129 is out of range"),
-        (r#"{"gate": {"position": "g1", "input_dims": "d/3"}}"#, "model.gate.input_dims: \"d/3\" is not a whole number"),
+        (
+            r#"{"gate": {"position": "g1", "input_dims": "d/3"}}"#,
+            "model.gate.input_dims: \"d/3\" is not a whole number",
+        ),
         (
             r#"{"gate": {"position": "g1"}, "extra_gates": [{"position": "g2"}, {"position": "g1", "granularity": "headwise"}]}"#,
             "model.extra_gates[1].position: g1 already has a gate (gate): one gate per position",
@@ -206,7 +209,10 @@ fn gate_forms_that_make_no_sense_are_refused_naming_the_field() {
             r#"{"gate": {"position": "g1"}, "extra_gates": [{"position": "g3", "granularity": "headwise"}]}"#,
             "model.extra_gates[0].granularity: a headwise multiplicative gate on Q or K",
         ),
-        (r#"{"gate": {"position": "g4", "granularity": "headwise"}}"#, "model.gate.granularity: a headwise multiplicative"),
+        (
+            r#"{"gate": {"position": "g4", "granularity": "headwise"}}"#,
+            "model.gate.granularity: a headwise multiplicative",
+        ),
     ];
     for (i, (json, expected)) in cases.into_iter().enumerate() {
         let path = dir.join(format!("model{i}.json"));

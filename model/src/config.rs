@@ -217,7 +217,8 @@ impl ModelConfig {
     /// field), its input width against `d_model`, one spec per position, and the extra gates'
     /// own limits.
     fn validate_gates(&self) -> Result<(), ConfigError> {
-        let rename = |field: &str, e: ConfigError| ConfigError { field: e.field.replacen("gate", field, 1), message: e.message };
+        let rename =
+            |field: &str, e: ConfigError| ConfigError { field: e.field.replacen("gate", field, 1), message: e.message };
         self.gate.validate(self.qk_norm)?;
         if !self.extra_gates.is_empty() && !self.gate.is_gated() {
             return Err(ConfigError::new(
@@ -229,7 +230,10 @@ impl ModelConfig {
         for (field, g) in self.gates() {
             if field != "gate" {
                 if !g.is_gated() {
-                    return Err(ConfigError::new(format!("{field}.position"), "is none: an extra gate needs a position"));
+                    return Err(ConfigError::new(
+                        format!("{field}.position"),
+                        "is none: an extra gate needs a position",
+                    ));
                 }
                 if g.sdpa_nonlinearity != SdpaNonlinearity::None {
                     return Err(ConfigError::new(
@@ -428,17 +432,22 @@ mod tests {
         assert_eq!(back, both);
         // Refusals name the field.
         let refused = |c: ModelConfig| c.validate().unwrap_err().to_string();
-        let twice = refused(with(GateSpec::G1_ELEMENTWISE, vec![g2, GateSpec::at(GatePosition::G2, Granularity::Headwise)]));
+        let twice =
+            refused(with(GateSpec::G1_ELEMENTWISE, vec![g2, GateSpec::at(GatePosition::G2, Granularity::Headwise)]));
         assert!(twice.starts_with("extra_gates[1].position: g2 already has a gate (extra_gates[0])"), "{twice}");
         let same = refused(with(GateSpec::G1_ELEMENTWISE, vec![GateSpec::G1_ELEMENTWISE]));
         assert!(same.starts_with("extra_gates[0].position: g1 already has a gate (gate)"), "{same}");
         assert!(refused(with(GateSpec::BASELINE, vec![g2])).starts_with("extra_gates: "));
-        assert!(refused(with(GateSpec::G1_ELEMENTWISE, vec![GateSpec::BASELINE])).starts_with("extra_gates[0].position"));
+        assert!(
+            refused(with(GateSpec::G1_ELEMENTWISE, vec![GateSpec::BASELINE])).starts_with("extra_gates[0].position")
+        );
         for k in [0, 65] {
             let wide = GateSpec { input_dims: InputDims::First(k), ..GateSpec::G1_ELEMENTWISE };
             assert!(refused(with(wide, vec![])).starts_with("gate.input_dims: "), "{k}");
-            assert!(refused(with(GateSpec::G1_ELEMENTWISE, vec![GateSpec { position: GatePosition::G2, ..wide }]))
-                .starts_with("extra_gates[0].input_dims: "));
+            assert!(
+                refused(with(GateSpec::G1_ELEMENTWISE, vec![GateSpec { position: GatePosition::G2, ..wide }]))
+                    .starts_with("extra_gates[0].input_dims: ")
+            );
         }
         let g5_head = GateSpec::at(GatePosition::G5, Granularity::Headwise);
         assert!(refused(with(GateSpec::G1_ELEMENTWISE, vec![g5_head])).starts_with("extra_gates[0].granularity: "));

@@ -36,7 +36,7 @@ pub use config::{ModelConfig, ParamCount};
 pub use cure::SinkCure;
 pub use error::{ConfigError, ModelError};
 pub use gate::{
-    Combination, GateActivation, GateInit, GateInput, GatePosition, InputDims, GateSpec, Granularity, HeadSharing,
+    Combination, GateActivation, GateInit, GateInput, GatePosition, GateSpec, Granularity, HeadSharing, InputDims,
     SdpaNonlinearity,
 };
 pub use moe::{MoeSpec, Routing, SharedGate, SwitchHeadSpec};

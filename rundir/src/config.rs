@@ -253,7 +253,9 @@ impl Trainable {
     pub fn patterns(&self) -> Vec<String> {
         match self {
             Trainable::Set(TrainableSet::All) => vec!["*".into()],
-            Trainable::Set(TrainableSet::Gate) => vec!["layers.*.attn.gate.*".into(), "layers.*.attn.extra_gates.*".into()],
+            Trainable::Set(TrainableSet::Gate) => {
+                vec!["layers.*.attn.gate.*".into(), "layers.*.attn.extra_gates.*".into()]
+            }
             Trainable::Set(TrainableSet::GateAndNorms) => {
                 vec!["layers.*.attn.gate.*".into(), "layers.*.attn.extra_gates.*".into(), "*norm.gamma".into()]
             }

@@ -38,7 +38,9 @@ impl InputDims {
             InputDims::Full => Ok(d_model),
             InputDims::First(k) if k == 0 || k > d_model => Err(ConfigError::new(
                 field,
-                format!("{k} is out of range: the gate reads the first k of d_model = {d_model} dimensions, 1 ≤ k ≤ {d_model}"),
+                format!(
+                    "{k} is out of range: the gate reads the first k of d_model = {d_model} dimensions, 1 ≤ k ≤ {d_model}"
+                ),
             )),
             InputDims::First(k) => Ok(k),
             InputDims::Fraction(n) if n == 0 || !d_model.is_multiple_of(n) => Err(ConfigError::new(
@@ -110,9 +112,11 @@ mod tests {
 
     #[test]
     fn json_forms_round_trip_and_resolve() {
-        for (text, dims, width) in
-            [(r#""full""#, InputDims::Full, 64), ("12", InputDims::First(12), 12), (r#""d/4""#, InputDims::Fraction(4), 16)]
-        {
+        for (text, dims, width) in [
+            (r#""full""#, InputDims::Full, 64),
+            ("12", InputDims::First(12), 12),
+            (r#""d/4""#, InputDims::Fraction(4), 16),
+        ] {
             let parsed: InputDims = serde_json::from_str(text).unwrap();
             assert_eq!(parsed, dims);
             assert_eq!(serde_json::to_string(&parsed).unwrap(), text);

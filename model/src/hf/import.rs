@@ -1,7 +1,10 @@
 //! A Hugging Face checkpoint directory into a gatelab [`Transformer`]: every tensor checked by
 //! name and shape, converted to f32 in place, the gate's rows split out of `q_proj`.
 
-use super::{F32Buffer, GateLayout, HfModel, expected_shapes, gate_rows_per_head, gated_rows, gatelab_name, read_config, shard_files, to_f32};
+use super::{
+    F32Buffer, GateLayout, HfModel, expected_shapes, gate_rows_per_head, gated_rows, gatelab_name, read_config,
+    shard_files, to_f32,
+};
 use crate::error::ModelError;
 use crate::transformer::Transformer;
 use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
@@ -94,4 +97,3 @@ pub fn import(dir: &Path, device: &Device) -> Result<(Transformer, HfModel), Mod
     }
     Ok((model, m))
 }
-
