@@ -3,12 +3,12 @@
 # docs show into docs/figures/. Each sweep resumes where it stopped (rerun this after an
 # interruption); results land under results/findings/.
 #
-#   docs/figures/make.sh [core|stability|ladder|activations|cures|length|recall|recall-lr|recall-frontier|retrofit|retrofit-tiny|retrofit-recall|retrofit-shakes ...]
+#   docs/figures/make.sh [core|stability|ladder|gates|activations|cures|length|recall|recall-lr|recall-frontier|retrofit|retrofit-tiny|retrofit-recall|retrofit-shakes ...]
 #   (default: all)
 #   BACKEND=tch GATELAB_FEATURES=tch docs/figures/make.sh                 # faster on a CPU (docs/backends.md)
 #
 # Wall times on the 2-core machine of docs/findings.md, with BACKEND=tch: core 18 min, stability
-# 28 min, ladder 60 min, activations 10-25 min, cures 66 min, length 3 min; recall (flex is enough)
+# 28 min, ladder 60 min, gates 40 min, activations 10-25 min, cures 66 min, length 3 min; recall (flex is enough)
 # about 40 min, recall-lr 15 min, recall-frontier 30 min.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -33,6 +33,9 @@ study() {
       gatelab sweep ladder --seeds 3 --backend "$backend" --out "$out/ladder"
       copy ladder val_loss_vs_baseline
       copy ladder first_token_attention_per_layer ;;
+    gates)
+      gatelab sweep gates --seeds 3 --backend "$backend" --out "$out/gates"
+      copy gates first_token_attention_per_layer ;;
     activations)
       gatelab sweep activations --seeds 3 --backend "$backend" --out "$out/activations"
       copy activations top_activations_per_layer ;;
@@ -115,10 +118,10 @@ study() {
       gatelab report "$parents" --backend "$backend" >/dev/null
       gatelab report "$r" --backend "$backend" >/dev/null
       if [ "$1" = retrofit-recall ]; then copy "$1" length_recall_none; copy "$1" length_recall_yarn; else copy "$1" length_perplexity_none; copy "$1" length_perplexity_yarn; fi ;;
-    *) echo "make.sh: unknown study $1 (core, stability, ladder, activations, cures, length, recall, recall-lr, recall-frontier, retrofit, retrofit-tiny, retrofit-recall, retrofit-shakes)" >&2; exit 1 ;;
+    *) echo "make.sh: unknown study $1 (core, stability, ladder, gates, activations, cures, length, recall, recall-lr, recall-frontier, retrofit, retrofit-tiny, retrofit-recall, retrofit-shakes)" >&2; exit 1 ;;
   esac
 }
 
-for s in "${@:-core stability ladder activations cures length recall recall-lr recall-frontier}"; do
+for s in "${@:-core stability ladder gates activations cures length recall recall-lr recall-frontier}"; do
   for one in $s; do study "$one"; done
 done

@@ -382,6 +382,7 @@ fn switch(experts: usize, top_k: usize, keys: bool, values: bool, outputs: bool)
 #[test]
 fn experts_count_route_and_respect_causality() {
     let device = Device::flex();
+    device.seed(7);
     for (sh, shared) in [
         (gatelab_model::SwitchHeadSpec::default(), 0),
         (gatelab_model::SwitchHeadSpec::default(), 1),
@@ -405,11 +406,30 @@ fn experts_count_route_and_respect_causality() {
             let r = layer.routing.as_ref().expect("a mixture-of-experts layer reports its routing");
             let per_token: Vec<f32> = r.chosen.clone().sum_dim(2).into_data().iter::<f32>().collect();
             assert!(per_token.iter().all(|&n| n == 2.0), "{per_token:?}");
+            // balance = E · Σ_e f_e P_e, recomputed from what the layer reports. It is not bounded
+            // below by 1 (f and P can disagree); it is exactly 1 for a uniform router, below.
+            let [_, _, e] = r.probs.dims();
+            let f = r.chosen.clone().reshape([8, e]).sum_dim(0).div_scalar(16.0);
+            let p = r.probs.clone().reshape([8, e]).mean_dim(0);
+            let expected = (f * p).sum().into_scalar::<f32>() * e as f32;
             let balance = r.balance.clone().into_scalar::<f32>();
-            assert!(balance >= 1.0 - 1e-4 && balance.is_finite(), "balance {balance} (1 when perfectly balanced)");
+            assert!((balance - expected).abs() < 1e-5 && balance > 0.0, "balance {balance}, E·Σ f·P = {expected}");
         }
-        let (_, aux) = model.forward_with_aux(a);
+        let (_, aux) = model.forward_with_aux(a.clone());
         assert!(aux.unwrap().into_scalar::<f32>() > 0.0);
+        // A uniform router (zero weights): every P_e = 1/E, so the balance is 1 whatever was chosen.
+        let mut uniform = model;
+        for layer in &mut uniform.layers {
+            let router = &mut layer.moe.as_mut().expect("experts").router;
+            router.weight = Param::from_tensor(router.weight.val().zeros_like());
+            if let Some(bias) = &mut router.bias {
+                *bias = Param::from_tensor(bias.val().zeros_like());
+            }
+        }
+        for layer in &uniform.forward_probed(a).1.layers {
+            let balance = layer.routing.as_ref().unwrap().balance.clone().into_scalar::<f32>();
+            assert!((balance - 1.0).abs() < 1e-5, "uniform router: balance {balance}");
+        }
     }
     // A dense model has no auxiliary loss; nonsense is refused naming the field.
     assert!(tiny(GateSpec::BASELINE).init(&device).unwrap().forward_with_aux(tokens(&[&[1, 2]], &device)).1.is_none());
