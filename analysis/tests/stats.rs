@@ -113,6 +113,12 @@ fn hand_built_probes_give_their_known_statistics() {
     for (got, want) in layer.top3_median_ratio.iter().zip([50.0, 40.0, 1.0]) {
         close(*got, want);
     }
+    // Token norms per sequence: in the first of each batch √2507 at position 3, √1607 at 7, √8
+    // elsewhere (the median); the second sequence of the first batch is √8 throughout. The first
+    // token is ordinary in all three; the largest is position 3's in two.
+    close(layer.first_token_norm_ratio.unwrap(), 1.0);
+    close(layer.max_token_norm_ratio.unwrap(), (2.0 * (2507.0f64 / 8.0).sqrt() + 1.0) / 3.0);
+    close(layer.max_token_norm_first.unwrap(), 0.0);
     // Gates: 1/16 of the scores are 0.5, the rest 0.05.
     let gate = layer.gate.as_ref().unwrap();
     close(gate.mean, (0.5 + 15.0 * 0.05) / 16.0);

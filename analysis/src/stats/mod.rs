@@ -9,6 +9,8 @@
 //!   F-Attn under uniform causal attention is `H_T / T` (`H_T` the harmonic number).
 //! - **Massive activations** (Sun et al. 2024): the largest `|h|` of each block's output, its
 //!   (position, dimension), and its ratio to the median `|h|` of the same batch.
+//! - **Residual-state peak** (Guo et al. 2024): per sequence, the first token's norm `‖h₀‖` and the
+//!   largest token norm over the median token norm; how often the largest is the first token's.
 //! - **Gates**: mean score, a histogram over [0, 1], the shares below 0.1 and 0.01, the first
 //!   token's mean against the others'; mean `|SDPA output|` before and after the gate.
 //! - **Entropy** of each attention row (queries ≥ 1), and **value drain**: the mean value-vector
@@ -170,6 +172,19 @@ pub struct LayerStats {
     #[serde(default)]
     #[serde(with = "gatelab_rundir::finite")]
     pub top3_median_ratio: [f64; 3],
+    /// Guo et al. 2024's residual-state peak: the first token's hidden-state norm `‖h₀‖` over the
+    /// median token norm of its sequence, mean over sequences (absent in older analyses).
+    #[serde(default)]
+    #[serde(with = "gatelab_rundir::finite")]
+    pub first_token_norm_ratio: Option<f64>,
+    /// The largest token norm of each sequence over its median, mean over sequences.
+    #[serde(default)]
+    #[serde(with = "gatelab_rundir::finite")]
+    pub max_token_norm_ratio: Option<f64>,
+    /// The share of sequences whose largest token norm is the first token's.
+    #[serde(default)]
+    #[serde(with = "gatelab_rundir::finite")]
+    pub max_token_norm_first: Option<f64>,
     /// Gate statistics, when the layer has a gate.
     pub gate: Option<GateStats>,
     /// Routing statistics, when the layer's FFN is a mixture of experts.

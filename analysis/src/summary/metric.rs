@@ -21,6 +21,13 @@ pub enum Metric {
     MaxActivation,
     /// Largest |h| over the median |h|, mean over layers.
     Top1Median,
+    /// Guo et al.'s residual-state peak: the first token's norm over the median token norm, mean
+    /// over layers.
+    FirstTokenNorm,
+    /// The largest token norm over the median token norm, mean over layers.
+    MaxTokenNorm,
+    /// The share of sequences whose largest token norm is the first token's, mean over layers.
+    MaxTokenNormFirst,
     /// Mean gate score.
     GateMean,
     /// The first token's peak channel (mean |h|) over the median channel, in the block where the
@@ -49,7 +56,7 @@ pub enum Metric {
 
 impl Metric {
     /// Every metric, in column order.
-    pub const ALL: [Metric; 18] = [
+    pub const ALL: [Metric; 21] = [
         Metric::ValLoss,
         Metric::BestValLoss,
         Metric::Spikes,
@@ -57,6 +64,9 @@ impl Metric {
         Metric::Sink,
         Metric::MaxActivation,
         Metric::Top1Median,
+        Metric::FirstTokenNorm,
+        Metric::MaxTokenNorm,
+        Metric::MaxTokenNormFirst,
         Metric::GateMean,
         Metric::PeakRatio,
         Metric::AnalysisLoss,
@@ -80,6 +90,9 @@ impl Metric {
             Metric::Sink => "Sink",
             Metric::MaxActivation => "max act",
             Metric::Top1Median => "top1/median",
+            Metric::FirstTokenNorm => "‖h₀‖/median",
+            Metric::MaxTokenNorm => "max ‖h‖/median",
+            Metric::MaxTokenNormFirst => "max ‖h‖ at first",
             Metric::GateMean => "gate mean",
             Metric::PeakRatio => "peak/median",
             Metric::AnalysisLoss => "loss",
@@ -104,6 +117,9 @@ impl Metric {
             Metric::Sink => "sink",
             Metric::MaxActivation => "max_activation",
             Metric::Top1Median => "top1_median",
+            Metric::FirstTokenNorm => "first_token_norm_ratio",
+            Metric::MaxTokenNorm => "max_token_norm_ratio",
+            Metric::MaxTokenNormFirst => "max_token_norm_first",
             Metric::GateMean => "gate_mean",
             Metric::PeakRatio => "peak_ratio",
             Metric::AnalysisLoss => "analysis_loss",
@@ -127,7 +143,11 @@ impl Metric {
             | Metric::LossPeakZeroed
             | Metric::LossPeakMeaned => 4,
             Metric::Spikes => 1,
-            Metric::MaxActivation | Metric::Top1Median | Metric::PeakRatio => 2,
+            Metric::MaxActivation
+            | Metric::Top1Median
+            | Metric::PeakRatio
+            | Metric::FirstTokenNorm
+            | Metric::MaxTokenNorm => 2,
             _ => 3,
         }
     }
@@ -141,12 +161,15 @@ impl Metric {
             | Metric::FirstTokenAttentionPeakZeroed
             | Metric::FirstTokenAttentionPeakMeaned
             | Metric::FirstTokenShare
+            | Metric::MaxTokenNormFirst
             | Metric::Slot => Some((0.0, 1.0)),
             Metric::ValLoss
             | Metric::BestValLoss
             | Metric::Spikes
             | Metric::MaxActivation
             | Metric::Top1Median
+            | Metric::FirstTokenNorm
+            | Metric::MaxTokenNorm
             | Metric::PeakRatio
             | Metric::AnalysisLoss
             | Metric::LossPeakZeroed

@@ -228,6 +228,16 @@ fn run_metrics(run: &RunDir, analysis: Option<&Analysis>) -> Result<BTreeMap<Met
         }
         m.insert(Metric::MaxActivation, s.max_activation());
         m.insert(Metric::Top1Median, crate::stats::mean(s.layers.iter().map(|l| l.top1_median_ratio)));
+        let norms: [(Metric, fn(&crate::stats::LayerStats) -> Option<f64>); 3] = [
+            (Metric::FirstTokenNorm, |l| l.first_token_norm_ratio),
+            (Metric::MaxTokenNorm, |l| l.max_token_norm_ratio),
+            (Metric::MaxTokenNormFirst, |l| l.max_token_norm_first),
+        ];
+        for (metric, of) in norms {
+            if let Some(v) = crate::stats::mean_option(s.layers.iter().map(of)) {
+                m.insert(metric, v);
+            }
+        }
         if let Some(i) = &a.interventions {
             m.insert(Metric::PeakRatio, i.peak_abs / i.median_abs.max(1e-12));
             m.insert(Metric::AnalysisLoss, i.loss.as_trained);

@@ -88,6 +88,8 @@ pub fn analyze(args: AnalyzeArgs) -> Result<()> {
                 "sink": s.sink(),
                 "max_activation": s.max_activation(),
                 "top1_median_per_layer": s.layers.iter().map(|l| l.top1_median_ratio).collect::<Vec<_>>(),
+                "first_token_norm_ratio_per_layer": s.layers.iter().map(|l| l.first_token_norm_ratio).collect::<Vec<_>>(),
+                "max_token_norm_ratio_per_layer": s.layers.iter().map(|l| l.max_token_norm_ratio).collect::<Vec<_>>(),
                 "gate_mean": s.gate_mean(),
                 "interventions": a.interventions,
             }));
