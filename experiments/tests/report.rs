@@ -126,7 +126,9 @@ fn a_learning_rate_sweep_over_two_seeds_reports_one_row_per_configuration() {
     // G1 rows carry a verdict on the paper's claims, by the rule the report states.
     assert!(csv.lines().next().unwrap().contains(",verdict_val_loss,"));
     let verdicts = ["reproduced", "not at this scale", "contradicted", "inconclusive"];
-    let tables = md.split("## Interventions").next().unwrap();
+    // The two main tables: everything before the first section after the paired one.
+    let paired_at = md.find("## Against the baseline").unwrap();
+    let tables = &md[..md[paired_at + 1..].find("\n## ").map_or(md.len(), |i| paired_at + 1 + i)];
     assert!(tables.lines().filter(|l| l.starts_with("| g1 · ")).count() == 4, "{md}");
     assert!(
         tables.lines().filter(|l| l.starts_with("| g1 · ") && verdicts.iter().any(|v| l.contains(v))).count() == 2,

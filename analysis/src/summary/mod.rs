@@ -228,7 +228,8 @@ fn run_metrics(run: &RunDir, analysis: Option<&Analysis>) -> Result<BTreeMap<Met
         }
         m.insert(Metric::MaxActivation, s.max_activation());
         m.insert(Metric::Top1Median, crate::stats::mean(s.layers.iter().map(|l| l.top1_median_ratio)));
-        let norms: [(Metric, fn(&crate::stats::LayerStats) -> Option<f64>); 3] = [
+        type Of = fn(&crate::stats::LayerStats) -> Option<f64>;
+        let norms: [(Metric, Of); 3] = [
             (Metric::FirstTokenNorm, |l| l.first_token_norm_ratio),
             (Metric::MaxTokenNorm, |l| l.max_token_norm_ratio),
             (Metric::MaxTokenNormFirst, |l| l.max_token_norm_first),
