@@ -3,12 +3,12 @@
 # docs show into docs/figures/. Each sweep resumes where it stopped (rerun this after an
 # interruption); results land under results/findings/.
 #
-#   docs/figures/make.sh [core|stability|ladder|gates|activations|cures|length|recall|recall-lr|recall-frontier|retrofit|retrofit-tiny|retrofit-recall|retrofit-shakes ...]
+#   docs/figures/make.sh [core|stability|ladder|gates|gates-m|activations|cures|length|recall|recall-lr|recall-frontier|retrofit|retrofit-tiny|retrofit-recall|retrofit-shakes ...]
 #   (default: all)
 #   BACKEND=tch GATELAB_FEATURES=tch docs/figures/make.sh                 # faster on a CPU (docs/backends.md)
 #
 # Wall times on the 2-core machine of docs/findings.md, with BACKEND=tch: core 18 min, stability
-# 28 min, ladder 60 min, gates 40 min, activations 10-25 min, cures 66 min, length 3 min; recall (flex is enough)
+# 28 min, ladder 60 min, gates 32 min, gates-m 54 min, activations 10-25 min, cures 66 min, length 3 min; recall (flex is enough)
 # about 40 min, recall-lr 15 min, recall-frontier 30 min.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -36,6 +36,16 @@ study() {
     gates)
       gatelab sweep gates --seeds 3 --backend "$backend" --out "$out/gates"
       copy gates first_token_attention_per_layer ;;
+    gates-m)
+      # The same forms on the ladder's M rung (tinyshakespeare bytes, 4 layers d 128, SwiGLU 384,
+      # 800 steps), where loss tells gates apart; at d 128, d/4 is k = 32, so g1-k32 is left out.
+      gatelab sweep gates --seeds 3 --backend "$backend" --out "$out/gates-m" --data tinyshakespeare \
+        --variants baseline,g1,g1-k4,g1-k12,g1-quarter,g1-2s-zero,g1-2s-zero-k12,g1-tanh,g1-g2 \
+        data.seq_len=128 model.qk_norm=true model.tie_embeddings=false train.batch_size=16 train.log_every=25 \
+        train.eval_every=250 train.eval_batches=16 train.dynamics_every=250 train.checkpoint_every=250 \
+        model.n_layers=4 model.d_model=128 model.n_heads=4 model.n_kv_heads=4 model.head_dim=32 model.d_ff=384 \
+        train.steps=800 train.lr=2e-3
+      copy gates-m val_loss_vs_baseline ;;
     activations)
       gatelab sweep activations --seeds 3 --backend "$backend" --out "$out/activations"
       copy activations top_activations_per_layer ;;
@@ -118,10 +128,10 @@ study() {
       gatelab report "$parents" --backend "$backend" >/dev/null
       gatelab report "$r" --backend "$backend" >/dev/null
       if [ "$1" = retrofit-recall ]; then copy "$1" length_recall_none; copy "$1" length_recall_yarn; else copy "$1" length_perplexity_none; copy "$1" length_perplexity_yarn; fi ;;
-    *) echo "make.sh: unknown study $1 (core, stability, ladder, gates, activations, cures, length, recall, recall-lr, recall-frontier, retrofit, retrofit-tiny, retrofit-recall, retrofit-shakes)" >&2; exit 1 ;;
+    *) echo "make.sh: unknown study $1 (core, stability, ladder, gates, gates-m, activations, cures, length, recall, recall-lr, recall-frontier, retrofit, retrofit-tiny, retrofit-recall, retrofit-shakes)" >&2; exit 1 ;;
   esac
 }
 
-for s in "${@:-core stability ladder gates activations cures length recall recall-lr recall-frontier}"; do
+for s in "${@:-core stability ladder gates gates-m activations cures length recall recall-lr recall-frontier}"; do
   for one in $s; do study "$one"; done
 done
