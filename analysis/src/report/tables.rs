@@ -95,34 +95,20 @@ pub fn extra_tables(summary: &Summary) -> Vec<NoteTable> {
             note: CURES_NOTE,
         });
     }
-    let peaks: Vec<Vec<String>> = summary
-        .groups
-        .iter()
-        .filter(|g| g.estimates.contains_key(&Metric::FirstTokenNorm))
-        .map(|g| cells_of(g, vec![], &ACTIVATION_COLUMNS))
-        .collect();
-    if !peaks.is_empty() {
-        tables.push(NoteTable {
-            title: "Massive activations: the channel peak and the token-norm peak",
-            header: header_of(&[], &ACTIVATION_COLUMNS),
-            rows: peaks,
-            note: ACTIVATIONS_NOTE,
-        });
-    }
-    let edited: Vec<Vec<String>> = summary
-        .groups
-        .iter()
-        .filter(|g| g.estimates.contains_key(&Metric::AnalysisLoss))
-        .map(|g| cells_of(g, vec![], &INTERVENTION_COLUMNS))
-        .collect();
-    if !edited.is_empty() {
-        tables.push(NoteTable {
-            title: "Interventions on the first token's peak activation",
-            header: header_of(&[], &INTERVENTION_COLUMNS),
-            rows: edited,
-            note: INTERVENTIONS_NOTE,
-        });
-    }
+    tables.extend(metric_table(
+        summary,
+        Metric::FirstTokenNorm,
+        &ACTIVATION_COLUMNS,
+        "Massive activations: the channel peak and the token-norm peak",
+        ACTIVATIONS_NOTE,
+    ));
+    tables.extend(metric_table(
+        summary,
+        Metric::AnalysisLoss,
+        &INTERVENTION_COLUMNS,
+        "Interventions on the first token's peak activation",
+        INTERVENTIONS_NOTE,
+    ));
     let continued: Vec<Vec<String>> = summary.groups.iter().filter_map(parent_cells).collect();
     if !continued.is_empty() {
         let mut header: Vec<String> = ["configuration", "started from", "pairs"].map(String::from).to_vec();
@@ -157,6 +143,23 @@ pub fn extra_tables(summary: &Summary) -> Vec<NoteTable> {
         });
     }
     tables
+}
+
+/// A table of `columns`, one row per configuration that has `present` (None when none has it).
+fn metric_table(
+    summary: &Summary,
+    present: Metric,
+    columns: &[Metric],
+    title: &'static str,
+    note: &'static str,
+) -> Option<NoteTable> {
+    let rows: Vec<Vec<String>> = summary
+        .groups
+        .iter()
+        .filter(|g| g.estimates.contains_key(&present))
+        .map(|g| cells_of(g, vec![], columns))
+        .collect();
+    (!rows.is_empty()).then(|| NoteTable { title, header: header_of(&[], columns), rows, note })
 }
 
 /// The metrics compared with a continued run's parent.

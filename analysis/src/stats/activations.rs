@@ -25,15 +25,13 @@ impl ActivationAcc {
     /// Adds one batch's block output `residual` (`[batch, seq, d_model]`).
     pub(super) fn add(&mut self, residual: &Tensor<3>) {
         let [_, t, d] = residual.dims();
-        let values = flat(residual.clone().abs());
-        let (arg, &top) = values.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).expect("non-empty");
+        let mut sorted = flat(residual.clone().abs());
+        let (arg, top, median) = max_and_median(&mut sorted);
         if top as f64 > self.max_abs {
             self.max_abs = top as f64;
             self.max_at = ((arg / d) % t, arg % d);
         }
-        let mut sorted = values;
         let mid = sorted.len() / 2;
-        let median = (*sorted.select_nth_unstable_by(mid, f32::total_cmp).1 as f64).max(1e-12);
         self.ratio_sum += top as f64 / median;
         // The three largest, in order, in one pass over the upper half (which holds them after
         // the selection above).
@@ -57,9 +55,7 @@ impl ActivationAcc {
         let [_, t, _] = residual.dims();
         let norms = flat(residual.clone().powi_scalar(2).sum_dim(2).sqrt());
         for seq in norms.chunks(t) {
-            let (arg, &top) = seq.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).expect("non-empty");
-            let mut sorted = seq.to_vec();
-            let median = (*sorted.select_nth_unstable_by(t / 2, f32::total_cmp).1 as f64).max(1e-12);
+            let (arg, top, median) = max_and_median(&mut seq.to_vec());
             self.norm_first_sum += seq[0] as f64 / median;
             self.norm_max_sum += top as f64 / median;
             self.norm_max_first += u64::from(arg == 0);
@@ -78,6 +74,14 @@ impl ActivationAcc {
         layer.max_token_norm_ratio = per_sequence(self.norm_max_sum);
         layer.max_token_norm_first = per_sequence(self.norm_max_first as f64);
     }
+}
+
+/// The largest of `values`, where it was, and their upper median (the `len/2`-th smallest, at
+/// least 1e-12). Reorders `values`: afterwards the upper half `[len/2..]` holds the largest ones.
+fn max_and_median(values: &mut [f32]) -> (usize, f32, f64) {
+    let (arg, &top) = values.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).expect("non-empty");
+    let median = (*values.select_nth_unstable_by(values.len() / 2, f32::total_cmp).1 as f64).max(1e-12);
+    (arg, top, median)
 }
 
 #[cfg(test)]
