@@ -259,8 +259,11 @@ impl Transformer {
         let device = tokens.device();
         let [b, t] = tokens.dims();
         let (cos, sin) = rope_tables(self.head_dim, self.rope_theta, self.rope_scaling, 0, t, &device);
-        let causal = masked.is_none();
-        let mask = masked.unwrap_or_else(|| Tensor::<2, Bool>::tril_mask([t, t], 0, &device));
+        let causal_mask = Tensor::<2, Bool>::tril_mask([t, t], 0, &device);
+        // A given mask that hides exactly the future is the causal mask, and takes its (fused) path:
+        // the same numbers as without one, not the general path's, which differ in the last bit.
+        let causal = masked.as_ref().is_none_or(|m| m.clone().equal(causal_mask.clone()).all().into_scalar::<bool>());
+        let mask = masked.unwrap_or(causal_mask);
         let mut h = self.embed_tokens.forward(tokens);
         // The stream takes the parameters' dtype (bf16 under `cast_parameters`); so do the tables.
         let (cos, sin) = (cos.cast(h.dtype()), sin.cast(h.dtype()));
