@@ -4,8 +4,9 @@
 #      PyTorch eager and torch.compile, f32 and bf16 autocast, each with SDPA (`bench/peer.py`,
 #      same model and optimiser), baseline and G1 elementwise trained step by step in one process
 #      each, at GPT-2 small's shape (12 layers, d 768, T 1024) and a few steps of the paper's 1.7B
-#      dense shape; then tokens/s, MFU against the GPU's dense bf16 peak, peak memory and the
-#      kernel libtorch's dispatcher picks, in $OUT/work/tch-summary.{json,md};
+#      dense shape, and GPT-2 small in bf16 with each block recomputed (train.checkpointing=blocks);
+#      then tokens/s, MFU against the GPU's dense bf16 peak, peak memory and the kernel
+#      libtorch's dispatcher picks, in $OUT/work/tch-summary.{json,md};
 #   2. which backends work there (wgpu through Vulkan), and gatelab-wgpu against PyTorch eager
 #      at the 6-layer d 256 shape of docs/throughput.md;
 #   3. the ladder's top rung (docs/findings.md, claim 1) on wgpu in what is left of the budget.
@@ -63,6 +64,12 @@ if wants tch; then
     GATELAB_PYTHON="$py" GATELAB_PEER_DEVICE=cuda timeout 240 "$tch_bin" bench --backends tch-cuda --precisions f32,bf16 \
       --compile --interleave --rounds 1 --steps 20 --warmup 5 --passes 5 --threads "$(nproc)" \
       --out "$work/bench-tch-gpt2.json" "${gpt2[@]}" 2>&1 | tee "$work/bench-tch-gpt2.log"
+    # Activation checkpointing per block (train.checkpointing=blocks): peak GPU memory and step
+    # time against the bf16 run above, same shape.
+    log "tch: GPT-2 small shape, bf16, each block recomputed in the backward pass"
+    GATELAB_PYTHON="$py" GATELAB_PEER_DEVICE=cuda timeout 90 "$tch_bin" bench --backends tch-cuda --precisions bf16 \
+      --no-peer --rounds 1 --steps 10 --warmup 3 --passes 1 --threads "$(nproc)" \
+      --out "$work/bench-tch-gpt2-blocks.json" "${gpt2[@]}" train.checkpointing=blocks 2>&1 | tee "$work/bench-tch-gpt2-blocks.log"
     # The paper's 1.7B dense model (28 layers, d 2048, 16 query and 8 KV heads of 128, SwiGLU
     # 6144, Qwen3's vocabulary) for a few steps, bf16, at the batch that fits.
     p17=(model.vocab_size=151936 model.n_layers=28 model.d_model=2048 model.n_heads=16 model.n_kv_heads=8

@@ -117,6 +117,10 @@ pub fn panic_message(e: Box<dyn std::any::Any + Send>) -> String {
         .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "panic".into());
     let first = text.lines().next().unwrap_or_default();
+    // A library error unwrapped by Burn reads `called `Result::unwrap()` on an `Err` value:
+    // Torch("<libtorch's sentence>…`: keep the sentence.
+    let first = first.trim_start_matches("called `Result::unwrap()` on an `Err` value: ");
+    let first = first.strip_prefix("Torch(\"").unwrap_or(first);
     first.split("\\n").next().unwrap_or_default().chars().take(240).collect()
 }
 

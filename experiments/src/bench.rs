@@ -10,7 +10,8 @@
 //! turn, so each gate step is timed right beside a baseline step ([`measure`]).
 //! A training step is the harness's step: forward, masked cross-entropy, backward, global
 //! gradient clipping, AdamW, and the loss read back to the host; under `train.precision=bf16`
-//! the forward and backward pass run on the bf16 copy of the weights, as in training.
+//! the forward and backward pass run on the bf16 copy of the weights, and under
+//! `train.checkpointing=blocks` each block is recomputed in the backward pass, as in training.
 
 use crate::backend::{self, Backend};
 use crate::config::RunConfig;
@@ -21,7 +22,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use gatelab_analysis::stats::{Accumulator, StatsConfig};
 use gatelab_model::{Transformer, masked_cross_entropy};
-use gatelab_rundir::config::Precision;
+use gatelab_rundir::config::{Checkpointing, Precision};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
@@ -95,12 +96,17 @@ fn compute_dtype(precision: Precision) -> DType {
     }
 }
 
-/// A measurement's implementation name: `gatelab-<backend>`, `-bf16` appended in mixed precision.
-pub fn implementation(backend: Backend, precision: Precision) -> String {
-    match precision {
-        Precision::F32 => format!("gatelab-{}", backend.name()),
-        other => format!("gatelab-{}-{}", backend.name(), other.name()),
+/// A measurement's implementation name: `gatelab-<backend>`, `-bf16` appended in mixed precision
+/// and `-blocks` with each block recomputed in the backward pass.
+pub fn implementation(backend: Backend, train: &gatelab_rundir::TrainConfig) -> String {
+    let mut name = format!("gatelab-{}", backend.name());
+    if train.precision != Precision::F32 {
+        name = format!("{name}-{}", train.precision.name());
     }
+    if train.checkpointing == Checkpointing::Blocks {
+        name.push_str("-blocks");
+    }
+    name
 }
 
 /// The CPU this runs on, as `/proc/cpuinfo` names it, and which of the instruction sets that
@@ -164,6 +170,8 @@ struct Trainee {
     batches: Vec<(Tensor<2, Int>, Tensor<2, Int>, Tensor<2>)>,
     lr: f64,
     grad_clip: f64,
+    /// `train.checkpointing = blocks`: each block recomputed in the backward pass.
+    by_blocks: bool,
 }
 
 impl Trainee {
@@ -173,7 +181,8 @@ impl Trainee {
         let model = m.init(ad)?;
         let batches = (0..4).map(|i| random_batch(m.vocab_size, t.batch_size, config.data.seq_len, i, ad)).collect();
         let dtype = compute_dtype(t.precision);
-        Ok(Self { model: Some(model), dtype, optim: adamw(t), batches, lr: t.lr, grad_clip: t.grad_clip })
+        let by_blocks = t.checkpointing == Checkpointing::Blocks;
+        Ok(Self { model: Some(model), dtype, optim: adamw(t), batches, lr: t.lr, grad_clip: t.grad_clip, by_blocks })
     }
 
     /// One training step on batch `i` (mod 4); its wall time in seconds.
@@ -181,8 +190,13 @@ impl Trainee {
         let (x, y, mask) = self.batches[i % self.batches.len()].clone();
         let model = self.model.take().expect("a trainee holds its model between steps");
         let started = Instant::now();
-        let loss = masked_cross_entropy(model.cast_parameters(self.dtype).forward(x), y, mask);
-        let (_, grads) = clip_global(&model, GradientsParams::from_grads(loss.backward(), &model), self.grad_clip);
+        let (loss, grads) = if self.by_blocks {
+            model.backward_by_blocks(x, self.dtype, 1.0, |logits| masked_cross_entropy(logits, y, mask))
+        } else {
+            let loss = masked_cross_entropy(model.cast_parameters(self.dtype).forward(x), y, mask);
+            (loss.clone(), GradientsParams::from_grads(loss.backward(), &model))
+        };
+        let (_, grads) = clip_global(&model, grads, self.grad_clip);
         self.model = Some(self.optim.step(self.lr, model, grads));
         let _ = loss.into_scalar::<f32>();
         started.elapsed().as_secs_f64()
@@ -258,7 +272,7 @@ fn measure_on(
         });
         let tokens = (t.batch_size * seq) as f64;
         out.push(Measurement {
-            implementation: implementation(backend, t.precision),
+            implementation: implementation(backend, t),
             variant: variant.clone(),
             train_tokens_per_s: tokens * steps as f64 / step_seconds.iter().sum::<f64>(),
             forward_tokens_per_s: tokens * passes as f64 / forward_s,

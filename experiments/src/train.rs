@@ -16,8 +16,9 @@ use burn::store::ModuleRecord;
 use burn::tensor::{DType, Device, Int, Tensor};
 use gatelab_analysis::dynamics::snapshot;
 use gatelab_data::{LmBatch, LmBatcher, LmData, LmDataset};
+use gatelab_model::recompute::add_grads;
 use gatelab_model::{ModelConfig, Transformer, masked_cross_entropy};
-use gatelab_rundir::config::Precision;
+use gatelab_rundir::config::{Checkpointing, Precision};
 use gatelab_rundir::{Checkpoint, DynamicsRecord, EvalRecord, RunDir, Status, StepRecord, TrainConfig};
 use std::time::Instant;
 
@@ -72,17 +73,26 @@ fn batch_of(
 /// real (non-PAD) targets, so the weighted sum is the batch's mean loss and the summed gradients
 /// are its gradient. A mixture-of-experts model's auxiliary loss (load balance, z-loss) joins the
 /// objective that is differentiated; the loss reported is the cross-entropy alone.
+///
+/// With `train.checkpointing = blocks` each shard's gradients are computed in its forward pass,
+/// block by block (`gatelab_model::recompute`), and no graph is kept between the two calls.
 pub struct Shards {
-    /// `(the replica, its weighted loss)` per device.
-    parts: Vec<(Transformer, Tensor<1>)>,
+    /// Per device: the replica and what its backward pass starts from.
+    parts: Vec<(Transformer, Pending)>,
     /// The batch's mean loss.
     pub loss: f64,
+}
+
+/// A shard's objective still to differentiate, or its gradients already computed.
+enum Pending {
+    Objective(Box<Tensor<1>>),
+    Grads(GradientsParams),
 }
 
 impl Shards {
     /// Splits `indices` into contiguous shards, one per device, and runs their forward passes, on
     /// the parameters cast to `dtype` (bf16: mixed precision, `gatelab_model::precision`; the
-    /// gradients are the f32 masters').
+    /// gradients are the f32 masters'), recomputing each block in the backward pass if `by_blocks`.
     pub fn forward(
         model: &Transformer,
         ds: &LmDataset,
@@ -90,73 +100,64 @@ impl Shards {
         batcher: &LmBatcher,
         devices: &[Device],
         dtype: DType,
+        by_blocks: bool,
     ) -> Result<Self> {
-        if devices.len() == 1 {
-            let batch = batch_of(ds, indices.iter().copied(), batcher, &devices[0])?;
-            let (logits, aux) = model.cast_parameters(dtype).forward_with_aux(batch.inputs);
-            let loss = masked_cross_entropy(logits, batch.targets, batch.mask);
-            let value = loss.clone().into_scalar::<f32>() as f64;
-            let objective = aux.map_or(loss.clone(), |a| loss + a);
-            return Ok(Self { parts: vec![(model.clone(), objective)], loss: value });
-        }
         let per = indices.len().div_ceil(devices.len());
-        let mut parts = Vec::new();
-        let mut counted = Vec::new();
-        for (k, (chunk, device)) in indices.chunks(per).zip(devices).enumerate() {
+        let chunks: Vec<&[usize]> = indices.chunks(per).collect();
+        let mut batches = Vec::with_capacity(chunks.len());
+        for (chunk, device) in chunks.iter().zip(devices) {
+            batches.push(batch_of(ds, chunk.iter().copied(), batcher, device)?);
+        }
+        // Each shard's weight: its share of the batch's counted targets (1 on one device).
+        let weights: Vec<f64> = if batches.len() == 1 {
+            vec![1.0]
+        } else {
+            let counts: Vec<f64> = batches.iter().map(|b| b.mask.clone().sum().into_scalar::<f32>() as f64).collect();
+            let total = counts.iter().sum::<f64>().max(1.0);
+            counts.iter().map(|c| c / total).collect()
+        };
+        let mut parts = Vec::with_capacity(batches.len());
+        let mut value = 0.0;
+        for (k, ((batch, device), weight)) in batches.into_iter().zip(devices).zip(weights).enumerate() {
             // The first shard runs on the model itself, before any fork: parameters initialise
             // lazily, on first use, so this keeps their random draws in the order of the forward
             // pass, as on one device; the forks then copy initialised values.
             let replica = if k == 0 { model.clone() } else { model.clone().fork(device) };
-            let batch = batch_of(ds, chunk.iter().copied(), batcher, device)?;
-            let count = batch.mask.clone().sum().into_scalar::<f32>() as f64;
-            let (logits, aux) = replica.cast_parameters(dtype).forward_with_aux(batch.inputs);
-            let loss = masked_cross_entropy(logits, batch.targets, batch.mask);
-            counted.push(count);
-            parts.push((replica, loss, aux));
+            let weigh = |loss: Tensor<1>| if weight == 1.0 { loss } else { loss.mul_scalar(weight) };
+            let LmBatch { inputs, targets, mask } = batch;
+            let (loss, pending) = if by_blocks {
+                let (loss, grads) = replica.backward_by_blocks(inputs, dtype, weight, |logits| {
+                    weigh(masked_cross_entropy(logits, targets, mask))
+                });
+                (loss, Pending::Grads(grads))
+            } else {
+                let (logits, aux) = replica.cast_parameters(dtype).forward_with_aux(inputs);
+                let loss = weigh(masked_cross_entropy(logits, targets, mask));
+                let objective = aux.map_or(loss.clone(), |a| loss.clone() + weigh(a));
+                (loss, Pending::Objective(Box::new(objective)))
+            };
+            value += loss.into_scalar::<f32>() as f64;
+            parts.push((replica, pending));
         }
-        let total: f64 = counted.iter().sum::<f64>().max(1.0);
-        let mut value = 0.0;
-        let parts = parts
-            .into_iter()
-            .zip(counted)
-            .map(|((replica, loss, aux), count)| {
-                let weighted = loss.mul_scalar(count / total);
-                value += weighted.clone().into_scalar::<f32>() as f64;
-                let objective = aux.map_or(weighted.clone(), |a| weighted + a.mul_scalar(count / total));
-                (replica, objective)
-            })
-            .collect();
         Ok(Self { parts, loss: value })
     }
 
     /// The batch's gradients on `main` (each replica's moved there and summed).
     pub fn backward(self, main: &Device) -> GradientsParams {
-        let mut parts = self.parts.into_iter();
-        let (first, loss) = parts.next().expect("at least one shard");
-        let mut total = GradientsParams::from_grads(loss.backward(), &first);
-        for (replica, loss) in parts {
-            let mut grads = GradientsParams::from_grads(loss.backward(), &replica).to_device(main, &replica);
-            replica.visit(&mut AddGrads { into: &mut total, from: &mut grads });
+        let mut total = GradientsParams::new();
+        for (k, (replica, pending)) in self.parts.into_iter().enumerate() {
+            let mut grads = match pending {
+                Pending::Objective(objective) => GradientsParams::from_grads(objective.backward(), &replica),
+                Pending::Grads(grads) => grads,
+            };
+            if k == 0 {
+                total = grads;
+            } else {
+                grads = grads.to_device(main, &replica);
+                add_grads(&mut total, &mut grads, &replica);
+            }
         }
         total
-    }
-}
-
-/// Adds `from`'s gradients into `into`, parameter by parameter.
-struct AddGrads<'a> {
-    into: &'a mut GradientsParams,
-    from: &'a mut GradientsParams,
-}
-
-impl ModuleVisitor for AddGrads<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if let Some(g) = self.from.remove::<D>(param.id) {
-            let total = match self.into.remove::<D>(param.id) {
-                Some(t) => t + g,
-                None => g,
-            };
-            self.into.register(param.id, total);
-        }
     }
 }
 
@@ -243,9 +244,10 @@ pub fn run(
 ) -> Result<Status> {
     let device = devices.first().ok_or_else(|| ExperimentError::Training("train: no device".into()))?;
     let autodiff = |d: &Device| match cfg.checkpointing {
-        gatelab_rundir::config::Checkpointing::None => d.clone().autodiff(),
-        gatelab_rundir::config::Checkpointing::Balanced => d.clone().autodiff().gradient_checkpointing(),
+        Checkpointing::None | Checkpointing::Blocks => d.clone().autodiff(),
+        Checkpointing::Balanced => d.clone().autodiff().gradient_checkpointing(),
     };
+    let by_blocks = cfg.checkpointing == Checkpointing::Blocks;
     let replicas: Vec<Device> = devices.iter().map(autodiff).collect();
     let ad = replicas[0].clone();
     ad.seed(cfg.seed);
@@ -297,15 +299,15 @@ pub fn run(
         Precision::Bf16 => {
             gatelab_model::precision::bf16_support(device)
                 .map_err(|e| ExperimentError::option("train.precision", format!("bf16: {e}")))?;
-            // Parameters initialise lazily, on first use: one f32 forward pass initialises them in
-            // the order an f32 run does (the cast would take them in module order), so the two
-            // precisions start from the same weights.
-            if resume.is_none() && cfg.init_from.is_none() {
-                let _ = model.forward(Tensor::<2, Int>::zeros([1, 1], &ad));
-            }
             DType::BF16
         }
     };
+    // Parameters initialise lazily, on first use: one f32 forward pass initialises them in the
+    // order a plain f32 run does (a bf16 cast, or the recomputing pass's move off the graph, would
+    // take them in module order), so every precision and checkpointing starts from the same weights.
+    if (dtype != DType::F32 || by_blocks) && resume.is_none() && cfg.init_from.is_none() {
+        let _ = model.forward(Tensor::<2, Int>::zeros([1, 1], &ad));
+    }
     // Lines logged after the checkpoint (or by an attempt without one) are redone.
     dir.truncate_logs(start)?;
     let batcher = LmBatcher { pad: data.vocab.pad };
@@ -322,7 +324,7 @@ pub fn run(
     for step in start..cfg.steps {
         let indices: Vec<usize> =
             (0..cfg.batch_size).map(|i| example_index(cfg.seed, step, i, data.train.len())).collect();
-        let shards = Shards::forward(&model, &data.train, &indices, &batcher, &replicas, dtype)?;
+        let shards = Shards::forward(&model, &data.train, &indices, &batcher, &replicas, dtype, by_blocks)?;
         let loss_value = shards.loss;
         if !loss_value.is_finite() || loss_value > diverge_above {
             dir.log_step(&StepRecord {

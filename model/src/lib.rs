@@ -11,6 +11,8 @@
 //! - [`moe`]: the mixture-of-experts FFN ([`MoeSpec`]) and Switch-Head attention ([`SwitchHeadSpec`]).
 //! - [`precision`]: mixed precision (a bf16 forward pass on f32 master weights).
 //! - [`probe`]: what [`Transformer::forward_probed`] returns.
+//! - [`recompute`]: a training step's gradients with each block recomputed in the backward pass
+//!   (activation checkpointing per block).
 //! - [`error`]: the error types, [`ConfigError`] and [`ModelError`].
 //! - [`weights`]: safetensors interchange with PyTorch, names documented there.
 //! - [`hf`]: Hugging Face Qwen3-format checkpoint directories in and out (plain, the paper's
@@ -27,6 +29,7 @@ pub mod kernels;
 pub mod moe;
 pub mod precision;
 pub mod probe;
+pub mod recompute;
 pub mod rope;
 pub mod sdpa;
 pub mod transformer;

@@ -40,11 +40,17 @@ impl Transformer {
     /// precision forward pass; module docs). On an autodiff device the casts are part of the
     /// graph: `GradientsParams::from_grads(loss.backward(), &master)` finds each master's gradient.
     pub fn cast_parameters(&self, dtype: DType) -> Transformer {
-        if dtype == DType::F32 {
-            return self.clone();
-        }
-        self.clone().map(&mut CastParameters(dtype))
+        cast_module(self, dtype)
     }
+}
+
+/// A copy of any module (a block, a norm, the LM head) with every float parameter cast to
+/// `dtype`, as [`Transformer::cast_parameters`] does for the whole model.
+pub(crate) fn cast_module<M: Module>(module: &M, dtype: DType) -> M {
+    if dtype == DType::F32 {
+        return module.clone();
+    }
+    module.clone().map(&mut CastParameters(dtype))
 }
 
 /// Whether `device` computes in bf16, or why not: flex and libtorch (CPU and CUDA) do; wgpu does

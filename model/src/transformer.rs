@@ -82,7 +82,7 @@ impl Block {
     ///
     /// # Shapes
     /// - h: `[batch, seq, d_model]` → `[batch, seq, d_model]`
-    fn forward(
+    pub(crate) fn forward(
         &self,
         h: Tensor<3>,
         cos: &Tensor<2>,
@@ -258,7 +258,7 @@ impl Transformer {
     ) -> Tensor<3> {
         let device = tokens.device();
         let [b, t] = tokens.dims();
-        let (cos, sin) = rope_tables(self.head_dim, self.rope_theta, self.rope_scaling, 0, t, &device);
+        let (cos, sin) = self.rope(t, &device);
         let causal_mask = Tensor::<2, Bool>::tril_mask([t, t], 0, &device);
         // A given mask that hides exactly the future is the causal mask, and takes its (fused) path:
         // the same numbers as without one, not the general path's, which differ in the last bit.
@@ -286,20 +286,27 @@ impl Transformer {
                 out.push(LayerProbe { attention, residual: h.clone(), routing });
             }
         }
-        self.logits(rms_norm(&self.norm, h))
+        logits(self.lm_head.as_ref(), &self.embed_tokens, rms_norm(&self.norm, h))
     }
 
-    /// # Shapes
-    /// - h: `[batch, seq, d_model]` → `[batch, seq, vocab]`
-    fn logits(&self, h: Tensor<3>) -> Tensor<3> {
-        match &self.lm_head {
-            Some(head) => head.forward(h),
-            None => {
-                let [b, t, d] = h.dims();
-                let emb = self.embed_tokens.weight.val(); // [vocab, d]
-                let vocab = emb.dims()[0];
-                h.reshape([b * t, d]).matmul(emb.transpose()).reshape([b, t, vocab])
-            }
+    /// The RoPE tables for positions `0..t`.
+    pub(crate) fn rope(&self, t: usize, device: &Device) -> (Tensor<2>, Tensor<2>) {
+        rope_tables(self.head_dim, self.rope_theta, self.rope_scaling, 0, t, device)
+    }
+}
+
+/// The LM head: `lm_head`, or the embedding's transpose when tied (`lm_head` absent).
+///
+/// # Shapes
+/// - h: `[batch, seq, d_model]` → `[batch, seq, vocab]`
+pub(crate) fn logits(lm_head: Option<&Linear>, embed_tokens: &Embedding, h: Tensor<3>) -> Tensor<3> {
+    match lm_head {
+        Some(head) => head.forward(h),
+        None => {
+            let [b, t, d] = h.dims();
+            let emb = embed_tokens.weight.val(); // [vocab, d]
+            let vocab = emb.dims()[0];
+            h.reshape([b * t, d]).matmul(emb.transpose()).reshape([b, t, vocab])
         }
     }
 }

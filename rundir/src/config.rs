@@ -142,10 +142,11 @@ pub struct TrainConfig {
     /// shapes; RoPE base and sequence length may differ.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init_from: Option<PathBuf>,
-    /// Activation checkpointing: `none`, or `balanced` (Burn's strategy: the backward pass
-    /// recomputes the results of memory-bound operations from their inputs instead of keeping
-    /// them; matmuls and the fused kernels keep theirs). Left out of the JSON at `none`, so the
-    /// hashes of runs before it hold.
+    /// Activation checkpointing: `none`; `blocks` (each block's input is kept and the rest of the
+    /// block recomputed in the backward pass, `gatelab_model::recompute`); or `balanced` (Burn's
+    /// per-operation strategy: the backward pass recomputes the results of memory-bound operations
+    /// from their inputs; matmuls and the fused kernels keep theirs). Left out of the JSON at
+    /// `none`, so the hashes of runs before it hold.
     #[serde(skip_serializing_if = "Checkpointing::is_none")]
     pub checkpointing: Checkpointing,
     /// The parameters that train; the others are frozen (no gradient, no optimiser state, the
@@ -304,6 +305,9 @@ pub enum Checkpointing {
     None,
     /// Burn's `BalancedCheckpointing`: memory-bound results are recomputed in the backward pass.
     Balanced,
+    /// Per block: only each block's input is kept, and the block's forward pass runs again in the
+    /// backward pass (`gatelab_model::recompute`).
+    Blocks,
 }
 
 impl Checkpointing {

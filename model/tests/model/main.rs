@@ -5,5 +5,6 @@ mod forward;
 mod fused;
 mod hf;
 mod parity;
+mod recompute;
 mod rope;
 mod sdpa;
