@@ -3,12 +3,12 @@
 # docs show into docs/figures/. Each sweep resumes where it stopped (rerun this after an
 # interruption); results land under results/findings/.
 #
-#   docs/figures/make.sh [core|stability|ladder|gates|gates-m|activations|cures|length|recall|recall-lr|recall-frontier|retrofit|retrofit-tiny|retrofit-recall|retrofit-shakes ...]
+#   docs/figures/make.sh [core|stability|stability-deep|ladder|gates|gates-m|activations|cures|length|recall|recall-lr|recall-frontier|retrofit|retrofit-tiny|retrofit-recall|retrofit-shakes ...]
 #   (default: all)
 #   BACKEND=tch GATELAB_FEATURES=tch docs/figures/make.sh                 # faster on a CPU (docs/backends.md)
 #
 # Wall times on the 2-core machine of docs/findings.md, with BACKEND=tch: core 18 min, stability
-# 28 min, ladder 60 min, gates 32 min, gates-m 54 min, activations 10-25 min, cures 66 min, length 3 min; recall (flex is enough)
+# 28 min, stability-deep 25 min, ladder 60 min, gates 32 min, gates-m 54 min, activations 10-25 min, cures 66 min, length 3 min; recall (flex is enough)
 # about 40 min, recall-lr 15 min, recall-frontier 30 min.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -29,6 +29,13 @@ study() {
       gatelab sweep stability --seeds 3 --backend "$backend" --out "$out/stability" train.lr=3e-3,6e-3,1.2e-2,2.4e-2,4.8e-2,9.6e-2,1.92e-1
       copy stability frontier_best_val_loss
       copy stability frontier_spikes ;;
+    stability-deep)
+      # Claim 2 where the baseline breaks (issue 36): 12 layers of d 64, clipping off, then on.
+      gatelab sweep stability-deep --seeds 3 --backend "$backend" --out "$out/stability-deep" --no-report train.lr=3e-1,6e-1,1
+      gatelab sweep stability-deep --seeds 3 --backend "$backend" --out "$out/stability-deep" --no-report train.lr=1 train.grad_clip=1
+      gatelab sweep stability-deep --seeds 3 --backend "$backend" --out "$out/stability-deep" --no-report train.lr=2
+      gatelab report "$out/stability-deep" --backend "$backend" >/dev/null
+      python3 docs/figures/divergence_table.py "$out/stability-deep" ;;
     ladder)
       gatelab sweep ladder --seeds 3 --backend "$backend" --out "$out/ladder"
       copy ladder val_loss_vs_baseline
@@ -128,10 +135,10 @@ study() {
       gatelab report "$parents" --backend "$backend" >/dev/null
       gatelab report "$r" --backend "$backend" >/dev/null
       if [ "$1" = retrofit-recall ]; then copy "$1" length_recall_none; copy "$1" length_recall_yarn; else copy "$1" length_perplexity_none; copy "$1" length_perplexity_yarn; fi ;;
-    *) echo "make.sh: unknown study $1 (core, stability, ladder, gates, gates-m, activations, cures, length, recall, recall-lr, recall-frontier, retrofit, retrofit-tiny, retrofit-recall, retrofit-shakes)" >&2; exit 1 ;;
+    *) echo "make.sh: unknown study $1 (core, stability, stability-deep, ladder, gates, gates-m, activations, cures, length, recall, recall-lr, recall-frontier, retrofit, retrofit-tiny, retrofit-recall, retrofit-shakes)" >&2; exit 1 ;;
   esac
 }
 
-for s in "${@:-core stability ladder gates gates-m activations cures length recall recall-lr recall-frontier}"; do
+for s in "${@:-core stability stability-deep ladder gates gates-m activations cures length recall recall-lr recall-frontier}"; do
   for one in $s; do study "$one"; done
 done

@@ -56,11 +56,12 @@ pub struct Variant {
 }
 
 /// The grids shipped with gatelab.
-pub const BUILTIN: [(&str, &str); 8] = [
+pub const BUILTIN: [(&str, &str); 9] = [
     ("core", include_str!("../grids/core.json")),
     ("paper", include_str!("../grids/paper.json")),
     ("ladder", include_str!("../grids/ladder.json")),
     ("stability", include_str!("../grids/stability.json")),
+    ("stability-deep", include_str!("../grids/stability-deep.json")),
     ("activations", include_str!("../grids/activations.json")),
     ("cures", include_str!("../grids/cures.json")),
     ("recall", include_str!("../grids/recall.json")),

@@ -113,8 +113,9 @@ pub fn list(grid_name: Option<&str>, json: bool) -> Result<()> {
                 let v: Vec<_> = grids.iter().map(|g| serde_json::json!({"name": g.name, "variants": g.variants.len(), "description": g.description})).collect();
                 println!("{}", serde_json::to_string_pretty(&v).unwrap());
             } else {
+                let width = grids.iter().map(|g| g.name.len()).max().unwrap_or(0);
                 for g in grids {
-                    println!("{:<12} {:>3} variants  {}", g.name, g.variants.len(), g.description);
+                    println!("{:<width$} {:>3} variants  {}", g.name, g.variants.len(), g.description);
                 }
                 println!("presets:");
                 for (name, what) in PRESETS {
