@@ -80,3 +80,14 @@ pub fn manifest_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
+
+/// The autodiff devices of the backends with gatelab's fused kernels: flex, and libtorch's CPU
+/// device with the `tch` feature.
+pub fn devices() -> Vec<(&'static str, Device)> {
+    #[allow(unused_mut)]
+    let mut out = vec![("flex", Device::flex().autodiff())];
+    #[cfg(feature = "tch")]
+    #[allow(deprecated)] // burn-tch is deprecated upstream; gatelab keeps it
+    out.push(("tch", Device::libtorch().autodiff()));
+    out
+}

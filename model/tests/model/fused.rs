@@ -3,21 +3,12 @@
 //! inputs: outputs and every gradient, on each backend with the kernels (flex; libtorch with the
 //! `tch` feature), at widths that are not multiples of a vector.
 
-use crate::common::Lcg;
+use crate::common::{Lcg, devices};
 use burn::nn::RmsNormConfig;
 use burn::tensor::activation::{sigmoid, silu};
 use burn::tensor::{Device, Tensor, TensorData};
 use gatelab_model::fused::{rms_norm, rope, sigmoid_gate, swiglu};
 use gatelab_model::rope::{RopeScaling, apply_rope, rope_tables};
-
-fn devices() -> Vec<(&'static str, Device)> {
-    #[allow(unused_mut)]
-    let mut out = vec![("flex", Device::flex().autodiff())];
-    #[cfg(feature = "tch")]
-    #[allow(deprecated)] // burn-tch is deprecated upstream; gatelab keeps it
-    out.push(("tch", Device::libtorch().autodiff()));
-    out
-}
 
 fn random<const D: usize>(dims: [usize; D], rng: &mut Lcg, device: &Device) -> Tensor<D> {
     let n = dims.iter().product::<usize>();

@@ -4,20 +4,11 @@
 //! loss and Switch-Head, a frozen embedding, bf16), on each backend with fused kernels: bit for
 //! bit for dense models, within 1e-5 relative for routed ones (see the test).
 
-use crate::common::{Lcg, batch_tensors};
+use crate::common::{Lcg, batch_tensors, devices};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{DType, Tensor};
 use gatelab_model::{GatePosition, GateSpec, Granularity, ModelConfig, MoeSpec, SwitchHeadSpec, masked_cross_entropy};
-
-fn devices() -> Vec<(&'static str, Device)> {
-    #[allow(unused_mut)]
-    let mut out = vec![("flex", Device::flex().autodiff())];
-    #[cfg(feature = "tch")]
-    #[allow(deprecated)] // burn-tch is deprecated upstream; gatelab keeps it
-    out.push(("tch", Device::libtorch().autodiff()));
-    out
-}
 
 fn base() -> ModelConfig {
     ModelConfig {
