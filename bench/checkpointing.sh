@@ -5,12 +5,14 @@
 # (d 128, 4 heads, SwiGLU 384, batch 16, T 1024) on the default data; the analysis at the end of a
 # run is cut to one sequence, so the peak is the training step's.
 #
-#   bench/checkpointing.sh                           # flex, 4 and 8 layers
+#   bench/checkpointing.sh                           # flex, 4 and 8 layers, none and blocks
 #   GATELAB_FEATURES=tch BACKENDS="flex tch" bench/checkpointing.sh
+#   LAYERS=8 MODES="none balanced blocks" bench/checkpointing.sh     # Burn's balanced strategy too
 set -euo pipefail
 cd "$(dirname "$0")/.."
 backends="${BACKENDS:-flex}"
 layers="${LAYERS:-4 8}"
+modes="${MODES:-none blocks}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 [ -x /usr/bin/time ] || { echo "bench/checkpointing.sh: needs GNU time (apt-get install time)" >&2; exit 1; }
@@ -22,7 +24,7 @@ echo "| layers | backend | checkpointing | peak RSS (MiB) | tokens/s (median of 
 echo "|---:|---|---|---:|---:|"
 for L in $layers; do
   for be in $backends; do
-    for mode in none blocks; do
+    for mode in $modes; do
       out="$work/$be-$mode-$L"
       /usr/bin/time -v "$bin" sweep core --preset small --variants baseline --no-report --backend "$be" --out "$out" \
         data.seq_len=1024 model.n_layers="$L" model.d_model=128 model.n_heads=4 model.n_kv_heads=4 model.head_dim=32 \
