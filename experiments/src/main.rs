@@ -135,7 +135,7 @@ Refused before anything is written: an unfinished parent, one with a gate, a cur
 enum GridCommand {
     /// The built-in grids, or the variants of GRID.
     List {
-        /// A built-in grid (core, paper, ladder, stability, activations, cures, recall, gates) or a grid JSON file.
+        /// A built-in grid (core, paper, ladder, stability, stability-deep, activations, cures, recall, gates) or a grid JSON file.
         grid: Option<String>,
         /// Print JSON (each variant with its paper reference and settings).
         #[arg(long)]
@@ -143,7 +143,7 @@ enum GridCommand {
     },
     /// One variant's resolved config.
     Show {
-        /// A built-in grid (core, paper, ladder, stability, activations, cures, recall, gates) or a grid JSON file.
+        /// A built-in grid (core, paper, ladder, stability, stability-deep, activations, cures, recall, gates) or a grid JSON file.
         grid: String,
         /// One of its variants (`gatelab grid list GRID`).
         variant: String,

@@ -97,8 +97,15 @@ fn every_override_key_is_listed_where_the_docs_say() {
         assert!(err.contains(&format!(" {key},")) || err.contains(&format!(" {key})")), "{key}: {err}");
     }
     // Flags: the sweep's GRID help names every built-in grid; --max-sequences is one flag everywhere.
-    let (_, help, _) = gatelab(&["sweep", "--help"]);
-    assert!(help.contains("recall"), "{help}");
+    for command in [&["sweep", "--help"][..], &["grid", "list", "--help"], &["grid", "show", "--help"]] {
+        let (_, help, _) = gatelab(command);
+        for (name, _) in gatelab::grid::BUILTIN {
+            let named = [" ", "(", ", "]
+                .iter()
+                .any(|before| [",", ")", ";"].iter().any(|after| help.contains(&format!("{before}{name}{after}"))));
+            assert!(named, "{command:?} leaves out the built-in grid {name}: {help}");
+        }
+    }
     for command in ["analyze", "eval", "eval-length"] {
         let (_, help, _) = gatelab(&[command, "--help"]);
         assert!(help.contains("--max-sequences") && help.contains("--sequences"), "{command}: {help}");

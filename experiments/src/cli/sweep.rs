@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct SweepArgs {
-    /// A built-in grid (core, paper, ladder, stability, activations, cures, recall, gates; `gatelab grid list`) or a grid JSON file.
+    /// A built-in grid (core, paper, ladder, stability, stability-deep, activations, cures, recall, gates; `gatelab grid list`) or a grid JSON file.
     grid: String,
     /// key=value overrides of the resolved config, e.g. train.lr=4e-3,8e-3 (commas multiply runs).
     overrides: Vec<String>,
