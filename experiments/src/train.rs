@@ -103,9 +103,8 @@ impl Shards {
         by_blocks: bool,
     ) -> Result<Self> {
         let per = indices.len().div_ceil(devices.len());
-        let chunks: Vec<&[usize]> = indices.chunks(per).collect();
-        let mut batches = Vec::with_capacity(chunks.len());
-        for (chunk, device) in chunks.iter().zip(devices) {
+        let mut batches = Vec::with_capacity(devices.len());
+        for (chunk, device) in indices.chunks(per).zip(devices) {
             batches.push(batch_of(ds, chunk.iter().copied(), batcher, device)?);
         }
         // Each shard's weight: its share of the batch's counted targets (1 on one device).

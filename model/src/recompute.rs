@@ -21,7 +21,10 @@
 //! The backward pass then holds the `L + 1` block boundaries and one block's activations at a
 //! time instead of every block's, and each block's forward pass runs twice (about a third more
 //! compute per step). Every segment computes what the whole graph computes, in the same order,
-//! so training is bit-identical to `none` (tested in `experiments/tests/checkpointing.rs`).
+//! so a dense model trains bit-identically to `none` (`experiments/tests/checkpointing.rs`). A
+//! routed model (experts, Switch-Head) agrees to rounding, not bit for bit: the last bit of its
+//! stream computed off the graph can differ from the graph's forward
+//! (`model/tests/model/recompute.rs`).
 //! Mixed precision works as in [`crate::precision`]: each segment casts its own parameters, and
 //! the gradients land on the f32 masters.
 
@@ -30,7 +33,7 @@ use crate::precision::cast_module;
 use crate::transformer::{Transformer, logits};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::{Bool, DType, Gradients, Int, Tensor};
+use burn::tensor::{DType, Gradients, Int, Tensor};
 
 impl Transformer {
     /// The gradients of `objective(logits) + aux_weight · Σ aux` with respect to every parameter
@@ -104,14 +107,6 @@ impl Transformer {
             collect(&mut total, &mut grads, &self.embed_tokens);
         }
         (value.detach(), total)
-    }
-
-    /// The RoPE tables (in the stream's dtype) and the causal mask for `t` positions, on `like`'s
-    /// device.
-    fn tables(&self, t: usize, like: &Tensor<3>) -> (Tensor<2>, Tensor<2>, Tensor<2, Bool>) {
-        let device = like.device();
-        let (cos, sin) = self.rope(t, &device);
-        (cos.cast(like.dtype()), sin.cast(like.dtype()), Tensor::<2, Bool>::tril_mask([t, t], 0, &device))
     }
 }
 

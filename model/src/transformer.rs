@@ -258,15 +258,12 @@ impl Transformer {
     ) -> Tensor<3> {
         let device = tokens.device();
         let [b, t] = tokens.dims();
-        let (cos, sin) = self.rope(t, &device);
-        let causal_mask = Tensor::<2, Bool>::tril_mask([t, t], 0, &device);
+        let mut h = self.embed_tokens.forward(tokens);
+        let (cos, sin, causal_mask) = self.tables(t, &h);
         // A given mask that hides exactly the future is the causal mask, and takes its (fused) path:
         // the same numbers as without one, not the general path's, which differ in the last bit.
         let causal = masked.as_ref().is_none_or(|m| m.clone().equal(causal_mask.clone()).all().into_scalar::<bool>());
         let mask = masked.unwrap_or(causal_mask);
-        let mut h = self.embed_tokens.forward(tokens);
-        // The stream takes the parameters' dtype (bf16 under `cast_parameters`); so do the tables.
-        let (cos, sin) = (cos.cast(h.dtype()), sin.cast(h.dtype()));
         for (i, layer) in self.layers.iter().enumerate() {
             let mut slot = ProbeSlot { keep_maps: probes.as_ref().is_some_and(|p| p.1), probe: None };
             let (out, routing) = layer.forward(h, &cos, &sin, &mask, causal, probes.is_some().then_some(&mut slot));
@@ -289,9 +286,12 @@ impl Transformer {
         logits(self.lm_head.as_ref(), &self.embed_tokens, rms_norm(&self.norm, h))
     }
 
-    /// The RoPE tables for positions `0..t`.
-    pub(crate) fn rope(&self, t: usize, device: &Device) -> (Tensor<2>, Tensor<2>) {
-        rope_tables(self.head_dim, self.rope_theta, self.rope_scaling, 0, t, device)
+    /// The RoPE tables for positions `0..t` in the stream's dtype (bf16 under `cast_parameters`),
+    /// and the causal mask, on the device of `stream` (`[batch, t, d_model]`).
+    pub(crate) fn tables(&self, t: usize, stream: &Tensor<3>) -> (Tensor<2>, Tensor<2>, Tensor<2, Bool>) {
+        let device = stream.device();
+        let (cos, sin) = rope_tables(self.head_dim, self.rope_theta, self.rope_scaling, 0, t, &device);
+        (cos.cast(stream.dtype()), sin.cast(stream.dtype()), Tensor::<2, Bool>::tril_mask([t, t], 0, &device))
     }
 }
 
