@@ -1,7 +1,10 @@
 //! Language-modelling examples and their splits.
 //!
 //! An example is `seq_len + 1` token ids with **BOS at position 0**: the model reads the first
-//! `seq_len` and predicts the last `seq_len`. How text becomes examples:
+//! `seq_len` and predicts the last `seq_len`. With `data.bos = false` (Bigram-Backcopy,
+//! Zipf-Markov and text) there is no BOS: an example is `seq_len + 1` tokens of the corpus, so
+//! position 0 holds whatever token comes first, as in Sun et al.'s and StreamingLLM's windows.
+//! How text becomes examples:
 //!
 //! - **Aligned** (the default for corpora of several documents: a directory, JSONL, the synthetic
 //!   corpora): documents are assigned whole to a split; each document (ended by EOS) is cut into
@@ -65,6 +68,14 @@ pub struct DataConfig {
     pub packing: Packing,
     /// Examples per split for synthetic corpora: train, valid, analysis.
     pub synthetic_examples: [usize; 3],
+    /// Start every example with BOS (the default; absent from the JSON then, so earlier runs keep
+    /// their hashes). `false`: position 0 holds the corpus's own first token (not for recall).
+    #[serde(skip_serializing_if = "is_true")]
+    pub bos: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 impl Default for DataConfig {
@@ -78,6 +89,7 @@ impl Default for DataConfig {
             seed: 0,
             packing: Packing::Auto,
             synthetic_examples: [1 << 30, 1024, 1024],
+            bos: true,
         }
     }
 }
@@ -95,7 +107,7 @@ pub struct Vocab {
     pub pad: u32,
 }
 
-/// One example: `seq_len + 1` ids, BOS first.
+/// One example: `seq_len + 1` ids, BOS first (unless `data.bos` is false).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LmExample {
     /// The ids.
@@ -125,6 +137,8 @@ enum Source {
 pub struct LmDataset {
     source: Source,
     seq_len: usize,
+    /// Generated sequences keep their leading BOS (else it is dropped, one more token drawn).
+    bos: bool,
 }
 
 impl Dataset<LmExample> for LmDataset {
@@ -134,10 +148,15 @@ impl Dataset<LmExample> for LmDataset {
         }
         let n = self.seq_len + 1;
         let ids = |seq: Vec<usize>| seq.into_iter().map(|t| t as u32).collect();
+        // Without BOS: the generated sequence one token longer, its BOS dropped.
+        let stream = |seq: &dyn Fn(u64, usize) -> Vec<usize>, first: u64| match self.bos {
+            true => ids(seq(first + index as u64, n)),
+            false => ids(seq(first + index as u64, n + 1).split_off(1)),
+        };
         Ok(match &self.source {
             Source::Windows(w) => LmExample::new(w[index].clone()),
-            Source::Bigram { corpus, first, .. } => LmExample::new(ids(corpus.sequence(first + index as u64, n))),
-            Source::Zipf { corpus, first, .. } => LmExample::new(ids(corpus.sequence(first + index as u64, n))),
+            Source::Bigram { corpus, first, .. } => LmExample::new(stream(&|i, n| corpus.sequence(i, n), *first)),
+            Source::Zipf { corpus, first, .. } => LmExample::new(stream(&|i, n| corpus.sequence(i, n), *first)),
             Source::Recall { corpus, first, .. } => {
                 let seq = corpus.sequence(first + index as u64, n);
                 LmExample { tokens: ids(seq.tokens), scored: Some(seq.answers) }
@@ -195,6 +214,12 @@ impl DataConfig {
         if self.seq_len < 2 {
             return Err(DataError::field("data.seq_len", "must be at least 2"));
         }
+        if !self.bos && matches!(self.corpus, CorpusSpec::Mqar(_)) {
+            return Err(DataError::field(
+                "data.bos",
+                "a recall corpus needs its BOS (its pairs follow it); leave it true",
+            ));
+        }
         for (name, f) in [("valid_fraction", self.valid_fraction), ("analysis_fraction", self.analysis_fraction)] {
             if !(0.0..0.5).contains(&f) {
                 return Err(DataError::field(format!("data.{name}"), format!("must be in [0, 0.5), got {f}")));
@@ -205,7 +230,7 @@ impl DataConfig {
         let [n_train, n_valid, n_analysis] = self.synthetic_examples;
         // A generated corpus: each split its own block of indices, no tokenizer, no units.
         let generated = |source: &dyn Fn(u64, usize) -> Source, vocab: Vocab, recall: Option<RecallIds>| {
-            let split = |s: u64, len: usize| LmDataset { source: source(block(s), len), seq_len };
+            let split = |s: u64, len: usize| LmDataset { source: source(block(s), len), seq_len, bos: self.bos };
             LmData {
                 tokenizer: None,
                 vocab,
@@ -260,6 +285,8 @@ impl DataConfig {
             p => p,
         };
         let rng = Rng::new(self.seed);
+        // Corpus tokens per example: `seq_len` after a BOS, or `seq_len + 1` without one.
+        let window = self.seq_len + usize::from(!self.bos);
         match packing {
             Packing::Aligned => {
                 let order = deal(docs.len(), self.valid_fraction, self.analysis_fraction, rng, name, "documents")?;
@@ -273,9 +300,11 @@ impl DataConfig {
                         let mut ids = tokenizer.encode(doc)?;
                         ids.push(tokenizer.eos);
                         tokens.set(tokens.get() + ids.len());
-                        for chunk in ids.chunks(self.seq_len) {
+                        for chunk in ids.chunks(window) {
                             let mut ex = Vec::with_capacity(self.seq_len + 1);
-                            ex.push(tokenizer.bos);
+                            if self.bos {
+                                ex.push(tokenizer.bos);
+                            }
                             ex.extend_from_slice(chunk);
                             ex.resize(self.seq_len + 1, tokenizer.pad);
                             out.push(ex);
@@ -307,11 +336,13 @@ impl DataConfig {
                         stream.len()
                     )));
                 }
-                let windows: Vec<&[u32]> = stream.chunks_exact(self.seq_len).collect();
+                let windows: Vec<&[u32]> = stream.chunks_exact(window).collect();
                 let order = deal(windows.len(), self.valid_fraction, self.analysis_fraction, rng, name, "windows")?;
                 let pick = |ids: &[usize]| {
                     ids.iter()
-                        .map(|&i| std::iter::once(tokenizer.bos).chain(windows[i].iter().copied()).collect())
+                        .map(|&i| {
+                            self.bos.then_some(tokenizer.bos).into_iter().chain(windows[i].iter().copied()).collect()
+                        })
                         .collect::<Vec<Vec<u32>>>()
                 };
                 let (train, valid, analysis) = (pick(&order[0]), pick(&order[1]), pick(&order[2]));
@@ -337,7 +368,7 @@ impl DataConfig {
         packed: bool,
     ) -> Result<LmData, DataError> {
         let seq_len = self.seq_len;
-        let split = |w: Vec<Vec<u32>>| LmDataset { source: Source::Windows(Arc::new(w)), seq_len };
+        let split = |w: Vec<Vec<u32>>| LmDataset { source: Source::Windows(Arc::new(w)), seq_len, bos: self.bos };
         Ok(LmData {
             vocab: Vocab { size: tokenizer.vocab_size(), bos: tokenizer.bos, eos: tokenizer.eos, pad: tokenizer.pad },
             tokenizer: Some(tokenizer),

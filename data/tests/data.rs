@@ -366,3 +366,47 @@ fn recall_probes_use_a_key_the_sequence_lacks() {
         }
     }
 }
+
+#[test]
+fn without_bos_position_zero_holds_the_corpus_own_first_token() {
+    // Generated streams: the same sequences, their BOS dropped and one more token drawn.
+    for corpus in [CorpusSpec::BigramBackcopy(BigramBackcopy::default()), CorpusSpec::ZipfMarkov(ZipfMarkov::default())]
+    {
+        let with = DataConfig { corpus, synthetic_examples: [40, 8, 8], seq_len: 32, ..DataConfig::default() };
+        let without = DataConfig { bos: false, ..with.clone() };
+        let (a, b) = (with.prepare().unwrap(), without.prepare().unwrap());
+        assert_eq!(a.vocab, b.vocab, "the same ids: BOS stays in the vocabulary");
+        for (x, y) in all(&a.train).iter().zip(all(&b.train)) {
+            assert_eq!(y.len(), 33);
+            assert_eq!(x[0], a.vocab.bos);
+            assert!(!y.contains(&b.vocab.bos), "no BOS anywhere: {y:?}");
+            assert_eq!(x[1..], y[..32], "the same stream, shifted by the BOS");
+        }
+    }
+    // Text: windows of seq_len + 1 corpus tokens, packed and aligned.
+    let dir = scratch("nobos");
+    for i in 0..12 {
+        std::fs::write(dir.join(format!("{i:02}.txt")), numbered_text(20 + i * 5)).unwrap();
+    }
+    let text = (0..12).map(|i| numbered_text(20 + i * 5)).collect::<String>().into_bytes();
+    for packing in [Packing::Packed, Packing::Aligned] {
+        let config = DataConfig { packing, bos: false, ..text_config(&dir, 16, 0) };
+        let data = config.prepare().unwrap();
+        for window in all(&data.train).iter().chain(&all(&data.valid)) {
+            assert_eq!(window.len(), 17);
+            assert_ne!(window[0], data.vocab.bos);
+            let real: Vec<u8> = window.iter().filter(|&&t| t < 256).map(|&t| t as u8).collect();
+            assert!(text.windows(real.len()).any(|w| w == real), "a window of the corpus: {real:?}");
+        }
+    }
+    // The default is absent from the JSON, so configs written before the field keep their hash.
+    let json = serde_json::to_string(&DataConfig::default()).unwrap();
+    assert!(!json.contains("\"bos\""), "{json}");
+    assert!(
+        serde_json::to_string(&DataConfig { bos: false, ..DataConfig::default() }).unwrap().contains("\"bos\":false")
+    );
+    // A recall corpus refuses: its pairs follow the BOS.
+    let recall =
+        DataConfig { corpus: CorpusSpec::parse("mqar").unwrap(), seq_len: 32, bos: false, ..DataConfig::default() };
+    assert_eq!(error_of(recall).lines().count(), 1);
+}
