@@ -133,7 +133,7 @@ pub fn parse_override(s: &str, split: bool) -> Result<(String, Vec<Value>)> {
 
 /// Config fields left out of the JSON at their default (so that configs written before them keep
 /// their hashes): an override may set them although the resolved config does not show them.
-pub const OMITTED_AT_DEFAULT: [&str; 12] = [
+pub const OMITTED_AT_DEFAULT: [&str; 13] = [
     "model.rope_scaling",
     "model.cure",
     "model.moe",
@@ -146,6 +146,7 @@ pub const OMITTED_AT_DEFAULT: [&str; 12] = [
     "train.checkpointing",
     "train.trainable",
     "train.precision",
+    "data.bos",
 ];
 
 /// What an omitted field is before an override sets it: the sections (`model.moe`,
@@ -162,6 +163,7 @@ fn omitted_default(field: &str) -> Value {
         "model.extra_gates" => Value::Array(Vec::new()),
         "model.moe.shared_gate" => Value::String("none".into()),
         "model.switch_head.shared_kv_router" => Value::Bool(false),
+        "data.bos" => Value::Bool(true),
         _ => Value::Null,
     }
 }
@@ -193,6 +195,8 @@ pub fn every_key(config: &RunConfig) -> Value {
     train.entry("checkpointing").or_insert(serde_json::to_value(t.checkpointing).expect("configs serialise"));
     train.entry("trainable").or_insert(serde_json::to_value(&t.trainable).expect("configs serialise"));
     train.entry("precision").or_insert(serde_json::to_value(t.precision).expect("configs serialise"));
+    let data = value["data"].as_object_mut().expect("the data is a section");
+    data.entry("bos").or_insert(Value::Bool(config.data.bos));
     value
 }
 
