@@ -246,16 +246,17 @@ const INTERVENTION_COLUMNS: [Metric; 7] = [
 ];
 
 /// The activations table's columns: Sun et al.'s channel peak beside Guo et al.'s token-norm peak.
-const ACTIVATION_COLUMNS: [Metric; 5] = [
+const ACTIVATION_COLUMNS: [Metric; 6] = [
     Metric::MaxActivation,
     Metric::Top1Median,
+    Metric::Top1MedianPeakLayer,
     Metric::FirstTokenNorm,
     Metric::MaxTokenNorm,
     Metric::MaxTokenNormFirst,
 ];
 
 /// What the activations table shows.
-pub const ACTIVATIONS_NOTE: &str = "Two definitions of a massive activation (docs/metrics.md), each per block output and then the mean over layers. Sun et al. 2024, one channel: max act is the largest |h| over every position and dimension; top1/median is it over the median |h| of the batch. Guo et al. 2024, one token's whole state: ‖h₀‖/median is the first token's hidden-state norm over the median token norm of its sequence; max ‖h‖/median the same for the sequence's largest token norm; max ‖h‖ at first the share of sequences whose largest token norm is the first token's. A residual-state peak shows as ‖h₀‖/median far above 1 with max ‖h‖ at first near 1.";
+pub const ACTIVATIONS_NOTE: &str = "Two definitions of a massive activation (docs/metrics.md), each per block output and then the mean over layers. Sun et al. 2024, one channel: max act is the largest |h| over every position and dimension; top1/median is it over the median |h| of the batch (peak layer: in the layer where that ratio is largest; a massive activation is one of about 100× or more there). Guo et al. 2024, one token's whole state: ‖h₀‖/median is the first token's hidden-state norm over the median token norm of its sequence; max ‖h‖/median the same for the sequence's largest token norm; max ‖h‖ at first the share of sequences whose largest token norm is the first token's. A residual-state peak shows as ‖h₀‖/median far above 1 with max ‖h‖ at first near 1.";
 
 /// The metrics of the cures table: where each configuration's attention mass goes.
 pub const CURE_METRICS: [Metric; 5] =

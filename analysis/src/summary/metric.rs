@@ -21,6 +21,9 @@ pub enum Metric {
     MaxActivation,
     /// Largest |h| over the median |h|, mean over layers.
     Top1Median,
+    /// The same ratio in the layer where it is largest: a massive activation in one layer is one
+    /// (Sun et al. measure per layer).
+    Top1MedianPeakLayer,
     /// Guo et al.'s residual-state peak: the first token's norm over the median token norm, mean
     /// over layers.
     FirstTokenNorm,
@@ -56,7 +59,7 @@ pub enum Metric {
 
 impl Metric {
     /// Every metric, in column order.
-    pub const ALL: [Metric; 21] = [
+    pub const ALL: [Metric; 22] = [
         Metric::ValLoss,
         Metric::BestValLoss,
         Metric::Spikes,
@@ -64,6 +67,7 @@ impl Metric {
         Metric::Sink,
         Metric::MaxActivation,
         Metric::Top1Median,
+        Metric::Top1MedianPeakLayer,
         Metric::FirstTokenNorm,
         Metric::MaxTokenNorm,
         Metric::MaxTokenNormFirst,
@@ -90,6 +94,7 @@ impl Metric {
             Metric::Sink => "Sink",
             Metric::MaxActivation => "max act",
             Metric::Top1Median => "top1/median",
+            Metric::Top1MedianPeakLayer => "top1/median, peak layer",
             Metric::FirstTokenNorm => "‖h₀‖/median",
             Metric::MaxTokenNorm => "max ‖h‖/median",
             Metric::MaxTokenNormFirst => "max ‖h‖ at first",
@@ -117,6 +122,7 @@ impl Metric {
             Metric::Sink => "sink",
             Metric::MaxActivation => "max_activation",
             Metric::Top1Median => "top1_median",
+            Metric::Top1MedianPeakLayer => "top1_median_peak_layer",
             Metric::FirstTokenNorm => "first_token_norm_ratio",
             Metric::MaxTokenNorm => "max_token_norm_ratio",
             Metric::MaxTokenNormFirst => "max_token_norm_first",
@@ -145,6 +151,7 @@ impl Metric {
             Metric::Spikes => 1,
             Metric::MaxActivation
             | Metric::Top1Median
+            | Metric::Top1MedianPeakLayer
             | Metric::PeakRatio
             | Metric::FirstTokenNorm
             | Metric::MaxTokenNorm => 2,
@@ -168,6 +175,7 @@ impl Metric {
             | Metric::Spikes
             | Metric::MaxActivation
             | Metric::Top1Median
+            | Metric::Top1MedianPeakLayer
             | Metric::FirstTokenNorm
             | Metric::MaxTokenNorm
             | Metric::PeakRatio

@@ -228,6 +228,7 @@ fn run_metrics(run: &RunDir, analysis: Option<&Analysis>) -> Result<BTreeMap<Met
         }
         m.insert(Metric::MaxActivation, s.max_activation());
         m.insert(Metric::Top1Median, crate::stats::mean(s.layers.iter().map(|l| l.top1_median_ratio)));
+        m.insert(Metric::Top1MedianPeakLayer, s.layers.iter().map(|l| l.top1_median_ratio).fold(0.0, f64::max));
         type Of = fn(&crate::stats::LayerStats) -> Option<f64>;
         let norms: [(Metric, Of); 3] = [
             (Metric::FirstTokenNorm, |l| l.first_token_norm_ratio),

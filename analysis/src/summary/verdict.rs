@@ -39,7 +39,7 @@ with the paper's effect E (Qiu et al. 2025, Table 4, 15A2B MoE: val loss −0.04
 max act −91% of the baseline's (1053 → 94)), and with a quarter of it, E/4, the smallest difference counted as the paper's effect: reproduced if \
 the interval excludes 0 on E's side and the mean reaches E/4; contradicted if it excludes 0 on the other side and the mean reaches E/4 that way; \
 not at this scale if neither holds and the interval lies within ±|E| (an effect of the paper's size would have shown, and none did), or if the \
-baseline has nothing to remove (F-Attn within twice chance: no sink; top-1 activation under 100× the median: no massive activation); \
+baseline has nothing to remove (F-Attn within twice chance: no sink; top-1 activation under 100× the median in every layer: no massive activation); \
 inconclusive otherwise, and always with fewer than two seed pairs.";
 
 /// The paper's effect of the G1 gate on `metric`, given the baseline's mean (relative effects
@@ -66,7 +66,8 @@ pub fn verdict(
     let effect = paper_effect(metric, base.mean)?;
     let nothing_to_remove = match metric {
         Metric::FirstTokenAttention => chance.is_some_and(|c| base.mean <= 2.0 * c),
-        Metric::MaxActivation => baseline.get(&Metric::Top1Median).is_some_and(|r| r.mean < 100.0),
+        // Sun et al. measure per layer: a massive activation in any layer is one.
+        Metric::MaxActivation => baseline.get(&Metric::Top1MedianPeakLayer).is_some_and(|r| r.mean < 100.0),
         _ => false,
     };
     if nothing_to_remove {
@@ -156,6 +157,7 @@ mod tests {
             (Metric::FirstTokenAttention, est(&[0.05, 0.06, 0.05])),
             (Metric::MaxActivation, est(&[2.0, 2.1, 1.9])),
             (Metric::Top1Median, est(&[8.0, 9.0, 8.5])),
+            (Metric::Top1MedianPeakLayer, est(&[12.0, 13.0, 12.5])),
         ]
         .into();
         assert_eq!(
@@ -167,5 +169,17 @@ mod tests {
             Some(Verdict::NotAtThisScale)
         );
         assert_eq!(verdict(Metric::Sink, &est(&[-0.02, -0.02, -0.03]), &weak, None), None, "no claim about Sink");
+        // A peak of 150x the median in one layer is a massive activation, though the mean over
+        // layers stays under 100: the gate has something to remove.
+        let one_layer: BTreeMap<Metric, Estimate> = [
+            (Metric::MaxActivation, est(&[470.0, 480.0, 460.0])),
+            (Metric::Top1Median, est(&[60.0, 62.0, 58.0])),
+            (Metric::Top1MedianPeakLayer, est(&[150.0, 158.0, 142.0])),
+        ]
+        .into();
+        assert_eq!(
+            verdict(Metric::MaxActivation, &est(&[-430.0, -440.0, -420.0]), &one_layer, None),
+            Some(Verdict::Reproduced)
+        );
     }
 }
