@@ -3,7 +3,7 @@
 # docs show into docs/figures/. Each sweep resumes where it stopped (rerun this after an
 # interruption); results land under results/findings/.
 #
-#   docs/figures/make.sh [core|stability|stability-deep|ladder|gates|gates-m|activations|cures|length|recall|recall-lr|recall-frontier|retrofit|retrofit-tiny|retrofit-recall|retrofit-shakes ...]
+#   docs/figures/make.sh [core|core-10|stability|stability-deep|ladder|gates|gates-m|activations|activations-search|activations-peak|cures|length|recall|recall-lr|recall-frontier|retrofit|retrofit-tiny|retrofit-recall|retrofit-shakes ...]
 #   (default: all)
 #   BACKEND=tch GATELAB_FEATURES=tch docs/figures/make.sh                 # faster on a CPU (docs/backends.md)
 #
@@ -25,6 +25,14 @@ study() {
       copy core first_token_attention_per_layer
       copy core first_token_attention_over_training
       cp "$figures/core-first_token_attention_per_layer.png" "$figures/core-first-token-attention.png" ;;
+    core-10)
+      # The sink's positive control with 10 seeds (issue 36: at 3 seeds its interval is too wide
+      # to be sure of), baseline and G1 elementwise; then claim 5 where the baseline has a sink.
+      gatelab sweep core --seeds 10 --variants baseline,g1-elementwise --backend "$backend" --out "$out/core-10seeds"
+      gatelab eval-length "$out/core-10seeds" --factors 1,2,4,8 --methods none,yarn --backend "$backend" >/dev/null
+      gatelab report "$out/core-10seeds" --backend "$backend" >/dev/null
+      python3 docs/figures/sink_cost.py "$out/core-10seeds"
+      copy core-10seeds length_perplexity_none ;;
     stability)
       gatelab sweep stability --seeds 3 --backend "$backend" --out "$out/stability" train.lr=3e-3,6e-3,1.2e-2,2.4e-2,4.8e-2,9.6e-2,1.92e-1
       copy stability frontier_best_val_loss
@@ -56,6 +64,21 @@ study() {
     activations)
       gatelab sweep activations --seeds 3 --backend "$backend" --out "$out/activations"
       copy activations top_activations_per_layer ;;
+    activations-search)
+      # Claim 4's search for a baseline with a massive activation (docs/activations.md), one seed
+      # per step, baseline only; the table of each step from its analysis.json.
+      search() { local name="$1"; shift; gatelab sweep activations --variants baseline --seeds 1 --backend "$backend" --out "results/search/activations-$name" "$@" >/dev/null; }
+      search nobos data.bos=false train.weight_decay=0.1,0
+      search long train.weight_decay=0 train.steps=8000
+      search 2l-nobos data.bos=false model.n_layers=2 train.weight_decay=0 train.steps=4000
+      search long-lr1e-2 train.weight_decay=0 train.steps=8000 train.lr=1e-2
+      search long-sandwich train.weight_decay=0 train.steps=8000 model.sandwich_norm=true
+      python3 docs/figures/peak_table.py results/search/activations-* ;;
+    activations-peak)
+      # Claim 4 where the baseline grows a peak (search step 2): baseline and G1 elementwise.
+      gatelab sweep activations --seeds 3 --backend "$backend" --out "$out/activations-peak" train.weight_decay=0 train.steps=8000
+      python3 docs/figures/peak_table.py "$out/activations-peak"
+      copy activations-peak top_activations_per_layer ;;
     cures)
       gatelab sweep cures --seeds 3 --backend "$backend" --out "$out/cures"
       gatelab eval "$out/cures" --window 32 --backend "$backend" >/dev/null
