@@ -3,13 +3,16 @@
 a folder: its settings that differ between the runs; over its layers the largest first-token
 attention, Sun et al.'s channel peak (top-1 |h| over the median |h|: the layer and token it sits
 on) and Guo et al.'s token-norm peak (||h_0|| over the median token norm); and the loss when the
-first token's peak channel is zeroed. Read from each run's `analysis.json`.
+first token's peak channel is zeroed. Read from each run's `analysis.json`. Where a folder holds
+gated and baseline runs of the same seeds, the paired differences of the peaks follow.
 
     python3 docs/figures/peak_table.py results/search/activations-*
 """
 import glob
 import json
+import math
 import os
+import statistics
 import sys
 
 
@@ -57,6 +60,39 @@ def main(roots):
         cells += [f"{fattn:.3f}", f"{top:.1f} ({top_layer}, {layers[top_layer]['max_at'][0]})",
                   f"{norm:.1f} ({norm_layer})", delta]
         print("| " + " | ".join(cells) + " |")
+    paired(found)
+
+
+# t(0.975, n - 1) for n = 2..10.
+T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262]
+
+
+def paired(found):
+    """Gated - baseline per seed, where a folder holds both: the peak layer's channel and
+    token-norm peaks and the largest |h| (absolute), mean [95% t interval]."""
+    def peaks(analysis):
+        layers = analysis["stats"]["layers"]
+        return {
+            "top-1/median, peak layer": max(l["top1_median_ratio"] for l in layers),
+            "‖h₀‖/median, peak layer": max(l["first_token_norm_ratio"] for l in layers),
+            "max |h|, largest layer": max(l["max_activation"] for l in layers),
+        }
+    by = {}
+    for folder, config, analysis in found:
+        variant = os.path.basename(folder).rsplit("-", 1)[0]
+        by[(variant, config.get("train.seed"))] = peaks(analysis)
+    gated = sorted({v for v, _ in by if v != "baseline"})
+    for v in gated:
+        seeds = sorted(s for g, s in by if g == v and ("baseline", s) in by)
+        if len(seeds) < 2:
+            continue
+        print(f"\n{v} - baseline, paired by seed (n = {len(seeds)}):\n")
+        for metric in by[(v, seeds[0])]:
+            d = [by[(v, s)][metric] - by[("baseline", s)][metric] for s in seeds]
+            m = statistics.mean(d)
+            h = T975[min(len(d), 10) - 2] * statistics.stdev(d) / math.sqrt(len(d))
+            base = statistics.mean(by[("baseline", s)][metric] for s in seeds)
+            print(f"- {metric}: baseline {base:.1f}, Δ {m:+.1f} [{m - h:+.1f}, {m + h:+.1f}]")
 
 
 if __name__ == "__main__":
