@@ -158,10 +158,10 @@ study() {
       gatelab report "$parents" --backend "$backend" >/dev/null
       gatelab report "$r" --backend "$backend" >/dev/null
       if [ "$1" = retrofit-recall ]; then copy "$1" length_recall_none; copy "$1" length_recall_yarn; else copy "$1" length_perplexity_none; copy "$1" length_perplexity_yarn; fi ;;
-    *) echo "make.sh: unknown study $1 (core, stability, stability-deep, ladder, gates, gates-m, activations, cures, length, recall, recall-lr, recall-frontier, retrofit, retrofit-tiny, retrofit-recall, retrofit-shakes)" >&2; exit 1 ;;
+    *) echo "make.sh: unknown study $1 (core, core-10, stability, stability-deep, ladder, gates, gates-m, activations, activations-search, activations-peak, cures, length, recall, recall-lr, recall-frontier, retrofit, retrofit-tiny, retrofit-recall, retrofit-shakes)" >&2; exit 1 ;;
   esac
 }
 
-for s in "${@:-core stability stability-deep ladder gates gates-m activations cures length recall recall-lr recall-frontier}"; do
+for s in "${@:-core core-10 stability stability-deep ladder gates gates-m activations activations-search activations-peak cures length recall recall-lr recall-frontier}"; do
   for one in $s; do study "$one"; done
 done
