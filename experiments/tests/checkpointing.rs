@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{gatelab, scratch};
+use common::{gatelab, scratch, tiny_sweep};
 use gatelab_rundir::RunDir;
 use gatelab_rundir::config::Checkpointing;
 use std::path::Path;
@@ -13,21 +13,9 @@ use std::path::Path;
 /// Trains the grid at `grid` into `dir/<tag>` with `extra` arguments; its runs, in variant order.
 fn sweep(grid: &Path, dir: &Path, tag: &str, extra: &[&str]) -> Vec<RunDir> {
     let out = dir.join(tag);
-    let mut args = vec![
-        "sweep",
-        grid.to_str().unwrap(),
-        "--preset",
-        "tiny",
-        "--out",
-        out.to_str().unwrap(),
-        "--no-report",
-        "model.n_layers=3",
-        "model.d_ff=64",
-        "train.steps=120",
-        "train.log_every=10",
-    ];
+    let mut args = vec!["model.n_layers=3", "model.d_ff=64", "train.steps=120", "train.log_every=10"];
     args.extend_from_slice(extra);
-    let (code, _, err) = gatelab(&args);
+    let (code, _, err) = tiny_sweep(grid.to_str().unwrap(), &out, &args);
     assert_eq!(code, 0, "{tag}: {err}");
     gatelab_rundir::runs_under(&out).unwrap()
 }

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{gatelab, scratch};
+use common::{gatelab, scratch, tiny_sweep};
 
 /// One at a time: the trajectories depend on how the CPU's threads are split.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -137,17 +137,7 @@ fn a_flipped_byte_in_a_checkpoint_resumes_from_the_previous_one_to_the_same_weig
 
     // The same weights as a run never interrupted.
     let clean = dir.join("clean").display().to_string();
-    let (code, _, err) = gatelab(&[
-        "sweep",
-        &grid,
-        "--preset",
-        "tiny",
-        "--out",
-        &clean,
-        "--no-report",
-        "train.steps=6000",
-        "train.checkpoint_every=500",
-    ]);
+    let (code, _, err) = tiny_sweep(&grid, Path::new(&clean), &["train.steps=6000", "train.checkpoint_every=500"]);
     assert_eq!(code, 0, "{err}");
     let weights = |d: &Path| std::fs::read(d.join(run.name()).join("model.safetensors")).unwrap();
     assert!(weights(&out) == weights(Path::new(&clean)), "the fallback resume ended elsewhere");
@@ -171,8 +161,7 @@ fn identical_runs_give_byte_identical_weights() {
     let mut files = Vec::new();
     for k in 0..3 {
         let out = dir.join(format!("out{k}")).display().to_string();
-        let (code, _, err) =
-            gatelab(&["sweep", &grid, "--preset", "tiny", "--out", &out, "--no-report", "train.steps=200"]);
+        let (code, _, err) = tiny_sweep(&grid, Path::new(&out), &["train.steps=200"]);
         assert_eq!(code, 0, "{err}");
         files.push(runs_under(Path::new(&out)).unwrap()[0].file("model.safetensors"));
     }
@@ -229,8 +218,7 @@ fn sigterm_during_a_report_stops_it_with_a_non_zero_exit() {
     let _serial = serial();
     let dir = scratch("integrity-term");
     let out = dir.join("out").display().to_string();
-    let (code, _, err) =
-        gatelab(&["sweep", "core", "--preset", "tiny", "--out", &out, "--no-report", "train.steps=200"]);
+    let (code, _, err) = tiny_sweep("core", Path::new(&out), &["train.steps=200"]);
     assert_eq!(code, 0, "{err}");
     let mut child = spawn(&["report", &out]);
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();

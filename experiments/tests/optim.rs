@@ -5,16 +5,19 @@
 
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use gatelab::backend::Backend;
 use gatelab::optim::FusedAdamW;
 use gatelab_model::{GateSpec, ModelConfig, Transformer, cross_entropy};
 
+/// The autodiff devices of the CPU backends with a fused AdamW: flex, and libtorch's CPU device
+/// where this build has it.
 fn devices() -> Vec<(&'static str, Device)> {
-    #[allow(unused_mut)]
-    let mut out = vec![("flex", Device::flex().autodiff())];
-    #[cfg(feature = "tch")]
-    #[allow(deprecated)] // burn-tch is deprecated upstream; gatelab keeps it
-    out.push(("tch", Device::libtorch().autodiff()));
-    out
+    let fused = [Backend::Flex, Backend::Tch];
+    Backend::compiled()
+        .into_iter()
+        .filter(|b| fused.contains(b))
+        .map(|b| (b.name(), b.device(0).unwrap().autodiff()))
+        .collect()
 }
 
 const BETAS: (f64, f64) = (0.9, 0.95);

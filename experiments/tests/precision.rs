@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{gatelab, scratch};
+use common::{gatelab, scratch, tiny_sweep_args};
 use gatelab_rundir::RunDir;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -118,21 +118,12 @@ fn bf16_resumes_from_a_checkpoint_exactly() {
     let grid = dir.join("one.json");
     std::fs::write(&grid, r#"{"name": "one", "variants": [{"name": "g1", "set": {"model.gate.position": "g1"}}]}"#)
         .unwrap();
-    let args = |out: &std::path::Path| -> Vec<String> {
-        [
-            "sweep",
+    let args = |out: &std::path::Path| {
+        tiny_sweep_args(
             grid.to_str().unwrap(),
-            "--preset",
-            "tiny",
-            "--out",
-            out.to_str().unwrap(),
-            "--no-report",
-            "train.steps=600",
-            "train.checkpoint_every=1000",
-            "train.precision=bf16",
-        ]
-        .map(String::from)
-        .to_vec()
+            out,
+            &["train.steps=600", "train.checkpoint_every=1000", "train.precision=bf16"],
+        )
     };
     // Interrupted (Ctrl-C checkpoints where it stops), then resumed.
     let out = dir.join("interrupted");

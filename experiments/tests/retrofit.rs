@@ -7,7 +7,7 @@ mod common;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use common::{gatelab, scratch};
+use common::{gatelab, scratch, tiny_sweep};
 use gatelab::extend::Target;
 use gatelab::retrofit::{self, RetrofitInit, RetrofitOptions};
 use gatelab_model::Transformer;
@@ -78,18 +78,8 @@ fn parents(dir: &Path) -> PathBuf {
     )
     .unwrap();
     let out = dir.join("parents");
-    let (code, _, err) = gatelab(&[
-        "sweep",
-        grid.to_str().unwrap(),
-        "--preset",
-        "tiny",
-        "--out",
-        out.to_str().unwrap(),
-        "--no-report",
-        "model.n_layers=2",
-        "model.d_ff=64",
-        "train.steps=300",
-    ]);
+    let (code, _, err) =
+        tiny_sweep(grid.to_str().unwrap(), &out, &["model.n_layers=2", "model.d_ff=64", "train.steps=300"]);
     assert_eq!(code, 0, "{err}");
     out
 }

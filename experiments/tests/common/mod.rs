@@ -25,6 +25,20 @@ pub fn gatelab_in(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> (i32, Stri
     )
 }
 
+/// The arguments of a sweep of `grid` (a built-in name or a JSON path) at the tiny preset into
+/// `out`, without a report, followed by `extra` (overrides, flags).
+pub fn tiny_sweep_args(grid: &str, out: &Path, extra: &[&str]) -> Vec<String> {
+    let head =
+        ["sweep", grid, "--preset", "tiny", "--out", &out.display().to_string(), "--no-report"].map(String::from);
+    head.into_iter().chain(extra.iter().map(|a| a.to_string())).collect()
+}
+
+/// Runs [`tiny_sweep_args`]: exit code, stdout, stderr.
+pub fn tiny_sweep(grid: &str, out: &Path, extra: &[&str]) -> (i32, String, String) {
+    let args = tiny_sweep_args(grid, out, extra);
+    gatelab(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
 /// An empty folder of this test process, `gatelab-<tag>-<pid>` in the temporary directory.
 pub fn scratch(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("gatelab-{tag}-{}", std::process::id()));
