@@ -148,15 +148,17 @@ impl Dataset<LmExample> for LmDataset {
         }
         let n = self.seq_len + 1;
         let ids = |seq: Vec<usize>| seq.into_iter().map(|t| t as u32).collect();
-        // Without BOS: the generated sequence one token longer, its BOS dropped.
-        let stream = |seq: &dyn Fn(u64, usize) -> Vec<usize>, first: u64| match self.bos {
-            true => ids(seq(first + index as u64, n)),
-            false => ids(seq(first + index as u64, n + 1).split_off(1)),
-        };
+        // Without BOS a generated sequence is drawn one token longer and its BOS dropped.
+        let skip = usize::from(!self.bos);
+        let stream = |mut seq: Vec<usize>| ids(seq.split_off(skip));
         Ok(match &self.source {
             Source::Windows(w) => LmExample::new(w[index].clone()),
-            Source::Bigram { corpus, first, .. } => LmExample::new(stream(&|i, n| corpus.sequence(i, n), *first)),
-            Source::Zipf { corpus, first, .. } => LmExample::new(stream(&|i, n| corpus.sequence(i, n), *first)),
+            Source::Bigram { corpus, first, .. } => {
+                LmExample::new(stream(corpus.sequence(first + index as u64, n + skip)))
+            }
+            Source::Zipf { corpus, first, .. } => {
+                LmExample::new(stream(corpus.sequence(first + index as u64, n + skip)))
+            }
             Source::Recall { corpus, first, .. } => {
                 let seq = corpus.sequence(first + index as u64, n);
                 LmExample { tokens: ids(seq.tokens), scored: Some(seq.answers) }
@@ -201,6 +203,7 @@ impl DataConfig {
     /// Checks, without preparing it, that the corpus can be had (a local path exists) and that a
     /// synthetic corpus's parameters make sense at this `seq_len`; errors name the field or file.
     pub fn check(&self) -> Result<(), DataError> {
+        self.check_bos()?;
         match &self.corpus {
             CorpusSpec::BigramBackcopy(spec) => spec.validate(),
             CorpusSpec::ZipfMarkov(spec) => spec.validate(),
@@ -209,17 +212,23 @@ impl DataConfig {
         }
     }
 
-    /// Loads, tokenises and splits the corpus.
-    pub fn prepare(&self) -> Result<LmData, DataError> {
-        if self.seq_len < 2 {
-            return Err(DataError::field("data.seq_len", "must be at least 2"));
-        }
+    /// `data.bos = false` where the corpus allows it: a recall corpus's pairs follow its BOS.
+    fn check_bos(&self) -> Result<(), DataError> {
         if !self.bos && matches!(self.corpus, CorpusSpec::Mqar(_)) {
             return Err(DataError::field(
                 "data.bos",
                 "a recall corpus needs its BOS (its pairs follow it); leave it true",
             ));
         }
+        Ok(())
+    }
+
+    /// Loads, tokenises and splits the corpus.
+    pub fn prepare(&self) -> Result<LmData, DataError> {
+        if self.seq_len < 2 {
+            return Err(DataError::field("data.seq_len", "must be at least 2"));
+        }
+        self.check_bos()?;
         for (name, f) in [("valid_fraction", self.valid_fraction), ("analysis_fraction", self.analysis_fraction)] {
             if !(0.0..0.5).contains(&f) {
                 return Err(DataError::field(format!("data.{name}"), format!("must be in [0, 0.5), got {f}")));

@@ -408,5 +408,6 @@ fn without_bos_position_zero_holds_the_corpus_own_first_token() {
     // A recall corpus refuses: its pairs follow the BOS.
     let recall =
         DataConfig { corpus: CorpusSpec::parse("mqar").unwrap(), seq_len: 32, bos: false, ..DataConfig::default() };
+    assert!(recall.check().unwrap_err().to_string().contains("data.bos"), "refused before anything is prepared");
     assert_eq!(error_of(recall).lines().count(), 1);
 }

@@ -60,6 +60,12 @@ fn misnamed_inputs_are_named_for_what_they_are() {
         assert!(stderr.starts_with(&expected), "{args:?}: {stderr}");
     }
     assert!(!Path::new(&out).exists());
+    // A recall corpus without its BOS: refused by the field's name before a run folder is made.
+    let (code, _, stderr) = gatelab(&["sweep", "recall", "--preset", "tiny", "--out", &out, "data.bos=false"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("gatelab: ") && stderr.contains("data.bos"), "{stderr}");
+    assert!(!Path::new(&out).exists(), "{stderr}");
     let (code, _, stderr) = gatelab(&["sweep", "core", "--preset", "tiny", "--out", &out, "--seeds", "0"]);
     assert_ne!(code, 0);
     assert!(stderr.contains("'0'") && stderr.contains("--seeds"), "{stderr}");
