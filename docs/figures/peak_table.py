@@ -10,10 +10,11 @@ gated and baseline runs of the same seeds, the paired differences of the peaks f
 """
 import glob
 import json
-import math
 import os
 import statistics
 import sys
+
+from tinterval import interval
 
 
 def flat(d, prefix=""):
@@ -63,10 +64,6 @@ def main(roots):
     paired(found)
 
 
-# t(0.975, n - 1) for n = 2..10.
-T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262]
-
-
 def paired(found):
     """Gated - baseline per seed, where a folder holds both: the peak layer's channel and
     token-norm peaks and the largest |h| (absolute), mean [95% t interval]."""
@@ -89,10 +86,8 @@ def paired(found):
         print(f"\n{v} - baseline, paired by seed (n = {len(seeds)}):\n")
         for metric in by[(v, seeds[0])]:
             d = [by[(v, s)][metric] - by[("baseline", s)][metric] for s in seeds]
-            m = statistics.mean(d)
-            h = T975[min(len(d), 10) - 2] * statistics.stdev(d) / math.sqrt(len(d))
             base = statistics.mean(by[("baseline", s)][metric] for s in seeds)
-            print(f"- {metric}: baseline {base:.1f}, Δ {m:+.1f} [{m - h:+.1f}, {m + h:+.1f}]")
+            print(f"- {metric}: baseline {base:.1f}, Δ {interval(d, digits=1)}")
 
 
 if __name__ == "__main__":

@@ -14,18 +14,7 @@ import os
 import statistics
 import sys
 
-# t(0.975, n - 1) for n = 2..30.
-T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045]
-
-
-def interval(xs):
-    m = statistics.mean(xs)
-    if len(xs) < 2:
-        return f"{m:+.3f}"
-    h = T975[min(len(xs), 30) - 2] * statistics.stdev(xs) / math.sqrt(len(xs))
-    return f"{m:+.3f} [{m - h:+.3f}, {m + h:+.3f}]"
-
+from tinterval import interval
 
 def main(root):
     runs = {}
