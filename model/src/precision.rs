@@ -53,15 +53,17 @@ pub(crate) fn cast_module<M: Module>(module: &M, dtype: DType) -> M {
     module.clone().map(&mut CastParameters(dtype))
 }
 
-/// Whether `device` computes in bf16, or why not: flex and libtorch (CPU and CUDA) do; wgpu does
-/// not (WGSL has no bf16 type, so CubeCL's wgpu runtime has none).
+/// Whether `device` computes in bf16, or why not: flex, libtorch (CPU and CUDA) and Burn's CUDA
+/// backend do; wgpu does not (WGSL has no bf16 type, so CubeCL's wgpu runtime has none).
 pub fn bf16_support(device: &Device) -> Result<(), String> {
     use burn::backend::DispatchDevice;
     match device.clone().inner().as_dispatch() {
         DispatchDevice::Flex(_) => Ok(()),
         #[cfg(feature = "tch")]
         DispatchDevice::LibTorch(_) => Ok(()),
-        #[cfg(feature = "wgpu")]
+        #[cfg(feature = "cube")]
+        DispatchDevice::Cube(cubecl::Device::Cuda(_)) => Ok(()),
+        #[cfg(feature = "cube")]
         DispatchDevice::Cube(_) => {
             Err("wgpu has no bf16 (WGSL shaders have no bf16 type); use flex, tch or tch-cuda".into())
         }

@@ -58,6 +58,8 @@
 // burn-tch (`LibTorch`) is deprecated upstream; gatelab keeps its libtorch backend.
 #![allow(deprecated)]
 
+#[cfg(feature = "cube")]
+mod cube;
 mod flex;
 #[cfg(feature = "tch")]
 mod tch;
@@ -145,13 +147,20 @@ fn reference_causal_backward<B: Backend>(
 }
 
 /// The operations, per backend.
-#[backend_extension(Flex, LibTorch: cfg(feature = "tch"), Cube: cfg(feature = "wgpu"), Autodiff)]
+#[backend_extension(
+    Flex,
+    LibTorch: cfg(feature = "tch"),
+    Cube: cfg(feature = "cube"),
+    Fusion: cfg(feature = "cube"),
+    Autodiff
+)]
 pub trait SdpaOps: Backend {
     /// `q [b, kv, g·t, hd]`, `k`, `v` `[b, kv, t, hd]`, `masked` broadcast to `[b, kv, g·t, t]`
     /// (true: not attended); with `slot`, `slot_logit [b, kv, g·t, 1]` and `slot_value
     /// [b, kv, 1, hd]` (else ignored) → `(out [b, kv, g·t, hd], probs [b, kv, g·t, t], slot_probs
     /// [b, kv, g·t, 1])`; `probs` and `slot_probs` carry no gradient.
     #[allow(clippy::too_many_arguments)]
+    #[fusion(default)]
     fn sdpa(
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
@@ -169,6 +178,7 @@ pub trait SdpaOps: Backend {
     /// `[b, kv, t, hd]`, `masked` the causal mask stacked as in [`SdpaOps::sdpa`] (read only by
     /// backends without a fused kernel) → `(out [b, kv, g·t, hd], residual)`, the residual being
     /// whatever this backend's [`SdpaOps::causal_sdpa_backward`] needs (module docs).
+    #[fusion(meta = fused_meta::causal)]
     fn causal_sdpa(
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
@@ -181,6 +191,7 @@ pub trait SdpaOps: Backend {
 
     /// The backward pass of [`SdpaOps::causal_sdpa`], from its inputs, `out`, the residual and
     /// `d_out [b, kv, g·t, hd]` → `(dq, dk, dv)`, shaped as `q`, `k`, `v`.
+    #[fusion(meta = fused_meta::causal_backward)]
     fn causal_sdpa_backward(
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
@@ -236,8 +247,43 @@ fused_causal!(Flex, flex);
 #[cfg(feature = "tch")]
 fused_causal!(burn::backend::LibTorch, tch);
 
-#[cfg(feature = "wgpu")]
-impl SdpaOps for burn::backend::Cube {}
+#[cfg(feature = "cube")]
+fused_causal!(burn_cubecl::CubeBackend, cube);
+
+/// What the fused causal operations return, for Burn's fusion of the CubeCL backends, which
+/// queues them as custom operations and runs [`cube`]'s kernels when the queue is executed.
+#[cfg(feature = "cube")]
+mod fused_meta {
+    use burn::backend::fusion::custom::TensorSpec;
+    use burn::tensor::{DType, Shape};
+
+    /// `(out, lse [b, kv, g·t] f32)`: the residual of [`super::cube`], which takes every float
+    /// dtype, so no input falls back to the reference path's `P` on a CubeCL backend.
+    pub fn causal(
+        q: &TensorSpec,
+        _k: &TensorSpec,
+        _v: &TensorSpec,
+        _m: &TensorSpec,
+        _s: &f64,
+    ) -> (TensorSpec, TensorSpec) {
+        let [b, kv, rows, _] = q.shape.dims::<4>();
+        (q.clone(), TensorSpec::new(Shape::new([b, kv, rows]), DType::F32))
+    }
+
+    /// `(dq, dk, dv)`, shaped as `q`, `k`, `v`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn causal_backward(
+        q: &TensorSpec,
+        k: &TensorSpec,
+        v: &TensorSpec,
+        _out: &TensorSpec,
+        _residual: &TensorSpec,
+        _d_out: &TensorSpec,
+        _scale: &f64,
+    ) -> (TensorSpec, TensorSpec, TensorSpec) {
+        (q.clone(), k.clone(), v.clone())
+    }
+}
 
 /// The backward pass (module docs), from the forward's inputs and outputs.
 #[derive(Debug)]
@@ -440,17 +486,19 @@ pub fn causal_sdpa(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, masked: Tensor<2, B
 }
 
 /// Whether the fused causal kernel of `device`'s backend takes tensors of `dtype` as they are
-/// (f32 anywhere; bf16 and f16 on libtorch, whose flash attention keeps its softmax in f32).
+/// (f32 anywhere; bf16 and f16 on libtorch, whose flash attention keeps its softmax in f32, and on
+/// Burn's CUDA backend, whose CubeCL kernels compute in f32 from any storage dtype).
 pub fn kernel_takes(device: &burn::tensor::Device, dtype: DType) -> bool {
+    use burn::backend::DispatchDevice;
     match dtype {
         DType::F32 => true,
-        #[cfg(feature = "tch")]
-        DType::BF16 | DType::F16 => {
-            matches!(device.clone().inner().as_dispatch(), burn::backend::DispatchDevice::LibTorch(_))
-        }
-        _ => {
-            let _ = device;
-            false
-        }
+        DType::BF16 | DType::F16 => match device.clone().inner().as_dispatch() {
+            #[cfg(feature = "tch")]
+            DispatchDevice::LibTorch(_) => true,
+            #[cfg(feature = "cube")]
+            DispatchDevice::Cube(cubecl::Device::Cuda(_)) => true,
+            _ => false,
+        },
+        _ => false,
     }
 }

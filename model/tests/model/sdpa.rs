@@ -1,8 +1,9 @@
 //! The fused causal attention (`gatelab_model::sdpa::causal_sdpa`) against the reference operation
 //! (`sdpa`, the one the PyTorch parity tests check through the probes' path) on the same inputs:
 //! output and the gradients of q, k and v, on every backend with a fused kernel (flex; libtorch
-//! with the `tch` feature), over shapes that cross the kernel's tile edges (64 query rows), with
-//! grouped queries, and a sequence of one token.
+//! with the `tch` feature; the CubeCL kernels on wgpu, which Mesa's lavapipe runs on a CPU), over
+//! shapes that cross the kernels' tile edges (64 query rows on flex; 64, 32 or 16 rows per cube
+//! on CubeCL, by head dimension), with grouped queries, and a sequence of one token.
 
 use crate::common::Lcg;
 use burn::backend::{Dispatch, TensorMetadata};
@@ -19,7 +20,30 @@ fn devices() -> Vec<(&'static str, Device)> {
     #[cfg(feature = "tch")]
     #[allow(deprecated)] // burn-tch is deprecated upstream; gatelab keeps it
     out.push(("tch", Device::libtorch()));
+    #[cfg(feature = "wgpu")]
+    out.extend(cube("wgpu", Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)));
+    #[cfg(feature = "cuda")]
+    out.extend(cube("cuda", Device::cuda(0)));
     out
+}
+
+/// A CubeCL backend's device (wgpu's default adapter, lavapipe on a machine without a GPU; CUDA
+/// device 0) where it works: skipped with the reason otherwise, unless `GATELAB_REQUIRE_BACKENDS`
+/// names it.
+#[cfg(feature = "cube")]
+fn cube(name: &'static str, device: Device) -> Option<(&'static str, Device)> {
+    let probe = device.clone();
+    let works =
+        std::panic::catch_unwind(move || Tensor::<1>::from_floats([1.0, 2.0], &probe).sum().into_scalar::<f32>());
+    let required = std::env::var("GATELAB_REQUIRE_BACKENDS").unwrap_or_default();
+    match works {
+        Ok(sum) if sum == 3.0 => Some((name, device)),
+        _ => {
+            assert!(!required.split(',').any(|b| b == name), "{name} is required but does not work here");
+            println!("SKIPPED {name}: no working device (wgpu: install Mesa's lavapipe; cuda: an NVIDIA driver)");
+            None
+        }
+    }
 }
 
 /// The largest absolute value of `x`.
@@ -148,7 +172,8 @@ fn libtorch_cuda_path_equals_the_reference_when_run_on_the_cpu() {
 #[test]
 fn bf16_attention_stays_within_bf16_roundings_of_f32() {
     const U: f32 = 1.0 / 256.0;
-    for (name, device) in devices() {
+    // WGSL has no bf16 (`gatelab_model::precision`): wgpu computes bf16 models in f32.
+    for (name, device) in devices().into_iter().filter(|(name, _)| *name != "wgpu") {
         let grad_device = device.clone().autodiff();
         for (i, &shape) in SHAPES.iter().enumerate() {
             let (_, _, g, t, hd) = shape;
