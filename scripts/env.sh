@@ -3,8 +3,9 @@
 # one build of Burn, and switching feature sets reuses each set's own build instead of
 # rebuilding Burn.
 #
-#   GATELAB_FEATURES   cargo features beyond flex and wgpu (always built): "" (default) or "tch";
-#                      "hub" for Hugging Face datasets. An explicit choice, never detected.
+#   GATELAB_FEATURES   cargo features beyond flex and wgpu (always built): "" (default), "tch",
+#                      "cuda" (Burn's CUDA backend), or several ("tch,cuda"); "hub" for Hugging
+#                      Face datasets. An explicit choice, never detected.
 #   GATELAB_VENV       the torch==2.9.0 virtualenv made by scripts/setup-libtorch.sh
 #                      (default ~/.cache/gatelab/venv); the tch feature needs it
 #   CARGO_TARGET_DIR   default ~/.cache/gatelab/target/<feature set> (outside the clone, so CI
@@ -30,6 +31,17 @@ case ",$GATELAB_FEATURES," in
     export PATH="$GATELAB_VENV/bin:$PATH"
     gatelab_torch_lib="$(echo "$GATELAB_VENV"/lib/python3*/site-packages/torch/lib)"
     export LD_LIBRARY_PATH="$gatelab_torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    ;;
+esac
+
+case ",$GATELAB_FEATURES," in
+  *,cuda,*)
+    # Burn's CUDA backend loads the driver at run time and builds with no CUDA installed; its
+    # bindings (cudarc) ask nvcc which CUDA API to bind, or, without nvcc, CUDARC_CUDA_VERSION: 12.8
+    # here, which any driver from 570 on serves.
+    if ! command -v nvcc >/dev/null 2>&1; then
+      export CUDARC_CUDA_VERSION="${CUDARC_CUDA_VERSION:-12080}"
+    fi
     ;;
 esac
 

@@ -1,5 +1,5 @@
-//! The backend is picked at run time: `--backend flex|wgpu|tch`. Burn's modules are not generic
-//! over a backend; the [`Device`] decides.
+//! The backend is picked at run time: `--backend flex|wgpu|cuda|tch|tch-cuda`. Burn's modules are
+//! not generic over a backend; the [`Device`] decides.
 
 use crate::error::{ExperimentError, Result};
 use burn::tensor::{Device, Tensor};
@@ -13,6 +13,9 @@ pub enum Backend {
     Flex,
     /// wgpu: Vulkan/Metal/DX12 GPUs, or Mesa's lavapipe on a CPU (cargo feature `wgpu`, default).
     Wgpu,
+    /// Burn's CUDA backend, CubeCL on CUDA, device `--device-index` (cargo feature `cuda`; needs an
+    /// NVIDIA driver at run time, and nothing of CUDA to build: docs/backends.md).
+    Cuda,
     /// libtorch CPU (cargo feature `tch`; see scripts/setup-libtorch.sh).
     Tch,
     /// libtorch CUDA device `--device-index` (cargo feature `tch` with a CUDA libtorch).
@@ -27,6 +30,9 @@ impl Backend {
         let mut out = vec![Backend::Flex];
         if cfg!(feature = "wgpu") {
             out.push(Backend::Wgpu);
+        }
+        if cfg!(feature = "cuda") {
+            out.push(Backend::Cuda);
         }
         if cfg!(feature = "tch") {
             out.extend([Backend::Tch, Backend::TchCuda]);
@@ -47,6 +53,8 @@ impl Backend {
             } else {
                 Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(index))
             }),
+            #[cfg(feature = "cuda")]
+            Backend::Cuda => Ok(Device::cuda(index)),
             #[cfg(feature = "tch")]
             Backend::Tch => Ok(Device::libtorch()),
             #[cfg(feature = "tch")]
@@ -56,9 +64,19 @@ impl Backend {
                 backend: other.name().into(),
                 message: format!(
                     "this gatelab was built without the cargo feature `{}` (GATELAB_FEATURES={0} scripts/gatelab …; docs/backends.md)",
-                    if other == Backend::Wgpu { "wgpu" } else { "tch" }
+                    other.feature()
                 ),
             }),
+        }
+    }
+
+    /// The cargo feature that builds this backend in (flex and auto: always built).
+    pub fn feature(self) -> &'static str {
+        match self {
+            Backend::Flex | Backend::Auto => "",
+            Backend::Wgpu => "wgpu",
+            Backend::Cuda => "cuda",
+            Backend::Tch | Backend::TchCuda => "tch",
         }
     }
 
@@ -67,6 +85,7 @@ impl Backend {
         match self {
             Backend::Flex => "flex",
             Backend::Wgpu => "wgpu",
+            Backend::Cuda => "cuda",
             Backend::Tch => "tch",
             Backend::TchCuda => "tch-cuda",
             Backend::Auto => "auto",
@@ -90,6 +109,25 @@ pub fn probe(device: &Device) -> Result<()> {
         Ok(v) => Err(ExperimentError::Training(format!("computed 1+2+3 = {v}"))),
         Err(e) => Err(ExperimentError::Training(panic_message(e))),
     }
+}
+
+/// Whether the NVIDIA driver's library loads: CubeCL's CUDA runtime loads it on first use and
+/// panics without it, so `open` asks first and says so in one line.
+pub fn nvidia_driver() -> bool {
+    #[cfg(unix)]
+    {
+        // SAFETY: dlopen with a constant, NUL-terminated name; the handle is closed at once.
+        unsafe {
+            let handle = libc::dlopen(c"libcuda.so.1".as_ptr(), libc::RTLD_LAZY | libc::RTLD_LOCAL);
+            if handle.is_null() {
+                return false;
+            }
+            libc::dlclose(handle);
+        }
+        true
+    }
+    #[cfg(not(unix))]
+    true
 }
 
 /// A real GPU through wgpu: discrete GPU `index`, else integrated GPU `index` (lavapipe, a CPU
@@ -140,8 +178,15 @@ pub fn open(backend: Backend, index: usize) -> Result<Device> {
         });
     }
     let device = backend.device(index)?;
+    if backend == Backend::Cuda && !nvidia_driver() {
+        return Err(ExperimentError::Backend {
+            backend: backend.name().into(),
+            message: "no NVIDIA driver here (libcuda.so.1 does not load): cuda needs an NVIDIA GPU and its driver"
+                .into(),
+        });
+    }
     probe(&device).map_err(|e| {
-        let message = if index > 0 && backend != Backend::TchCuda {
+        let message = if index > 0 && !matches!(backend, Backend::TchCuda | Backend::Cuda) {
             format!("no device {index} here (--device-index counts the GPUs this backend sees, from 0): {e}")
         } else {
             format!("not usable here: {e}")

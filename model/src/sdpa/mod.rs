@@ -31,8 +31,9 @@
 //! bias get their gradients from `dc` and `dv_slot` through the autodiff graph that built them.
 //!
 //! It is registered as a Burn backend extension for flex, libtorch (cargo feature `tch`) and the
-//! CubeCL backends (cargo feature `wgpu`), each with the forward above, and for autodiff with the
-//! backward above.
+//! CubeCL backends (cargo features `wgpu`, `cuda`; through Burn's fusion, which queues the fused
+//! causal operations as custom operations), each with the forward above, and for autodiff with
+//! the backward above.
 //!
 //! # The fused causal path
 //!
@@ -49,8 +50,14 @@
 //!   (`_scaled_dot_product_flash_attention_for_cpu` and its backward);
 //! - libtorch on CUDA: [`tch`], `scaled_dot_product_attention`, whose dispatcher picks flash,
 //!   memory-efficient or cuDNN attention, differentiated by libtorch's autograd;
-//! - every other backend (wgpu): the reference forward above with `P` as the residual and the
-//!   closed-form backward, i.e. what [`sdpa`] does.
+//! - the CubeCL backends (wgpu, CUDA): [`cube`], three CubeCL kernels (forward; dQ; dK and dV),
+//!   tested on Mesa's lavapipe;
+//! - any other backend: the reference forward above with `P` as the residual and the closed-form
+//!   backward, i.e. what [`sdpa`] does.
+//!
+//! The slot cures (softmax+1, a learned sink logit, a key/value bias) and every non-causal mask
+//! take [`sdpa`], the reference path, on every backend: the fused kernels are causal attention
+//! without a slot.
 //!
 //! The probes keep [`sdpa`]: they need `P`. `model/tests/model/sdpa.rs` checks every path's
 //! output and gradients against the reference on the same inputs.
