@@ -3,7 +3,8 @@
 //! src/cli/) is its command-line face.
 //!
 //! - [`bench`]: training, forward and analysis throughput, measured one case per process.
-//! - [`backend`]: `--backend flex|wgpu|tch|tch-cuda`.
+//! - [`backend`]: `--backend flex|wgpu|cuda|tch|tch-cuda`.
+//! - [`collective`]: data parallel through Burn's `all_reduce` (CUDA), or gatelab's loop.
 //! - [`config`]: the presets of scale ([`config::RunConfig`] is the run folder's, `gatelab_rundir`).
 //! - [`error`]: the error type, [`ExperimentError`].
 //! - [`progress`]: progress bars of a sweep.
@@ -17,6 +18,7 @@
 
 pub mod backend;
 pub mod bench;
+pub mod collective;
 pub mod config;
 pub mod error;
 pub mod extend;

@@ -6,6 +6,7 @@
 //! replacement by a hash), so a run resumed from a checkpoint sees the batches it would have
 //! seen, and its optimiser state is restored with it.
 
+use crate::collective::{Collective, Engine};
 use crate::error::{ExperimentError, Result};
 use crate::optim::FusedAdamW;
 use burn::data::dataloader::batcher::Batcher;
@@ -64,15 +65,12 @@ fn batch_of(
 /// One step's forward passes: the whole batch on one device, or, data parallel, one shard per
 /// device on a fork of the model.
 ///
-/// Why gatelab's own loop and not Burn's distributed runtime (`DistributedContext`, `all_reduce`,
-/// burn-train's DDP strategy): in Burn 0.22.1 `all_reduce` has a transport between devices only
-/// on CUDA; flex and tch do not implement it and wgpu has no device transport
-/// (`examples/collective_probe.rs` shows each). This loop works on every backend and keeps exact
-/// resume on any device count; on CUDA machines Burn's runtime is the better engine, untested here
-/// (issue 21). Each shard's mean loss is weighted by its share of the batch's
-/// real (non-PAD) targets, so the weighted sum is the batch's mean loss and the summed gradients
-/// are its gradient. A mixture-of-experts model's auxiliary loss (load balance, z-loss) joins the
-/// objective that is differentiated; the loss reported is the cross-entropy alone.
+/// The gradients are summed by Burn's `all_reduce` where it has a transport (CUDA) and by this
+/// loop elsewhere ([`crate::collective`], with the measured reasons). Each shard's mean loss is
+/// weighted by its share of the batch's real (non-PAD) targets, so the weighted sum is the batch's
+/// mean loss and the summed gradients are its gradient. A mixture-of-experts model's auxiliary
+/// loss (load balance, z-loss) joins the objective that is differentiated; the loss reported is
+/// the cross-entropy alone.
 ///
 /// With `train.checkpointing = blocks` each shard's gradients are computed in its forward pass,
 /// block by block (`gatelab_model::recompute`), and no graph is kept between the two calls.
@@ -141,14 +139,25 @@ impl Shards {
         Ok(Self { parts, loss: value })
     }
 
-    /// The batch's gradients on `main` (each replica's moved there and summed).
-    pub fn backward(self, main: &Device) -> GradientsParams {
+    /// The batch's gradients on `main`: each replica's summed by `collective` (Burn's
+    /// `all_reduce`) where there is one, else moved to `main` and added.
+    pub fn backward(self, main: &Device, collective: Option<&Collective>) -> GradientsParams {
+        let parts: Vec<(Transformer, GradientsParams)> = self
+            .parts
+            .into_iter()
+            .map(|(replica, pending)| {
+                let grads = match pending {
+                    Pending::Objective(objective) => GradientsParams::from_grads(objective.backward(), &replica),
+                    Pending::Grads(grads) => grads,
+                };
+                (replica, grads)
+            })
+            .collect();
+        if let Some(collective) = collective.filter(|_| parts.len() > 1) {
+            return collective.sum(parts);
+        }
         let mut total = GradientsParams::new();
-        for (k, (replica, pending)) in self.parts.into_iter().enumerate() {
-            let mut grads = match pending {
-                Pending::Objective(objective) => GradientsParams::from_grads(objective.backward(), &replica),
-                Pending::Grads(grads) => grads,
-            };
+        for (k, (replica, mut grads)) in parts.into_iter().enumerate() {
             if k == 0 {
                 total = grads;
             } else {
@@ -248,6 +257,7 @@ pub fn run(
     };
     let by_blocks = cfg.checkpointing == Checkpointing::Blocks;
     let replicas: Vec<Device> = devices.iter().map(autodiff).collect();
+    let collective = (Engine::for_devices(devices) == Engine::Burn).then(|| Collective::start(devices));
     let ad = replicas[0].clone();
     ad.seed(cfg.seed);
     let mut model = model_cfg.init(&ad)?;
@@ -344,7 +354,7 @@ pub fn run(
         }
         mean_loss = Some(mean_loss.map_or(loss_value, |m| 0.98 * m + 0.02 * loss_value));
         let lr = cfg.lr_at(step);
-        let (grad_norm, grads) = clip_global(&model, shards.backward(&ad), cfg.grad_clip);
+        let (grad_norm, grads) = clip_global(&model, shards.backward(&ad, collective.as_ref()), cfg.grad_clip);
         model = optim.step(lr, model, grads);
         let done = step + 1;
         if done % cfg.log_every == 0 || done == cfg.steps {

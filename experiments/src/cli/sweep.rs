@@ -71,12 +71,15 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
         print!("{}", sweep::sbatch(&opts, n, &plan.out, args.cpus_per_task));
         return Ok(());
     }
+    let n_devices = sweep::device_indices(opts.device_index, &opts.devices).len();
+    let engine = gatelab::collective::Engine::for_backend(opts.backend, n_devices);
     eprintln!(
-        "sweep {}: {} runs at preset {} on {}",
+        "sweep {}: {} runs at preset {} on {}{}",
         plan.grid.name,
         plan.runs.len(),
         opts.preset,
-        opts.backend.name()
+        opts.backend.name(),
+        if n_devices > 1 { format!(", {}", engine.describe(n_devices)) } else { String::new() }
     );
     let mut said = std::collections::BTreeSet::new();
     for l in plan.runs.iter().filter(|l| !l.run.also.is_empty()) {
