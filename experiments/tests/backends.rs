@@ -11,6 +11,8 @@ use gatelab_model::{
     GateActivation, GatePosition, GateSpec, Granularity, InputDims, ModelConfig, SinkCure, Transformer, cross_entropy,
 };
 
+mod common;
+
 fn required() -> Vec<String> {
     std::env::var("GATELAB_REQUIRE_BACKENDS")
         .unwrap_or_default()
@@ -46,16 +48,7 @@ fn one_step_lowers_the_loss_on_every_backend() {
     let mut ran = 0;
     for backend in Backend::compiled().into_iter().filter(|b| !matches!(b, Backend::TchCuda | Backend::Auto)) {
         let Some(device) = open_autodiff(backend, &required) else { continue };
-        let base = ModelConfig {
-            vocab_size: 17,
-            d_model: 32,
-            n_layers: 2,
-            n_heads: 2,
-            n_kv_heads: 1,
-            head_dim: 16,
-            d_ff: 48,
-            ..ModelConfig::default()
-        };
+        let base = common::small_model_config();
         // Dense with and without G1, and the paper's sparse kind: a mixture-of-experts FFN (its
         // auxiliary losses in the objective) with Switch-Head key and value experts.
         let sparse = ModelConfig {

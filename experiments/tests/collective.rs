@@ -9,7 +9,9 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use gatelab::backend::{Backend, open};
 use gatelab::collective::{Collective, Engine};
-use gatelab_model::{ModelConfig, Transformer, cross_entropy};
+use gatelab_model::{Transformer, cross_entropy};
+
+mod common;
 
 #[test]
 fn engines_by_device() {
@@ -67,16 +69,7 @@ fn two_cuda_devices_give_the_one_device_gradient() {
             return;
         }
     };
-    let config = ModelConfig {
-        vocab_size: 17,
-        d_model: 32,
-        n_layers: 2,
-        n_heads: 2,
-        n_kv_heads: 1,
-        head_dim: 16,
-        d_ff: 48,
-        ..ModelConfig::default()
-    };
+    let config = common::small_model_config();
     let main = devices[0].clone().autodiff();
     let model = config.init(&main).unwrap();
     let seq: Vec<i64> = (0..4 * 9).map(|i| (i * 7 % 17) as i64).collect();

@@ -9,6 +9,8 @@ use gatelab::backend::Backend;
 use gatelab::optim::FusedAdamW;
 use gatelab_model::{GateSpec, ModelConfig, Transformer, cross_entropy};
 
+mod common;
+
 /// The autodiff devices of the CPU backends with a fused AdamW: flex, and libtorch's CPU device
 /// where this build has it.
 fn devices() -> Vec<(&'static str, Device)> {
@@ -39,17 +41,7 @@ fn fused_adamw() -> ModuleOptimizer {
 
 fn model(device: &Device) -> Transformer {
     device.seed(5);
-    let config = ModelConfig {
-        vocab_size: 17,
-        d_model: 32,
-        n_layers: 2,
-        n_heads: 2,
-        n_kv_heads: 1,
-        head_dim: 16,
-        d_ff: 48,
-        gate: GateSpec::G1_ELEMENTWISE,
-        ..ModelConfig::default()
-    };
+    let config = ModelConfig { gate: GateSpec::G1_ELEMENTWISE, ..common::small_model_config() };
     config.init(device).unwrap()
 }
 

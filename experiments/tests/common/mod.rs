@@ -5,6 +5,21 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The small model the backend, optimiser and collective tests train: 2 layers, d 32, two query
+/// heads sharing one KV head of 16, a vocabulary of 17.
+pub fn small_model_config() -> gatelab_model::ModelConfig {
+    gatelab_model::ModelConfig {
+        vocab_size: 17,
+        d_model: 32,
+        n_layers: 2,
+        n_heads: 2,
+        n_kv_heads: 1,
+        head_dim: 16,
+        d_ff: 48,
+        ..Default::default()
+    }
+}
+
 /// Runs the `gatelab` binary: exit code, stdout, stderr.
 pub fn gatelab(args: &[&str]) -> (i32, String, String) {
     gatelab_in(args, Path::new("."), &[])

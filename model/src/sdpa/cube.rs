@@ -113,6 +113,35 @@ fn dot_row(a: &Array<f32>, tile: &Shared<[f32]>, row: usize, #[comptime] hd: usi
     acc
 }
 
+/// `row[d] = src[at + d]·scale` for `d < hd`, or zeros where the unit has no row (`!valid`).
+#[cube]
+fn load_row<F: Float>(
+    src: &Tensor<F>,
+    row: &mut Array<f32>,
+    at: usize,
+    valid: bool,
+    scale: f32,
+    #[comptime] hd: usize,
+) {
+    #[unroll]
+    for d in 0..hd {
+        let mut x = 0.0f32;
+        if valid {
+            x = f32::cast_from(src[at + d]) * scale;
+        }
+        row[d] = x;
+    }
+}
+
+/// `row[d] = 0` for `d < hd`.
+#[cube]
+fn zero_row(row: &mut Array<f32>, #[comptime] hd: usize) {
+    #[unroll]
+    for d in 0..hd {
+        row[d] = 0.0f32;
+    }
+}
+
 /// Forward pass: `out = softmax(q·kᵀ·scale, causal)·v` and `lse` (`[b·kv, rows]`, f32).
 #[cube(launch_unchecked)]
 fn forward_kernel<F: Float>(
@@ -139,15 +168,8 @@ fn forward_kernel<F: Float>(
     let mut q_row = Array::<f32>::new(hd);
     let mut acc = Array::<f32>::new(hd);
     let mut scores = Array::<f32>::new(block);
-    #[unroll]
-    for d in 0..hd {
-        let mut x = 0.0f32;
-        if valid {
-            x = f32::cast_from(q[q_base + r * hd + d]) * scale;
-        }
-        q_row[d] = x;
-        acc[d] = 0.0f32;
-    }
+    load_row::<F>(q, &mut q_row, q_base + r * hd, valid, scale, hd);
+    zero_row(&mut acc, hd);
     let mut m = f32::new(NEG_BIG);
     let mut l = 0.0f32;
 
@@ -234,20 +256,11 @@ fn dq_kernel<F: Float>(
     let mut q_row = Array::<f32>::new(hd);
     let mut do_row = Array::<f32>::new(hd);
     let mut acc = Array::<f32>::new(hd);
+    load_row::<F>(q, &mut q_row, q_base + r * hd, valid, scale, hd);
+    load_row::<F>(d_out, &mut do_row, q_base + r * hd, valid, 1.0f32, hd);
+    zero_row(&mut acc, hd);
     let mut row_lse = 0.0f32;
     let mut row_delta = 0.0f32;
-    #[unroll]
-    for d in 0..hd {
-        let mut x = 0.0f32;
-        let mut g = 0.0f32;
-        if valid {
-            x = f32::cast_from(q[q_base + r * hd + d]) * scale;
-            g = f32::cast_from(d_out[q_base + r * hd + d]);
-        }
-        q_row[d] = x;
-        do_row[d] = g;
-        acc[d] = 0.0f32;
-    }
     if valid {
         row_lse = lse[head * rows + r];
         row_delta = delta[head * rows + r];
@@ -313,19 +326,10 @@ fn dkv_kernel<F: Float>(
     let mut v_row = Array::<f32>::new(hd);
     let mut dk_acc = Array::<f32>::new(hd);
     let mut dv_acc = Array::<f32>::new(hd);
-    #[unroll]
-    for d in 0..hd {
-        let mut x = 0.0f32;
-        let mut y = 0.0f32;
-        if valid {
-            x = f32::cast_from(k[kv_base + j * hd + d]) * scale;
-            y = f32::cast_from(v[kv_base + j * hd + d]);
-        }
-        k_row[d] = x;
-        v_row[d] = y;
-        dk_acc[d] = 0.0f32;
-        dv_acc[d] = 0.0f32;
-    }
+    load_row::<F>(k, &mut k_row, kv_base + j * hd, valid, scale, hd);
+    load_row::<F>(v, &mut v_row, kv_base + j * hd, valid, 1.0f32, hd);
+    zero_row(&mut dk_acc, hd);
+    zero_row(&mut dv_acc, hd);
 
     let mut q_tile = Shared::<[f32]>::new_slice(block * hd);
     let mut do_tile = Shared::<[f32]>::new_slice(block * hd);
