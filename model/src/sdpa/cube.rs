@@ -24,10 +24,10 @@
 //!
 //! The loops over the head dimension are unrolled (`hd` is a compile-time constant of the
 //! kernel): a unit's rows then stay in registers, which a loop's dynamic index would push to
-//! local memory, and no loop runs more than `t` times. The second matters on lavapipe, whose
-//! llvmpipe bounds every shader loop at 65,535 iterations (`LP_MAX_TGSI_LOOP_ITERATIONS`) and
-//! quietly leaves it there: with the head-dimension loops rolled, the kernels returned wrong
-//! gradients from `t·hd ≈ 25,000` on (measured: t = 387, hd = 64).
+//! local memory, and a unit's loops run about `rows·(1 + 2·hd/block)` times in all. The second
+//! matters on lavapipe, whose llvmpipe stops a shader's loops after 65,535 iterations counted over
+//! all of them (`LP_MAX_TGSI_LOOP_ITERATIONS`), quietly: with the head-dimension loops rolled, the
+//! kernels returned wrong gradients from `t·hd ≈ 25,000` on (measured: t = 387, hd = 64).
 
 use burn::backend::TensorMetadata;
 use burn::tensor::{DType, Shape};
