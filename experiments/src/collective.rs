@@ -17,11 +17,11 @@
 //! (epochs of a data loader, its own checkpoints), where gatelab's loop draws each step's batch
 //! from `(seed, step)` so that a run resumes exactly on any device count.
 
-use burn::backend::{CubeDevice, DispatchDevice};
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::distributed::{DistributedConfig, DistributedContext, ReduceOperation, all_reduce};
 use burn::tensor::{Device, Tensor};
+use gatelab_model::precision::is_burn_cuda;
 
 /// What sums a step's gradients over the devices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,18 +37,19 @@ pub enum Engine {
 impl Engine {
     /// The engine for `devices`.
     pub fn for_devices(devices: &[Device]) -> Self {
-        match devices.len() {
-            0 | 1 => Engine::Single,
-            _ if devices.iter().all(is_cuda) => Engine::Burn,
-            _ => Engine::Gatelab,
-        }
+        Self::of(devices.len(), devices.iter().all(is_burn_cuda))
     }
 
     /// The engine `n` devices of `backend` will get (the sweep's header, before any is opened).
     pub fn for_backend(backend: crate::backend::Backend, n: usize) -> Self {
+        Self::of(n, backend == crate::backend::Backend::Cuda)
+    }
+
+    /// `n` devices, all CUDA devices of Burn's backend or not.
+    fn of(n: usize, cuda: bool) -> Self {
         match n {
             0 | 1 => Engine::Single,
-            _ if backend == crate::backend::Backend::Cuda => Engine::Burn,
+            _ if cuda => Engine::Burn,
             _ => Engine::Gatelab,
         }
     }
@@ -63,11 +64,6 @@ impl Engine {
             ),
         }
     }
-}
-
-/// Whether `device` is a CUDA device of Burn's CubeCL backend.
-pub fn is_cuda(device: &Device) -> bool {
-    matches!(device.clone().inner().as_dispatch(), DispatchDevice::Cube(CubeDevice::Cuda(_)))
 }
 
 /// Burn's communication server for the devices of a run, held while it trains.
@@ -114,9 +110,9 @@ impl Collective {
                 std::thread::spawn(move || {
                     let pending: Vec<_> = items
                         .into_iter()
-                        .map(|(id, dims, g)| (id, dims, all_reduce(g, ReduceOperation::Sum, devices.clone())))
+                        .map(|(id, g)| (id, all_reduce(g, ReduceOperation::Sum, devices.clone())))
                         .collect();
-                    pending.into_iter().map(|(id, dims, c)| (id, dims, c.resolve())).collect::<Vec<_>>()
+                    pending.into_iter().map(|(id, c)| (id, c.resolve())).collect::<Vec<_>>()
                 })
             })
             .collect();
@@ -129,8 +125,9 @@ impl Collective {
     }
 }
 
-/// A gradient flattened for the collective: its parameter, its dims, its values.
-type Flat = (ParamId, Vec<usize>, Tensor<1>);
+/// A gradient flattened for the collective: its parameter and its values (its shape is the
+/// parameter's).
+type Flat = (ParamId, Tensor<1>);
 
 /// Every trainable parameter's gradient, flattened, in the module's order: the same list on
 /// every replica, with zeros where a replica has none (`real` says which).
@@ -146,13 +143,12 @@ impl ModuleVisitor for Flatten<'_> {
         if !value.is_require_grad() {
             return; // frozen (`train.trainable`): on no replica
         }
-        let dims = value.dims().to_vec();
-        let n = dims.iter().product::<usize>();
+        let n = value.dims().iter().product::<usize>();
         let (flat, real) = match self.grads.remove::<D>(param.id) {
             Some(g) => (g.reshape([n]), true),
             None => (Tensor::<1>::zeros([n], &value.device()).inner(), false),
         };
-        self.items.push((param.id, dims, flat));
+        self.items.push((param.id, flat));
         self.real.push(real);
     }
 }
@@ -164,10 +160,9 @@ struct Unflatten<'a, I: Iterator<Item = Flat>> {
 
 impl<I: Iterator<Item = Flat>> ModuleVisitor for Unflatten<'_, I> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if self.items.peek().is_some_and(|(id, _, _)| *id == param.id) {
-            let (id, dims, g) = self.items.next().expect("peeked");
-            let dims: [usize; D] = dims.try_into().expect("a gradient has its parameter's rank");
-            self.into.register(id, g.reshape(dims));
+        if self.items.peek().is_some_and(|(id, _)| *id == param.id) {
+            let (id, g) = self.items.next().expect("peeked");
+            self.into.register(id, g.reshape(param.val().dims()));
         }
     }
 }

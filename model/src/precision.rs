@@ -53,6 +53,20 @@ pub(crate) fn cast_module<M: Module>(module: &M, dtype: DType) -> M {
     module.clone().map(&mut CastParameters(dtype))
 }
 
+/// Whether `device` is a CUDA device of Burn's CubeCL backend (`--backend cuda`), as opposed to
+/// wgpu on the same backend, or another backend.
+pub fn is_burn_cuda(device: &Device) -> bool {
+    #[cfg(feature = "cube")]
+    {
+        matches!(device.clone().inner().as_dispatch(), burn::backend::DispatchDevice::Cube(cubecl::Device::Cuda(_)))
+    }
+    #[cfg(not(feature = "cube"))]
+    {
+        let _ = device;
+        false
+    }
+}
+
 /// Whether `device` computes in bf16, or why not: flex, libtorch (CPU and CUDA) and Burn's CUDA
 /// backend do; wgpu does not (WGSL has no bf16 type, so CubeCL's wgpu runtime has none).
 pub fn bf16_support(device: &Device) -> Result<(), String> {
@@ -62,7 +76,7 @@ pub fn bf16_support(device: &Device) -> Result<(), String> {
         #[cfg(feature = "tch")]
         DispatchDevice::LibTorch(_) => Ok(()),
         #[cfg(feature = "cube")]
-        DispatchDevice::Cube(cubecl::Device::Cuda(_)) => Ok(()),
+        DispatchDevice::Cube(_) if is_burn_cuda(device) => Ok(()),
         #[cfg(feature = "cube")]
         DispatchDevice::Cube(_) => {
             Err("wgpu has no bf16 (WGSL shaders have no bf16 type); use flex, tch or tch-cuda".into())

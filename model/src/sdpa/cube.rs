@@ -54,14 +54,6 @@ fn block_for(hd: usize) -> usize {
     block
 }
 
-/// Whether the fused kernels take these tensors: always. Any float dtype the runtime stores is
-/// read as it is (the arithmetic is f32), and any head dimension (a unit keeps four rows of it in
-/// registers, which spill past a few hundred). Always, because Burn's fusion is told the
-/// residual's shape before the kernel runs (`fused_meta` in the parent module).
-pub(super) fn fused(_q: &CubeTensor) -> bool {
-    true
-}
-
 /// The key rows a cube of query rows `r0 .. r0 + block` (of `rows`) can see: `0 ..= last`. Rows
 /// in one query head see up to their last position; a cube spanning two heads sees every key.
 #[cube]
@@ -380,7 +372,8 @@ fn dkv_kernel<F: Float>(
     }
 }
 
-/// `(b·kv, rows, t, hd)` of `q [b, kv, rows, hd]` against `k [b, kv, t, hd]`.
+/// `(b·kv, rows, t, hd)` of `q [b, kv, rows, hd]` against `k [b, kv, t, hd]`. Any head dimension
+/// runs: a unit keeps four rows of it in registers, which spill past a few hundred.
 fn dims(q: &CubeTensor, k: &CubeTensor) -> (usize, usize, usize, usize) {
     let [b, kv, rows, hd] = q.shape().dims::<4>();
     let t = k.shape().dims::<4>()[2];

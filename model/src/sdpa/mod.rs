@@ -254,8 +254,32 @@ fused_causal!(Flex, flex);
 #[cfg(feature = "tch")]
 fused_causal!(burn::backend::LibTorch, tch);
 
+/// The CubeCL kernels take every causal call (any float dtype, any head dimension): Burn's fusion
+/// is told the residual's shape before they run (`fused_meta`), so there is no fallback to `P`.
 #[cfg(feature = "cube")]
-fused_causal!(burn_cubecl::CubeBackend, cube);
+impl SdpaOps for burn_cubecl::CubeBackend {
+    fn causal_sdpa(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        _masked: BoolTensor<Self>,
+        scale: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        cube::forward(q, k, v, scale)
+    }
+
+    fn causal_sdpa_backward(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        out: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        d_out: FloatTensor<Self>,
+        scale: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        cube::backward(q, k, v, out, residual, d_out, scale)
+    }
+}
 
 /// What the fused causal operations return, for Burn's fusion of the CubeCL backends, which
 /// queues them as custom operations and runs [`cube`]'s kernels when the queue is executed.
@@ -496,15 +520,12 @@ pub fn causal_sdpa(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, masked: Tensor<2, B
 /// (f32 anywhere; bf16 and f16 on libtorch, whose flash attention keeps its softmax in f32, and on
 /// Burn's CUDA backend, whose CubeCL kernels compute in f32 from any storage dtype).
 pub fn kernel_takes(device: &burn::tensor::Device, dtype: DType) -> bool {
-    use burn::backend::DispatchDevice;
     match dtype {
         DType::F32 => true,
         DType::BF16 | DType::F16 => match device.clone().inner().as_dispatch() {
             #[cfg(feature = "tch")]
-            DispatchDevice::LibTorch(_) => true,
-            #[cfg(feature = "cube")]
-            DispatchDevice::Cube(cubecl::Device::Cuda(_)) => true,
-            _ => false,
+            burn::backend::DispatchDevice::LibTorch(_) => true,
+            _ => crate::precision::is_burn_cuda(device),
         },
         _ => false,
     }

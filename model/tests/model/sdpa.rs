@@ -77,6 +77,14 @@ fn inputs(shape: (usize, usize, usize, usize, usize), device: &Device, seed: u64
     [normal([b, kv, g * t, hd]), normal([b, kv, t, hd]), normal([b, kv, t, hd]), normal([b, kv, g * t, hd])]
 }
 
+/// `logsumexp(Q·Kᵀ·scale, masked)` per query row, `[b, kv, g·t, 1]`: the residual of the fused
+/// kernels.
+fn reference_lse(q: Tensor<4>, k: Tensor<4>, masked: Tensor<4, Bool>, scale: f64) -> Tensor<4> {
+    let scores = q.matmul(k.transpose()).mul_scalar(scale).mask_fill(masked, f32::NEG_INFINITY);
+    let max = scores.clone().max_dim(3);
+    (scores - max.clone()).exp().sum_dim(3).log() + max
+}
+
 fn stacked_causal_mask(g: usize, t: usize, device: &Device) -> Tensor<2, Bool> {
     Tensor::<2, Bool>::tril_mask([t, t], 0, device).repeat_dim(0, g)
 }
@@ -139,10 +147,7 @@ fn fused_kernels_keep_the_log_sum_exp() {
         }
         assert_eq!(residual.shape().num_elements(), b * kv * g * t, "{name}: the residual is not a log-sum-exp");
         let lse = Tensor::<3>::from_dispatch(residual).reshape([b, kv, g * t, 1]);
-        let scores = q.matmul(k.transpose()).mul_scalar(scale).mask_fill(masked, f32::NEG_INFINITY);
-        let max = scores.clone().max_dim(3);
-        let want = (scores - max.clone()).exp().sum_dim(3).log() + max;
-        let diff = rel_diff(lse, want);
+        let diff = rel_diff(lse, reference_lse(q, k, masked, scale));
         assert!(diff < 1e-5, "{name}: log-sum-exp differs by {diff:e}");
     }
 }
@@ -249,11 +254,8 @@ fn cube_kernels_take_half_precision_storage() {
             let want = sdpa(q.clone(), k.clone(), v, masked.clone().squeeze_dims::<2>(&[0, 1]), scale, None).0;
             let out_diff = rel_diff(out.cast(DType::F32), want);
             assert!(out_diff <= 2.0 * u, "{name} {dtype:?}: output differs by {out_diff:e} of its scale");
-            let scores = q.matmul(k.transpose()).mul_scalar(scale).mask_fill(masked, f32::NEG_INFINITY);
-            let max = scores.clone().max_dim(3);
-            let want_lse = (scores - max.clone()).exp().sum_dim(3).log() + max;
             let lse = Tensor::<3>::from_dispatch(lse).reshape([b, kv, g * t, 1]);
-            let diff = rel_diff(lse, want_lse);
+            let diff = rel_diff(lse, reference_lse(q, k, masked, scale));
             assert!(diff < 1e-5, "{name} {dtype:?}: log-sum-exp differs by {diff:e}");
             println!("{name} {dtype:?}: output within {out_diff:e} of its scale, log-sum-exp within {diff:e}");
             ran += 1;
